@@ -1,0 +1,18 @@
+"""minigrad: a small reverse-mode autograd framework in NumPy whose layers read like the textbook.
+
+>>> import minigrad
+>>> x = minigrad.Tensor([2.0, 3.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+array([4., 6.], dtype=float32)
+"""
+
+# tensor first: it binds the ops, which need Function, which needs Tensor.
+from minigrad.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
+from minigrad.function import Function, unbroadcast
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
+]

@@ -1,0 +1,239 @@
+"""The op contract (:class:`Function`), the shared ``unbroadcast`` helper and the backward pass.
+
+An op is a class with ``forward`` and ``backward``, written the way the textbook writes its
+layers::
+
+    class Mul(Function):
+        '''z = x · y.    dL/dx = dL/dz · y    dL/dy = dL/dz · x'''
+
+        def forward(self, x, y):
+            self.x, self.y = x, y          # saved for backward, freed after it
+            return x * y
+
+        def backward(self, dz):
+            return dz * self.y, dz * self.x
+
+``forward`` takes arrays and returns one array; ``backward`` takes dL/d(output) and returns one
+gradient per input (a tuple when there are several), ``None`` for an input without one.
+Settings that are not tensors (stride, axis, ...) go to ``__init__``.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from typing import Any
+
+import numpy as np
+
+from minigrad.tensor import Tensor, _GradMode
+
+# Objects told about every forward and backward step: the profiler and anomaly mode register
+# here. Each has ``forward(fn, inputs, output, seconds)`` and ``backward(fn, dy, grads,
+# seconds)``. When the list is empty the tape pays one truth test per op.
+_observers: list = []
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` back to ``shape``, undoing NumPy broadcasting.
+
+    Broadcasting copies an input along the leading axes it lacks and along its size-1 axes, so
+    its gradient is the sum over those axes.
+
+    >>> unbroadcast(np.ones((2, 3)), (3,))
+    array([2., 2., 2.])
+    >>> unbroadcast(np.ones((2, 3)), (2, 1))
+    array([[3.],
+           [3.]])
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Function:
+    """Base class of every op: subclass it and write ``forward`` and ``backward``.
+
+    Calling an instance on tensors runs ``forward`` on their arrays and, when any input
+    requires grad (and grad mode is on), records the call on the tape. An instance is called
+    once; make a new one for every use (``Mul()(x, y)``).
+
+    Attributes set by the call, readable in ``forward``/``backward``:
+        needs_input_grad: one bool per input, True where a gradient is wanted; ``backward`` may
+            return ``None`` (and skip the work) where it is False.
+        inputs: the inputs as given (Tensors, or arrays for non-tensor inputs such as labels).
+        output: the output Tensor (while it is alive).
+
+    Attributes that ``forward`` adds to ``self`` are the op's saved values: they are freed
+    after the backward pass unless ``retain_graph=True``. Attributes set in ``__init__`` are its
+    settings, kept for display (``settings()``).
+
+    >>> import numpy as np
+    >>> class Square(Function):
+    ...     '''y = x².    dL/dx = dL/dy · 2x'''
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x * x
+    ...     def backward(self, dy):
+    ...         return dy * 2 * self.x
+    >>> x = Tensor([3.0], requires_grad=True)
+    >>> Square()(x).backward(np.ones(1, np.float32))
+    >>> x.grad
+    array([6.], dtype=float32)
+    """
+
+    # Engine bookkeeping lives in slots so that ``__dict__`` holds only the op's own values.
+    __slots__ = ("inputs", "_output_ref", "needs_input_grad", "_setting_names", "_released",
+                 "__dict__", "__weakref__")
+
+    def forward(self, *xs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not written")
+
+    def backward(self, dy: np.ndarray) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no backward: it cannot be differentiated")
+
+    def __call__(self, *inputs: Any) -> Tensor:
+        if hasattr(self, "_setting_names"):
+            raise RuntimeError(f"{type(self).__name__}: a Function instance is called once; "
+                               f"create a new instance for every call")
+        self._setting_names = tuple(self.__dict__)
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        self.needs_input_grad = needs
+        record = _GradMode.enabled and True in needs
+        if _observers:
+            start = time.perf_counter()
+            y = self.forward(*arrays)
+            seconds = time.perf_counter() - start
+        else:
+            y = self.forward(*arrays)
+        if type(y) is not np.ndarray:
+            if isinstance(y, (tuple, list)):
+                raise TypeError(f"{type(self).__name__}.forward must return one array, "
+                                f"got a {type(y).__name__} of {len(y)}")
+            y = np.asarray(y)
+        if record:
+            out = Tensor._from_op(y, True, self)
+            self.inputs = inputs
+            self._output_ref = weakref.ref(out)
+            self._released = False
+        else:
+            out = Tensor._from_op(y, False, None)
+        if _observers:
+            for observer in _observers:
+                observer.forward(self, arrays, y, seconds)
+        return out
+
+    @property
+    def output(self) -> Tensor | None:
+        ref = getattr(self, "_output_ref", None)
+        return ref() if ref is not None else None
+
+    @property
+    def released(self) -> bool:
+        """True once a backward pass has freed the saved values."""
+        return getattr(self, "_released", False)
+
+    def settings(self) -> dict[str, Any]:
+        """The op's settings (attributes given before forward), for display."""
+        names = getattr(self, "_setting_names", tuple(self.__dict__))
+        return {k: self.__dict__[k] for k in names if k in self.__dict__}
+
+    def _release(self) -> None:
+        """Free the values ``forward`` saved; the settings and graph structure stay."""
+        keep = self._setting_names
+        for key in [k for k in self.__dict__ if k not in keep]:
+            del self.__dict__[key]
+        self._released = True
+
+
+def _topological_order(root: Function) -> list[Function]:
+    """Ops reachable from ``root``, each after every op that made one of its inputs.
+
+    An explicit stack instead of recursion: a chain of 100,000 ops is fine.
+    """
+    order: list[Function] = []
+    visited = {id(root)}
+    stack: list[tuple[Function, bool]] = [(root, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        stack.append((fn, True))
+        for x in fn.inputs:
+            if type(x) is not np.ndarray and isinstance(x, Tensor):
+                creator = x.creator
+                if creator is not None and id(creator) not in visited:
+                    visited.add(id(creator))
+                    stack.append((creator, False))
+    return order
+
+
+def _shape_str(grad: Any) -> str:
+    return str(getattr(grad, "shape", type(grad).__name__))
+
+
+def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+    """Propagate ``seed`` = dL/d(root) back through the tape (called by ``Tensor.backward``)."""
+    if root.creator is None:  # a leaf: its gradient is the seed
+        root.grad = seed.copy() if root.grad is None else root.grad + seed
+        return
+    grads: dict[int, np.ndarray] = {id(root): seed}
+    for fn in reversed(_topological_order(root.creator)):
+        out = fn.output
+        dy = grads.pop(id(out), None) if out is not None else None
+        if dy is None:  # nothing downstream of this op reached the root
+            continue
+        if out._retains_grad:
+            out.grad = dy if out.grad is None else out.grad + dy
+        if fn._released:
+            raise RuntimeError(
+                f"backward: trying to go through the graph a second time: the values that "
+                f"{type(fn).__name__} saved were freed by the first backward(); pass "
+                f"retain_graph=True to that first call to keep them")
+        if _observers:
+            start = time.perf_counter()
+            gxs = fn.backward(dy)
+            seconds = time.perf_counter() - start
+        else:
+            gxs = fn.backward(dy)
+        inputs = fn.inputs
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        if len(gxs) != len(inputs):
+            raise RuntimeError(
+                f"{type(fn).__name__}.backward returned {len(gxs)} gradient(s) for "
+                f"{len(inputs)} input(s); return one per input, None where there is none")
+        if _observers:
+            for observer in _observers:
+                observer.backward(fn, dy, gxs, seconds)
+        for i, (x, gx) in enumerate(zip(inputs, gxs)):
+            if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+                continue
+            if type(gx) is not np.ndarray and isinstance(gx, (np.generic, float, int)):
+                gx = np.asarray(gx)  # NumPy gives scalars for 0-d arithmetic
+            if type(gx) is not np.ndarray or gx.shape != x.data.shape:
+                raise RuntimeError(
+                    f"{type(fn).__name__}.backward returned a gradient of shape "
+                    f"{_shape_str(gx)} for input {i}, which has shape {x.data.shape}")
+            if gx.dtype != x.data.dtype:  # keep float32 float32 end to end
+                gx = gx.astype(x.data.dtype)
+            if x.creator is None:  # a leaf: accumulate into .grad
+                if x.grad is None:
+                    # dy may be handed to several inputs (Add): give each leaf its own array.
+                    x.grad = gx.copy() if (gx is dy or not gx.flags.writeable) else gx
+                else:
+                    x.grad = x.grad + gx
+            else:
+                key = id(x)
+                previous = grads.get(key)
+                grads[key] = gx if previous is None else previous + gx
+        if not retain_graph:
+            fn._release()

@@ -1,0 +1,178 @@
+"""Elementwise arithmetic and the matrix product.
+
+Binary ops broadcast like NumPy; each input's gradient is summed back to its own shape by
+``unbroadcast``. A gradient is computed only for inputs that need one (``needs_input_grad``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.function import Function, unbroadcast
+
+
+def _broadcast_shapes(op: str, a: np.ndarray, b: np.ndarray) -> None:
+    try:
+        np.broadcast_shapes(np.shape(a), np.shape(b))
+    except ValueError:
+        raise ValueError(f"{op}: shapes {np.shape(a)} and {np.shape(b)} cannot be "
+                         f"broadcast together") from None
+
+
+class Add(Function):
+    """z = x + y.    dL/dx = dL/dz    dL/dy = dL/dz    (each summed back to its shape)"""
+
+    def forward(self, x, y):
+        _broadcast_shapes("add", x, y)
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return x + y
+
+    def backward(self, dz):
+        need_x, need_y = self.needs_input_grad
+        return (unbroadcast(dz, self.x_shape) if need_x else None,
+                unbroadcast(dz, self.y_shape) if need_y else None)
+
+
+class Sub(Function):
+    """z = x − y.    dL/dx = dL/dz    dL/dy = −dL/dz"""
+
+    def forward(self, x, y):
+        _broadcast_shapes("sub", x, y)
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return x - y
+
+    def backward(self, dz):
+        need_x, need_y = self.needs_input_grad
+        return (unbroadcast(dz, self.x_shape) if need_x else None,
+                unbroadcast(-dz, self.y_shape) if need_y else None)
+
+
+class Mul(Function):
+    """z = x · y (elementwise).    dL/dx = dL/dz · y    dL/dy = dL/dz · x"""
+
+    def forward(self, x, y):
+        _broadcast_shapes("mul", x, y)
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, dz):
+        need_x, need_y = self.needs_input_grad
+        x, y = self.x, self.y
+        return (unbroadcast(dz * y, np.shape(x)) if need_x else None,
+                unbroadcast(dz * x, np.shape(y)) if need_y else None)
+
+
+class Div(Function):
+    """z = x / y.    dL/dx = dL/dz / y    dL/dy = −dL/dz · x / y² = −dL/dz · z / y"""
+
+    def forward(self, x, y):
+        _broadcast_shapes("div", x, y)
+        self.x_shape, self.y = np.shape(x), y
+        self.z = x / y
+        return self.z
+
+    def backward(self, dz):
+        need_x, need_y = self.needs_input_grad
+        y = self.y
+        return (unbroadcast(dz / y, self.x_shape) if need_x else None,
+                unbroadcast(-dz * self.z / y, np.shape(y)) if need_y else None)
+
+
+class Neg(Function):
+    """y = −x.    dL/dx = −dL/dy"""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, dy):
+        return -dy
+
+
+class Pow(Function):
+    """z = x ** c.    dL/dx = dL/dz · c · x^(c−1)    dL/dc = dL/dz · z · ln x
+
+    The exponent may be a number or a tensor; its gradient is defined where x > 0.
+    """
+
+    def forward(self, x, c):
+        _broadcast_shapes("pow", x, c)
+        self.x, self.c = x, c
+        self.z = x ** c
+        return self.z
+
+    def backward(self, dz):
+        need_x, need_c = self.needs_input_grad
+        x, c = self.x, self.c
+        dx = unbroadcast(dz * c * x ** (c - 1), np.shape(x)) if need_x else None
+        dc = unbroadcast(dz * self.z * np.log(x), np.shape(c)) if need_c else None
+        return dx, dc
+
+
+class MatMul(Function):
+    """Z = X @ Y (NumPy's matmul: 1-D operands and batch broadcasting included).
+
+    dL/dX = dL/dZ · Yᵀ    dL/dY = Xᵀ · dL/dZ      (transposing the last two axes)
+    """
+
+    def forward(self, x, y):
+        if np.ndim(x) == 0 or np.ndim(y) == 0:
+            raise ValueError(f"matmul: operands must have at least one axis, got shapes "
+                             f"{np.shape(x)} and {np.shape(y)}; use * for scalars")
+        k_x = np.shape(x)[-1]
+        k_y = np.shape(y)[0] if np.ndim(y) == 1 else np.shape(y)[-2]
+        if k_x != k_y:
+            raise ValueError(f"matmul: inner sizes differ: X.shape={np.shape(x)} has {k_x} "
+                             f"columns but Y.shape={np.shape(y)} has {k_y} rows")
+        self.x, self.y = x, y
+        return x @ y
+
+    def backward(self, dz):
+        need_x, need_y = self.needs_input_grad
+        x, y = self.x, self.y
+        # Treat a 1-D X as one row and a 1-D Y as one column, so one rule covers all cases.
+        x2 = x[np.newaxis, :] if x.ndim == 1 else x
+        y2 = y[:, np.newaxis] if y.ndim == 1 else y
+        dz2 = dz
+        if x.ndim == 1:
+            dz2 = np.expand_dims(dz2, -2)
+        if y.ndim == 1:
+            dz2 = np.expand_dims(dz2, -1)
+        dx = dy = None
+        if need_x:
+            dx = unbroadcast(dz2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)
+        if need_y:
+            dy = unbroadcast(np.swapaxes(x2, -1, -2) @ dz2, y2.shape).reshape(y.shape)
+        return dx, dy
+
+
+class Exp(Function):
+    """y = eˣ.    dL/dx = dL/dy · y"""
+
+    def forward(self, x):
+        self.y = np.exp(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * self.y
+
+
+class Log(Function):
+    """y = ln x.    dL/dx = dL/dy / x    (x ≤ 0 gives −inf or NaN, as NumPy does)"""
+
+    def forward(self, x):
+        self.x = x
+        return np.log(x)
+
+    def backward(self, dy):
+        return dy / self.x
+
+
+class Sqrt(Function):
+    """y = √x.    dL/dx = dL/dy / (2y)"""
+
+    def forward(self, x):
+        self.y = np.sqrt(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy / (2 * self.y)

@@ -1,0 +1,105 @@
+"""Compare the tape's gradients with central differences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from minigrad.tensor import Tensor, no_grad
+
+
+class GradcheckError(AssertionError):
+    """The analytic gradient of some input disagrees with the numerical one."""
+
+
+def _as_float64(value: Any) -> np.ndarray:
+    data = value.data if isinstance(value, Tensor) else value
+    return np.array(data, dtype=np.float64)  # a copy: the check perturbs it in place
+
+
+def numerical_grad(f: Callable[[np.ndarray], float], x: np.ndarray,
+                   eps: float = 1e-6) -> np.ndarray:
+    """d f / d x by central differences, (f(x + ε) − f(x − ε)) / 2ε, one element at a time.
+
+    ``x`` is perturbed in place and restored.
+
+    >>> numerical_grad(lambda a: float((a ** 2).sum()), np.array([1.0, -2.0])).round(6)
+    array([ 2., -4.])
+    """
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        original = flat[i]
+        flat[i] = original + eps
+        plus = f(x)
+        flat[i] = original - eps
+        minus = f(x)
+        flat[i] = original
+        gflat[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, seed: int = 0) -> bool:
+    """Check the gradient of ``fn`` with respect to every input against central differences.
+
+    The inputs are cast to float64 leaf tensors. The scalar checked is ``sum(fn(*xs) * R)`` with
+    ``R`` a fixed random array (not ones: an all-ones upstream gradient would miss a backward
+    that ignores ``dy``). An element passes when ``|analytic − numeric| ≤ atol + rtol·|numeric|``.
+
+    Args:
+        fn: maps Tensors to one Tensor.
+        inputs: arrays, numbers or Tensors (their data is used).
+        eps: the finite-difference step.
+        atol, rtol: the tolerance above.
+        seed: seeds ``R``.
+
+    Returns:
+        True when every input passes.
+
+    Raises:
+        GradcheckError: naming the input (index and shape), the worst element, its analytic and
+            numeric values and both errors.
+
+    >>> gradcheck(lambda a, b: a @ b, np.ones((2, 3)), np.ones((3, 4)))
+    True
+    """
+    arrays = [_as_float64(x) for x in inputs]
+    tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    if out.dtype != np.float64:
+        raise TypeError(f"gradcheck: fn returned dtype {out.dtype}; the check needs float64 "
+                        f"all the way (do not cast inside fn)")
+    r = np.random.default_rng(seed).standard_normal(out.shape)
+    if out.requires_grad:
+        (out * r).sum().backward()
+
+    def scalar(*xs: np.ndarray) -> float:
+        with no_grad():
+            return float((fn(*(Tensor(x) for x in xs)).data * r).sum())
+
+    for i, (t, a) in enumerate(zip(tensors, arrays)):
+        analytic = t.grad if t.grad is not None else np.zeros_like(a)
+
+        def f_i(x: np.ndarray, i: int = i) -> float:
+            return scalar(*arrays[:i], x, *arrays[i + 1:])
+
+        numeric = numerical_grad(f_i, arrays[i], eps)
+        error = np.abs(analytic - numeric)
+        allowed = atol + rtol * np.abs(numeric)
+        if not np.all(error <= allowed):  # also fails on NaN
+            bad = np.where(np.isnan(error), np.inf, error - allowed)
+            worst = np.unravel_index(int(np.argmax(bad)), a.shape) if a.ndim else ()
+            a_val, n_val = float(analytic[worst]), float(numeric[worst])
+            raise GradcheckError(
+                f"gradcheck: gradient of input {i} (shape {a.shape}) is wrong at index "
+                f"{tuple(int(k) for k in worst)}: analytic {a_val:.6g}, numeric {n_val:.6g}; "
+                f"absolute error {abs(a_val - n_val):.3g}, relative error "
+                f"{abs(a_val - n_val) / max(abs(n_val), 1e-300):.3g} "
+                f"(allowed atol={atol} + rtol={rtol}·|numeric|); "
+                f"{int((error > allowed).sum())} of {a.size} elements fail")
+    return True
