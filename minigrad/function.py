@@ -33,6 +33,10 @@ from minigrad.tensor import Tensor, _GradMode
 # seconds)``. When the list is empty the tape pays one truth test per op.
 _observers: list = []
 
+# The nn modules whose forward is running, outermost first (pushed by ``Module.__call__``).
+# A recorded op keeps a copy as ``fn.scope`` so graphs can group ops by module.
+_module_scope: list = []
+
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` back to ``shape``, undoing NumPy broadcasting.
@@ -68,6 +72,8 @@ class Function:
             return ``None`` (and skip the work) where it is False.
         inputs: the inputs as given (Tensors, or arrays for non-tensor inputs such as labels).
         output: the output Tensor (while it is alive).
+        scope: the nn modules whose forward was running when the op was recorded,
+            outermost first (empty outside modules).
 
     Attributes that ``forward`` adds to ``self`` are the op's saved values: they are freed
     after the backward pass unless ``retain_graph=True``. Attributes set in ``__init__`` are its
@@ -89,7 +95,7 @@ class Function:
 
     # Engine bookkeeping lives in slots so that ``__dict__`` holds only the op's own values.
     __slots__ = ("inputs", "_output_ref", "needs_input_grad", "_setting_names", "_released",
-                 "__dict__", "__weakref__")
+                 "scope", "__dict__", "__weakref__")
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
@@ -123,6 +129,7 @@ class Function:
             self.inputs = inputs
             self._output_ref = weakref.ref(out)
             self._released = False
+            self.scope = tuple(_module_scope) if _module_scope else ()
         else:
             out = Tensor._from_op(y, False, None)
         if _observers:
