@@ -7,5 +7,17 @@ True
 """
 
 from minigrad.testing.gradcheck import GradcheckError, gradcheck, numerical_grad
+from minigrad.testing.strategies import (
+    arrays,
+    broadcastable_shapes,
+    conv_settings,
+    distinct_arrays,
+    pool_settings,
+    shapes,
+)
 
-__all__ = ["gradcheck", "numerical_grad", "GradcheckError"]
+__all__ = [
+    "gradcheck", "numerical_grad", "GradcheckError",
+    "shapes", "broadcastable_shapes", "arrays", "distinct_arrays", "conv_settings",
+    "pool_settings",
+]
