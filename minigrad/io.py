@@ -1,0 +1,241 @@
+"""Checkpoints: dicts of arrays saved as ``.npz`` files, atomically and without pickles.
+
+``save`` flattens nested dicts into dotted names (``{"opt": {"m": {"0": a}}}`` is stored as
+``opt.m.0``) and writes one ``.npy`` member per name into an uncompressed zip, the format
+``np.savez`` produces, so any NumPy can read it with ``np.load``. The file is written beside its
+destination, fsync'd and renamed over it: a crash or an error mid-write leaves the previous
+checkpoint as it was. ``load`` reads it back eagerly with ``allow_pickle=False`` and refuses
+anything that is not such an archive; it never unpickles.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["flatten", "load", "save", "unflatten"]
+
+# A zip starts with a local file header, or with the end-of-central-directory record when empty.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def flatten(state: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
+    """Flatten nested dicts of arrays into one dict keyed by dotted names.
+
+    Keys that already contain dots are kept as they are. Empty nested dicts vanish.
+
+    Args:
+        state: a mapping of str to arrays, scalars, anything ``np.asarray`` turns into a
+            non-object array, or further such mappings.
+        prefix: prepended (with a dot) to every name.
+
+    Returns:
+        A new dict of dotted name to ndarray.
+
+    Raises:
+        TypeError: a key is not a str, or a value would become an object array.
+        ValueError: a key is empty, or two paths flatten to the same name.
+
+    Example:
+        >>> flatten({"conv1.W": np.zeros(2), "opt": {"lr": 0.1, "m": {"0": np.ones(1)}}})
+        {'conv1.W': array([0., 0.]), 'opt.lr': array(0.1), 'opt.m.0': array([1.])}
+    """
+    flat: dict[str, np.ndarray] = {}
+    _flatten_into(flat, state, prefix)
+    return flat
+
+
+def _flatten_into(flat: dict, state: Mapping, prefix: str) -> None:
+    for key, value in state.items():
+        if not isinstance(key, str):
+            where = f" under {prefix!r}" if prefix else ""
+            raise TypeError(f"save: keys must be str, got {type(key).__name__} key {key!r}{where}")
+        if not key:
+            raise ValueError(f"save: empty key under {prefix!r}" if prefix else "save: empty key")
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            _flatten_into(flat, value, name)
+            continue
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"save: value for key {name!r} is not an array ({exc})") from exc
+        if array.dtype.hasobject:
+            raise TypeError(
+                f"save: value for key {name!r} is an object array "
+                f"(from {type(value).__name__}); checkpoints hold numeric, bool and string "
+                "arrays only, because object arrays need pickle"
+            )
+        if name in flat:
+            raise ValueError(f"save: two entries flatten to the same name {name!r}")
+        flat[name] = array
+
+
+def unflatten(flat: Mapping[str, np.ndarray]) -> dict:
+    """Rebuild nested dicts from dotted names, splitting at every dot.
+
+    This is the inverse of ``flatten`` only when no original key contained a dot: ``load``
+    returns the flat names, and callers who stored dotted top-level keys (``"conv1.W"``) should
+    use them flat. A name that is both a leaf and a prefix of another (``"a"`` and ``"a.b"``)
+    cannot be nested and raises ValueError.
+
+    Args:
+        flat: a mapping of dotted name to value, as returned by ``load``.
+
+    Returns:
+        Nested dicts with the same values.
+
+    Example:
+        >>> unflatten({"opt.lr": 0.1, "opt.m.0": 1.0, "step": 3})
+        {'opt': {'lr': 0.1, 'm': {'0': 1.0}}, 'step': 3}
+    """
+    nested: dict = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = nested
+        for i, part in enumerate(parents):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(
+                    f"unflatten: {'.'.join(parents[:i + 1])!r} is a value and also the prefix "
+                    f"of {name!r}"
+                )
+        if leaf in node:
+            raise ValueError(f"unflatten: {name!r} is a value and also the prefix of other names")
+        node[leaf] = value
+    return nested
+
+
+def _write_npz(file, flat: Mapping[str, np.ndarray]) -> None:
+    """Write ``flat`` as an uncompressed ``.npz`` to an open binary file, as ``np.savez`` does.
+
+    Written member by member rather than through ``np.savez(file, **flat)``, whose own keyword
+    arguments (``file``, ``allow_pickle``) would capture checkpoint entries of those names.
+    """
+    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in flat.items():
+            with zf.open(name + ".npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def save(state: Mapping, path: str | os.PathLike) -> None:
+    """Save a (possibly nested) dict of arrays to ``path`` as an ``.npz`` checkpoint.
+
+    The data goes to a temporary file in the destination's folder, is flushed and fsync'd, and
+    then replaces ``path`` in one rename. If anything fails, the temporary file is removed and
+    an existing file at ``path`` is left untouched. ``path`` is used exactly as given: no
+    ``.npz`` suffix is added.
+
+    Args:
+        state: str keys to arrays or scalars, or to nested dicts of them (see ``flatten``).
+        path: the file to write.
+
+    Raises:
+        TypeError: a key is not a str, or a value is (or would become) an object array.
+        ValueError: a key is empty, or two entries flatten to the same name.
+        FileNotFoundError: the destination folder does not exist.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "model.npz"
+        >>> save({"W1": np.eye(2, dtype=np.float32), "opt": {"step": 10}}, path)
+        >>> load(path)
+        {'W1': array([[1., 0.], [0., 1.]], dtype=float32), 'opt.step': array(10)}
+    """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"save: state must be a dict of arrays, got {type(state).__name__}")
+    flat = flatten(state)
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"save: folder {folder} for {path} does not exist")
+
+    while True:
+        tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            # Mode 0o666 less the umask, like any new file; tempfile.mkstemp would give 0o600.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_npz(f, flat)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a checkpoint written by ``save`` as a flat dict of dotted name to array.
+
+    Everything is read into memory and the file is closed before returning. Only zip-based
+    ``.npz`` archives of plain arrays are accepted; pickles, ``.npy`` files and archives holding
+    object arrays are refused without unpickling anything. ``unflatten`` rebuilds the nesting.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        A dict of name to ndarray, in the order they were saved.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a minigrad checkpoint, or it is truncated or corrupt; the
+            message names the file.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "state.npz"
+        >>> save({"opt": {"m": {"0": np.zeros(2)}}}, path)
+        >>> unflatten(load(path))
+        {'opt': {'m': {'0': array([0., 0.])}}}
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in _ZIP_MAGICS:
+        if magic.startswith(b"\x93NUM"):
+            kind = "a single .npy array"
+        elif magic[:1] == b"\x80":
+            kind = "a pickle"
+        else:
+            kind = f"a file starting with {magic!r}"
+        raise ValueError(
+            f"load: {path} is not a minigrad checkpoint (.npz zip archive) but {kind}; "
+            "pickles are never loaded"
+        )
+
+    state: dict[str, np.ndarray | bytes] = {}
+    name = None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for name in npz.files:
+                state[name] = npz[name]
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise ValueError(
+                f"load: {path} is not a minigrad checkpoint: entry {name!r} is an object array, "
+                "which only a pickle could restore, and pickles are never loaded"
+            ) from None
+        raise ValueError(f"load: {path} is truncated or corrupt (ValueError: {exc})") from exc
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(
+            f"load: {path} is truncated or corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
+    for name, value in state.items():
+        # np.load hands back the raw bytes of a member that is not a .npy array.
+        if not isinstance(value, np.ndarray):
+            raise ValueError(
+                f"load: {path} is not a minigrad checkpoint: member {name!r} is not a .npy array"
+            )
+    return state
