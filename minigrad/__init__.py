@@ -10,9 +10,12 @@ array([4., 6.], dtype=float32)
 # tensor first: it binds the ops, which need Function, which needs Tensor.
 from minigrad.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
 from minigrad.function import Function, unbroadcast
+from minigrad import data, testing
+from minigrad.io import load, save
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
+    "save", "load", "data", "testing",
 ]
