@@ -9,8 +9,8 @@ array([4., 6.], dtype=float32)
 
 # tensor first: it binds the ops, which need Function, which needs Tensor.
 from minigrad.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
-from minigrad.function import Function, unbroadcast
 from minigrad import data, testing
+from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
 
 __version__ = "0.1.0"
