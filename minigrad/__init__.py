@@ -9,7 +9,7 @@ array([4., 6.], dtype=float32)
 
 # tensor first: it binds the ops, which need Function, which needs Tensor.
 from minigrad.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
-from minigrad import data, testing
+from minigrad import data
 from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
 
@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
-    "save", "load", "data", "testing",
+    "save", "load", "data",
 ]
