@@ -133,10 +133,10 @@ class MatMul(Function):
         x2 = x[np.newaxis, :] if x.ndim == 1 else x
         y2 = y[:, np.newaxis] if y.ndim == 1 else y
         dz2 = dz
+        if y.ndim == 1:  # first: for a 1-D X too, dz is then 0-d
+            dz2 = dz2[..., np.newaxis]
         if x.ndim == 1:
-            dz2 = np.expand_dims(dz2, -2)
-        if y.ndim == 1:
-            dz2 = np.expand_dims(dz2, -1)
+            dz2 = dz2[..., np.newaxis, :]
         dx = dy = None
         if need_x:
             dx = unbroadcast(dz2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)

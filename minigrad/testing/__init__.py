@@ -1,4 +1,4 @@
-"""Tools for testing ops: a numerical gradient checker and hypothesis strategies.
+"""Tools for testing ops: a numerical gradient checker, an op checker and hypothesis strategies.
 
 >>> import minigrad
 >>> from minigrad.testing import gradcheck
@@ -6,7 +6,7 @@
 True
 """
 
-from minigrad.testing.gradcheck import GradcheckError, gradcheck, numerical_grad
+from minigrad.testing.gradcheck import GradcheckError, check_op, gradcheck, numerical_grad
 from minigrad.testing.strategies import (
     arrays,
     broadcastable_shapes,
@@ -17,7 +17,7 @@ from minigrad.testing.strategies import (
 )
 
 __all__ = [
-    "gradcheck", "numerical_grad", "GradcheckError",
+    "gradcheck", "check_op", "numerical_grad", "GradcheckError",
     "shapes", "broadcastable_shapes", "arrays", "distinct_arrays", "conv_settings",
     "pool_settings",
 ]

@@ -103,3 +103,56 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
                 f"(allowed atol={atol} + rtol={rtol}·|numeric|); "
                 f"{int((error > allowed).sum())} of {a.size} elements fail")
     return True
+
+
+def check_op(fn: Callable[..., Tensor], reference: Callable[..., Any], *inputs: Any,
+             wrt: Any = None, rtol: float = 1e-7, atol: float = 1e-12,
+             **gradcheck_options: Any) -> bool:
+    """Check an op: its forward against a reference, then its gradient with :func:`gradcheck`.
+
+    The differentiable inputs are cast to float64. The forward pass must give a float64 Tensor
+    with the reference's shape and values; then every differentiable input is gradient-checked
+    with a random upstream gradient. Inputs outside ``wrt`` (labels, indices) are passed to
+    ``fn`` and ``reference`` unchanged.
+
+    Args:
+        fn: maps the inputs (Tensors where differentiable) to one Tensor.
+        reference: maps the same inputs as float64 ndarrays to the expected output (NumPy, or a
+            slower oracle).
+        inputs: arrays or numbers.
+        wrt: indices of the differentiable inputs (default: all).
+        rtol, atol: the tolerance of the forward comparison.
+        gradcheck_options: passed to :func:`gradcheck` (eps, atol, rtol, seed).
+
+    Returns:
+        True when the forward values and every gradient agree.
+
+    Raises:
+        AssertionError: the forward disagrees (dtype, shape or values).
+        GradcheckError: a gradient disagrees.
+
+    >>> check_op(lambda x, y: x * y, np.multiply, np.ones((2, 3)), np.arange(3.0))
+    True
+    """
+    wrt = tuple(range(len(inputs))) if wrt is None else tuple(wrt)
+    arrays = [_as_float64(x) if i in wrt else x for i, x in enumerate(inputs)]
+    expected = np.asarray(reference(*arrays))
+    out = fn(*(Tensor(a.copy(), requires_grad=True) if i in wrt else a
+               for i, a in enumerate(arrays)))
+    if not isinstance(out, Tensor):
+        raise TypeError(f"check_op: fn must return a Tensor, got {type(out).__name__}")
+    if out.dtype != np.float64:
+        raise AssertionError(f"check_op: float64 inputs gave a {out.dtype} output")
+    if out.shape != expected.shape:
+        raise AssertionError(f"check_op: output shape {out.shape} but the reference gives "
+                             f"{expected.shape}")
+    np.testing.assert_allclose(out.data, expected, rtol=rtol, atol=atol,
+                               err_msg="check_op: forward values differ from the reference")
+
+    def differentiable_only(*tensors: Tensor) -> Tensor:
+        args = list(arrays)
+        for i, t in zip(wrt, tensors):
+            args[i] = t
+        return fn(*args)
+
+    return gradcheck(differentiable_only, *(arrays[i] for i in wrt), **gradcheck_options)

@@ -1,0 +1,271 @@
+"""Every core op: forward against NumPy and gradcheck in float64 on hypothesis-drawn inputs."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minigrad import Tensor
+from minigrad.testing import (
+    arrays,
+    broadcastable_shapes,
+    check_op,
+    distinct_arrays,
+    shapes,
+)
+
+# name: (minigrad op, NumPy reference, keyword arguments of arrays() for each input)
+BINARY_OPS = {
+    "add": (lambda x, y: x + y, np.add, {}, {}),
+    "sub": (lambda x, y: x - y, np.subtract, {}, {}),
+    "mul": (lambda x, y: x * y, np.multiply, {}, {}),
+    "div": (lambda x, y: x / y, np.divide, {}, {"avoid": (0.0,), "margin": 0.5}),
+    "pow": (lambda x, y: x ** y, np.power, {"low": 0.5, "high": 2.5}, {"low": -2.0, "high": 2.0}),
+}
+
+UNARY_OPS = {
+    "neg": (lambda x: -x, np.negative, {}),
+    "exp": (lambda x: x.exp(), np.exp, {}),
+    "log": (lambda x: x.log(), np.log, {"low": 0.2, "high": 3.0}),
+    "sqrt": (lambda x: x.sqrt(), np.sqrt, {"low": 0.2, "high": 3.0}),
+    "tanh": (lambda x: x.tanh(), np.tanh, {}),
+    "sigmoid": (lambda x: x.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), {}),
+    "relu": (lambda x: x.relu(), lambda a: np.maximum(a, 0), {"avoid": (0.0,), "margin": 0.05}),
+    "pow_scalar": (lambda x: x ** 3, lambda a: a ** 3, {}),
+    "rpow_scalar": (lambda x: 2.0 ** x, lambda a: 2.0 ** a, {}),
+    "rsub_scalar": (lambda x: 1.0 - x, lambda a: 1.0 - a, {}),
+    "rdiv_scalar": (lambda x: 2.0 / x, lambda a: 2.0 / a, {"avoid": (0.0,), "margin": 0.5}),
+}
+
+
+@pytest.mark.parametrize("name", BINARY_OPS)
+@given(data=st.data())
+def test_binary_op_broadcasts_like_numpy(name, data):
+    op, reference, x_kw, y_kw = BINARY_OPS[name]
+    x_shape, y_shape = data.draw(broadcastable_shapes(max_dims=3, max_side=4), label="shapes")
+    x = data.draw(arrays(x_shape, **x_kw), label="x")
+    y = data.draw(arrays(y_shape, **y_kw), label="y")
+    assert check_op(op, reference, x, y)
+
+
+@pytest.mark.parametrize("name", UNARY_OPS)
+@given(data=st.data())
+def test_unary_op(name, data):
+    op, reference, x_kw = UNARY_OPS[name]
+    x = data.draw(arrays(shapes(max_dims=3, max_side=4), **x_kw), label="x")
+    assert check_op(op, reference, x)
+
+
+@st.composite
+def matmul_operands(draw):
+    """Shapes of X and Y for X @ Y: 1-D operands, plain matrices and broadcast batches."""
+    batch_x, batch_y = draw(broadcastable_shapes(min_dims=0, max_dims=2, max_side=3))
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    x_shape = (k,) if draw(st.booleans()) else (*batch_x, n, k)
+    y_shape = (k,) if draw(st.booleans()) else (*batch_y, k, m)
+    return draw(arrays(x_shape)), draw(arrays(y_shape))
+
+
+@given(operands=matmul_operands())
+def test_matmul(operands):
+    assert check_op(lambda x, y: x @ y, np.matmul, *operands)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_matmul_with_an_ndarray_operand(side):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    if side == "left":
+        assert check_op(lambda t: x @ t, lambda a: x @ a, w)
+    else:
+        assert check_op(lambda t: t @ w, lambda a: a @ w, x)
+
+
+@st.composite
+def axis_for(draw, ndim):
+    """None, an int (negative allowed) or a tuple of distinct axes valid for ``ndim`` axes."""
+    choices = [st.none(),
+               st.lists(st.integers(0, max(ndim - 1, 0)), unique=True, max_size=ndim)
+               .map(lambda axes: tuple(a - ndim if a % 2 else a for a in axes))]
+    if ndim:
+        choices.append(st.integers(-ndim, ndim - 1))
+    return draw(st.one_of(choices))
+
+
+REDUCTIONS = {
+    "sum": (lambda t, axis, keepdims: t.sum(axis=axis, keepdims=keepdims), np.sum),
+    "mean": (lambda t, axis, keepdims: t.mean(axis=axis, keepdims=keepdims), np.mean),
+    "max": (lambda t, axis, keepdims: t.max(axis=axis, keepdims=keepdims), np.max),
+}
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+@given(data=st.data(), keepdims=st.booleans())
+def test_reduction(name, data, keepdims):
+    op, reference = REDUCTIONS[name]
+    shape = data.draw(shapes(max_dims=4, max_side=4), label="shape")
+    axis = data.draw(axis_for(len(shape)), label="axis")
+    # max has no gradient at ties: keep the elements apart by more than the gradcheck step
+    x = data.draw(distinct_arrays(shape, low=-10.0, high=10.0, min_gap=0.01) if name == "max"
+                  else arrays(shape), label="x")
+    assert check_op(lambda t: op(t, axis, keepdims),
+                    lambda a: reference(a, axis=axis, keepdims=keepdims), x)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_max_splits_the_gradient_between_ties(keepdims):
+    x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), requires_grad=True)
+    x.max(axis=1, keepdims=keepdims).backward(np.array([[6.0], [3.0]]).reshape(
+        (2, 1) if keepdims else (2,)))
+    np.testing.assert_array_equal(x.grad, [[0.0, 3.0, 3.0], [1.0, 1.0, 1.0]])
+
+
+@st.composite
+def reshape_targets(draw):
+    """A shape and another with the same number of elements (one axis possibly -1)."""
+    shape = draw(shapes(max_dims=4, max_side=4))
+    target = list(draw(st.permutations(shape)))
+    for _ in range(draw(st.integers(0, 2))):
+        target.insert(draw(st.integers(0, len(target))), 1)
+    if target and draw(st.booleans()):
+        target[draw(st.integers(0, len(target) - 1))] = -1
+    return shape, tuple(target)
+
+
+@given(case=reshape_targets(), data=st.data())
+def test_reshape(case, data):
+    shape, target = case
+    x = data.draw(arrays(shape), label="x")
+    assert check_op(lambda t: t.reshape(target), lambda a: a.reshape(target), x)
+    assert check_op(lambda t: t.reshape(*target), lambda a: a.reshape(target), x)
+
+
+@given(x=arrays(shapes(max_dims=4, max_side=4)))
+def test_flatten(x):
+    assert check_op(lambda t: t.flatten(), lambda a: a.reshape(-1), x)
+
+
+@st.composite
+def transpose_axes(draw):
+    shape = draw(shapes(max_dims=4, max_side=4))
+    axes = draw(st.one_of(st.none(), st.permutations(range(len(shape)))))
+    if axes is not None and draw(st.booleans()):
+        axes = [a - len(shape) for a in axes]  # negative axes mean the same permutation
+    return shape, axes
+
+
+@given(case=transpose_axes(), data=st.data())
+def test_transpose(case, data):
+    shape, axes = case
+    x = data.draw(arrays(shape), label="x")
+    if axes is None:
+        assert check_op(lambda t: t.transpose(), np.transpose, x)
+        assert check_op(lambda t: t.T, lambda a: a.T, x)
+    else:
+        assert check_op(lambda t: t.transpose(*axes), lambda a: np.transpose(a, axes), x)
+        assert check_op(lambda t: t.transpose(tuple(axes)), lambda a: np.transpose(a, axes), x)
+
+
+@st.composite
+def indexed(draw):
+    """An array and an index into it: basic (slices, ints, None, ...), integer arrays with
+    repeats, or a boolean mask."""
+    shape = draw(shapes(min_dims=1, max_dims=3, max_side=4))
+    kind = draw(st.sampled_from(["basic", "integer arrays", "mask", "mask on leading axis"]))
+    if kind == "basic":
+        index = draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
+    elif kind == "integer arrays":
+        index = draw(hnp.integer_array_indices(shape, result_shape=shapes(max_dims=2,
+                                                                           max_side=5)))
+    elif kind == "mask":
+        index = draw(hnp.arrays(np.bool_, shape))
+    else:
+        index = (draw(hnp.arrays(np.bool_, shape[:1])), Ellipsis)
+    return draw(arrays(shape)), index
+
+
+@given(case=indexed())
+def test_getitem(case):
+    x, index = case
+    assert check_op(lambda t: t[index], lambda a: a[index], x)
+
+
+def test_getitem_repeated_indices_accumulate():
+    x = Tensor(np.zeros(4), requires_grad=True)
+    x[np.array([2, 0, 2, 2])].backward(np.array([1.0, 10.0, 100.0, 1000.0]))
+    np.testing.assert_array_equal(x.grad, [10.0, 0.0, 1101.0, 0.0])
+
+
+def test_getitem_with_tensor_and_list_indices():
+    x = Tensor(np.arange(5.0), requires_grad=True)
+    idx = Tensor(np.array([4, 4, 1]))
+    y = x[idx] + x[[0, 0, 3]]
+    np.testing.assert_array_equal(y.data, [4.0, 4.0, 4.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 1.0, 0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("op, name", [
+    (lambda x, y: x + y, "add"),
+    (lambda x, y: x - y, "sub"),
+    (lambda x, y: x * y, "mul"),
+    (lambda x, y: x / y, "div"),
+    (lambda x, y: x ** y, "pow"),
+])
+def test_incompatible_shapes_name_the_op_and_the_shapes(op, name):
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=rf"{name}.*\(2, 3\).*\(4,\)"):
+        op(x, np.ones(4))
+
+
+@pytest.mark.parametrize("x_shape, y_shape, pattern", [
+    ((2, 3), (4, 2), r"matmul.*\(2, 3\).*\(4, 2\)"),
+    ((3,), (2,), r"matmul.*\(3,\).*\(2,\)"),
+    ((), (2,), r"matmul.*\(\).*\(2,\)"),
+])
+def test_matmul_shape_errors(x_shape, y_shape, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        Tensor(np.ones(x_shape), requires_grad=True) @ Tensor(np.ones(y_shape))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+@pytest.mark.parametrize("axis, pattern", [
+    (2, r"axis 2 is out of range.*\(2, 3\)"),
+    (-3, r"axis -3 is out of range.*\(2, 3\)"),
+    ((0, 0), r"repeats an axis"),
+    ((0, -2), r"repeats an axis"),
+    (1.5, r"axis must be an int"),
+    ("0", r"axis must be an int"),
+    ((0, None), r"axis must be an int"),
+])
+def test_reductions_reject_unknown_axes(reduce, axis, pattern):
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=rf"{reduce}: .*{pattern}"):
+        getattr(x, reduce)(axis=axis)
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda x: x.reshape(4, 2), r"reshape.*\(2, 3\).*\(4, 2\)"),
+    (lambda x: x.transpose(0, 0), r"transpose.*\(0, 0\).*\(2, 3\)"),
+    (lambda x: x.transpose(0, 1, 2), r"transpose.*\(2, 3\)"),
+])
+def test_shape_op_errors(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make(Tensor(np.ones((2, 3)), requires_grad=True))
+
+
+def test_getitem_out_of_range_names_the_shape():
+    with pytest.raises(IndexError, match=r"getitem.*\(2, 3\)"):
+        Tensor(np.ones((2, 3)))[5]
+
+
+@pytest.mark.parametrize("name", ["add", "mul", "div", "pow"])
+def test_binary_ops_skip_gradients_nobody_needs(name):
+    """An input that does not require grad gets no gradient, and the other one still does."""
+    op = BINARY_OPS[name][0]
+    x = Tensor(np.full((2, 3), 1.5), requires_grad=True)
+    c = Tensor(np.full((3,), 2.0))
+    op(x, c).sum().backward()
+    assert x.grad is not None and x.grad.shape == (2, 3)
+    assert c.grad is None
