@@ -1,0 +1,238 @@
+"""The layers of the textbook CNN as functions: ``import minigrad.functional as F``.
+
+Each function builds one op (a :class:`minigrad.Function` whose forward and backward sit side
+by side, see ``minigrad/ops``) and calls it, so each layer is one node on the tape. Arguments
+may be Tensors, NumPy arrays or nested lists (lists become float32 Tensors); settings that are
+not tensors (stride, padding, kernel_size, axis, p, training) are keyword-style arguments named
+as in PyTorch. Weight layouts follow the textbook: conv w is (FN, C, FH, FW), affine w is
+(in, out).
+
+>>> import numpy as np
+>>> import minigrad
+>>> import minigrad.functional as F
+>>> x = minigrad.Tensor(np.arange(16.0, dtype=np.float32).reshape(1, 1, 4, 4))
+>>> w = minigrad.Tensor(np.ones((1, 1, 2, 2), np.float32), requires_grad=True)
+>>> y = F.max_pool2d(F.relu(F.conv2d(x, w)), 2)
+>>> y.shape, y.dtype
+((1, 1, 1, 1), dtype('float32'))
+>>> y.sum().backward()
+>>> w.grad[0, 0]
+array([[ 5.,  6.],
+       [ 9., 10.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minigrad.ops.activation import ReLU, Sigmoid, Tanh
+from minigrad.ops.conv import Conv2d, col2im, im2col
+from minigrad.ops.dropout import Dropout, manual_seed
+from minigrad.ops.linear import Affine
+from minigrad.ops.loss import LogSoftmax, Softmax, SoftmaxCrossEntropy
+from minigrad.ops.pooling import AvgPool2d, MaxPool2d
+from minigrad.ops.shape import Reshape
+from minigrad.tensor import Tensor
+
+__all__ = [
+    "conv2d", "im2col", "col2im", "max_pool2d", "avg_pool2d",
+    "relu", "sigmoid", "tanh", "affine", "softmax", "log_softmax", "softmax_cross_entropy",
+    "dropout", "manual_seed", "flatten",
+]
+
+
+def _tensor(x: Any) -> Any:
+    """Tensors and arrays pass through (ops take both); anything else becomes a Tensor."""
+    if isinstance(x, (Tensor, np.ndarray)) or x is None:
+        return x
+    return Tensor(x)
+
+
+def _inputs(*xs: Any) -> list:
+    """The op's inputs: each converted by ``_tensor``, a missing (None) bias left out."""
+    return [_tensor(x) for x in xs if x is not None]
+
+
+def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """2-D convolution (cross-correlation) of a batch of images: im2col and one matrix product.
+
+    Args:
+        x: images (N, C, H, W).
+        w: filters (FN, C, FH, FW).
+        b: bias (FN,) or None.
+        stride: an int or an (SH, SW) pair.
+        padding: an int or a (PH, PW) pair of zeros added on each side.
+
+    Returns:
+        y (N, FN, OH, OW) with OH = 1 + (H + 2·PH − FH) // SH, OW = 1 + (W + 2·PW − FW) // SW.
+
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> conv2d(x, np.ones((1, 1, 2, 2)), np.array([0.5])).data[0, 0]
+    array([[ 8.5, 12.5],
+           [20.5, 24.5]])
+    """
+    return Conv2d(stride=stride, padding=padding)(*_inputs(x, w, b))
+
+
+def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Max pooling over KH×KW windows; the gradient goes to the first maximum of each window.
+
+    Args:
+        x: (N, C, H, W).
+        kernel_size: an int or a (KH, KW) pair.
+        stride: an int or an (SH, SW) pair; default: the kernel size.
+        padding: an int or a (PH, PW) pair, each smaller than the kernel; padded cells count
+            as −∞, so they never win.
+
+    Returns:
+        (N, C, OH, OW), OH = 1 + (H + 2·PH − KH) // SH.
+
+    >>> max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2).data[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    return MaxPool2d(kernel_size, stride=stride, padding=padding)(_tensor(x))
+
+
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Average pooling over KH×KW windows; zero padding is counted in the average.
+
+    Args:
+        x: (N, C, H, W), floating point.
+        kernel_size, stride, padding: as for :func:`max_pool2d` (padded cells count as 0 and
+            the divisor is always KH·KW).
+
+    Returns:
+        (N, C, OH, OW).
+
+    >>> avg_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2).data[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+    return AvgPool2d(kernel_size, stride=stride, padding=padding)(_tensor(x))
+
+
+def relu(x: Any) -> Tensor:
+    """max(x, 0) elementwise; the gradient at 0 is 0.
+
+    >>> relu([-1.0, 2.0]).data
+    array([0., 2.], dtype=float32)
+    """
+    return ReLU()(_tensor(x))
+
+
+def sigmoid(x: Any) -> Tensor:
+    """1 / (1 + e⁻ˣ) elementwise, without overflow for large |x|.
+
+    >>> sigmoid([0.0]).data
+    array([0.5], dtype=float32)
+    """
+    return Sigmoid()(_tensor(x))
+
+
+def tanh(x: Any) -> Tensor:
+    """tanh x elementwise.
+
+    >>> tanh([0.0]).data
+    array([0.], dtype=float32)
+    """
+    return Tanh()(_tensor(x))
+
+
+def affine(x: Any, w: Any, b: Any = None) -> Tensor:
+    """The fully connected layer Y = X·W + b, with W of shape (in, out) as in the textbook.
+
+    Args:
+        x: (N, in), or (N, …) flattened to (N, in) (the gradient keeps x's shape).
+        w: (in, out).
+        b: (out,) or None.
+
+    Returns:
+        (N, out).
+
+    >>> affine(np.ones((2, 3)), np.ones((3, 4)), np.arange(4.0)).data
+    array([[3., 4., 5., 6.],
+           [3., 4., 5., 6.]])
+    """
+    return Affine()(*_inputs(x, w, b))
+
+
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along ``axis``, computed after subtracting the maximum.
+
+    >>> softmax(np.array([0.0, np.log(3.0)])).data
+    array([0.25, 0.75])
+    """
+    return Softmax(axis=axis)(_tensor(x))
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log softmax(x) along ``axis``, as (x − m) − log Σ exp(x − m): finite for any finite x.
+
+    >>> log_softmax(np.array([0.0, 1e4])).data
+    array([-10000.,      0.])
+    """
+    return LogSoftmax(axis=axis)(_tensor(x))
+
+
+def softmax_cross_entropy(logits: Any, t: Any) -> Tensor:
+    """Mean cross-entropy between softmax(logits) and the labels, as one fused op.
+
+    Args:
+        logits: (N, C) scores.
+        t: (N,) integer class indices, or (N, C) one-hot rows (float). Labels get no gradient.
+
+    Returns:
+        A 0-d Tensor, the loss averaged over the batch; its gradient with respect to the
+        logits is (softmax(logits) − onehot(t)) / N times the incoming gradient.
+
+    >>> z = np.array([[0.0, 0.0], [0.0, 1e4]])
+    >>> float(softmax_cross_entropy(z, np.array([0, 1])).data)   # log 2 / 2
+    0.34657359027997264
+    """
+    labels = t if isinstance(t, (Tensor, np.ndarray)) else np.asarray(t)
+    return SoftmaxCrossEntropy()(_tensor(logits), labels)
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True,
+            rng: np.random.Generator | None = None) -> Any:
+    """Inverted dropout: zero elements with probability ``p``, scale the rest by 1/(1 − p).
+
+    Args:
+        x: any shape.
+        p: the drop probability, in [0, 1).
+        training: when False, dropout is the identity and ``x`` itself is returned (no op is
+            recorded).
+        rng: a ``np.random.Generator`` to draw the mask from; default: the module generator,
+            reseeded by :func:`manual_seed`.
+
+    Returns:
+        A Tensor of x's shape (x itself when not training).
+
+    >>> manual_seed(0)
+    >>> y = dropout(np.ones(6), p=0.5)
+    >>> sorted(set(y.data.tolist()))   # kept elements are scaled by 1 / (1 − p)
+    [0.0, 2.0]
+    >>> x = Tensor([1.0])
+    >>> dropout(x, training=False) is x
+    True
+    """
+    op = Dropout(p, training=training, rng=rng)  # checks p even when not training
+    if not training:
+        return x
+    return op(_tensor(x))
+
+
+def flatten(x: Any) -> Tensor:
+    """(N, …) → (N, everything else): keeps the batch axis, e.g. before an affine layer.
+
+    >>> flatten(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
+    """
+    x = _tensor(x)
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) < 1:
+        raise ValueError(f"flatten: input must have a batch axis, got x.shape={shape}")
+    return Reshape((shape[0], int(np.prod(shape[1:]))))(x)

@@ -1,0 +1,141 @@
+"""Softmax, log-softmax and the fused softmax cross-entropy loss, all computed stably.
+
+Each subtracts the maximum along the class axis before exponentiating: softmax(z) is unchanged
+by a shift of z, and then every exponent is ≤ 0, so nothing overflows; log-softmax is
+(z − m) − log Σ exp(z − m), which never takes the log of an underflowed 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.function import Function
+
+
+def _axis(op: str, axis, ndim: int, shape) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for an input of shape {shape}")
+    return int(axis) % ndim
+
+
+def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    """log softmax(z) along ``axis``: (z − m) − log Σ exp(z − m), m the maximum."""
+    s = z - z.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    """Softmax along ``axis``: y_i = exp(x_i − m) / Σ_j exp(x_j − m), m = max_j x_j.
+
+    dL/dx = y ⊙ (dL/dy − Σ_j dL/dy_j · y_j)      (the sum along ``axis``)
+
+    Shapes: x (…) → y of the same shape. Smooth: no kinks. Saved: y.
+    """
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        x = np.asarray(x)
+        axis = _axis("softmax", self.axis, x.ndim, x.shape)
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        self.y, self.ax = e, axis
+        return e
+
+    def backward(self, dy):
+        y = self.y
+        return y * (dy - (dy * y).sum(axis=self.ax, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """Log-softmax along ``axis``: y_i = (x_i − m) − log Σ_j exp(x_j − m), m = max_j x_j.
+
+    dL/dx = dL/dy − softmax(x) · Σ_j dL/dy_j      (the sum along ``axis``; softmax(x) = eʸ)
+
+    Shapes: x (…) → y of the same shape. Smooth: no kinks. Saved: y.
+    """
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        x = np.asarray(x)
+        axis = _axis("log_softmax", self.axis, x.ndim, x.shape)
+        self.y, self.ax = _log_softmax(x, axis), axis
+        return self.y
+
+    def backward(self, dy):
+        return dy - np.exp(self.y) * dy.sum(axis=self.ax, keepdims=True)
+
+
+def _check_labels(z: np.ndarray, t: np.ndarray) -> None:
+    op = "softmax_cross_entropy"
+    if z.ndim != 2:
+        raise ValueError(f"{op}: logits must be 2-D (N, C), got logits.shape={z.shape}")
+    N, C = z.shape
+    if N == 0:
+        raise ValueError(f"{op}: the batch is empty (logits.shape={z.shape}): the mean loss "
+                         f"is undefined")
+    if t.ndim not in (1, 2):
+        raise ValueError(f"{op}: labels must be class indices (N,) or one-hot rows (N, C); "
+                         f"got t.shape={t.shape} for logits.shape={z.shape}")
+    if t.shape[0] != N:
+        raise ValueError(f"{op}: {t.shape[0]} labels for {N} rows of logits; "
+                         f"logits.shape={z.shape}, t.shape={t.shape}")
+    if t.ndim == 1:
+        if t.dtype.kind not in "iu":
+            raise ValueError(f"{op}: labels of shape (N,)={t.shape} are class indices and "
+                             f"must be integers, got dtype {t.dtype}")
+        low, high = int(t.min()), int(t.max())
+        if low < 0 or high >= C:
+            raise ValueError(f"{op}: class indices must lie in [0, C)=[0, {C}) for "
+                             f"logits.shape={z.shape}; got labels from {low} to {high}")
+    elif t.shape[1] != C:
+        raise ValueError(f"{op}: one-hot labels have width {t.shape[1]} but the logits have "
+                         f"C={C} classes; logits.shape={z.shape}, t.shape={t.shape}")
+    elif t.dtype.kind not in "fiub":
+        raise ValueError(f"{op}: one-hot labels must be numbers, got dtype {t.dtype}")
+
+
+class SoftmaxCrossEntropy(Function):
+    """Softmax cross-entropy, averaged over the batch (the textbook's SoftmaxWithLoss, fused).
+
+    Forward: L = −(1/N) Σ_n Σ_c t[n, c] · log softmax(z[n])_c, with log softmax computed as
+    (z − m) − log Σ exp(z − m) (never log of softmax): finite at logits of ±1e4. Class indices
+    t (N,) stand for one-hot rows.
+
+    Backward: dL/dz = (softmax(z) − t) · dL/dL₀ / N for one-hot t (or indices);
+    for any label rows, (softmax(z) · Σ_c t[n, c] − t) · dL/dL₀ / N. The labels get None.
+
+    Shapes: z (N, C); t (N,) integer class indices, or (N, C) one-hot (any rows of weights,
+    e.g. probabilities, are accepted) → a 0-d loss of z's dtype. Smooth: no kinks.
+    Saved: log softmax(z) (N, C) and the labels.
+    """
+
+    def forward(self, z, t):
+        z, t = np.asarray(z), np.asarray(t)
+        _check_labels(z, t)
+        N = z.shape[0]
+        logp = _log_softmax(z, axis=1)
+        if t.ndim == 1:
+            loss = -logp[np.arange(N), t].sum() / N
+        else:
+            t = t.astype(z.dtype, copy=False)   # float64 one-hot must not upcast float32 logits
+            loss = -(t * logp).sum() / N
+        self.logp, self.t = logp, t
+        return np.asarray(loss, dtype=z.dtype)
+
+    def backward(self, dy):
+        logp, t = self.logp, self.t
+        N = logp.shape[0]
+        dz = np.exp(logp)                       # softmax(z), a fresh array to work in
+        if t.ndim == 1:
+            dz[np.arange(N), t] -= 1
+        else:
+            dz *= t.sum(axis=1, keepdims=True)
+            dz -= t
+        dz *= dy / N
+        return dz, None
