@@ -1,0 +1,85 @@
+"""relu, sigmoid, tanh: NumPy reference, gradcheck, stability at ±1e4, dtypes, PyTorch."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad.functional as F
+from minigrad import Tensor
+from minigrad.testing import arrays, check_op, shapes
+
+# name: (NumPy reference in float64, keyword arguments of arrays())
+ACTIVATIONS = {
+    "relu": (lambda a: np.where(a > 0, a, 0.0), {"avoid": (0.0,), "margin": 0.01}),
+    "sigmoid": (lambda a: 1 / (1 + np.exp(-a)), {"low": -40.0, "high": 30.0}),
+    "tanh": (np.tanh, {"low": -10.0, "high": 10.0}),
+}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(data=st.data())
+def test_activation_matches_numpy_and_gradcheck(name, data):
+    reference, kw = ACTIVATIONS[name]
+    x = data.draw(arrays(shapes(max_dims=4, max_side=4), **kw), label="x")
+    # Relative tolerance only: sigmoid must stay accurate for very negative x too.
+    assert check_op(getattr(F, name), reference, x, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_is_stable_at_huge_inputs(name, dtype):
+    x = Tensor(np.array([-1e4, -100.0, 0.0, 100.0, 1e4], dtype=dtype), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # no overflow or invalid-value warnings
+        y = getattr(F, name)(x)
+        y.backward(np.ones(5, dtype))
+    assert y.dtype == dtype and x.grad.dtype == dtype
+    assert np.all(np.isfinite(y.data)) and np.all(np.isfinite(x.grad))
+    expected_ends = {"relu": (0.0, 1e4), "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}[name]
+    np.testing.assert_array_equal(y.data[[0, -1]], np.array(expected_ends, dtype))
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_float32_stays_float32_and_uses_dy(name):
+    x = Tensor(np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4) + 0.05,
+               requires_grad=True)
+    y = getattr(F, name)(x)
+    assert y.dtype == np.float32
+    dy = np.arange(12, dtype=np.float32).reshape(3, 4)
+    y.backward(dy)
+    assert x.grad.dtype == np.float32
+    local = {"relu": (x.data > 0).astype(np.float32), "sigmoid": y.data * (1 - y.data),
+             "tanh": 1 - y.data ** 2}[name]
+    np.testing.assert_allclose(x.grad, dy * local, rtol=1e-6)
+
+
+def test_relu_gradient_at_zero_is_zero():
+    x = Tensor(np.array([-1.0, 0.0, 1.0]), requires_grad=True)
+    F.relu(x).backward(np.array([5.0, 5.0, 5.0]))
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 5.0])
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_op_names(name):
+    y = getattr(F, name)(Tensor([1.0], requires_grad=True))
+    assert type(y.creator).__name__ == {"relu": "ReLU", "sigmoid": "Sigmoid",
+                                        "tanh": "Tanh"}[name]
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(data=st.data())
+def test_activation_matches_torch(name, data):
+    torch = pytest.importorskip("torch")
+    _, kw = ACTIVATIONS[name]
+    x = data.draw(arrays(shapes(min_dims=1, max_dims=4, max_side=4), **kw), label="x")
+    tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = getattr(F, name)(tx)
+    py = getattr(torch.nn.functional, name)(px) if name == "relu" else getattr(torch, name)(px)
+    dy = np.random.default_rng(7).standard_normal(y.shape)
+    y.backward(dy)
+    py.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y.data, py.detach().numpy(), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-10, atol=1e-15)

@@ -1,0 +1,108 @@
+"""affine (Y = X·W + b, W as (in, out)) and flatten: loop reference, gradcheck, PyTorch, errors."""
+
+import re
+
+import numpy as np
+import pytest
+import reference as ref
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad.functional as F
+from minigrad import Tensor
+from minigrad.testing import arrays, check_op, shapes
+
+
+def draw_affine(data):
+    """(x, w, b or None) with x of shape (N, …) and w (in, out)."""
+    x = data.draw(arrays(shapes(min_dims=2, max_dims=4, max_side=4)), label="x")
+    d_in = int(np.prod(x.shape[1:]))
+    d_out = data.draw(st.integers(1, 5), label="out")
+    w = data.draw(arrays((d_in, d_out)), label="w")
+    b = data.draw(st.none() | arrays((d_out,)), label="b")
+    return x, w, b
+
+
+@given(data=st.data())
+def test_affine_matches_loops_and_gradcheck(data):
+    x, w, b = draw_affine(data)
+    inputs = (x, w) if b is None else (x, w, b)
+    assert check_op(F.affine, ref.affine, *inputs, rtol=1e-12)
+
+
+def test_affine_gradient_keeps_the_input_shape():
+    x = Tensor(np.ones((2, 3, 4, 5)), requires_grad=True)
+    y = F.affine(x, np.ones((60, 7)), np.zeros(7))
+    assert y.shape == (2, 7)
+    y.sum().backward()
+    assert x.grad.shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(x.grad, np.full((2, 3, 4, 5), 7.0))
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_affine_float32_stays_float32(with_bias):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 2, 3)).astype(np.float32), requires_grad=True)
+    w = Tensor(rng.standard_normal((6, 5)).astype(np.float32), requires_grad=True)
+    b = Tensor(np.zeros(5, np.float32), requires_grad=True) if with_bias else None
+    y = F.affine(x, w, b)
+    assert y.dtype == np.float32
+    (y * 0.5).sum().backward()
+    for t in (x, w) + ((b,) if with_bias else ()):
+        assert t.grad.dtype == np.float32 and t.grad.shape == t.shape
+
+
+def test_affine_uses_the_upstream_gradient():
+    x = Tensor(np.array([[1.0, 2.0]]), requires_grad=True)
+    w = Tensor(np.array([[1.0], [3.0]]), requires_grad=True)
+    b = Tensor(np.array([0.5]), requires_grad=True)
+    F.affine(x, w, b).backward(np.array([[2.0]]))
+    np.testing.assert_array_equal(x.grad, [[2.0, 6.0]])
+    np.testing.assert_array_equal(w.grad, [[2.0], [4.0]])
+    np.testing.assert_array_equal(b.grad, [2.0])
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.zeros((64, 4320)), np.zeros((4000, 100))),
+     "affine: input has 4320 features per sample (x.shape=(64, 4320) flattened to (64, 4320)) "
+     "but weight (in, out)=(4000, 100) expects 4000"),
+    ((np.zeros((64, 30, 12, 12)), np.zeros((4000, 100))),
+     "affine: input has 4320 features per sample (x.shape=(64, 30, 12, 12) flattened to "
+     "(64, 4320)) but weight (in, out)=(4000, 100) expects 4000"),
+    ((np.zeros(5), np.zeros((5, 2))),
+     "affine: input must have a batch axis, (N, D) or (N, …), got x.shape=(5,)"),
+    ((np.zeros((2, 5)), np.zeros(5)), "affine: weight must be 2-D (in, out), got w.shape=(5,)"),
+    ((np.zeros((2, 5)), np.zeros((5, 3)), np.zeros((1, 3))),
+     "affine: bias must have shape (out,)=(3,) for weight (in, out)=(5, 3); got b.shape=(1, 3)"),
+])
+def test_affine_bad_input_names_the_op_and_shapes(args, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        F.affine(*args)
+
+
+def test_flatten_keeps_the_batch_axis_and_its_gradient_reshapes_back():
+    x = Tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+    y = F.flatten(x)
+    assert y.shape == (2, 12)
+    np.testing.assert_array_equal(y.data, np.arange(24.0).reshape(2, 12))
+    (y * np.arange(24.0).reshape(2, 12)).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.arange(24.0).reshape(2, 3, 4))
+    assert F.flatten(np.zeros((0, 3, 2))).shape == (0, 6)
+
+
+@given(data=st.data())
+def test_affine_matches_torch_linear(data):
+    torch = pytest.importorskip("torch")
+    x, w, b = draw_affine(data)
+    b = np.zeros(w.shape[1]) if b is None else b
+    tx, tw, tb = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    px, pw, pb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.affine(tx, tw, tb)
+    # torch's linear takes the weight as (out, in): the transpose of ours.
+    py = torch.nn.functional.linear(px.reshape(len(x), -1), pw.T, pb)
+    dy = np.random.default_rng(5).standard_normal(y.shape)
+    y.backward(dy)
+    py.backward(torch.tensor(dy))
+    for got, expected in ((y.data, py), (tx.grad, px.grad), (tw.grad, pw.grad),
+                          (tb.grad, pb.grad)):
+        np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
