@@ -57,7 +57,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    return grad.reshape(shape) if lead else grad
 
 
 class Function:
@@ -109,10 +109,17 @@ class Function:
             raise RuntimeError(f"{type(self).__name__}: a Function instance is called once; "
                                f"create a new instance for every call")
         self._setting_names = tuple(self.__dict__)
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-        self.needs_input_grad = needs
-        record = _GradMode.enabled and True in needs
+        arrays = []
+        needs = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                needs.append(x.requires_grad)
+            else:
+                arrays.append(x)
+                needs.append(False)
+        self.needs_input_grad = needs = tuple(needs)
+        record = True in needs and _GradMode.enabled
         if _observers:
             start = time.perf_counter()
             y = self.forward(*arrays)
@@ -154,9 +161,8 @@ class Function:
 
     def _release(self) -> None:
         """Free the values ``forward`` saved; the settings and graph structure stay."""
-        keep = self._setting_names
-        for key in [k for k in self.__dict__ if k not in keep]:
-            del self.__dict__[key]
+        values = self.__dict__
+        self.__dict__ = {k: values[k] for k in self._setting_names} if self._setting_names else {}
         self._released = True
 
 
@@ -183,23 +189,23 @@ def _topological_order(root: Function) -> list[Function]:
     return order
 
 
-def _shape_str(grad: Any) -> str:
-    return str(getattr(grad, "shape", type(grad).__name__))
-
-
 def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
-    """Propagate ``seed`` = dL/d(root) back through the tape (called by ``Tensor.backward``)."""
+    """Propagate ``seed`` = dL/d(root) back through the tape (called by ``Tensor.backward``).
+
+    A leaf's ``.grad`` is always an array of its own (optimizers may update it in place): a
+    gradient that is ``dy`` itself, a view of another array or read-only is copied first.
+    """
     if root.creator is None:  # a leaf: its gradient is the seed
         root.grad = seed.copy() if root.grad is None else root.grad + seed
         return
     grads: dict[int, np.ndarray] = {id(root): seed}
     for fn in reversed(_topological_order(root.creator)):
-        out = fn.output
+        out = fn._output_ref()
         dy = grads.pop(id(out), None) if out is not None else None
         if dy is None:  # nothing downstream of this op reached the root
             continue
         if out._retains_grad:
-            out.grad = dy if out.grad is None else out.grad + dy
+            out.grad = dy.copy() if out.grad is None else out.grad + dy
         if fn._released:
             raise RuntimeError(
                 f"backward: trying to go through the graph a second time: the values that "
@@ -212,7 +218,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         else:
             gxs = fn.backward(dy)
         inputs = fn.inputs
-        if not isinstance(gxs, tuple):
+        if type(gxs) is not tuple:
             gxs = (gxs,)
         if len(gxs) != len(inputs):
             raise RuntimeError(
@@ -221,21 +227,22 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         if _observers:
             for observer in _observers:
                 observer.backward(fn, dy, gxs, seconds)
-        for i, (x, gx) in enumerate(zip(inputs, gxs)):
+        for i, x in enumerate(inputs):
+            gx = gxs[i]
             if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
                 continue
-            if type(gx) is not np.ndarray and isinstance(gx, (np.generic, float, int)):
-                gx = np.asarray(gx)  # NumPy gives scalars for 0-d arithmetic
-            if type(gx) is not np.ndarray or gx.shape != x.data.shape:
+            if type(gx) is not np.ndarray:
+                gx = _check_array(fn, i, gx, x)
+            if gx.shape != x.data.shape:
                 raise RuntimeError(
                     f"{type(fn).__name__}.backward returned a gradient of shape "
-                    f"{_shape_str(gx)} for input {i}, which has shape {x.data.shape}")
+                    f"{gx.shape} for input {i}, which has shape {x.data.shape}")
             if gx.dtype != x.data.dtype:  # keep float32 float32 end to end
                 gx = gx.astype(x.data.dtype)
             if x.creator is None:  # a leaf: accumulate into .grad
                 if x.grad is None:
-                    # dy may be handed to several inputs (Add): give each leaf its own array.
-                    x.grad = gx.copy() if (gx is dy or not gx.flags.writeable) else gx
+                    fresh = gx is not dy and gx.base is None and gx.flags.writeable
+                    x.grad = gx if fresh else gx.copy()
                 else:
                     x.grad = x.grad + gx
             else:
@@ -244,3 +251,12 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 grads[key] = gx if previous is None else previous + gx
         if not retain_graph:
             fn._release()
+
+
+def _check_array(fn: Function, i: int, gx: Any, x: Tensor) -> np.ndarray:
+    """``gx`` as an ndarray (NumPy gives scalars for 0-d arithmetic), or a RuntimeError."""
+    if isinstance(gx, (np.generic, float, int)):
+        return np.asarray(gx)
+    raise RuntimeError(f"{type(fn).__name__}.backward returned a {type(gx).__name__} as the "
+                       f"gradient of input {i}, which has shape {x.data.shape}; return an "
+                       f"ndarray of that shape")

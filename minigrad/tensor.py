@@ -242,8 +242,8 @@ class Tensor:
         """Tensors pass through; numbers become arrays of this tensor's float dtype."""
         if isinstance(other, (Tensor, np.ndarray)):
             return other
-        dtype = self.data.dtype if self.data.dtype.kind == "f" else np.float32
-        return np.asarray(other, dtype=dtype)
+        dtype = self.data.dtype
+        return np.array(other, dtype=dtype if dtype.kind == "f" else np.float32)
 
     def __add__(self, other: Any) -> Tensor:
         return _ops.Add()(self, self._operand(other))

@@ -11,20 +11,28 @@ import numpy as np
 from minigrad.function import Function, unbroadcast
 
 
-def _broadcast_shapes(op: str, a: np.ndarray, b: np.ndarray) -> None:
-    try:
-        np.broadcast_shapes(np.shape(a), np.shape(b))
-    except ValueError:
-        raise ValueError(f"{op}: shapes {np.shape(a)} and {np.shape(b)} cannot be "
-                         f"broadcast together") from None
+def _shape(a) -> tuple[int, ...]:
+    return a.shape if type(a) is np.ndarray else np.shape(a)
+
+
+def _check_broadcast(op: str, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    """Raise a ValueError naming the op when the shapes do not broadcast together.
+
+    NumPy's rule, written out (``np.broadcast_shapes`` costs microseconds on the tape's hot
+    path): aligned from the right, two sizes agree when they are equal or one of them is 1.
+    """
+    for m, n in zip(reversed(x_shape), reversed(y_shape)):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(f"{op}: shapes {x_shape} and {y_shape} cannot be "
+                             f"broadcast together")
 
 
 class Add(Function):
     """z = x + y.    dL/dx = dL/dz    dL/dy = dL/dz    (each summed back to its shape)"""
 
     def forward(self, x, y):
-        _broadcast_shapes("add", x, y)
-        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        self.x_shape, self.y_shape = _shape(x), _shape(y)
+        _check_broadcast("add", self.x_shape, self.y_shape)
         return x + y
 
     def backward(self, dz):
@@ -37,8 +45,8 @@ class Sub(Function):
     """z = x − y.    dL/dx = dL/dz    dL/dy = −dL/dz"""
 
     def forward(self, x, y):
-        _broadcast_shapes("sub", x, y)
-        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        self.x_shape, self.y_shape = _shape(x), _shape(y)
+        _check_broadcast("sub", self.x_shape, self.y_shape)
         return x - y
 
     def backward(self, dz):
@@ -51,23 +59,24 @@ class Mul(Function):
     """z = x · y (elementwise).    dL/dx = dL/dz · y    dL/dy = dL/dz · x"""
 
     def forward(self, x, y):
-        _broadcast_shapes("mul", x, y)
+        _check_broadcast("mul", _shape(x), _shape(y))
         self.x, self.y = x, y
         return x * y
 
     def backward(self, dz):
         need_x, need_y = self.needs_input_grad
         x, y = self.x, self.y
-        return (unbroadcast(dz * y, np.shape(x)) if need_x else None,
-                unbroadcast(dz * x, np.shape(y)) if need_y else None)
+        return (unbroadcast(dz * y, x.shape) if need_x else None,
+                unbroadcast(dz * x, y.shape) if need_y else None)
 
 
 class Div(Function):
     """z = x / y.    dL/dx = dL/dz / y    dL/dy = −dL/dz · x / y² = −dL/dz · z / y"""
 
     def forward(self, x, y):
-        _broadcast_shapes("div", x, y)
-        self.x_shape, self.y = np.shape(x), y
+        self.x_shape = _shape(x)
+        _check_broadcast("div", self.x_shape, _shape(y))
+        self.y = y
         self.z = x / y
         return self.z
 
@@ -75,7 +84,7 @@ class Div(Function):
         need_x, need_y = self.needs_input_grad
         y = self.y
         return (unbroadcast(dz / y, self.x_shape) if need_x else None,
-                unbroadcast(-dz * self.z / y, np.shape(y)) if need_y else None)
+                unbroadcast(-dz * self.z / y, y.shape) if need_y else None)
 
 
 class Neg(Function):
@@ -95,7 +104,7 @@ class Pow(Function):
     """
 
     def forward(self, x, c):
-        _broadcast_shapes("pow", x, c)
+        _check_broadcast("pow", _shape(x), _shape(c))
         self.x, self.c = x, c
         self.z = x ** c
         return self.z
@@ -103,8 +112,8 @@ class Pow(Function):
     def backward(self, dz):
         need_x, need_c = self.needs_input_grad
         x, c = self.x, self.c
-        dx = unbroadcast(dz * c * x ** (c - 1), np.shape(x)) if need_x else None
-        dc = unbroadcast(dz * self.z * np.log(x), np.shape(c)) if need_c else None
+        dx = unbroadcast(dz * c * x ** (c - 1), x.shape) if need_x else None
+        dc = unbroadcast(dz * self.z * np.log(x), c.shape) if need_c else None
         return dx, dc
 
 
@@ -139,9 +148,11 @@ class MatMul(Function):
             dz2 = dz2[..., np.newaxis, :]
         dx = dy = None
         if need_x:
-            dx = unbroadcast(dz2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)
+            dx = unbroadcast(dz2 @ np.swapaxes(y2, -1, -2), x2.shape)
+            dx = dx.reshape(x.shape) if x.ndim == 1 else dx
         if need_y:
-            dy = unbroadcast(np.swapaxes(x2, -1, -2) @ dz2, y2.shape).reshape(y.shape)
+            dy = unbroadcast(np.swapaxes(x2, -1, -2) @ dz2, y2.shape)
+            dy = dy.reshape(y.shape) if y.ndim == 1 else dy
         return dx, dy
 
 
