@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import html
 import os
+import secrets
 import sys
-import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,8 +37,8 @@ def _atomic_write(path: str | os.PathLike, write: Any) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # A fresh name, created by the writer itself, so the file gets the usual permissions.
+    tmp = str(folder / f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -398,7 +398,7 @@ _ROLE_TEXT = {
     "output": "output",
 }
 _OP_FILL = "#e7e1ef"
-_GROUP_FILL = "#dadaeb"
+_GROUP_FILL = "#bcbddc"
 _CLUSTER_FILLS = ("#f7f7f7", "#ececec")
 # Gradient norms on a log scale: faint and thin when vanishing, blue in a healthy range,
 # purple then orange and thick when exploding.
@@ -685,8 +685,12 @@ def draw_graph(*outputs: Any, show_values: bool = False, show_grads: Any = False
         grad = tensor_grad(node) if show_grads is not False else None
         if grad is not None:
             value, grad_bad = grad
-            text = f"|grad| {_num(value)}" + (" (NaN/inf)" if grad_bad else "")
-            lines.append(_font(_esc(text), _RED) if grad_bad else _esc(text))
+            if not grad_bad:
+                lines.append(_esc(f"|grad| {_num(value)}"))
+            else:
+                held = obj.grad if isinstance(obj, Tensor) and obj.grad is not None else None
+                counts = _nonfinite_text(held) if held is not None else "NaN/inf"
+                lines.append(_font(_esc(f"grad: {counts}"), _RED))
         bad = bad or (grad is not None and grad[1])
         flags["nonfinite"] |= bool(bad)
         style = "filled,dashed" if node.role in ("data", "constant") else "filled"
@@ -754,10 +758,10 @@ def draw_graph(*outputs: Any, show_values: bool = False, show_grads: Any = False
         value, bad = grad
         if bad:
             flags["nonfinite"] = True
-            return {"color": _RED, "penwidth": "3.5", "label": "NaN/inf", "fontcolor": _RED}
+            return {"color": _RED, "penwidth": "3.5", "label": "  NaN/inf", "fontcolor": _RED}
         p = _grad_position(value)
         attrs = {"color": _grad_color(value), "penwidth": f"{0.6 + 3.4 * p:.2f}",
-                 "label": _num(value), "fontcolor": "#525252"}
+                 "label": f"  {_num(value)}", "fontcolor": "#525252"}
         if value == 0:
             attrs["style"] = "dotted"
         return attrs
@@ -902,7 +906,7 @@ def render_graph(graph: Any, path: str | os.PathLike, format: str | None = None,
         path: the file to write; written to a temporary file beside it, then renamed.
         format: "svg", "png" or "pdf"; by default taken from the suffix of ``path`` (".svg"
             if it has none of these).
-        dpi: resolution for PNG (Graphviz's default is 96).
+        dpi: resolution of a PNG (Graphviz's default is 96); ignored for SVG and PDF.
 
     Returns:
         The path written.
@@ -921,7 +925,7 @@ def render_graph(graph: Any, path: str | os.PathLike, format: str | None = None,
     if not isinstance(graph, (graphviz.Digraph, graphviz.Graph)):
         raise TypeError(f"render_graph: expected a graphviz graph from draw_graph, got "
                         f"{type(graph).__name__}")
-    if dpi is not None:
+    if dpi is not None and format == "png":
         graph = graph.copy()
         graph.graph_attr["dpi"] = str(int(dpi))
     try:

@@ -168,3 +168,18 @@ def test_finite_graph_passes():
         loss = (x @ x).relu().sum()
         loss.backward()
     np.testing.assert_allclose(x.grad, [[7.0, 11.0], [9.0, 13.0]])
+
+
+def test_cnn_overflow_names_the_layer_and_the_line():
+    models = pytest.importorskip("minigrad.models")
+    nn = pytest.importorskip("minigrad.nn")
+    nn.manual_seed(0)
+    model = models.SimpleConvNet()
+    model.conv1.weight.data[...] = 1e38     # float32 overflows in the convolution's sums
+    x = np.ones((2, 1, 28, 28), np.float32)
+    with pytest.raises(AnomalyError) as error, detect_anomaly():
+        line = here()
+        model.loss(x, np.array([1, 2]))
+    assert error.value.op == "Conv2d" and not error.value.upstream
+    assert "inside module conv1: Conv2d" in str(error.value)
+    check_location(error, line)

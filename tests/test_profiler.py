@@ -181,3 +181,20 @@ def test_ops_outside_the_block_are_not_recorded_and_no_grad_ops_are():
             _ = x * 2.0
     _ = x * 2.0
     assert [(s.name, s.calls, s.backward_calls) for s in prof.stats()] == [("Mul", 1, 0)]
+
+
+def test_cnn_step_by_op_and_by_module():
+    models = pytest.importorskip("minigrad.models")
+    nn = pytest.importorskip("minigrad.nn")
+    nn.manual_seed(0)
+    model = models.SimpleConvNet()
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    with profile() as prof:
+        model.loss(x, np.array([1, 2])).backward()
+    calls = {s.name: s.calls for s in prof.stats()}
+    assert calls["Conv2d"] == 1 and calls["MaxPool2d"] == 1 and calls["Affine"] == 2
+    by_module = {s.name for s in prof.stats(group_by="module")}
+    assert {"conv1/Conv2d", "pool1/MaxPool2d", "affine1/Affine", "affine2/Affine"} <= by_module
+    conv = next(s for s in prof.stats() if s.name == "Conv2d")
+    assert conv.output_bytes == 2 * 30 * 24 * 24 * 4
+    assert conv.backward_calls == 1 and conv.backward_s > 0

@@ -293,7 +293,7 @@ def test_show_grads_from_leaves_and_retained_tensors():
     assert f"|grad| {np.linalg.norm(y.grad):.3g}" in labels["t2"][0]   # 20
     # The edge out of x carries x's gradient: coloured and labelled with its norm.
     attrs = dict(((t, h), a) for t, h, a in edges(graph))
-    assert 'label=40' in attrs[("t0", "op0")] and "penwidth" in attrs[("t0", "op0")]
+    assert 'label="  40"' in attrs[("t0", "op0")] and "penwidth" in attrs[("t0", "op0")]
     # The constant 2.0 carries no gradient: a dashed grey edge.
     assert "dashed" in attrs[("t1", "op0")]
     assert "|grad|" not in viz.draw_graph(loss).source
@@ -308,8 +308,8 @@ def test_record_grads_colours_every_edge_with_the_gradient_along_it():
     assert record.input_grad(y.creator, 0) == pytest.approx((1.5, False))
     graph = viz.draw_graph(loss, show_grads=record)
     attrs = dict(((t, h), a) for t, h, a in edges(graph))
-    assert "label=1.5" in attrs[("t0", "op0")]
-    assert "label=0.5" in attrs[("op0", "t2")] and "label=0.5" in attrs[("t2", "op1")]
+    assert 'label="  1.5"' in attrs[("t0", "op0")]
+    assert 'label="  0.5"' in attrs[("op0", "t2")] and 'label="  0.5"' in attrs[("t2", "op1")]
     assert "|grad| 0.5" in nodes(graph)["t2"][0]  # intermediate, known from the record
     # A larger gradient gets a thicker edge.
     width = {k: float(re.search(r"penwidth=([\d.]+)", a).group(1)) for k, a in attrs.items()
@@ -340,7 +340,7 @@ def test_nan_and_inf_are_drawn_in_red():
         loss.backward()
     graph = viz.draw_graph(loss, show_grads=True)
     label, attrs = nodes(graph)["t0"]
-    assert "#d7191c" in attrs and "NaN/inf" in label
+    assert "#d7191c" in attrs and '<FONT COLOR="#d7191c">grad: 1 inf</FONT>' in label
     assert 'color="#d7191c"' in dict(((t, h), a) for t, h, a in edges(graph))[("t0", "op0")]
     z = minigrad.Tensor(np.array([np.nan, 1.0, np.inf]), requires_grad=True, name="z") * 2.0
     label, attrs = nodes(viz.draw_graph(z))["t2"]
@@ -568,3 +568,55 @@ def test_missing_dot_says_how_to_install_and_save_dot_still_works(tmp_path, monk
 def test_render_graph_rejects_bad_format(tmp_path):
     with pytest.raises(ValueError, match="format must be"):
         viz.render_graph(viz.draw_graph(mlp()[0]), tmp_path / "g", format="jpeg")
+
+
+# ---------------------------------------------------------------------------- the textbook CNN
+@pytest.fixture
+def cnn_loss():
+    models = pytest.importorskip("minigrad.models")
+    nn = pytest.importorskip("minigrad.nn")
+    nn.manual_seed(0)
+    model = models.SimpleConvNet()
+    rng = np.random.default_rng(0)
+    x = minigrad.Tensor(rng.random((2, 1, 28, 28), dtype=np.float32), name="images")
+    return model.loss(x, np.array([3, 7]))
+
+
+def test_cnn_graph_shows_layers_parameters_and_shapes(cnn_loss):
+    graph = viz.draw_graph(cnn_loss)
+    labels = [label for label, _ in nodes(graph).values()]
+    text = "".join(labels)
+    for name, shape in [("conv1.weight", "(30, 1, 5, 5)"), ("conv1.bias", "(30,)"),
+                        ("affine1.weight", "(4320, 100)"), ("affine2.bias", "(10,)")]:
+        assert f"<B>{name}</B><BR/>{shape} float32" in text
+    assert "<B>Conv2d</B>(stride=(1, 1), padding=(0, 0))" in text
+    assert "<B>MaxPool2d</B>(kernel_size=(2, 2), stride=(2, 2)," in text
+    assert "(2, 30, 24, 24) float32" in text and "(2, 30, 12, 12) float32" in text
+    assert sum(label.startswith("<B>Affine</B>") for label in labels) == 2
+    assert "<B>array</B><BR/>(2,) int64" in text
+
+
+def test_cnn_modules_as_clusters_and_collapsed(cnn_loss):
+    graph = viz.draw_graph(cnn_loss, group_modules=True)
+    where = clusters(graph)
+    assert where[node_with(graph, "<B>Conv2d</B>")] == ("SimpleConvNet", "conv1 · Conv2d")
+    assert where[node_with(graph, "conv1.weight")] == ("SimpleConvNet", "conv1 · Conv2d")
+    assert where[node_with(graph, "affine2.weight")] == ("SimpleConvNet", "affine2 · Linear")
+    assert where[node_with(graph, "<B>SoftmaxCrossEntropy</B>")] == ()
+    collapsed = viz.draw_graph(cnn_loss, collapse=True)
+    modules = [label.split("<BR/>")[0] for k, (label, _) in nodes(collapsed).items()
+               if re.fullmatch(r"m\d+", k)]
+    assert modules == ["<B>conv1 · Conv2d</B>", "<B>relu1 · ReLU</B>", "<B>pool1 · MaxPool2d</B>",
+                       "<B>flatten · Flatten</B>", "<B>affine1 · Linear</B>",
+                       "<B>relu2 · ReLU</B>", "<B>affine2 · Linear</B>"]
+    assert "780 parameters" in nodes(collapsed)[node_with(collapsed, "conv1 · Conv2d")][0]
+
+
+def test_cnn_gradients_after_backward(cnn_loss):
+    with viz.record_grads() as record:
+        cnn_loss.backward()
+    graph = viz.draw_graph(cnn_loss, show_grads=record)
+    unlabelled = [(t, h) for t, h, a in edges(graph)
+                  if "label=" not in a and "dashed" not in a]
+    assert unlabelled == []  # every edge that carries a gradient shows its norm
+    assert function._observers == []
