@@ -144,6 +144,11 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
             stats.backward_s += seconds
         if record is not None:
             record[1] += seconds
+        else:  # its forward ran before the profile began
+            try:
+                self._instances[fn] = [0.0, seconds, module]
+            except TypeError:
+                pass
 
     @staticmethod
     def _row(table: dict, key: Any, name: str) -> OpStats:

@@ -448,6 +448,18 @@ def test_outputs_must_be_tensors():
         viz.draw_graph()
 
 
+def test_ops_are_numbered_in_a_forward_order_of_the_data():
+    # b feeds both c = exp(b) and a = b · c: Exp must come before the second Mul.
+    x = minigrad.Tensor(np.ones(2), requires_grad=True, name="x")
+    b = x * 2.0
+    a = b * b.exp()
+    labels = nodes(viz.draw_graph(a, legend=False))
+    ops = [re.match(r"<B>(\w+)</B>", labels[f"op{i}"][0]).group(1) for i in range(3)]
+    assert ops == ["Mul", "Exp", "Mul"]
+    made = {h: t for t, h, _ in edges(viz.draw_graph(a)) if t.startswith("op")}
+    assert made == {"t2": "op0", "t3": "op1", "t4": "op2"}
+
+
 def test_several_outputs_share_their_graph():
     x = minigrad.Tensor(np.ones(3), requires_grad=True, name="x")
     h = x * 2.0
@@ -490,6 +502,9 @@ def test_settings_are_summarised_and_labels_escaped():
     assert "Scaled</B>(k=array(30, 30) float64,<BR/>index=(:, 1:3, ...))" in source
     assert "2.0, 2.0" not in source and "_cache" not in source
     assert "<B>GetItem</B>(index=1:)" in viz.draw_graph(x[1:]).source
+    if HAS_DOT:  # dot accepts the escaped label and shows the original text
+        svg = viz.draw_graph(y)._repr_mimebundle_()["image/svg+xml"]
+        assert "a&lt;b&gt; &amp; &quot;c&quot;" in svg or 'a&lt;b&gt; &amp; "c"' in svg
 
 
 def test_graph_displays_inline_in_jupyter():
@@ -603,7 +618,14 @@ def test_cnn_modules_as_clusters_and_collapsed(cnn_loss):
     assert where[node_with(graph, "conv1.weight")] == ("SimpleConvNet", "conv1 · Conv2d")
     assert where[node_with(graph, "affine2.weight")] == ("SimpleConvNet", "affine2 · Linear")
     assert where[node_with(graph, "<B>SoftmaxCrossEntropy</B>")] == ()
-    collapsed = viz.draw_graph(cnn_loss, collapse=True)
+    from minigrad.profiler import profile
+
+    with profile() as prof:
+        cnn_loss.backward()
+    collapsed = viz.draw_graph(cnn_loss, collapse=True, profile=prof)
+    heat = nodes(collapsed)[node_with(collapsed, "pool1 · MaxPool2d")]
+    assert re.search(r"fwd 0\.00 ms · bwd \d+\.\d\d ms", heat[0])  # forward ran before
+    assert 'fillcolor="#bcbddc"' not in heat[1]                       # filled by its cost
     modules = [label.split("<BR/>")[0] for k, (label, _) in nodes(collapsed).items()
                if re.fullmatch(r"m\d+", k)]
     assert modules == ["<B>conv1 · Conv2d</B>", "<B>relu1 · ReLU</B>", "<B>pool1 · MaxPool2d</B>",
