@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ class OpStats:
         return self.forward_s + self.backward_s
 
 
-def _module_label(scope: tuple) -> str:
+def _module_label(scope: Sequence[Any]) -> str:
     """The innermost running module's dotted name (its class name for a root), '-' for none."""
     if not scope:
         return "-"
@@ -122,10 +123,10 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
     # ------------------------------------------------------------------ observer protocol
     def forward(self, fn: Any, inputs: Any, output: Any, seconds: float) -> None:
         name = type(fn).__name__
-        module = _module_label(tuple(function._module_scope))
+        scope = function._module_scope
+        module = _module_label(scope) if scope else "-"
         nbytes = getattr(output, "nbytes", 0)
-        for stats in (self._row(self._by_op, name, name),
-                      self._row(self._by_module, (module, name), f"{module}/{name}")):
+        for stats in self._rows(name, module):
             stats.calls += 1
             stats.forward_s += seconds
             stats.output_bytes += nbytes
@@ -138,8 +139,7 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
         name = type(fn).__name__
         record = self._instances.get(fn)
         module = record[2] if record is not None else _module_label(getattr(fn, "scope", ()))
-        for stats in (self._row(self._by_op, name, name),
-                      self._row(self._by_module, (module, name), f"{module}/{name}")):
+        for stats in self._rows(name, module):
             stats.backward_calls += 1
             stats.backward_s += seconds
         if record is not None:
@@ -150,12 +150,15 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
             except TypeError:
                 pass
 
-    @staticmethod
-    def _row(table: dict, key: Any, name: str) -> OpStats:
-        stats = table.get(key)
-        if stats is None:
-            stats = table[key] = OpStats(name)
-        return stats
+    def _rows(self, name: str, module: str) -> tuple[OpStats, OpStats]:
+        """The op's row in the per-op table and in the per-module table (created if new)."""
+        by_op = self._by_op.get(name)
+        if by_op is None:
+            by_op = self._by_op[name] = OpStats(name)
+        by_module = self._by_module.get((module, name))
+        if by_module is None:
+            by_module = self._by_module[(module, name)] = OpStats(f"{module}/{name}")
+        return by_op, by_module
 
     # ------------------------------------------------------------------ results
     @property
