@@ -640,26 +640,30 @@ def draw_graph(*outputs: Any, show_values: bool = False, show_grads: Any = False
         return graph if group is None or collapse else group.graph
 
     if not collapse:
-        for depth_group in groups:
+        for group in groups:
             depth = 0
-            parent = depth_group.parent
+            parent = group.parent
             while parent is not None:
                 depth, parent = depth + 1, parent.parent
-            sub = graphviz.Digraph(f"cluster_{depth_group.id}")
-            sub.attr(label=f"<<B>{_esc(depth_group.title)}</B>>", style="rounded,filled",
+            sub = graphviz.Digraph(f"cluster_{group.id}")
+            sub.attr(label=f"<<B>{_esc(group.title)}</B>>", style="rounded,filled",
                      fillcolor=_CLUSTER_FILLS[depth % 2], color="#969696", fontname=_FONT,
                      fontsize="11", labeljust="l")
-            depth_group.graph = sub
+            group.graph = sub
 
-    flags = {"nonfinite": False, "nograd": False}
+    flags = {"nograd": False}
+    grad_norms: dict[str, tuple[float, bool] | None] = {}
 
     def tensor_grad(node: _TensorNode) -> tuple[float, bool] | None:
-        obj = node.obj
-        if isinstance(obj, Tensor) and obj.grad is not None:
-            return _norm(obj.grad)
-        if record is not None and node.producer is not None:
-            return record.output_grad(node.producer.fn)
-        return None
+        """‖dL/d(tensor)‖: its .grad, or the record of its producer's backward."""
+        if node.id not in grad_norms:
+            obj, norm = node.obj, None
+            if isinstance(obj, Tensor) and obj.grad is not None:
+                norm = _norm(obj.grad)
+            elif record is not None and node.producer is not None:
+                norm = record.output_grad(node.producer.fn)
+            grad_norms[node.id] = norm
+        return grad_norms[node.id]
 
     # Tensor nodes.
     for node in drawn_tensors:
@@ -692,7 +696,6 @@ def draw_graph(*outputs: Any, show_values: bool = False, show_grads: Any = False
                 counts = _nonfinite_text(held) if held is not None else "NaN/inf"
                 lines.append(_font(_esc(f"grad: {counts}"), _RED))
         bad = bad or (grad is not None and grad[1])
-        flags["nonfinite"] |= bool(bad)
         style = "filled,dashed" if node.role in ("data", "constant") else "filled"
         attrs = {"shape": "box", "style": style, "fillcolor": _ROLE_FILL[node.role]}
         if node.role == "output":
@@ -757,7 +760,6 @@ def draw_graph(*outputs: Any, show_values: bool = False, show_grads: Any = False
             return {}
         value, bad = grad
         if bad:
-            flags["nonfinite"] = True
             return {"color": _RED, "penwidth": "3.5", "label": "  NaN/inf", "fontcolor": _RED}
         p = _grad_position(value)
         attrs = {"color": _grad_color(value), "penwidth": f"{0.6 + 3.4 * p:.2f}",
