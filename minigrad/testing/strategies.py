@@ -96,17 +96,21 @@ def _allowed_intervals(low: float, high: float, avoid: Any,
     return intervals
 
 
-def _inside(value: float, dtype: np.dtype, towards: float) -> float:
-    """``value`` as the nearest number of ``dtype`` on the ``towards`` side of it."""
-    rounded = dtype.type(value)
-    if (rounded < value and towards > value) or (rounded > value and towards < value):
-        rounded = np.nextafter(rounded, dtype.type(towards))
-    return float(rounded)
+def _endpoint(value: float, dtype: np.dtype, towards: float, avoid: tuple[float, ...],
+              margin: float) -> float:
+    """``value`` as a number of ``dtype``, moved towards ``towards`` (into its interval) until
+    it is at least ``margin`` from every kink also after rounding (−1 + 0.2 is 0.1999… from −1).
+    """
+    v = dtype.type(value)
+    step = dtype.type(towards)
+    while ((v < value and towards > value) or (v > value and towards < value)
+           or any(abs(float(v) - k) < margin for k in avoid)):
+        v = np.nextafter(v, step)
+    return float(v)
 
 
 def _floats_between(a: float, b: float, dtype: np.dtype) -> SearchStrategy[float]:
-    lo, hi = _inside(a, dtype, np.inf), _inside(b, dtype, -np.inf)
-    return st.floats(min_value=lo, max_value=hi, width=8 * dtype.itemsize,
+    return st.floats(min_value=a, max_value=b, width=8 * dtype.itemsize,
                      allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
@@ -144,9 +148,13 @@ def arrays(shape: tuple[int, ...] | SearchStrategy[tuple[int, ...]], low: float 
         raise ValueError(f"arrays: low={low} must not exceed high={high}")
     if margin < 0:
         raise ValueError(f"arrays: margin must be >= 0, got {margin}")
-    intervals = _allowed_intervals(low, high, avoid, margin)
-    parts = [_floats_between(a, b, dtype) for a, b in intervals
-             if _inside(a, dtype, np.inf) <= _inside(b, dtype, -np.inf)]
+    avoid = tuple(float(k) for k in avoid)
+    parts = []
+    for a, b in _allowed_intervals(low, high, avoid, margin):
+        a = _endpoint(a, dtype, np.inf, avoid, margin)
+        b = _endpoint(b, dtype, -np.inf, avoid, margin)
+        if a <= b:
+            parts.append(_floats_between(a, b, dtype))
     if not parts:
         raise ValueError(f"arrays: no value in [{low}, {high}] is at least {margin} away from "
                          f"every point of avoid={tuple(avoid)}")
