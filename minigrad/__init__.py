@@ -9,7 +9,7 @@ array([4., 6.], dtype=float32)
 
 # tensor first: it binds the ops, which need Function, which needs Tensor.
 from minigrad.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
-from minigrad import data, functional, viz
+from minigrad import data, functional, models, nn, optim, viz
 from minigrad.anomaly import AnomalyError, detect_anomaly
 from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
@@ -19,5 +19,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
-    "save", "load", "data", "functional", "viz", "profile", "detect_anomaly", "AnomalyError",
+    "save", "load", "data", "functional", "nn", "optim", "models", "viz", "profile", "detect_anomaly", "AnomalyError",
 ]
