@@ -19,5 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
-    "save", "load", "data", "functional", "nn", "optim", "models", "viz", "profile", "detect_anomaly", "AnomalyError",
+    "save", "load", "data", "functional", "nn", "optim", "models", "viz",
+    "profile", "detect_anomaly", "AnomalyError",
 ]
