@@ -87,6 +87,17 @@ class Optimizer:
             seen.add(id(p))
         self.params: list[Tensor] = params
         self.state: list[dict[str, Any]] = [{} for _ in params]
+        # Work arrays reused from step to step, one per (shape, dtype): a fresh array of a few
+        # MB each time would cost more in page faults than the arithmetic itself.
+        self._scratch: dict[tuple, np.ndarray] = {}
+
+    def _work(self, p: np.ndarray) -> np.ndarray:
+        """A scratch array shaped like ``p`` (its contents are garbage)."""
+        key = (p.shape, p.dtype)
+        work = self._scratch.get(key)
+        if work is None:
+            work = self._scratch[key] = np.empty_like(p)
+        return work
 
     def zero_grad(self) -> None:
         """Forget the gradients of the parameters (set ``.grad`` to None)."""
@@ -202,7 +213,10 @@ class SGD(Optimizer):
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         f = p.dtype.type
         if self.weight_decay:
-            grad = grad + f(self.weight_decay) * p
+            work = self._work(p)
+            np.multiply(p, f(self.weight_decay), out=work)
+            work += grad
+            grad = work
         if self.momentum:
             v = state.get("v")
             if v is None:
@@ -211,7 +225,9 @@ class SGD(Optimizer):
                 v *= f(self.momentum)
                 v += grad
             grad = v
-        p -= f(self.lr) * grad
+        work = self._work(p)
+        np.multiply(grad, f(self.lr), out=work)
+        p -= work
 
 
 class Momentum(SGD):
@@ -247,12 +263,14 @@ class AdaGrad(Optimizer):
         h = state.get("h")
         if h is None:
             h = state["h"] = np.zeros_like(p)
-        h += grad * grad
-        denom = np.sqrt(h)
-        denom += f(self.eps)
-        np.divide(grad, denom, out=denom)
-        denom *= f(self.lr)
-        p -= denom
+        work = self._work(p)
+        np.multiply(grad, grad, out=work)
+        h += work
+        np.sqrt(h, out=work)
+        work += f(self.eps)
+        np.divide(grad, work, out=work)
+        work *= f(self.lr)
+        p -= work
 
 
 class Adam(Optimizer):
@@ -291,22 +309,28 @@ class Adam(Optimizer):
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         f = p.dtype.type
         beta1, beta2 = self.betas
+        work = self._work(p)
         if self.weight_decay:
-            grad = grad + f(self.weight_decay) * p
+            decayed = np.multiply(p, f(self.weight_decay))
+            decayed += grad
+            grad = decayed
         if not state:
             state["step"] = 0
             state["m"] = np.zeros_like(p)
             state["v"] = np.zeros_like(p)
         state["step"] += 1
         t, m, v = state["step"], state["m"], state["v"]
+        np.multiply(grad, f(1 - beta1), out=work)
         m *= f(beta1)
-        m += f(1 - beta1) * grad
+        m += work
+        np.multiply(grad, grad, out=work)
+        work *= f(1 - beta2)
         v *= f(beta2)
-        v += f(1 - beta2) * (grad * grad)
+        v += work
         # η·m̂/(√v̂ + ε) = (η / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε), as torch evaluates it.
-        denom = np.sqrt(v)
-        denom *= f(1 / np.sqrt(1 - beta2 ** t))
-        denom += f(self.eps)
-        np.divide(m, denom, out=denom)
-        denom *= f(self.lr / (1 - beta1 ** t))
-        p -= denom
+        np.sqrt(v, out=work)
+        work *= f(1 / np.sqrt(1 - beta2 ** t))
+        work += f(self.eps)
+        np.divide(m, work, out=work)
+        work *= f(self.lr / (1 - beta1 ** t))
+        p -= work
