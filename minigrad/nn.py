@@ -406,6 +406,17 @@ class ModuleList(Module):
                             f"got {type(module).__name__}")
         return module
 
+    @classmethod
+    def _view(cls, named: list[tuple[str, Module]]) -> ModuleList:
+        """A container of some of these modules that leaves their names as they are (a slice
+        must not rename the layers of the network it was cut from)."""
+        view = cls.__new__(cls)
+        Module.__init__(view)
+        for key, m in named:
+            view._modules[key] = m
+            object.__setattr__(view, key, m)
+        return view
+
     def _reindex(self, items: list[Module]) -> None:
         for key in list(self._modules):
             object.__delattr__(self, key)
@@ -436,7 +447,7 @@ class ModuleList(Module):
     def __getitem__(self, index: int | slice) -> Any:
         items = list(self._modules.values())
         if isinstance(index, slice):
-            return type(self)(items[index])
+            return ModuleList._view([(str(i), m) for i, m in enumerate(items[index])])
         try:
             return items[index]
         except IndexError:
@@ -487,7 +498,7 @@ class Sequential(ModuleList):
         if isinstance(index, str):
             return self._modules[index]
         if isinstance(index, slice):
-            return Sequential(dict(list(self._modules.items())[index]))
+            return Sequential._view(list(self._modules.items())[index])
         return super().__getitem__(index)
 
     def forward(self, x: Any) -> Any:

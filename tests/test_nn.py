@@ -115,6 +115,18 @@ def test_sequential_indexing_and_dict_names():
     head = seq[:2]
     assert isinstance(head, nn.Sequential) and list(head._modules) == ["conv", "act"]
     assert seq.conv.weight.name == "conv.weight"
+    x = Tensor(np.ones((1, 1, 5, 5), np.float32))
+    np.testing.assert_array_equal(head(x).data, seq.act(seq.conv(x)).data)
+
+
+def test_slices_leave_the_names_alone():
+    net = Net()
+    net.body = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    rest, tail = net.layers[1:], net.body[1:]
+    assert isinstance(rest, nn.ModuleList) and len(rest) == 1 and rest[0] is net.layers[1]
+    assert isinstance(tail, nn.Sequential) and tail[1] is net.body[2]
+    check_names(net)
+    assert net.body[2].weight.name == "body.2.weight"
 
 
 def test_reassigning_replaces_the_registration():
