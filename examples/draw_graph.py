@@ -82,14 +82,18 @@ def main() -> None:
     }
     graphs["graph_nan"] = nan_graph()
     args.out.mkdir(parents=True, exist_ok=True)
+    have_dot = True
     for name, graph in graphs.items():
-        try:
-            for fmt in ("svg", "png"):
-                path = viz.render_graph(graph, args.out / f"{name}.{fmt}", dpi=args.dpi)
-                print("wrote", path)
-        except viz.DotNotFoundError as error:
-            print(error)
-            print("wrote", viz.save_dot(graph, args.out / f"{name}.dot"))
+        if have_dot:
+            try:
+                for fmt in ("svg", "png"):
+                    path = viz.render_graph(graph, args.out / f"{name}.{fmt}", dpi=args.dpi)
+                    print("wrote", path)
+                continue
+            except viz.DotNotFoundError as error:
+                print(error)
+                have_dot = False
+        print("wrote", viz.save_dot(graph, args.out / f"{name}.dot"))
 
 
 if __name__ == "__main__":
