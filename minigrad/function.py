@@ -171,20 +171,25 @@ def _topological_order(root: Function) -> list[Function]:
 
     An explicit stack instead of recursion: a chain of 100,000 ops is fine.
     """
+    # Depth-first post-order: an op is appended only after everything below it. It is marked
+    # when it is expanded, not when it is pushed, so an op reached again through a longer path
+    # is still placed below every op that consumes its output.
     order: list[Function] = []
-    visited = {id(root)}
+    visited: set[int] = set()
     stack: list[tuple[Function, bool]] = [(root, False)]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
             order.append(fn)
             continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
         stack.append((fn, True))
         for x in fn.inputs:
             if type(x) is not np.ndarray and isinstance(x, Tensor):
                 creator = x.creator
                 if creator is not None and id(creator) not in visited:
-                    visited.add(id(creator))
                     stack.append((creator, False))
     return order
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minigrad import Function, Tensor, function, no_grad
 from minigrad.testing import gradcheck
@@ -52,6 +54,36 @@ def test_shared_subgraph_runs_each_op_once():
     assert len(calls) == 1
     np.testing.assert_array_equal(calls[0], [6.0, 6.0])
     np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+
+
+@pytest.mark.parametrize("build", [
+    # b feeds the last op directly and through a longer path: both must reach b first.
+    lambda x: (lambda b: b * b.exp())(x * 2),
+    lambda x: (lambda b: b + b.exp().tanh().sigmoid())(x * 2),
+    lambda x: (lambda b: (b.tanh() * 3).exp() * b)(x - 1),
+    lambda x: (lambda a: (lambda b: a * b + b.exp() * a.tanh())(a.sigmoid()))(x * x),
+], ids=["direct-and-one-op", "direct-and-three-ops", "short-path-second", "two-shared"])
+def test_an_output_used_along_paths_of_different_lengths(build):
+    assert gradcheck(lambda t: build(t), np.array([0.3, -0.7, 1.1]))
+
+
+_UNARY = {"exp": lambda a: (a * 0.5).exp(), "tanh": Tensor.tanh, "sigmoid": Tensor.sigmoid}
+_BINARY = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "sub": lambda a, b: a - b}
+
+
+@given(st.lists(st.tuples(st.sampled_from(sorted(_UNARY) + sorted(_BINARY)),
+                          st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=12))
+def test_random_graphs_pass_gradcheck(program):
+    """Each step applies an op to earlier nodes picked at random: arbitrary DAGs with reuse."""
+
+    def build(x):
+        nodes = [x]
+        for name, i, j in program:
+            a, b = nodes[i % len(nodes)], nodes[j % len(nodes)]
+            nodes.append(_UNARY[name](a) if name in _UNARY else _BINARY[name](a, b).tanh())
+        return nodes[-1]
+
+    assert gradcheck(build, np.array([0.2, -0.4]))
 
 
 def test_two_backward_calls_accumulate_into_leaves():
