@@ -221,6 +221,11 @@ def summarise(runs, frameworks, peak_gflops):
     return out
 
 
+def load_stats(runs):
+    loads = [res["loadavg_1m_before"] for r in runs for res in r.values()]
+    return {"median": median(loads), "max": max(loads)} if loads else None
+
+
 def targets(summary):
     res = []
     mg = summary.get("minigrad", {})
@@ -244,8 +249,14 @@ def print_table(result, file=sys.stdout):
           f"epoch(s), batch {result['config']['batch_size']}, {result['config']['threads']} "
           f"threads; medians of {result['config']['rounds']} rounds (+{result['config']['warmup']}"
           f" warm-up)")
-    print(f"machine: {m['cpu']}, nproc {m['nproc']}, numpy {m['numpy']}, BLAS {m['blas']}, "
-          f"load avg {m['loadavg_start']} → {m['loadavg_end']}")
+    print(f"machine: {m['cpu']}, nproc {m['nproc']}, numpy {m['numpy']}, BLAS {m['blas']}")
+    load = m["loadavg_1m_before_runs"]
+    if load:
+        print(f"1-min load average before each run: median {load['median']:.1f}, "
+              f"max {load['max']:.1f}")
+        if load["median"] > m["nproc"] + 1:  # our own child accounts for up to ~nproc
+            print(f"WARNING: the machine was busy (load above its {m['nproc']} CPUs): absolute "
+                  f"numbers are low and noisy; compare the per-round ratios")
     head = (f"{'framework':<12}{'train img/s':>12}{'× torch':>9}{'infer img/s':>12}{'× torch':>9}"
             f"{'GFLOP/s':>9}{'% peak':>8}{'peak RSS':>10}{'test acc':>10}{'loss':>8}")
     print(head)
@@ -325,6 +336,7 @@ def main(argv=None):
         label = f"round {r - args.warmup + 1}/{args.rounds}" if counted else "warm-up"
         results = {}
         for name, (path, takes_batch) in list(todo.items()):
+            load = os.getloadavg()[0]
             res, err = run_child(command(args, path, takes_batch), env, args.timeout)
             if err:
                 failures.setdefault(name, []).append(err)
@@ -336,6 +348,7 @@ def main(argv=None):
             if args.raw:
                 with open(args.raw, "a") as f:
                     f.write(json.dumps(dict(res, round=label)) + "\n")
+            res["loadavg_1m_before"] = round(load, 2)
             results[name] = res
             log(f"{label:>12} {name:<11} train {res['images_per_second']:>8,.0f} img/s   "
                 f"infer {inference_ips(res)[0]:>8,.0f} img/s   peak RSS {res['peak_rss_mb']:,.0f}"
@@ -378,7 +391,8 @@ def main(argv=None):
                     "python": platform.python_version(), "numpy": np.__version__,
                     "blas": blas_desc,
                     "loadavg_start": [round(x, 2) for x in loadavg_start],
-                    "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+                    "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+                    "loadavg_1m_before_runs": load_stats(runs)},
         "train_flops_per_image": _common.train_flops_per_image(),
         "inference_flops_per_image": _common.inference_flops_per_image(),
         "sgemm": sgemm,
