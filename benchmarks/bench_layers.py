@@ -62,6 +62,8 @@ def parse_args(argv=None):
     ap.add_argument("--sample-seconds", type=float, default=0.01,
                     help="each sample averages enough calls to last about this long")
     ap.add_argument("--no-torch", action="store_true", help="time minigrad alone")
+    ap.add_argument("--only", default=None, metavar="NAMES",
+                    help="comma-separated layer names to time (e.g. conv2d,max_pool2d)")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be positive")
@@ -228,6 +230,13 @@ def run(args) -> dict:
         torch.set_num_threads(threads)
     a = make_inputs()
     specs = layer_specs(a)
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {spec[0] for spec in specs}
+        if unknown:
+            raise SystemExit(f"bench_layers: unknown layer(s) {sorted(unknown)}; choose from "
+                             f"{sorted({spec[0] for spec in specs})}")
+        specs = [spec for spec in specs if spec[0] in wanted]
     rows = []
     for spec in specs:
         mg = minigrad_case(spec, a["rng"])

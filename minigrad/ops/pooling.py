@@ -1,15 +1,19 @@
-"""2-D max and average pooling, by strided views of the input (no im2col).
+"""2-D max and average pooling, by views of the input (no im2col, no loop over pixels).
 
 Notation: x (N, C, H, W); a KH×KW window moved by a stride (SH, SW) over x padded by (PH, PW);
 y (N, C, OH, OW) with OH = 1 + (H + 2·PH − KH) // SH (likewise OW).
 
-Both ops loop over the KH·KW offsets (i, j) of the window, never over output pixels: for a
-fixed offset, the elements ``xp[:, :, oh·SH + i, ow·SW + j]`` of every window form one strided
-view (N, C, OH, OW) of the padded input, so each step is one vectorised NumPy operation on the
-whole batch. When the windows tile the input (stride = kernel, no padding) these views are the
-slices ``x6[:, :, :, i, :, j]`` of x reshaped to (N, C, OH, KH, OW, KW), and each input element
-belongs to at most one window, so backward writes each offset's gradient in place instead of
-adding it.
+Two paths, both vectorised over the whole batch:
+
+* Windows that tile the input (stride = kernel, the usual 2×2 pooling): x padded and cut to
+  (OH·KH, OW·KW) is reshaped, without a copy, to rows of windows. First each run of KW
+  neighbours in a row is reduced (the view (N·C·OH·KH·OW, KW), whose columns are long 1-D
+  strided arrays), then each group of KH of those row results (the view (N·C·OH, KH, OW)).
+  Every step is one NumPy call over long, simple loops; the row-then-column order also gives
+  the first maximum in row-major order for free.
+* Any other stride: a loop over the KH·KW offsets (i, j) of the window; for a fixed offset the
+  elements ``xp[:, :, oh·SH + i, ow·SW + j]`` of every window form one strided view
+  (N, C, OH, OW), and backward adds each offset's share into that view of the gradient.
 """
 
 from __future__ import annotations
@@ -37,6 +41,70 @@ def _check_input(op: str, x, kernel, stride, padding):
     return output_size(op, x.shape, kernel, stride, padding, kernel_name="kernel_size (KH, KW)")
 
 
+def _lowest(dtype):
+    """A value no element can beat: −∞ for floats, the smallest integer for integers."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).min
+    return False
+
+
+# ------------------------------------------------------------------------------ tiled windows
+
+
+def _tile(x, kernel, padding, out, fill):
+    """x padded with ``fill`` and cut to (OH·KH, OW·KW), contiguous: a copy only if needed."""
+    (KH, KW), (OH, OW) = kernel, out
+    xp = pad(x, padding, fill)
+    return np.ascontiguousarray(xp[:, :, :OH * KH, :OW * KW])
+
+
+def _untile(dxt, x_shape, padding):
+    """dL/dx from dL/d(tiled x): zeros for the cut-off rows and columns, padding dropped."""
+    N, C, H, W = x_shape
+    PH, PW = padding
+    if dxt.shape[2:] == (H + 2 * PH, W + 2 * PW) and PH == PW == 0:
+        return dxt
+    dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dxt.dtype)
+    dxp[:, :, :dxt.shape[2], :dxt.shape[3]] = dxt
+    return np.ascontiguousarray(dxp[:, :, PH:PH + H, PW:PW + W])
+
+
+def _reduce_groups(v, ufunc):
+    """ufunc over axis 1 of v (G, k, ...) by k − 1 elementwise calls: (G, ...)."""
+    m = v[:, 0].copy()
+    for j in range(1, v.shape[1]):
+        ufunc(m, v[:, j], out=m)
+    return m
+
+
+def _first_max_backward(v, m, dm, dv):
+    """Hand dm (G, ...) to the first j with v[:, j] == m, writing dv (G, k, ...).
+
+    Masks are applied by multiplication (never np.where or copyto(where=...), which branch on
+    every element and are several times slower on irregular masks). The share not yet handed
+    out is kept in the last slot, dv[:, k − 1], which keeps exactly what is left at the end:
+    r − r = 0 once a group's first maximum took it, r − 0 = r otherwise.
+    """
+    k = v.shape[1]
+    rest = dv[:, k - 1]
+    if k == 1:
+        rest[...] = dm
+        return
+    for j in range(k - 1):
+        won = v[:, j] == m
+        share = np.multiply(dm if j == 0 else rest, won, out=dv[:, j])
+        if j == 0:
+            np.subtract(dm, share, out=rest)
+        else:
+            rest -= share
+
+
+# ------------------------------------------------------------------------ any stride: offsets
+
+
 def _offset_slices(kernel, stride, out):
     """For each window offset (i, j) in row-major order, the index of its view of xp."""
     (KH, KW), (SH, SW), (OH, OW) = kernel, stride, out
@@ -46,38 +114,12 @@ def _offset_slices(kernel, stride, out):
             yield (Ellipsis, rows, slice(j, j + SW * (OW - 1) + 1, SW))
 
 
-def _grad_buffer(x_shape, dtype, kernel, stride, padding, out):
-    """(dxp, overlap): a buffer for dL/d(padded x), and whether windows overlap.
-
-    Without overlap each element gets the gradient of at most one window, so backward may
-    write each offset's share in place; the buffer then starts as zeros only when some
-    elements lie in no window (padding, or H not a multiple of KH when the windows tile).
-    """
-    N, C, H, W = x_shape
-    (PH, PW), (SH, SW), (KH, KW), (OH, OW) = padding, stride, kernel, out
-    overlap = SH < KH or SW < KW
-    covers_all = (padding == (0, 0) and (SH, SW) == (KH, KW)
-                  and OH * KH == H and OW * KW == W)
-    shape = (N, C, H + 2 * PH, W + 2 * PW)
-    return (np.empty(shape, dtype) if covers_all else np.zeros(shape, dtype)), overlap
-
-
 def _unpad(dxp, padding):
     """dL/dx from dL/d(padded x): the padding's share is dropped."""
     PH, PW = padding
     if PH == 0 and PW == 0:
         return dxp
     return np.ascontiguousarray(dxp[:, :, PH:dxp.shape[2] - PH, PW:dxp.shape[3] - PW])
-
-
-def _lowest(dtype):
-    """A value no element can beat: −∞ for floats, the smallest integer for integers."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return -np.inf
-    if dtype.kind in "iu":
-        return np.iinfo(dtype).min
-    return False
 
 
 class MaxPool2d(Function):
@@ -93,9 +135,9 @@ class MaxPool2d(Function):
     Ties: the gradient of a window goes to its FIRST maximal element in row-major order of the
     window (smallest i, then smallest j), as PyTorch does; the other tied elements get 0.
 
-    Saved: x (a reference, not a copy) and y. Forward only takes maxima; backward finds each
-    window's first winner by comparing the offset views with y in order and handing dL/dy to
-    the first match (then zeroing it so later ties get nothing).
+    Forward only takes maxima; backward finds each window's first winner by comparing with the
+    maxima in order. Saved: the (padded) input (a reference when no padding or cut is needed)
+    and y; for tiled windows also the maxima of each row of a window (N·C·OH·KH·OW values).
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -105,31 +147,48 @@ class MaxPool2d(Function):
     def forward(self, x):
         x = np.asarray(x)
         out = _check_input("max_pool2d", x, self.kernel_size, self.stride, self.padding)
+        (KH, KW), (OH, OW) = self.kernel_size, out
+        N, C = x.shape[:2]
+        self.x_shape, self.out = x.shape, out
+        if self.stride == self.kernel_size:
+            xt = _tile(x, self.kernel_size, self.padding, out, _lowest(x.dtype))
+            rows = _reduce_groups(xt.reshape(-1, KW), np.maximum)      # (N·C·OH·KH·OW,)
+            y = _reduce_groups(rows.reshape(-1, KH, OW), np.maximum)   # (N·C·OH, OW)
+            self.xt, self.rows, self.y = xt, rows, y
+            return y.reshape(N, C, OH, OW)
         xp = pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
         y = xp[next(views)].copy()
         for index in views:
             np.maximum(y, xp[index], out=y)
-        self.x, self.y, self.out = x, y, out
+        self.xp, self.y = xp, y
         return y
 
     def backward(self, dy):
-        x, y = self.x, self.y
-        kernel, stride, padding = self.kernel_size, self.stride, self.padding
-        xp = pad(x, padding, _lowest(x.dtype))
-        dxp, overlap = _grad_buffer(x.shape, dy.dtype, kernel, stride, padding, self.out)
-        remaining = dy.copy()           # dL/dy of the windows whose winner is not found yet
-        for index in _offset_slices(kernel, stride, self.out):
-            won = xp[index] == y
-            # Masks are applied by multiplication: np.where / copyto(where=) branch on every
-            # element and are several times slower on such irregular masks.
+        (KH, KW), OW = self.kernel_size, self.out[1]
+        if self.stride == self.kernel_size:
+            xt, rows, y = self.xt, self.rows, self.y
+            # Which row of each window holds the first maximum, then which column of that row.
+            drows = np.empty((y.shape[0], KH, OW), dy.dtype)
+            _first_max_backward(rows.reshape(-1, KH, OW), y, dy.reshape(-1, OW), drows)
+            dxt = np.empty(xt.shape, dy.dtype)
+            _first_max_backward(xt.reshape(-1, KW), rows, drows.reshape(-1),
+                                dxt.reshape(-1, KW))
+            return _untile(dxt, self.x_shape, self.padding)
+        xp, y = self.xp, self.y
+        dxp = np.zeros(xp.shape, dy.dtype)
+        overlap = self.stride[0] < KH or self.stride[1] < KW
+        rest = dy.copy()                # dL/dy of the windows whose winner is not found yet
+        offsets = list(_offset_slices(self.kernel_size, self.stride, self.out))
+        for index in offsets[:-1]:
+            share = rest * (xp[index] == y)
             if overlap:
-                share = remaining * won
                 dxp[index] += share
             else:
-                share = np.multiply(remaining, won, out=dxp[index])
-            remaining -= share          # exact: r − r = 0 for the winner, r − 0 = r elsewhere
-        return _unpad(dxp, padding)
+                dxp[index] = share
+            rest -= share               # exact: r − r = 0 for the winner, r − 0 = r elsewhere
+        dxp[offsets[-1]] += rest        # the windows still left are won by their last cell
+        return _unpad(dxp, self.padding)
 
 
 class AvgPool2d(Function):
@@ -155,24 +214,36 @@ class AvgPool2d(Function):
         if x.dtype.kind != "f":
             raise TypeError(f"avg_pool2d: input must be floating point, got dtype {x.dtype} "
                             f"(x.shape={x.shape})")
-        xp = pad(x, self.padding)
-        views = _offset_slices(self.kernel_size, self.stride, out)
-        y = xp[next(views)].copy()
-        for index in views:
-            y += xp[index]
-        KH, KW = self.kernel_size
-        y *= y.dtype.type(1 / (KH * KW))
+        (KH, KW), (OH, OW) = self.kernel_size, out
         self.x_shape, self.out = x.shape, out
+        if self.stride == self.kernel_size:
+            xt = _tile(x, self.kernel_size, self.padding, out, 0)
+            rows = _reduce_groups(xt.reshape(-1, KW), np.add)
+            y = _reduce_groups(rows.reshape(-1, KH, OW), np.add).reshape(x.shape[0],
+                                                                          x.shape[1], OH, OW)
+        else:
+            xp = pad(x, self.padding)
+            views = _offset_slices(self.kernel_size, self.stride, out)
+            y = xp[next(views)].copy()
+            for index in views:
+                y += xp[index]
+        y *= y.dtype.type(1 / (KH * KW))
         return y
 
     def backward(self, dy):
-        kernel, stride, padding = self.kernel_size, self.stride, self.padding
-        KH, KW = kernel
+        (KH, KW), (OH, OW) = self.kernel_size, self.out
+        N, C, H, W = self.x_shape
+        PH, PW = self.padding
         dyk = dy * dy.dtype.type(1 / (KH * KW))
-        dxp, overlap = _grad_buffer(self.x_shape, dy.dtype, kernel, stride, padding, self.out)
-        for index in _offset_slices(kernel, stride, self.out):
-            if overlap:
-                dxp[index] += dyk
-            else:
-                dxp[index] = dyk
-        return _unpad(dxp, padding)
+        if self.stride == self.kernel_size:
+            drows = np.empty((N * C * OH, KH, OW), dy.dtype)
+            drows[...] = dyk.reshape(-1, 1, OW)
+            dxt = np.empty((N, C, OH * KH, OW * KW), dy.dtype)
+            columns = dxt.reshape(-1, KW)
+            for j in range(KW):
+                columns[:, j] = drows.reshape(-1)
+            return _untile(dxt, self.x_shape, self.padding)
+        dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dy.dtype)
+        for index in _offset_slices(self.kernel_size, self.stride, self.out):
+            dxp[index] += dyk
+        return _unpad(dxp, self.padding)
