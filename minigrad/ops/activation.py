@@ -30,7 +30,13 @@ class ReLU(Function):
         return self.y
 
     def backward(self, dy):
-        return dy * (self.y > 0)
+        y = self.y
+        # The mask straight into a float buffer (1.0 where y > 0), then one in-place product:
+        # faster than multiplying dy by a boolean array, which casts it chunk by chunk.
+        dx = np.empty(dy.shape, np.result_type(dy, y))
+        np.greater(y, 0, out=dx, casting="unsafe")
+        dx *= dy
+        return dx
 
 
 class Sigmoid(Function):
