@@ -221,6 +221,19 @@ def summarise(runs, frameworks, peak_gflops):
     return out
 
 
+def minigrad_revision():
+    """The checkout's commit, with "+changes" when minigrad/ has uncommitted edits."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=_common.REPO,
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "minigrad"],
+                               cwd=_common.REPO, capture_output=True, text=True,
+                               timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (rev + ("+changes" if dirty else "")) or None
+
+
 def load_stats(runs):
     loads = [res["loadavg_1m_before"] for r in runs for res in r.values()]
     return {"median": median(loads), "max": max(loads)} if loads else None
@@ -249,7 +262,8 @@ def print_table(result, file=sys.stdout):
           f"epoch(s), batch {result['config']['batch_size']}, {result['config']['threads']} "
           f"threads; medians of {result['config']['rounds']} rounds (+{result['config']['warmup']}"
           f" warm-up)")
-    print(f"machine: {m['cpu']}, nproc {m['nproc']}, numpy {m['numpy']}, BLAS {m['blas']}")
+    print(f"machine: {m['cpu']}, nproc {m['nproc']}, numpy {m['numpy']}, BLAS {m['blas']}; "
+          f"minigrad at {result['config']['minigrad_revision']}")
     load = m["loadavg_1m_before_runs"]
     if load:
         print(f"1-min load average before each run: median {load['median']:.1f}, "
@@ -386,6 +400,7 @@ def main(argv=None):
         "config": {"images": args.images, "epochs": args.epochs, "threads": args.threads,
                    "batch_size": args.batch_size, "rounds": args.rounds, "warmup": args.warmup,
                    "seed": args.seed, "peers": str(args.peers),
+                   "minigrad_revision": minigrad_revision(),
                    "blas_env_kept": args.keep_blas_env},
         "machine": {"cpu": _common.cpu_model(), "nproc": os.cpu_count(),
                     "python": platform.python_version(), "numpy": np.__version__,
