@@ -62,11 +62,18 @@ def parse_args(argv=None):
     ap.add_argument("--sample-seconds", type=float, default=0.01,
                     help="each sample averages enough calls to last about this long")
     ap.add_argument("--no-torch", action="store_true", help="time minigrad alone")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: elapsed time (default); cpu: the CPU time of this thread, "
+                         "which leaves out the time the process waits while other jobs run "
+                         "(only with --threads 1, where every library computes on this thread)")
     ap.add_argument("--only", default=None, metavar="NAMES",
                     help="comma-separated layer names to time (e.g. conv2d,max_pool2d)")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be positive")
+    if args.clock == "cpu" and args.threads != 1:
+        ap.error("--clock cpu needs --threads 1: with more threads, work done on other "
+                 "threads would not be counted")
     return args
 
 
@@ -203,6 +210,9 @@ def torch_case(spec, torch, mg_dy) -> Case:
     return Case(lambda: fn(*inputs), leaves, lambda y: torch.from_numpy(mg_dy.copy()))
 
 
+CLOCK = time.perf_counter
+
+
 def calibrate(case: Case, backward: bool, seconds: float) -> int:
     """Calls per sample so that one sample lasts about ``seconds``."""
     start = time.perf_counter()
@@ -212,13 +222,15 @@ def calibrate(case: Case, backward: bool, seconds: float) -> int:
 
 
 def sample(case: Case, backward: bool, calls: int) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     for _ in range(calls):
         case.run(backward)
-    return (time.perf_counter() - start) / calls
+    return (CLOCK() - start) / calls
 
 
 def run(args) -> dict:
+    global CLOCK
+    CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
     threads = args.threads or blas_threads() or 2
     torch = None
     if not args.no_torch:
@@ -265,6 +277,7 @@ def run(args) -> dict:
         "rows": rows,
         "threads": threads,
         "repeats": args.repeats,
+        "clock": args.clock,
         "numpy": np.__version__,
         "torch": None if torch is None else torch.__version__,
         "python": platform.python_version(),
@@ -323,8 +336,8 @@ def table(result: dict) -> str:
 def main() -> None:
     result = run(ARGS)
     print(f"{result['machine']}, {result['cores']} cores; numpy {result['numpy']}, torch "
-          f"{result['torch']}, {result['threads']} threads; median of {result['repeats']} "
-          f"samples; load average {result['load_average'][0]:.2f}")
+          f"{result['torch']}, {result['threads']} threads; {result['clock']} clock, median of "
+          f"{result['repeats']} samples; load average {result['load_average'][0]:.2f}")
     print(table(result))
     if ARGS.json == "-":
         print(json.dumps(result))
