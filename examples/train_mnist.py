@@ -46,7 +46,7 @@ from minigrad import io, nn, optim
 from minigrad.data import DataLoader, find_mnist, load_mnist
 from minigrad.models import SimpleConvNet
 
-DEFAULT_EPOCHS = 5
+DEFAULT_EPOCHS = 10
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
