@@ -6,11 +6,15 @@ y (N, C, OH, OW) with OH = 1 + (H + 2·PH − KH) // SH (likewise OW).
 Two paths, both vectorised over the whole batch:
 
 * Windows that tile the input (stride = kernel, the usual 2×2 pooling): x padded and cut to
-  (OH·KH, OW·KW) is reshaped, without a copy, to rows of windows. First each run of KW
-  neighbours in a row is reduced (the view (N·C·OH·KH·OW, KW), whose columns are long 1-D
-  strided arrays), then each group of KH of those row results (the view (N·C·OH, KH, OW)).
-  Every step is one NumPy call over long, simple loops; the row-then-column order also gives
-  the first maximum in row-major order for free.
+  (OH·KH, OW·KW) is, without a copy, x6 of shape (N, C, OH, KH, OW, KW), window (oh, ow)
+  being x6[:, :, oh, :, ow, :]. First each run of KW neighbours in a window row is reduced
+  (x6 seen as (N·C·OH·KH·OW, KW): its KW columns are long 1-D strided arrays), then each
+  group of KH of those row results (seen as (N·C·OH, KH, OW)). Every step is one NumPy call
+  over long, simple loops, where a reduction over the small axes (3, 5) of x6 would run many
+  times slower; the row-then-column order also gives the first maximum in row-major order for
+  free. Backward needs no argmax index: it compares the saved row maxima and window maxima
+  with their inputs, which costs what building an index in forward would, and keeps a
+  forward-only pass (inference) to the maxima alone.
 * Any other stride: a loop over the KH·KW offsets (i, j) of the window; for a fixed offset the
   elements ``xp[:, :, oh·SH + i, ow·SW + j]`` of every window form one strided view
   (N, C, OH, OW), and backward adds each offset's share into that view of the gradient.
