@@ -165,9 +165,14 @@ def save_checkpoint(out: Path, model: SimpleConvNet, opt: optim.Optimizer,
 def resume(out: Path, model: SimpleConvNet, opt: optim.Optimizer, loader: DataLoader,
            config: dict) -> tuple[int, dict | None]:
     """Load the checkpoint in ``out``; returns (completed epochs, history)."""
-    if not (out / "model.npz").is_file() or not (out / "optimizer.npz").is_file():
+    files = [out / name for name in ("model.npz", "optimizer.npz", "history.json")]
+    if not any(f.is_file() for f in files):
         print(f"Resume: no checkpoint in {out}; starting from scratch")
         return 0, None
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(f"Resume: the checkpoint in {out} is incomplete: {', '.join(missing)} "
+                         f"missing; use another --out to start afresh")
     state = io.unflatten(io.load(out / "optimizer.npz"))
     trainer = state["trainer"]
     saved = json.loads(str(trainer["config"]))

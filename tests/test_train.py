@@ -150,3 +150,27 @@ def test_uses_full_mnist_when_found(train_mnist, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MINIGRAD_DATA", str(MNIST_DIR))
     train_mnist.main(["--limit", "100", "--epochs", "1", "--out", str(tmp_path / "run")])
     assert f"Data: full MNIST from {MNIST_DIR}: 100 training" in capsys.readouterr().out
+
+
+def test_without_graphviz_it_writes_the_dot_text(train_mnist, tmp_path, monkeypatch, capsys):
+    from minigrad import viz
+
+    def no_dot(graph, path, **kwargs):
+        raise viz.DotNotFoundError("dot is not installed")
+
+    monkeypatch.setattr(viz, "render_graph", no_dot)
+    out = tmp_path / "run"
+    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
+    assert "graph.dot (Graphviz's dot program is missing" in capsys.readouterr().out
+    assert not (out / "graph.svg").exists()
+    assert (out / "graph.dot").read_text().startswith("digraph")
+
+
+def test_resume_without_a_checkpoint(train_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    history = train_mnist.main([*TINY, "--epochs", "1", "--out", str(out), "--resume"])
+    assert history["epoch"] == [1]
+    assert "no checkpoint in" in capsys.readouterr().out
+    (out / "optimizer.npz").unlink()
+    with pytest.raises(SystemExit, match="is incomplete: optimizer.npz missing"):
+        train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume"])
