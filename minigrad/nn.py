@@ -36,7 +36,7 @@ from minigrad.function import _module_scope
 from minigrad.tensor import Tensor
 
 __all__ = [
-    "Parameter", "Module", "Sequential", "ModuleList",
+    "Parameter", "Module", "Sequential", "ModuleList", "StateDictError", "IncompatibleKeys",
     "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid", "Tanh", "Flatten",
     "Dropout", "manual_seed", "default_rng", "init_std",
 ]
@@ -132,6 +132,14 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter" + super().__repr__().removeprefix("Tensor")
+
+
+class StateDictError(KeyError):
+    """The names in a state dict do not match the model's (a KeyError that prints its message
+    as written, over several lines)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class IncompatibleKeys(NamedTuple):
@@ -304,9 +312,10 @@ class Module:
         return self.train(False)
 
     def to(self, dtype: Any) -> Module:
-        """Convert every parameter to ``dtype`` in place (``np.float64`` for gradient checks).
+        """Convert every parameter to ``dtype`` (``np.float64`` for gradient checks).
 
-        Gradients are dropped.
+        Gradients are dropped. Do it before creating the optimiser, whose running state has
+        the dtype the parameters had then.
         """
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
@@ -338,7 +347,8 @@ class Module:
             ``(missing_keys, unexpected_keys)``; both empty when ``strict``.
 
         Raises:
-            KeyError: ``strict`` and some names do not match; the message lists them.
+            StateDictError: (a KeyError) ``strict`` and some names do not match; the message
+                lists each missing and unexpected name with its shape.
             ValueError: an entry's shape differs from its parameter's (both are named).
         """
         params = dict(self.named_parameters(remove_duplicate=False))
@@ -351,7 +361,7 @@ class Module:
                       for k in missing]
             lines += [f"  unexpected key '{k}' (shape {_shape_str(np.shape(state[k]))})"
                       for k in unexpected]
-            raise KeyError("\n".join(lines))
+            raise StateDictError("\n".join(lines))
         values = {}
         for key, p in params.items():
             if key not in state:

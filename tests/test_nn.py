@@ -254,6 +254,8 @@ def test_load_state_dict_errors_name_keys_and_shapes():
     state["extra.weight"] = np.zeros(5)
     with pytest.raises(KeyError) as info:
         net.load_state_dict(state)
+    assert str(info.value).startswith("Net.load_state_dict: the state dict does not match the "
+                                      "model\n  missing key")
     assert "missing key 'scale' (parameter shape (2,))" in str(info.value)
     assert "unexpected key 'extra.weight' (shape (5,))" in str(info.value)
     missing, unexpected = net.load_state_dict(state, strict=False)
