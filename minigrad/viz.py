@@ -161,10 +161,6 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
         ax.set_xlabel(" / ".join(sorted(x_names)))
         ax.set_ylabel(kind)
-        if kind == "accuracy":
-            finite = [v[np.isfinite(v)] for _, v in curves[kind]]
-            top = max([1.0] + [float(v.max()) for v in finite if v.size])
-            ax.set_ylim(0.0, top * 1.02)
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:
