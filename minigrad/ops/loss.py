@@ -20,9 +20,21 @@ def _axis(op: str, axis, ndim: int, shape) -> int:
     return int(axis) % ndim
 
 
+def _max_along(z: np.ndarray, axis: int) -> np.ndarray:
+    """z.max(axis, keepdims=True), fast for short rows too.
+
+    NumPy reduces a short last axis one row at a time (about 9 µs for logits of shape
+    (100, 10)); the maxima across the rows of the transposed copy take one vectorised pass
+    (about 2.5 µs). Long rows are reduced directly.
+    """
+    if z.ndim == 2 and axis == 1 and z.shape[1] <= 64:
+        return np.ascontiguousarray(z.T).max(axis=0)[:, np.newaxis]
+    return z.max(axis=axis, keepdims=True)
+
+
 def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
     """log softmax(z) along ``axis``: (z − m) − log Σ exp(z − m), m the maximum."""
-    s = z - z.max(axis=axis, keepdims=True)
+    s = z - _max_along(z, axis)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
 
@@ -40,7 +52,7 @@ class Softmax(Function):
     def forward(self, x):
         x = np.asarray(x)
         axis = _axis("softmax", self.axis, x.ndim, x.shape)
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e = np.exp(x - _max_along(x, axis))
         e /= e.sum(axis=axis, keepdims=True)
         self.y, self.ax = e, axis
         return e
