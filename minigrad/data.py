@@ -21,7 +21,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import secrets
 import urllib.error
 import urllib.request
 import zlib
@@ -29,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from minigrad._files import atomic_write
 
 __all__ = ["MIRRORS", "DataLoader", "find_mnist", "load_mnist", "read_idx"]
 
@@ -213,30 +214,9 @@ def find_mnist(root: str | os.PathLike | None = None) -> Path | None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that it is either complete or absent, never partial.
-
-    The bytes go to a fresh file beside ``path``, are fsync'd, then renamed over it; on any
-    error the temporary file is removed. It is opened with mode 0o666 (less the umask) rather
-    than through ``tempfile.mkstemp``, whose files are private to their owner.
-    """
+    """Write ``data`` to ``path`` so that it is either complete or absent, never partial."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                         0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _fetch(name: str, mirrors: tuple[str, ...], failures: list[str]) -> bytes | None:

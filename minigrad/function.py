@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -166,31 +167,34 @@ class Function:
         self._released = True
 
 
-def _topological_order(root: Function) -> list[Function]:
-    """Ops reachable from ``root``, each after every op that made one of its inputs.
+def topological_order(roots: Iterable[Function]) -> list[Function]:
+    """The ops reachable from ``roots``, each after every op that made one of its inputs.
 
-    An explicit stack instead of recursion: a chain of 100,000 ops is fine.
+    An explicit stack instead of recursion: a chain of 100,000 ops is fine. Inputs are visited
+    left to right, so the order is the same for the same graph (graph drawing numbers its
+    nodes by it). ``backward`` walks it in reverse.
     """
     # Depth-first post-order: an op is appended only after everything below it. It is marked
     # when it is expanded, not when it is pushed, so an op reached again through a longer path
     # is still placed below every op that consumes its output.
     order: list[Function] = []
     visited: set[int] = set()
-    stack: list[tuple[Function, bool]] = [(root, False)]
-    while stack:
-        fn, expanded = stack.pop()
-        if expanded:
-            order.append(fn)
-            continue
-        if id(fn) in visited:
-            continue
-        visited.add(id(fn))
-        stack.append((fn, True))
-        for x in fn.inputs:
-            if type(x) is not np.ndarray and isinstance(x, Tensor):
-                creator = x.creator
-                if creator is not None and id(creator) not in visited:
-                    stack.append((creator, False))
+    for root in roots:
+        stack: list[tuple[Function, bool]] = [(root, False)]
+        while stack:
+            fn, expanded = stack.pop()
+            if expanded:
+                order.append(fn)
+                continue
+            if id(fn) in visited:
+                continue
+            visited.add(id(fn))
+            stack.append((fn, True))
+            for x in reversed(fn.inputs):
+                if type(x) is not np.ndarray and isinstance(x, Tensor):
+                    creator = x.creator
+                    if creator is not None and id(creator) not in visited:
+                        stack.append((creator, False))
     return order
 
 
@@ -204,7 +208,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         root.grad = seed.copy() if root.grad is None else root.grad + seed
         return
     grads: dict[int, np.ndarray] = {id(root): seed}
-    for fn in reversed(_topological_order(root.creator)):
+    for fn in reversed(topological_order((root.creator,))):
         out = fn._output_ref()
         dy = grads.pop(id(out), None) if out is not None else None
         if dy is None:  # nothing downstream of this op reached the root

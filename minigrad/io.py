@@ -11,12 +11,13 @@ anything that is not such an archive; it never unpickles.
 from __future__ import annotations
 
 import os
-import secrets
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from minigrad._files import atomic_write
 
 __all__ = ["flatten", "load", "save", "unflatten"]
 
@@ -155,24 +156,7 @@ def save(state: Mapping, path: str | os.PathLike) -> None:
     if not folder.is_dir():
         raise FileNotFoundError(f"save: folder {folder} for {path} does not exist")
 
-    while True:
-        tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            # Mode 0o666 less the umask, like any new file; tempfile.mkstemp would give 0o600.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                         0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, flat)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: _write_npz(f, flat))
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import os
-import secrets
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
@@ -24,29 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from minigrad._files import atomic_write
+from minigrad.function import topological_order
+
 __all__ = ["DotNotFoundError", "GradRecord", "draw_graph", "plot_history", "record_grads",
            "render_graph", "save_dot"]
 
 
 # ---------------------------------------------------------------------------- files
 def _atomic_write(path: str | os.PathLike, write: Any) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A failure leaves any previous file at ``path`` untouched and removes the temporary file.
-    """
+    """``minigrad._files.atomic_write``, creating the folder first."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    # A fresh name, created by the writer itself, so the file gets the usual permissions.
-    tmp = str(folder / f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------- learning curves
@@ -167,7 +156,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         figure.suptitle(title)
     if path is not None:
         suffix = Path(path).suffix.lstrip(".").lower() or "png"
-        _atomic_write(path, lambda tmp: figure.savefig(tmp, format=suffix, dpi=100))
+        _atomic_write(path, lambda f: figure.savefig(f, format=suffix, dpi=100))
     return figure
 
 
@@ -302,28 +291,8 @@ def _is_parameter(t: Any) -> bool:
 
 
 def _forward_order(outputs: Sequence[Any]) -> list[Any]:
-    """Ops behind ``outputs``, each after the ops that made its inputs (iterative DFS)."""
-    from minigrad.tensor import Tensor
-
-    order: list[Any] = []
-    visited: set[int] = set()
-    for out in outputs:
-        if out.creator is None:
-            continue
-        stack = [(out.creator, False)]
-        while stack:
-            fn, expanded = stack.pop()
-            if expanded:
-                order.append(fn)
-                continue
-            if id(fn) in visited:
-                continue
-            visited.add(id(fn))
-            stack.append((fn, True))
-            for x in reversed(fn.inputs):
-                if isinstance(x, Tensor) and x.creator is not None and id(x.creator) not in visited:
-                    stack.append((x.creator, False))
-    return order
+    """Ops behind ``outputs``, each after the ops that made its inputs."""
+    return topological_order(out.creator for out in outputs if out.creator is not None)
 
 
 def _build(outputs: Sequence[Any]) -> tuple[dict[int, _TensorNode], list[_OpNode]]:
@@ -930,7 +899,7 @@ def render_graph(graph: Any, path: str | os.PathLike, format: str | None = None,
         data = graph.pipe(format=format)
     except graphviz.ExecutableNotFound as error:
         raise DotNotFoundError(_INSTALL_DOT.format(fmt=format.upper())) from error
-    return _atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return _atomic_write(path, lambda f: f.write(data))
 
 
 def save_dot(graph_or_outputs: Any, path: str | os.PathLike) -> Path:
@@ -953,4 +922,4 @@ def save_dot(graph_or_outputs: Any, path: str | os.PathLike) -> Path:
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         source = draw_graph(*outputs).source
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+    return _atomic_write(path, lambda f: f.write(source.encode("utf-8")))
