@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from _common import cpu_model  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 
 import minigrad  # noqa: E402
 
@@ -81,17 +82,6 @@ def minigrad_leaf(dtype):
 def torch_leaf(torch, dtype):
     torch_dtype = getattr(torch, dtype)
     return lambda value: torch.full((1,), value, dtype=torch_dtype, requires_grad=True)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def summarize(runs: list[tuple[float, float, float]], n_ops: int) -> dict:
