@@ -12,15 +12,18 @@ Two paths, both vectorised over the whole batch:
   group of KH of those row results (seen as (N·C·OH, KH, OW)). Every step is one NumPy call
   over long, simple loops, where a reduction over the small axes (3, 5) of x6 would run many
   times slower; the row-then-column order also gives the first maximum in row-major order for
-  free. Backward needs no argmax index: it compares the saved row maxima and window maxima
-  with their inputs, which costs what building an index in forward would, and keeps a
-  forward-only pass (inference) to the maxima alone.
+  free. When a gradient is wanted, the same two passes also track where the first maximum
+  of each row and then of each window was, giving one flat index per window; backward is then
+  a single scatter of dy into zeros at those indices. Without a gradient (inference) only the
+  maxima are taken.
 * Any other stride: a loop over the KH·KW offsets (i, j) of the window; for a fixed offset the
   elements ``xp[:, :, oh·SH + i, ow·SW + j]`` of every window form one strided view
   (N, C, OH, OW), and backward adds each offset's share into that view of the gradient.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -84,26 +87,51 @@ def _reduce_groups(v, ufunc):
     return m
 
 
-def _first_max_backward(v, m, dm, dv):
-    """Hand dm (G, ...) to the first j with v[:, j] == m, writing dv (G, k, ...).
+def _reduce_argmax(v):
+    """Max over axis 1 of v (G, k, ...) and the first j reaching it: ((G, ...), (G, ...)).
 
-    Masks are applied by multiplication (never np.where or copyto(where=...), which branch on
-    every element and are several times slower on irregular masks). The share not yet handed
-    out is kept in the last slot, dv[:, k − 1], which keeps exactly what is left at the end:
-    r − r = 0 once a group's first maximum took it, r − 0 = r otherwise.
+    The index is kept by arithmetic on small unsigned integers, idx + gt·(j − idx) (exact
+    modulo 2⁸ as gt is 0 or 1), never by np.where, which branches on every element. A later
+    element takes over only when strictly greater, so ties keep the first.
     """
     k = v.shape[1]
-    rest = dv[:, k - 1]
     if k == 1:
-        rest[...] = dm
-        return
-    for j in range(k - 1):
-        won = v[:, j] == m
-        share = np.multiply(dm if j == 0 else rest, won, out=dv[:, j])
-        if j == 0:
-            np.subtract(dm, share, out=rest)
-        else:
-            rest -= share
+        return v[:, 0].copy(), np.zeros(v[:, 0].shape, np.uint8)
+    gt = np.greater(v[:, 1], v[:, 0])
+    m = np.maximum(v[:, 0], v[:, 1])
+    idx = gt.astype(np.uint8 if k <= 256 else np.intp)
+    for j in range(2, k):
+        np.greater(v[:, j], m, out=gt)
+        np.maximum(m, v[:, j], out=m)
+        idx += gt * (idx.dtype.type(j) - idx)
+    return m, idx
+
+
+@functools.lru_cache(maxsize=8)
+def _window_starts(G, KH, OW, KW):  # noqa: N803
+    """(G, OW): flat index of the first cell of window (g, ow) in the tiled input, read-only."""
+    starts = (np.arange(0, G * KH * OW * KW, KH * OW * KW, dtype=np.intp)[:, None]
+              + np.arange(0, OW * KW, KW, dtype=np.intp))
+    starts.flags.writeable = False
+    return starts
+
+
+def _tiled_winner(row, col, kernel):
+    """Flat index into the tiled input (N·C·OH·KH·OW·KW,) of each window's first maximum.
+
+    row (G, OW): the window row holding the first maximum; col (G, KH, OW): the first maximal
+    column of every window row. The window (g, ow) starts at (g·KH·OW + ow)·KW, its row r at
+    r·OW·KW further, and the column of that row is col[g, r, ow].
+    """
+    KH, KW = kernel
+    G, OW = row.shape
+    c = col[:, 0].copy()
+    for r in range(1, KH):
+        c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
+    small = np.uint16 if KH * OW * KW <= np.iinfo(np.uint16).max else np.intp
+    offset = row * small(OW * KW)             # the offset within the window's block
+    offset += c
+    return np.add(_window_starts(G, KH, OW, KW), offset).reshape(-1)
 
 
 # ------------------------------------------------------------------------ any stride: offsets
@@ -139,9 +167,10 @@ class MaxPool2d(Function):
     Ties: the gradient of a window goes to its FIRST maximal element in row-major order of the
     window (smallest i, then smallest j), as PyTorch does; the other tied elements get 0.
 
-    Forward only takes maxima; backward finds each window's first winner by comparing with the
-    maxima in order. Saved: the (padded) input (a reference when no padding or cut is needed)
-    and y; for tiled windows also the maxima of each row of a window (N·C·OH·KH·OW values).
+    Tiled windows (stride = kernel): forward also finds each window's first winner and saves
+    its flat index into the padded, cut input (N·C·OH·OW integers); backward scatters dy there.
+    Any other stride: forward only takes maxima and saves the padded input (a reference when
+    there is no padding) and y; backward finds the first winners by comparing in order.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -156,9 +185,15 @@ class MaxPool2d(Function):
         self.x_shape, self.out = x.shape, out
         if self.stride == self.kernel_size:
             xt = _tile(x, self.kernel_size, self.padding, out, _lowest(x.dtype))
-            rows = _reduce_groups(xt.reshape(-1, KW), np.maximum)      # (N·C·OH·KH·OW,)
-            y = _reduce_groups(rows.reshape(-1, KH, OW), np.maximum)   # (N·C·OH, OW)
-            self.xt, self.rows, self.y = xt, rows, y
+            if not getattr(self, "needs_input_grad", (True,))[0]:
+                rows = _reduce_groups(xt.reshape(-1, KW), np.maximum)      # (N·C·OH·KH·OW,)
+                y = _reduce_groups(rows.reshape(-1, KH, OW), np.maximum)   # (N·C·OH, OW)
+                return y.reshape(N, C, OH, OW)
+            # The same two reductions, each also giving the first winner's position.
+            rows, col = _reduce_argmax(xt.reshape(-1, KW))
+            y, row = _reduce_argmax(rows.reshape(-1, KH, OW))
+            self.xt_shape = xt.shape
+            self.winner = _tiled_winner(row, col.reshape(-1, KH, OW), (KH, KW))
             return y.reshape(N, C, OH, OW)
         xp = pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
@@ -169,15 +204,11 @@ class MaxPool2d(Function):
         return y
 
     def backward(self, dy):
-        (KH, KW), OW = self.kernel_size, self.out[1]
+        KH, KW = self.kernel_size
         if self.stride == self.kernel_size:
-            xt, rows, y = self.xt, self.rows, self.y
-            # Which row of each window holds the first maximum, then which column of that row.
-            drows = np.empty((y.shape[0], KH, OW), dy.dtype)
-            _first_max_backward(rows.reshape(-1, KH, OW), y, dy.reshape(-1, OW), drows)
-            dxt = np.empty(xt.shape, dy.dtype)
-            _first_max_backward(xt.reshape(-1, KW), rows, drows.reshape(-1),
-                                dxt.reshape(-1, KW))
+            # Windows do not overlap: each dL/dy lands on its window's winner, all else is 0.
+            dxt = np.zeros(self.xt_shape, dy.dtype)
+            dxt.reshape(-1)[self.winner] = dy.reshape(-1)
             return _untile(dxt, self.x_shape, self.padding)
         xp, y = self.xp, self.y
         dxp = np.zeros(xp.shape, dy.dtype)
