@@ -99,6 +99,8 @@ def _reduce_argmax(v):
         return v[:, 0].copy(), np.zeros(v[:, 0].shape, np.uint8)
     gt = np.greater(v[:, 1], v[:, 0])
     m = np.maximum(v[:, 0], v[:, 1])
+    if k == 2:
+        return m, gt.view(np.uint8)           # bool is one byte holding 0 or 1: no copy
     idx = gt.astype(np.uint8 if k <= 256 else np.intp)
     for j in range(2, k):
         np.greater(v[:, j], m, out=gt)
