@@ -27,6 +27,11 @@ from minigrad.tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam"]
 
+# Adam updates parameters larger than this many elements in blocks of this size: 64Ki float32
+# per array (256 KiB; five arrays take 1.25 MiB) stay in a core's L2 cache across the update's
+# dozen passes, where whole arrays of several MB would go to memory on every pass.
+_BLOCK = 1 << 16
+
 
 def _number(value: Any, what: str, owner: str, low: float = 0.0, high: float | None = None,
             high_open: bool = False) -> float:
@@ -308,8 +313,6 @@ class Adam(Optimizer):
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         f = p.dtype.type
-        beta1, beta2 = self.betas
-        work = self._work(p)
         if self.weight_decay:
             decayed = np.multiply(p, f(self.weight_decay))
             decayed += grad
@@ -320,6 +323,22 @@ class Adam(Optimizer):
             state["v"] = np.zeros_like(p)
         state["step"] += 1
         t, m, v = state["step"], state["m"], state["v"]
+        arrays = (p, grad, m, v)
+        if p.size > _BLOCK and all(a.flags.c_contiguous for a in arrays):
+            # The same passes block by block, each block small enough to stay in the CPU's
+            # cache through all of them: the result is identical, element by element.
+            p, grad, m, v = (a.reshape(-1) for a in arrays)
+            work = self._work(p[:_BLOCK])
+            for lo in range(0, p.size, _BLOCK):
+                block = slice(lo, lo + _BLOCK)
+                self._adam(p[block], grad[block], m[block], v[block], work[:p[block].size], t)
+            return
+        self._adam(p, grad, m, v, self._work(p), t)
+
+    def _adam(self, p, grad, m, v, work, t) -> None:
+        """The moment updates and the step on arrays of one shape; ``work`` is scratch."""
+        f = p.dtype.type
+        beta1, beta2 = self.betas
         np.multiply(grad, f(1 - beta1), out=work)
         m *= f(beta1)
         m += work
