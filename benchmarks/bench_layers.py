@@ -90,6 +90,8 @@ if ARGS is not None:
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout of minigrad
+from _common import cpu_model  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
+
 import minigrad  # noqa: E402
 import minigrad.functional as F  # noqa: E402
 
@@ -286,17 +288,6 @@ def run(args) -> dict:
         "load_average": os.getloadavg(),
         "blas_env": {k: os.environ.get(k) for k in BLAS_OVERRIDE_VARS},
     }
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def table(result: dict) -> str:

@@ -214,10 +214,7 @@ class detect_anomaly:  # noqa: N801  (used like torch.autograd.detect_anomaly)
         global _depth
         _depth -= 1
         if _depth == 0:
-            for i, observer in enumerate(function._observers):
-                if observer is _observer:
-                    del function._observers[i]
-                    break
+            function.remove_observer(_observer)
 
     def __call__(self, func: Callable) -> Callable:
         @functools.wraps(func)

@@ -34,6 +34,15 @@ from minigrad.tensor import Tensor, _GradMode
 # seconds)``. When the list is empty the tape pays one truth test per op.
 _observers: list = []
 
+
+
+def remove_observer(observer: object) -> None:
+    """Take ``observer`` itself (not an equal object) off the observer list, if it is there."""
+    for i, registered in enumerate(_observers):
+        if registered is observer:
+            del _observers[i]
+            return
+
 # The nn modules whose forward is running, outermost first (pushed by ``Module.__call__``).
 # A recorded op keeps a copy as ``fn.scope`` so graphs can group ops by module.
 _module_scope: list = []

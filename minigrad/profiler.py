@@ -113,11 +113,7 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
 
     def __exit__(self, *exc: object) -> None:
         self.wall_ms += (time.perf_counter() - self._start) * 1e3
-        # Remove this object, not an equal one: observers are compared by identity.
-        for i, observer in enumerate(function._observers):
-            if observer is self:
-                del function._observers[i]
-                break
+        function.remove_observer(self)
         self._active = False
 
     # ------------------------------------------------------------------ observer protocol

@@ -195,10 +195,7 @@ class GradRecord:
     def __exit__(self, *exc: object) -> None:
         from minigrad import function
 
-        for i, observer in enumerate(function._observers):
-            if observer is self:
-                del function._observers[i]
-                break
+        function.remove_observer(self)
         self._active = False
 
     def forward(self, fn: Any, inputs: Any, output: Any, seconds: float) -> None:
