@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,14 +10,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" /
-                                                  f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_script(name: str, *args: str, cwd: Path) -> str:
@@ -31,7 +22,7 @@ def run_script(name: str, *args: str, cwd: Path) -> str:
     return done.stdout
 
 
-def test_custom_network_learns(capsys):
+def test_custom_network_learns(load_example, capsys):
     example = load_example("custom_network")
     accuracy = example.main(["--epochs", "1", "--limit", "2000"])
     printed = capsys.readouterr().out
@@ -40,7 +31,7 @@ def test_custom_network_learns(capsys):
     assert accuracy > 0.7  # chance is 0.1
 
 
-def test_custom_network_dropout_follows_the_mode():
+def test_custom_network_dropout_follows_the_mode(load_example):
     import numpy as np
 
     from minigrad import Tensor
@@ -53,12 +44,12 @@ def test_custom_network_dropout_follows_the_mode():
     assert not np.array_equal(net(x).data, net(x).data)
 
 
-def test_custom_op_checks_hold():
+def test_custom_op_checks_hold(load_example):
     example = load_example("custom_op")
     example.test_swish()  # the hypothesis test defined in the example
 
 
-def test_custom_op_swish_matches_torch_silu():
+def test_custom_op_swish_matches_torch_silu(load_example):
     torch = pytest.importorskip("torch")
     import numpy as np
 

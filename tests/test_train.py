@@ -3,7 +3,6 @@ artifact, resumes exactly and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,20 +13,11 @@ from minigrad import io, nn, optim
 from minigrad.data import DataLoader, load_mnist
 from minigrad.models import SimpleConvNet
 
-ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
 
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" /
-                                                  f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def train_mnist():
+def train_mnist(load_example):
     return load_example("train_mnist")
 
 
