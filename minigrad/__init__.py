@@ -13,6 +13,7 @@ from minigrad import data, functional, models, nn, optim, viz
 from minigrad.anomaly import AnomalyError, detect_anomaly
 from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
+from minigrad.parallel import get_num_threads, set_num_threads
 from minigrad.profiler import profile
 
 __version__ = "0.1.0"
@@ -20,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
     "save", "load", "data", "functional", "nn", "optim", "models", "viz",
-    "profile", "detect_anomaly", "AnomalyError",
+    "profile", "detect_anomaly", "AnomalyError", "get_num_threads", "set_num_threads",
 ]

@@ -18,11 +18,13 @@ array([ 0.95, -2.05], dtype=float32)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from minigrad.parallel import parallel_for
 from minigrad.tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam"]
@@ -96,9 +98,9 @@ class Optimizer:
         # MB each time would cost more in page faults than the arithmetic itself.
         self._scratch: dict[tuple, np.ndarray] = {}
 
-    def _work(self, p: np.ndarray) -> np.ndarray:
-        """A scratch array shaped like ``p`` (its contents are garbage)."""
-        key = (p.shape, p.dtype)
+    def _work(self, p: np.ndarray, owner: int = 0) -> np.ndarray:
+        """A scratch array shaped like ``p`` (its contents are garbage), one per ``owner``."""
+        key = (p.shape, p.dtype, owner)
         work = self._scratch.get(key)
         if work is None:
             work = self._scratch[key] = np.empty_like(p)
@@ -327,11 +329,17 @@ class Adam(Optimizer):
         if p.size > _BLOCK and all(a.flags.c_contiguous for a in arrays):
             # The same passes block by block, each block small enough to stay in the CPU's
             # cache through all of them: the result is identical, element by element.
+            # Runs of blocks go to minigrad's threads, each with its own scratch block.
             p, grad, m, v = (a.reshape(-1) for a in arrays)
-            work = self._work(p[:_BLOCK])
-            for lo in range(0, p.size, _BLOCK):
-                block = slice(lo, lo + _BLOCK)
-                self._adam(p[block], grad[block], m[block], v[block], work[:p[block].size], t)
+
+            def blocks(first, last):
+                work = self._work(p[:_BLOCK], threading.get_ident())
+                for lo in range(first * _BLOCK, min(last * _BLOCK, p.size), _BLOCK):
+                    block = slice(lo, lo + _BLOCK)
+                    self._adam(p[block], grad[block], m[block], v[block],
+                               work[:p[block].size], t)
+
+            parallel_for(-(-p.size // _BLOCK), blocks, work=4 * p.size)
             return
         self._adam(p, grad, m, v, self._work(p), t)
 

@@ -11,11 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.parallel import elementwise
 
 
 def _zero(x: np.ndarray):
     """0 as a scalar of x's dtype, so float32 stays float32."""
     return x.dtype.type(0)
+
+
+def _float(x: np.ndarray) -> np.dtype:
+    """The dtype of a smooth function's result: x's own when float, else NumPy's choice."""
+    return np.result_type(x.dtype, np.float16) if x.dtype.kind != "f" else x.dtype
 
 
 class ReLU(Function):
@@ -26,17 +32,23 @@ class ReLU(Function):
     """
 
     def forward(self, x):
-        self.y = np.maximum(x, _zero(x))
+        self.y = elementwise(_relu, np.empty(x.shape, x.dtype), x)
         return self.y
 
     def backward(self, dy):
-        y = self.y
-        # The mask straight into a float buffer (1.0 where y > 0), then one in-place product:
-        # faster than multiplying dy by a boolean array, which casts it chunk by chunk.
-        dx = np.empty(dy.shape, np.result_type(dy, y))
-        np.greater(y, 0, out=dx, casting="unsafe")
-        dx *= dy
-        return dx
+        return elementwise(_relu_grad, np.empty(dy.shape, np.result_type(dy, self.y)),
+                           self.y, dy)
+
+
+def _relu(y, x):
+    np.maximum(x, _zero(x), out=y)
+
+
+def _relu_grad(dx, y, dy):
+    # The mask straight into the float buffer (1.0 where y > 0), then one in-place product:
+    # faster than multiplying dy by a boolean array, which casts it chunk by chunk.
+    np.greater(y, 0, out=dx, casting="unsafe")
+    dx *= dy
 
 
 class Sigmoid(Function):
@@ -49,12 +61,24 @@ class Sigmoid(Function):
     """
 
     def forward(self, x):
-        self.y = np.exp(-np.logaddexp(_zero(x), -x))
+        self.y = elementwise(_sigmoid, np.empty(x.shape, _float(x)), x)
         return self.y
 
     def backward(self, dy):
-        y = self.y
-        return dy * y * (1 - y)
+        return elementwise(_sigmoid_grad, np.empty(dy.shape, np.result_type(dy, self.y)),
+                           self.y, dy)
+
+
+def _sigmoid(y, x):
+    np.logaddexp(_zero(y), -x, out=y)
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+
+
+def _sigmoid_grad(dx, y, dy):
+    np.subtract(1, y, out=dx)
+    dx *= y
+    dx *= dy
 
 
 class Tanh(Function):
@@ -65,9 +89,19 @@ class Tanh(Function):
     """
 
     def forward(self, x):
-        self.y = np.tanh(x)
+        self.y = elementwise(_tanh, np.empty(x.shape, _float(x)), x)
         return self.y
 
     def backward(self, dy):
-        y = self.y
-        return dy * (1 - y * y)
+        return elementwise(_tanh_grad, np.empty(dy.shape, np.result_type(dy, self.y)),
+                           self.y, dy)
+
+
+def _tanh(y, x):
+    np.tanh(x, out=y)
+
+
+def _tanh_grad(dx, y, dy):
+    np.multiply(y, y, out=dx)
+    np.subtract(1, dx, out=dx)
+    dx *= dy

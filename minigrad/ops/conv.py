@@ -27,6 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from minigrad.function import Function
+from minigrad.parallel import parallel_for
 
 
 def pair(op: str, name: str, value, minimum: int) -> tuple[int, int]:
@@ -173,18 +174,25 @@ def col2im(col: np.ndarray, x_shape, FH: int, FW: int, stride=1,  # noqa: N803
     return _col2im(np.asarray(col), x_shape, kernel, stride, padding, (OH, OW))
 
 
-def _col2im(col, x_shape, kernel, stride, padding, out):
-    """col2im without argument checks (the conv backward's path)."""
+def _col2im(col, x_shape, kernel, stride, padding, out, dx=None):
+    """col2im without argument checks (the conv backward's path); into ``dx`` when given."""
     N, C, H, W = x_shape
     (FH, FW), (SH, SW), (PH, PW), (OH, OW) = kernel, stride, padding, out
     col6 = col.reshape(N, C, FH, FW, OH, OW)
-    dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=col.dtype)
+    if dx is not None and not (PH or PW):
+        dxp = dx
+        dxp.fill(0)
+    else:
+        dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=col.dtype)
     # One strided add per kernel offset (FH·FW of them): every window position at once.
     for i in range(FH):
         rows = slice(i, i + SH * (OH - 1) + 1, SH)
         for j in range(FW):
             dxp[:, :, rows, j:j + SW * (OW - 1) + 1:SW] += col6[:, :, i, j]
     if PH or PW:
+        if dx is not None:
+            dx[...] = dxp[:, :, PH:PH + H, PW:PW + W]
+            return dx
         return np.ascontiguousarray(dxp[:, :, PH:PH + H, PW:PW + W])
     return dxp
 
@@ -234,12 +242,18 @@ class Conv2d(Function):
         rows = K if b is None else K + 1
         col = np.empty((N, rows, P), dtype=dtype)
         view = window_view(pad(x, self.padding), (FH, FW), self.stride, (OH, OW))
-        np.copyto(col[:, :K].reshape(N, C, FH, FW, OH, OW), view)
         w_mat = w.reshape(FN, K)
         if b is not None:
-            col[:, K] = 1
             w_mat = np.concatenate([w_mat, np.reshape(b, (FN, 1))], axis=1, dtype=dtype)
-        y = np.matmul(w_mat, col)                       # (FN, rows) · (N, rows, P) → (N, FN, P)
+        y = np.empty((N, FN, P), dtype=dtype)
+
+        def images(lo, hi):                             # images lo..hi−1, on one thread
+            np.copyto(col[lo:hi, :K].reshape(hi - lo, C, FH, FW, OH, OW), view[lo:hi])
+            if b is not None:
+                col[lo:hi, K] = 1
+            np.matmul(w_mat, col[lo:hi], out=y[lo:hi])  # (FN, rows) · (n, rows, P) → (n, FN, P)
+
+        parallel_for(N, images, work=N * (rows + FN) * P, blas=True)
 
         needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
         self.w_shape = w.shape
@@ -258,7 +272,14 @@ class Conv2d(Function):
         if any(needs[1:]):
             # (N, FN, P) · (N, P, rows) → (N, FN, rows), summed over the batch: the last
             # column (from the row of ones) is dL/db.
-            dwb = np.matmul(dy, self.col.transpose(0, 2, 1)).sum(axis=0)
+            col = self.col
+            per_image = np.empty((N, FN, col.shape[1]), dtype=np.result_type(dy, col))
+
+            def images(lo, hi):
+                np.matmul(dy[lo:hi], col[lo:hi].transpose(0, 2, 1), out=per_image[lo:hi])
+
+            parallel_for(N, images, work=col.size + dy.size, blas=True)
+            dwb = per_image.sum(axis=0)
             K = int(np.prod(self.w_shape[1:]))
             if needs[1]:
                 dw = dwb[:, :K].reshape(self.w_shape)
@@ -266,6 +287,12 @@ class Conv2d(Function):
                 db = np.ascontiguousarray(dwb[:, K])
         if needs[0]:
             w = self.w
-            dcol = np.matmul(w.reshape(FN, -1).T, dy)   # (K, FN) · (N, FN, P) → (N, K, P)
-            dx = _col2im(dcol, self.x_shape, w.shape[2:], self.stride, self.padding, (OH, OW))
+            dx = np.empty(self.x_shape, dtype=np.result_type(dy, w))
+
+            def images(lo, hi):
+                dcol = np.matmul(w.reshape(FN, -1).T, dy[lo:hi])  # (K, FN) · (n, FN, P)
+                _col2im(dcol, dx[lo:hi].shape, w.shape[2:], self.stride, self.padding,
+                        (OH, OW), dx=dx[lo:hi])
+
+            parallel_for(N, images, work=2 * w[0].size * N * OH * OW, blas=True)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.parallel import parallel_for
 
 
 class Affine(Function):
@@ -34,12 +35,15 @@ class Affine(Function):
         if b is not None and np.shape(b) != (w.shape[1],):
             raise ValueError(f"affine: bias must have shape (out,)=({w.shape[1]},) for weight "
                              f"(in, out)={w.shape}; got b.shape={np.shape(b)}")
-        y = x2 @ w
-        if b is not None:
-            if np.result_type(y, b) == y.dtype:
-                y += b                     # y is a fresh array: no second allocation
-            else:
-                y = y + b
+        dtype = np.result_type(x2, w) if b is None else np.result_type(x2, w, b)
+        y = np.empty((N, w.shape[1]), dtype)
+
+        def rows(lo, hi):                  # samples lo..hi−1, on one thread
+            np.matmul(x2[lo:hi], w, out=y[lo:hi])
+            if b is not None:
+                y[lo:hi] += b
+
+        parallel_for(N, rows, work=x2.size + w.size + y.size, blas=True)
         needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
         if needs[0]:
             self.w, self.x_shape = w, x.shape
@@ -49,7 +53,24 @@ class Affine(Function):
 
     def backward(self, dy):
         needs = self.needs_input_grad
-        dx = (dy @ self.w.T).reshape(self.x_shape) if needs[0] else None
-        dw = self.x2.T @ dy if needs[1] else None
-        db = dy.sum(axis=0) if len(needs) == 3 and needs[2] else None
+        dx = dw = db = None
+        if needs[0]:
+            w = self.w
+            dx = np.empty((dy.shape[0], w.shape[0]), np.result_type(dy, w))
+
+            def samples(lo, hi):
+                np.matmul(dy[lo:hi], w.T, out=dx[lo:hi])
+
+            parallel_for(len(dx), samples, work=dx.size + dy.size + w.size, blas=True)
+            dx = dx.reshape(self.x_shape)
+        if needs[1]:
+            x2 = self.x2
+            dw = np.empty((x2.shape[1], dy.shape[1]), np.result_type(x2, dy))
+
+            def features(lo, hi):          # rows lo..hi−1 of dL/dW: input features
+                np.matmul(x2[:, lo:hi].T, dy, out=dw[lo:hi])
+
+            parallel_for(len(dw), features, work=x2.size + dy.size + dw.size, blas=True)
+        if len(needs) == 3 and needs[2]:
+            db = dy.sum(axis=0)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)

@@ -29,6 +29,7 @@ import numpy as np
 
 from minigrad.function import Function
 from minigrad.ops.conv import output_size, pad, pair
+from minigrad.parallel import parallel_for
 
 
 def _settings(op: str, kernel_size, stride, padding):
@@ -118,12 +119,13 @@ def _window_starts(G, KH, OW, KW):  # noqa: N803
     return starts
 
 
-def _tiled_winner(row, col, kernel):
+def _tiled_winner(row, col, kernel, out, base):
     """Flat index into the tiled input (N·C·OH·KH·OW·KW,) of each window's first maximum.
 
     row (G, OW): the window row holding the first maximum; col (G, KH, OW): the first maximal
     column of every window row. The window (g, ow) starts at (g·KH·OW + ow)·KW, its row r at
-    r·OW·KW further, and the column of that row is col[g, r, ow].
+    r·OW·KW further, and the column of that row is col[g, r, ow]. Written into ``out`` (G·OW,),
+    every index shifted by ``base`` (where this batch slice starts in the tiled input).
     """
     KH, KW = kernel
     G, OW = row.shape
@@ -133,7 +135,9 @@ def _tiled_winner(row, col, kernel):
     small = np.uint16 if KH * OW * KW <= np.iinfo(np.uint16).max else np.intp
     offset = row * small(OW * KW)             # the offset within the window's block
     offset += c
-    return np.add(_window_starts(G, KH, OW, KW), offset).reshape(-1)
+    np.add(_window_starts(G, KH, OW, KW), offset, out=out.reshape(G, OW))
+    if base:
+        out += base
 
 
 # ------------------------------------------------------------------------ any stride: offsets
@@ -186,17 +190,32 @@ class MaxPool2d(Function):
         N, C = x.shape[:2]
         self.x_shape, self.out = x.shape, out
         if self.stride == self.kernel_size:
-            xt = _tile(x, self.kernel_size, self.padding, out, _lowest(x.dtype))
+            y = np.empty((N, C, OH, OW), x.dtype)
+            fill = _lowest(x.dtype)
             if not getattr(self, "needs_input_grad", (True,))[0]:
-                rows = _reduce_groups(xt.reshape(-1, KW), np.maximum)      # (N·C·OH·KH·OW,)
-                y = _reduce_groups(rows.reshape(-1, KH, OW), np.maximum)   # (N·C·OH, OW)
-                return y.reshape(N, C, OH, OW)
+                def images(lo, hi):                 # images lo..hi−1, on one thread
+                    xt = _tile(x[lo:hi], self.kernel_size, self.padding, out, fill)
+                    rows = _reduce_groups(xt.reshape(-1, KW), np.maximum)  # (n·C·OH·KH·OW,)
+                    m = _reduce_groups(rows.reshape(-1, KH, OW), np.maximum)  # (n·C·OH, OW)
+                    y[lo:hi] = m.reshape(hi - lo, C, OH, OW)
+
+                parallel_for(N, images, work=x.size)
+                return y
             # The same two reductions, each also giving the first winner's position.
-            rows, col = _reduce_argmax(xt.reshape(-1, KW))
-            y, row = _reduce_argmax(rows.reshape(-1, KH, OW))
-            self.xt_shape = xt.shape
-            self.winner = _tiled_winner(row, col.reshape(-1, KH, OW), (KH, KW))
-            return y.reshape(N, C, OH, OW)
+            self.xt_shape = (N, C, OH * KH, OW * KW)
+            self.winner = np.empty(N * C * OH * OW, np.intp)
+            tile, pooled = C * OH * KH * OW * KW, C * OH * OW     # elements per image
+
+            def images(lo, hi):
+                xt = _tile(x[lo:hi], self.kernel_size, self.padding, out, fill)
+                rows, col = _reduce_argmax(xt.reshape(-1, KW))
+                m, row = _reduce_argmax(rows.reshape(-1, KH, OW))
+                y[lo:hi] = m.reshape(hi - lo, C, OH, OW)
+                _tiled_winner(row, col.reshape(-1, KH, OW), (KH, KW),
+                              self.winner[lo * pooled:hi * pooled], lo * tile)
+
+            parallel_for(N, images, work=2 * x.size)
+            return y
         xp = pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
         y = xp[next(views)].copy()
@@ -209,8 +228,16 @@ class MaxPool2d(Function):
         KH, KW = self.kernel_size
         if self.stride == self.kernel_size:
             # Windows do not overlap: each dL/dy lands on its window's winner, all else is 0.
-            dxt = np.zeros(self.xt_shape, dy.dtype)
-            dxt.reshape(-1)[self.winner] = dy.reshape(-1)
+            dxt = np.empty(self.xt_shape, dy.dtype)
+            N, C, HT, WT = self.xt_shape
+            tile, pooled = C * HT * WT, dy[0].size                 # elements per image
+            flat, dy_flat, winner = dxt.reshape(-1), dy.reshape(-1), self.winner
+
+            def images(lo, hi):
+                flat[lo * tile:hi * tile] = 0
+                flat[winner[lo * pooled:hi * pooled]] = dy_flat[lo * pooled:hi * pooled]
+
+            parallel_for(N, images, work=dxt.size + 2 * dy.size)
             return _untile(dxt, self.x_shape, self.padding)
         xp, y = self.xp, self.y
         dxp = np.zeros(xp.shape, dy.dtype)

@@ -1,0 +1,281 @@
+"""minigrad's worker threads: a big op split into slices that run side by side, one per core.
+
+NumPy runs every element-wise operation on one core, and a convolution's per-image matrix
+products are too small for the BLAS to spread well over several. So minigrad splits the big
+steps of an op itself: the batch (or the rows of a matrix product) is cut into as many
+contiguous slices as there are threads, and the slices run at the same time on minigrad's
+worker threads. NumPy releases the GIL inside its loops and BLAS calls, so they truly run in
+parallel. Each slice computes exactly what the whole op computes on those rows, so results do
+not depend on the number of threads.
+
+While minigrad uses more than one thread it sets the BLAS (OpenBLAS, as NumPy ships it) to one
+thread, since the split already keeps every core busy and two thread pools on the same cores
+slow each other down. ``set_num_threads(1)`` gives the BLAS back its previous thread count.
+
+The default number of threads is ``$MINIGRAD_NUM_THREADS`` if set, else ``$OMP_NUM_THREADS``
+or ``$OPENBLAS_NUM_THREADS`` if set (the usual way to cap a process's threads), else the
+number of cores this process may run on.
+
+>>> import minigrad
+>>> n = minigrad.get_num_threads()
+>>> minigrad.set_num_threads(1)
+>>> minigrad.get_num_threads()
+1
+>>> minigrad.set_num_threads(n)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "elementwise", "MIN_WORK"]
+
+# The smallest slice worth a thread, in array elements touched: below it the hand-over to a
+# worker (≈ 10–20 µs) costs more than the slice saves.
+MIN_WORK = 1 << 16
+
+
+def _default_threads() -> int:
+    for name in ("MINIGRAD_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Blas:
+    """The thread-count switch of NumPy's OpenBLAS, found among the loaded libraries."""
+
+    def __init__(self) -> None:
+        self.set = self.get = None
+        self.saved: int | None = None
+        for path in self._candidates():
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError:
+                continue
+            for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", ""), ("scipy_", "")):
+                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    set_.restype, set_.argtypes = None, [ctypes.c_int]
+                    self.get, self.set = get, set_
+                    return
+
+    @staticmethod
+    def _candidates():
+        """OpenBLAS libraries this process has loaded (NumPy's own first)."""
+        here = Path(np.__file__).resolve().parent
+        for folder in (here.parent / "numpy.libs", here / ".dylibs", here.parent / "numpy.libs"):
+            if folder.is_dir():
+                yield from sorted(folder.glob("*openblas*"))
+        try:
+            maps = Path("/proc/self/maps").read_text().splitlines()
+        except OSError:
+            maps = []
+        for line in maps:
+            path = line.split()[-1] if line.split() else ""
+            if "openblas" in Path(path).name:
+                yield Path(path)
+
+    def single(self) -> bool:
+        """Set the BLAS to one thread, remembering its count; True when that was possible."""
+        if self.set is None:
+            return False
+        if self.saved is None:
+            self.saved = int(self.get())
+        self.set(1)
+        return True
+
+    def restore(self) -> None:
+        if self.set is not None and self.saved is not None:
+            self.set(self.saved)
+            self.saved = None
+
+
+class _Pool:
+    """``n − 1`` daemon threads, each taking (body, lo, hi, done) from its own queue."""
+
+    def __init__(self, n: int) -> None:
+        self.queues: list[queue.SimpleQueue] = []
+        for i in range(n - 1):
+            q: queue.SimpleQueue = queue.SimpleQueue()
+            threading.Thread(target=self._work, args=(q,), name=f"minigrad-{i + 1}",
+                             daemon=True).start()
+            self.queues.append(q)
+
+    @staticmethod
+    def _work(q: queue.SimpleQueue) -> None:
+        _state.worker = True
+        while True:
+            task = q.get()
+            if task is None:
+                return
+            body, lo, hi, done = task
+            try:
+                body(lo, hi)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                done.error = error
+            done.release()
+
+    def close(self) -> None:
+        for q in self.queues:
+            q.put(None)
+
+
+class _Done:
+    """A lock released by the worker when its slice is finished, and the error it raised."""
+
+    __slots__ = ("lock", "error")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.error: BaseException | None = None
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def wait(self) -> None:
+        self.lock.acquire()
+
+
+_state = threading.local()
+_lock = threading.Lock()
+_num_threads = _default_threads()
+_pool: _Pool | None = None
+_blas: _Blas | None = None
+_blas_single = False
+
+
+def get_num_threads() -> int:
+    """The number of threads minigrad splits its big ops over.
+
+    >>> get_num_threads() >= 1
+    True
+    """
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (≥ 1) for minigrad's big ops; 1 runs everything on the calling thread
+    and gives the BLAS back the thread count it had before minigrad set it to one.
+
+    Raises:
+        ValueError: n is not a positive integer.
+    """
+    global _num_threads, _pool, _blas_single
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    with _lock:
+        _num_threads = int(n)
+        if _pool is not None and len(_pool.queues) != _num_threads - 1:
+            _pool.close()
+            _pool = None
+        if _num_threads == 1 and _blas is not None:
+            _blas.restore()
+            _blas_single = False
+
+
+def _start() -> _Pool:
+    """The worker pool, started on first use, and the BLAS set to one thread."""
+    global _pool, _blas, _blas_single
+    with _lock:
+        if _pool is None:
+            if _blas is None:
+                _blas = _Blas()
+            _blas_single = _blas.single()
+            _pool = _Pool(_num_threads)
+        return _pool
+
+
+def slices(total: int, work: int, blas: bool = False) -> int:
+    """How many slices ``parallel_for`` would cut ``total`` rows of ``work`` elements into."""
+    if _num_threads == 1 or total < 2 or getattr(_state, "worker", False):
+        return 1
+    if blas and _pool is not None and not _blas_single:
+        return 1
+    return max(1, min(_num_threads, total, work // MIN_WORK))
+
+
+def parallel_for(total: int, body: Callable[[int, int], None], work: int,
+                 blas: bool = False) -> None:
+    """Call ``body(lo, hi)`` on contiguous slices that cover ``range(total)``, side by side.
+
+    The slices are as equal as possible, at most one per thread, and only as many as keep
+    ``work / slices`` (array elements) above ``MIN_WORK``: small ops run as one call on the
+    calling thread. The calling thread computes the first slice itself. Every slice must
+    write only its own part of the result. An error raised in a slice is raised here, after
+    all slices have finished.
+
+    Args:
+        total: the number of rows to split (a batch size, a matrix's row count).
+        body: computes rows ``lo`` to ``hi`` (exclusive).
+        work: the elements the whole op reads and writes, which decides how many slices pay.
+        blas: True when ``body`` calls the BLAS (a matrix product): the op then runs whole,
+            on the BLAS's own threads, if minigrad could not set the BLAS to one thread.
+
+    >>> out = np.zeros(10)
+    >>> def body(lo, hi):
+    ...     out[lo:hi] = np.arange(lo, hi)
+    >>> parallel_for(10, body, work=10)
+    >>> out
+    array([0., 1., 2., 3., 4., 5., 6., 7., 8., 9.])
+    """
+    n = slices(total, work, blas)
+    if n == 1:
+        body(0, total)
+        return
+    pool = _pool or _start()
+    if blas and not _blas_single:
+        body(0, total)
+        return
+    bounds = [total * i // n for i in range(n + 1)]
+    waits = []
+    for i in range(1, n):
+        done = _Done()
+        pool.queues[i - 1].put((body, bounds[i], bounds[i + 1], done))
+        waits.append(done)
+    error = None
+    try:
+        body(bounds[0], bounds[1])
+    except BaseException as e:  # noqa: BLE001 - raised once every slice is done
+        error = e
+    for done in waits:
+        done.wait()
+        error = error or done.error
+    if error is not None:
+        raise error
+
+
+
+def elementwise(body: Callable[..., None], out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
+    """``body(out, *inputs)`` for an element-wise computation, split over the threads.
+
+    When ``out`` and every input are C-contiguous arrays of one shape, each slice calls
+    ``body`` on the same run of elements of each (flat views); otherwise ``body`` gets the
+    arrays whole. ``body`` must write its result into its first argument. Returns ``out``.
+
+    >>> x = np.array([-1.0, 2.0, -3.0])
+    >>> elementwise(lambda y, x: np.maximum(x, 0.0, out=y), np.empty(3), x)
+    array([0., 2., 0.])
+    """
+    arrays = (out, *inputs)
+    if out.ndim and all(a.shape == out.shape and a.flags.c_contiguous for a in inputs):
+        flat = [a.reshape(-1) for a in arrays]
+        parallel_for(out.size, lambda lo, hi: body(*(a[lo:hi] for a in flat)),
+                     work=out.size * len(arrays))
+    else:
+        body(out, *inputs)
+    return out

@@ -1,0 +1,240 @@
+"""minigrad's worker threads: the split covers every row once, errors surface, and every op
+that splits its work computes the same result on 1, 2 or 3 threads."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad
+import minigrad.functional as F
+from minigrad import Tensor, optim, parallel
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Run with ``n`` threads and every op big enough to split (MIN_WORK = 1)."""
+    old_n, old_min = parallel.get_num_threads(), parallel.MIN_WORK
+    parallel.MIN_WORK = 1
+    parallel.set_num_threads(n)
+    try:
+        yield
+    finally:
+        parallel.MIN_WORK = old_min
+        parallel.set_num_threads(old_n)
+
+
+# --------------------------------------------------------------------------- the thread pool
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
+def test_set_num_threads_rejects_non_positive_integers(bad):
+    with pytest.raises(ValueError, match="set_num_threads: n must be a positive integer"):
+        minigrad.set_num_threads(bad)
+
+
+def test_set_and_get_num_threads():
+    old = minigrad.get_num_threads()
+    try:
+        minigrad.set_num_threads(3)
+        assert minigrad.get_num_threads() == 3
+        minigrad.set_num_threads(np.int64(1))
+        assert minigrad.get_num_threads() == 1
+    finally:
+        minigrad.set_num_threads(old)
+
+
+@given(total=st.integers(0, 40), n=st.integers(1, 5))
+def test_parallel_for_covers_every_row_once_in_contiguous_slices(total, n):
+    seen = []
+    lock = threading.Lock()
+
+    def body(lo, hi):
+        with lock:
+            seen.append((lo, hi, threading.get_ident()))
+
+    with threads(n):
+        parallel.parallel_for(total, body, work=10**9)
+    spans = sorted((lo, hi) for lo, hi, _ in seen)
+    assert spans[0][0] == 0 and spans[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))        # no gap, no overlap
+    assert len(spans) == (1 if total < 2 else min(n, total))
+    assert len({ident for *_, ident in seen}) == len(spans)          # each on its own thread
+
+
+def test_parallel_for_runs_small_work_in_one_call_on_the_calling_thread():
+    calls = []
+    old = parallel.get_num_threads()
+    try:
+        parallel.set_num_threads(4)
+        parallel.parallel_for(100, lambda lo, hi: calls.append((lo, hi, threading.get_ident())),
+                              work=parallel.MIN_WORK - 1)
+    finally:
+        parallel.set_num_threads(old)
+    assert calls == [(0, 100, threading.get_ident())]
+
+
+@pytest.mark.parametrize("failing_slice", [0, 1, 2])
+def test_parallel_for_raises_a_slice_error_after_every_slice_finished(failing_slice):
+    finished = []
+
+    def body(lo, hi):
+        if lo == failing_slice:
+            raise ValueError(f"slice starting at {lo} failed")
+        finished.append(lo)
+
+    with threads(3), pytest.raises(ValueError, match=f"slice starting at {failing_slice}"):
+        parallel.parallel_for(3, body, work=3)
+    assert sorted(finished) == sorted({0, 1, 2} - {failing_slice})
+
+
+def test_parallel_for_inside_a_slice_runs_that_slice_whole():
+    inner = []
+
+    def outer(lo, hi):
+        parallel.parallel_for(10, lambda a, b: inner.append((lo, a, b)), work=10)
+
+    with threads(2):
+        parallel.parallel_for(2, outer, work=2)
+    # On the calling thread the nested call splits; on the worker it runs whole (no deadlock).
+    assert sorted(inner) == [(0, 0, 5), (0, 5, 10), (1, 0, 10)]
+
+
+def test_the_blas_runs_on_one_thread_while_the_pool_does_and_gets_its_count_back():
+    blas = parallel._blas or parallel._Blas()
+    if blas.get is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS minigrad can find")
+    old = parallel.get_num_threads()
+    try:
+        parallel.set_num_threads(1)
+        before = int(blas.get())
+        with threads(2):
+            parallel.parallel_for(4, lambda lo, hi: None, work=4)
+            assert int(parallel._blas.get()) == 1
+        parallel.set_num_threads(1)
+        assert int(parallel._blas.get()) == before
+    finally:
+        parallel.set_num_threads(old)
+
+
+def test_elementwise_splits_contiguous_arrays_and_passes_others_whole():
+    x = np.arange(-6.0, 6.0).reshape(3, 4)
+    calls = []
+
+    def relu(y, x):
+        calls.append(y.shape)
+        np.maximum(x, 0.0, out=y)
+
+    with threads(2):
+        y = parallel.elementwise(relu, np.empty((3, 4)), x)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        assert calls == [(6,), (6,)]
+        calls.clear()
+        yt = parallel.elementwise(relu, np.empty((4, 3)), x.T)          # not C-contiguous
+        np.testing.assert_array_equal(yt, np.maximum(x.T, 0))
+        assert calls == [(4, 3)]
+
+
+# ------------------------------------------------------ every split op, 1 thread vs 2 and 3
+
+
+def _run(op, arrays, needs_grad, seed=0):
+    """Forward of ``op`` on tensors made from ``arrays``, then backward of a fixed random
+    weighting of the output: (output, [gradient of every input that needs one])."""
+    tensors = [Tensor(a, requires_grad=g) for a, g in zip(arrays, needs_grad)]
+    y = op(*tensors)
+    r = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+    (y * Tensor(r)).sum().backward()
+    return y.numpy(), [t.grad for t, g in zip(tensors, needs_grad) if g]
+
+
+def _same_on_all_thread_counts(op, arrays, needs_grad, exact):
+    with threads(1):
+        want = _run(op, arrays, needs_grad)
+    for n in (2, 3):
+        with threads(n):
+            got = _run(op, arrays, needs_grad)
+        for w, g in zip([want[0], *want[1]], [got[0], *got[1]]):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            if exact:
+                np.testing.assert_array_equal(g, w)
+            else:   # matrix products: the BLAS may order a sum differently for another size
+                np.testing.assert_allclose(g, w, rtol=1e-12 if w.dtype == np.float64 else 1e-5,
+                                           atol=1e-12 if w.dtype == np.float64 else 1e-5)
+
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+@given(N=st.integers(1, 7), C=st.integers(1, 3), FN=st.integers(1, 4), k=st.integers(1, 3),
+       stride=st.integers(1, 2), padding=st.integers(0, 1), bias=st.booleans(),
+       x_grad=st.booleans(), dtype=DTYPES)
+def test_conv2d_is_the_same_on_any_number_of_threads(N, C, FN, k, stride, padding, bias,
+                                                      x_grad, dtype):
+    rng = np.random.default_rng(N * 100 + C * 10 + FN)
+    arrays = [rng.standard_normal((N, C, 6, 5)).astype(dtype),
+              rng.standard_normal((FN, C, k, k)).astype(dtype)]
+    if bias:
+        arrays.append(rng.standard_normal(FN).astype(dtype))
+    needs = [x_grad, True, True][:len(arrays)]
+    _same_on_all_thread_counts(lambda *t: F.conv2d(*t, stride=stride, padding=padding),
+                               arrays, needs, exact=False)
+
+
+@given(N=st.integers(1, 7), C=st.integers(1, 3), k=st.integers(1, 3), padding=st.integers(0, 2),
+       needs_grad=st.booleans(), dtype=DTYPES)
+def test_tiled_max_pool2d_is_the_same_on_any_number_of_threads(N, C, k, padding, needs_grad,
+                                                                dtype):
+    padding = min(padding, k - 1)
+    rng = np.random.default_rng(N * 10 + C)
+    x = rng.permutation(N * C * 7 * 8).reshape(N, C, 7, 8).astype(dtype)   # no ties
+    op = lambda x: F.max_pool2d(x, k, padding=padding)                    # noqa: E731
+    if needs_grad:
+        _same_on_all_thread_counts(op, [x], [True], exact=True)
+    else:
+        with threads(1):
+            want = op(Tensor(x)).numpy()
+        with threads(3):
+            np.testing.assert_array_equal(op(Tensor(x)).numpy(), want)
+
+
+@pytest.mark.parametrize("op", [F.relu, F.sigmoid, F.tanh], ids=["relu", "sigmoid", "tanh"])
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), dtype=DTYPES)
+def test_activations_are_the_same_on_any_number_of_threads(op, shape, dtype):
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+    _same_on_all_thread_counts(op, [x], [True], exact=True)
+
+
+@given(N=st.integers(1, 9), D=st.integers(1, 12), M=st.integers(1, 5), bias=st.booleans(),
+       dtype=DTYPES)
+def test_affine_is_the_same_on_any_number_of_threads(N, D, M, bias, dtype):
+    rng = np.random.default_rng(N * D)
+    arrays = [rng.standard_normal((N, D)).astype(dtype), rng.standard_normal((D, M)).astype(dtype)]
+    if bias:
+        arrays.append(rng.standard_normal(M).astype(dtype))
+    _same_on_all_thread_counts(F.affine, arrays, [True] * len(arrays), exact=False)
+
+
+def test_adam_is_the_same_on_any_number_of_threads(monkeypatch):
+    from minigrad import optim as optim_module
+
+    monkeypatch.setattr(optim_module, "_BLOCK", 7)          # many blocks, a short last one
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((10, 9)).astype(np.float32)
+    grads = [rng.standard_normal((10, 9)).astype(np.float32) for _ in range(3)]
+    results = []
+    for n in (1, 2, 3):
+        p = minigrad.nn.Parameter(start.copy())
+        opt = optim.Adam([p], lr=0.1)
+        with threads(n):
+            for g in grads:
+                p.grad = g.copy()
+                opt.step()
+        results.append(p.numpy())
+    np.testing.assert_array_equal(results[1], results[0])
+    np.testing.assert_array_equal(results[2], results[0])
