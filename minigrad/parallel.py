@@ -271,11 +271,12 @@ def elementwise(body: Callable[..., None], out: np.ndarray, *inputs: np.ndarray)
     >>> elementwise(lambda y, x: np.maximum(x, 0.0, out=y), np.empty(3), x)
     array([0., 2., 0.])
     """
-    arrays = (out, *inputs)
-    if out.ndim and all(a.shape == out.shape and a.flags.c_contiguous for a in inputs):
-        flat = [a.reshape(-1) for a in arrays]
+    if _num_threads == 1 or out.size * (1 + len(inputs)) < 2 * MIN_WORK:
+        body(out, *inputs)              # too small to split: no slicing at all
+    elif all(a.shape == out.shape and a.flags.c_contiguous for a in inputs):
+        flat = [a.reshape(-1) for a in (out, *inputs)]
         parallel_for(out.size, lambda lo, hi: body(*(a[lo:hi] for a in flat)),
-                     work=out.size * len(arrays))
+                     work=out.size * (1 + len(inputs)))
     else:
         body(out, *inputs)
     return out
