@@ -159,6 +159,16 @@ _blas: _Blas | None = None
 _blas_single = False
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's worker threads: start afresh when needed."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def get_num_threads() -> int:
     """The number of threads minigrad splits its big ops over.
 

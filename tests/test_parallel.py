@@ -238,3 +238,32 @@ def test_adam_is_the_same_on_any_number_of_threads(monkeypatch):
         results.append(p.numpy())
     np.testing.assert_array_equal(results[1], results[0])
     np.testing.assert_array_equal(results[2], results[0])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_workers():
+    import os
+
+    with threads(2):
+        parallel.parallel_for(2, lambda lo, hi: None, work=2)      # the parent's pool runs
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                                 # the child
+            import signal
+
+            signal.alarm(20)                 # a child waiting for workers it lacks dies
+            out = np.zeros(4)
+
+            def body(lo, hi):
+                out[lo:hi] = threading.get_ident() != main
+
+            main = threading.get_ident()
+            parallel.parallel_for(4, body, work=4)
+            os.write(write, bytes([int(out.sum())]))
+            os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        got = os.read(read, 1)
+        os.close(read)
+    assert status == 0
+    assert got == bytes([2])          # half the rows ran on a worker thread of the child
