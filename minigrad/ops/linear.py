@@ -58,19 +58,19 @@ class Affine(Function):
             w = self.w
             dx = np.empty((dy.shape[0], w.shape[0]), np.result_type(dy, w))
 
-            def samples(lo, hi):
-                np.matmul(dy[lo:hi], w.T, out=dx[lo:hi])
+            def features(lo, hi):          # columns lo..hi−1 of dL/dX: each thread reads
+                np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])   # only its rows of W
 
-            parallel_for(len(dx), samples, work=dx.size + dy.size + w.size, blas=True)
+            parallel_for(w.shape[0], features, work=dx.size + dy.size + w.size, blas=True)
             dx = dx.reshape(self.x_shape)
         if needs[1]:
             x2 = self.x2
             dw = np.empty((x2.shape[1], dy.shape[1]), np.result_type(x2, dy))
 
-            def features(lo, hi):          # rows lo..hi−1 of dL/dW: input features
+            def feature_rows(lo, hi):      # rows lo..hi−1 of dL/dW: input features
                 np.matmul(x2[:, lo:hi].T, dy, out=dw[lo:hi])
 
-            parallel_for(len(dw), features, work=x2.size + dy.size + dw.size, blas=True)
+            parallel_for(len(dw), feature_rows, work=x2.size + dy.size + dw.size, blas=True)
         if len(needs) == 3 and needs[2]:
             db = dy.sum(axis=0)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
