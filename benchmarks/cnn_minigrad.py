@@ -64,6 +64,9 @@ import minigrad.data  # noqa: E402
 import minigrad.models  # noqa: E402
 import minigrad.optim  # noqa: E402
 
+if ARGS is not None:
+    minigrad.set_num_threads(ARGS.threads)   # as the environment says, but stated outright
+
 # The peers' parameter names → minigrad's SimpleConvNet state_dict names.
 PARAM_NAMES = {
     "W1": "conv1.weight", "b1": "conv1.bias",

@@ -3,6 +3,7 @@
     python examples/train_mnist.py                      # full MNIST if found, else the subset
     python examples/train_mnist.py --data-dir ~/mnist --epochs 10
     python examples/train_mnist.py --resume             # continue from runs/mnist
+    python examples/train_mnist.py --threads 1          # one core (default: all of them)
 
 Full MNIST is used when its four files are found in ``--data-dir``, ``$MINIGRAD_DATA`` or
 ``~/.cache/minigrad/mnist``; nothing is downloaded here (``minigrad.data.load_mnist()`` does that).
@@ -66,11 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default="runs/mnist", help="output folder (default runs/mnist)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seeds the initial weights and the batch order (default 0)")
+    ap.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="threads minigrad splits its big ops over (default: "
+                         "minigrad.get_num_threads(), one per core)")
     ap.add_argument("--resume", action="store_true",
                     help="continue from the checkpoint in --out, with its learning rate; the "
                          "data, --limit, --batch-size and --seed must be as before")
     args = ap.parse_args(argv)
-    for name in ("epochs", "batch_size", "limit"):
+    for name in ("epochs", "batch_size", "limit", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             ap.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -220,6 +224,8 @@ def train_epoch(model: SimpleConvNet, opt: optim.Optimizer, loader: DataLoader,
 def main(argv: list[str] | None = None) -> dict:
     """Run the training; returns the history (lists per epoch). See the module docstring."""
     args = parse_args(argv)
+    if args.threads is not None:
+        minigrad.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (x_train, t_train), (x_test, t_test), data_kind = load_data(args)
@@ -246,7 +252,8 @@ def main(argv: list[str] | None = None) -> dict:
         return history
 
     print(f"Model: {model.num_parameters():,} parameters; Adam(lr={opt.lr:g}), batch "
-          f"{args.batch_size}, {args.epochs} epochs")
+          f"{args.batch_size}, {args.epochs} epochs, {minigrad.get_num_threads()} "
+          f"thread{'s' if minigrad.get_num_threads() > 1 else ''}")
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, args.epochs + 1):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minigrad
 from minigrad import io, nn, optim
 from minigrad.data import DataLoader, load_mnist
 from minigrad.models import SimpleConvNet
@@ -127,6 +128,20 @@ def test_bad_arguments_stop_with_a_message(train_mnist, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_mnist.main(["--epochs", "0"])
     assert "--epochs must be a positive integer, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_mnist.main(["--threads", "0"])
+    assert "--threads must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_threads_option_sets_minigrad_threads(train_mnist, tmp_path, capsys):
+    before = minigrad.get_num_threads()
+    try:
+        train_mnist.main(["--limit", "100", "--epochs", "1", "--threads", "1",
+                          "--out", str(tmp_path / "run")])
+        assert minigrad.get_num_threads() == 1
+        assert "batch 100, 1 epochs, 1 thread\n" in capsys.readouterr().out
+    finally:
+        minigrad.set_num_threads(before)
 
 
 def test_without_full_mnist_it_says_it_falls_back(train_mnist, tmp_path, capsys, monkeypatch):
