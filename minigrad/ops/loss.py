@@ -33,7 +33,17 @@ def _max_along(z: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
-    """log softmax(z) along ``axis``: (z − m) − log Σ exp(z − m), m the maximum."""
+    """log softmax(z) along ``axis``: (z − m) − log Σ exp(z − m), m the maximum.
+
+    For short rows of a 2-D z (logits (N, C) with few classes) every step runs on the
+    transposed copy (C, N), where the max and the sum over the classes are vectorised across
+    the N rows; the result is returned as a (N, C) view of it.
+    """
+    if z.ndim == 2 and axis == 1 and z.shape[1] <= 64:
+        zt = np.ascontiguousarray(z.T)
+        st = zt - zt.max(axis=0)
+        logp = st - np.log(np.exp(st).sum(axis=0))
+        return logp.T
     s = z - _max_along(z, axis)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
@@ -76,7 +86,7 @@ class LogSoftmax(Function):
     def forward(self, x):
         x = np.asarray(x)
         axis = _axis("log_softmax", self.axis, x.ndim, x.shape)
-        self.y, self.ax = _log_softmax(x, axis), axis
+        self.y, self.ax = np.ascontiguousarray(_log_softmax(x, axis)), axis
         return self.y
 
     def backward(self, dy):
@@ -143,7 +153,7 @@ class SoftmaxCrossEntropy(Function):
     def backward(self, dy):
         logp, t = self.logp, self.t
         N = logp.shape[0]
-        dz = np.exp(logp)                       # softmax(z), a fresh array to work in
+        dz = np.exp(logp, order="C")            # softmax(z), a fresh array to work in
         if t.ndim == 1:
             dz[np.arange(N), t] -= 1
         else:
