@@ -38,7 +38,7 @@ import numpy as np
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "elementwise", "MIN_WORK"]
 
 # The smallest slice worth a thread, in array elements touched: below it the hand-over to a
-# worker (≈ 10–20 µs) costs more than the slice saves.
+# worker (tens of µs to wake it) costs more than the slice saves.
 MIN_WORK = 1 << 16
 
 
