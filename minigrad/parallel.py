@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "elementwise", "MIN_WORK"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side", "elementwise",
+           "MIN_WORK"]
 
 # The smallest slice worth a thread, in array elements touched: below it the hand-over to a
 # worker (tens of µs to wake it) costs more than the slice saves.
@@ -268,6 +269,37 @@ def parallel_for(total: int, body: Callable[[int, int], None], work: int,
     if error is not None:
         raise error
 
+
+
+def side_by_side(parts: list[tuple[Callable[[int, int], None], int]], work: int,
+                 blas: bool = False) -> None:
+    """Run independent pieces of work, each a ``(body, total)`` pair as for ``parallel_for``.
+
+    With at least as many pieces as threads, each piece runs whole on a thread of its own:
+    one hand-over for all of them, and each matrix product at its full one-thread speed
+    (a product split in two runs each half less efficiently than the whole). With fewer
+    pieces than threads, each piece is split over all the threads in turn.
+
+    Args:
+        parts: the pieces; ``body(lo, hi)`` computes rows ``lo`` to ``hi`` of its result.
+        work: the elements all the pieces read and write together.
+        blas: as for ``parallel_for``.
+
+    >>> a, b = np.zeros(3), np.zeros(2)
+    >>> def fill_a(lo, hi):
+    ...     a[lo:hi] = 1
+    >>> def fill_b(lo, hi):
+    ...     b[lo:hi] = 2
+    >>> side_by_side([(fill_a, 3), (fill_b, 2)], work=5)
+    >>> a, b
+    (array([1., 1., 1.]), array([2., 2.]))
+    """
+    if len(parts) >= _num_threads:
+        parallel_for(len(parts), lambda lo, hi: [body(0, total) for body, total in parts[lo:hi]],
+                     work=work, blas=blas)
+    else:
+        for body, total in parts:
+            parallel_for(total, body, work=work // len(parts), blas=blas)
 
 
 def elementwise(body: Callable[..., None], out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:

@@ -267,3 +267,24 @@ def test_a_forked_child_starts_its_own_workers():
         os.close(read)
     assert status == 0
     assert got == bytes([2])          # half the rows ran on a worker thread of the child
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_side_by_side_gives_each_piece_a_thread_or_splits_each(n):
+    calls = []
+    lock = threading.Lock()
+
+    def piece(name):
+        def body(lo, hi):
+            with lock:
+                calls.append((name, lo, hi, threading.get_ident()))
+        return body
+
+    with threads(n):
+        parallel.side_by_side([(piece("a"), 6), (piece("b"), 4)], work=10)
+    by_piece = {name: sorted((lo, hi) for p, lo, hi, _ in calls if p == name) for name in "ab"}
+    if n == 2:     # as many pieces as threads: each whole, on threads of their own
+        assert by_piece == {"a": [(0, 6)], "b": [(0, 4)]}
+        assert len({ident for *_, ident in calls}) == 2
+    else:          # fewer pieces than threads: each split over all three
+        assert by_piece == {"a": [(0, 2), (2, 4), (4, 6)], "b": [(0, 1), (1, 2), (2, 4)]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
-from minigrad.parallel import parallel_for
+from minigrad.parallel import parallel_for, side_by_side
 
 
 class Affine(Function):
@@ -54,23 +54,28 @@ class Affine(Function):
     def backward(self, dy):
         needs = self.needs_input_grad
         dx = dw = db = None
+        products = []                      # (fills rows lo..hi−1 of a gradient, its rows)
         if needs[0]:
             w = self.w
             dx = np.empty((dy.shape[0], w.shape[0]), np.result_type(dy, w))
 
-            def features(lo, hi):          # columns lo..hi−1 of dL/dX: each thread reads
-                np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])   # only its rows of W
+            def dx_features(lo, hi):       # columns lo..hi−1 of dL/dX: a split over threads
+                np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])   # reads only its rows of W
 
-            parallel_for(w.shape[0], features, work=dx.size + dy.size + w.size, blas=True)
-            dx = dx.reshape(self.x_shape)
+            products.append((dx_features, w.shape[0]))
         if needs[1]:
             x2 = self.x2
             dw = np.empty((x2.shape[1], dy.shape[1]), np.result_type(x2, dy))
 
-            def feature_rows(lo, hi):      # rows lo..hi−1 of dL/dW: input features
+            def dw_features(lo, hi):       # rows lo..hi−1 of dL/dW: input features
                 np.matmul(x2[:, lo:hi].T, dy, out=dw[lo:hi])
 
-            parallel_for(len(dw), feature_rows, work=x2.size + dy.size + dw.size, blas=True)
+            products.append((dw_features, len(dw)))
+        # dL/dX and dL/dW need each other's nothing: on two threads each takes one.
+        side_by_side(products, work=2 * (x2.size if needs[1] else 0) + 2 * dy.size
+                     + (w.size + dx.size if needs[0] else 0), blas=True)
+        if needs[0]:
+            dx = dx.reshape(self.x_shape)
         if len(needs) == 3 and needs[2]:
             db = dy.sum(axis=0)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
