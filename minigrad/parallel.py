@@ -5,8 +5,9 @@ products are too small for the BLAS to spread well over several. So minigrad spl
 steps of an op itself: the batch (or the rows of a matrix product) is cut into as many
 contiguous slices as there are threads, and the slices run at the same time on minigrad's
 worker threads. NumPy releases the GIL inside its loops and BLAS calls, so they truly run in
-parallel. Each slice computes exactly what the whole op computes on those rows, so results do
-not depend on the number of threads.
+parallel. Each slice computes what the whole op computes on those rows: element-wise ops and
+pooling give the same bits on any number of threads; a split matrix product may differ in the
+last bit for rows at a slice boundary, where the BLAS can take its edge kernel.
 
 While minigrad uses more than one thread it sets the BLAS (OpenBLAS, as NumPy ships it) to one
 thread, since the split already keeps every core busy and two thread pools on the same cores
@@ -215,9 +216,13 @@ def slices(total: int, work: int, blas: bool = False) -> int:
     """How many slices ``parallel_for`` would cut ``total`` rows of ``work`` elements into."""
     if _num_threads == 1 or total < 2 or getattr(_state, "worker", False):
         return 1
-    if blas and _pool is not None and not _blas_single:
-        return 1
-    return max(1, min(_num_threads, total, work // MIN_WORK))
+    n = max(1, min(_num_threads, total, work // MIN_WORK))
+    if n > 1 and blas:
+        if _pool is None:
+            _start()                # which tells whether the BLAS could be set to one thread
+        if not _blas_single:
+            return 1
+    return n
 
 
 def parallel_for(total: int, body: Callable[[int, int], None], work: int,
@@ -249,9 +254,6 @@ def parallel_for(total: int, body: Callable[[int, int], None], work: int,
         body(0, total)
         return
     pool = _pool or _start()
-    if blas and not _blas_single:
-        body(0, total)
-        return
     bounds = [total * i // n for i in range(n + 1)]
     waits = []
     for i in range(1, n):

@@ -7,6 +7,9 @@ import numpy as np
 from minigrad.function import Function
 from minigrad.parallel import parallel_for, side_by_side
 
+# Blocks of input features that a wide affine layer's forward product is summed over.
+K_BLOCKS = 4
+
 
 class Affine(Function):
     """Affine: Y = X·W + b        X:(N, D)  W:(D, M)  b:(M,)  Y:(N, M)
@@ -36,14 +39,34 @@ class Affine(Function):
             raise ValueError(f"affine: bias must have shape (out,)=({w.shape[1]},) for weight "
                              f"(in, out)={w.shape}; got b.shape={np.shape(b)}")
         dtype = np.result_type(x2, w) if b is None else np.result_type(x2, w, b)
-        y = np.empty((N, w.shape[1]), dtype)
+        D, M = w.shape
+        y = np.empty((N, M), dtype)
+        work = x2.size + w.size + y.size
+        if D >= 1024 and D >= 4 * max(N, M):
+            # Few samples and outputs, many input features (affine 4320→100 at batch 100):
+            # the sum over the D features runs as K_BLOCKS products of X's column blocks with
+            # W's row blocks, shared out among the threads, whose results are then added in a
+            # fixed order. Each thread reads only its blocks of X and W (split by samples,
+            # every thread would read all of W), and the blocks do not depend on the number
+            # of threads, so neither does Y.
+            partial = np.empty((K_BLOCKS - 1, N, M), dtype)
+            bounds = [D * i // K_BLOCKS for i in range(K_BLOCKS + 1)]
 
-        def rows(lo, hi):                  # samples lo..hi−1, on one thread
-            np.matmul(x2[lo:hi], w, out=y[lo:hi])
-            if b is not None:
-                y[lo:hi] += b
+            def blocks(first, last):       # blocks first..last−1, on one thread
+                for i in range(first, last):
+                    lo, hi = bounds[i], bounds[i + 1]
+                    np.matmul(x2[:, lo:hi], w[lo:hi], out=y if i == 0 else partial[i - 1])
 
-        parallel_for(N, rows, work=x2.size + w.size + y.size, blas=True)
+            parallel_for(K_BLOCKS, blocks, work=work, blas=True)
+            for p in partial:
+                y += p
+        else:
+            def samples(lo, hi):           # rows lo..hi−1 of Y, on one thread
+                np.matmul(x2[lo:hi], w, out=y[lo:hi])
+
+            parallel_for(N, samples, work=work, blas=True)
+        if b is not None:
+            y += b
         needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
         if needs[0]:
             self.w, self.x_shape = w, x.shape
