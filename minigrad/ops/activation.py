@@ -32,7 +32,10 @@ class ReLU(Function):
     """
 
     def forward(self, x):
-        self.y = elementwise(_relu, np.empty(x.shape, x.dtype), x)
+        if x.size <= _SMALL:
+            self.y = np.maximum(x, _zeros(x))
+        else:
+            self.y = elementwise(_relu, np.empty(x.shape, x.dtype), x)
         return self.y
 
     def backward(self, dy):
@@ -41,10 +44,7 @@ class ReLU(Function):
 
 
 def _relu(y, x):
-    if x.size <= _SMALL:
-        np.maximum(x, _zeros(x), out=y)
-    else:
-        np.maximum(x, _zero(x), out=y)
+    np.maximum(x, _zero(x), out=y)
 
 
 # NumPy's maximum of two arrays runs vector loops that its maximum with a scalar lacks: on
@@ -55,13 +55,16 @@ _ZEROS: dict = {}
 
 
 def _zeros(x: np.ndarray) -> np.ndarray:
-    """Read-only zeros of x's shape and dtype (views of one cached buffer per dtype)."""
-    zeros = _ZEROS.get(x.dtype)
-    if zeros is None or zeros.size < x.size:
-        zeros = np.zeros(max(x.size, 1024), x.dtype)
+    """Read-only zeros of x's (small) shape and dtype, kept for the next call."""
+    key = (x.shape, x.dtype)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        if len(_ZEROS) >= 16:               # a few shapes recur; never keep many
+            _ZEROS.clear()
+        zeros = np.zeros(x.shape, x.dtype)
         zeros.flags.writeable = False
-        _ZEROS[x.dtype] = zeros
-    return zeros[:x.size].reshape(x.shape)
+        _ZEROS[key] = zeros
+    return zeros
 
 
 def _relu_grad(dx, y, dy):
