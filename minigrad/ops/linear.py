@@ -7,8 +7,9 @@ import numpy as np
 from minigrad.function import Function
 from minigrad.parallel import parallel_for, side_by_side
 
-# Blocks of input features that a wide affine layer's forward product is summed over.
-K_BLOCKS = 4
+# Blocks of input features that a wide affine layer's forward product is summed over: two,
+# one per core of a 2-core machine (more blocks measured a few per cent slower there).
+K_BLOCKS = 2
 
 
 class Affine(Function):
