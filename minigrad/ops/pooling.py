@@ -80,26 +80,38 @@ def _untile(dxt, x_shape, padding):
     return np.ascontiguousarray(dxp[:, :, PH:PH + H, PW:PW + W])
 
 
-def _reduce_groups(v, ufunc):
-    """ufunc over axis 1 of v (G, k, ...) by k − 1 elementwise calls: (G, ...)."""
-    m = v[:, 0].copy()
-    for j in range(1, v.shape[1]):
+def _first(v, out):
+    """v[:, 0] as a new array, or copied into ``out``."""
+    if out is None:
+        return v[:, 0].copy()
+    out[...] = v[:, 0]
+    return out
+
+
+def _reduce_groups(v, ufunc, out=None):
+    """ufunc over axis 1 of v (G, k, ...) by k − 1 elementwise calls: (G, ...), into ``out``
+    when it is given."""
+    if v.shape[1] == 1:
+        return _first(v, out)
+    m = ufunc(v[:, 0], v[:, 1], out=out)
+    for j in range(2, v.shape[1]):
         ufunc(m, v[:, j], out=m)
     return m
 
 
-def _reduce_argmax(v):
+def _reduce_argmax(v, out=None):
     """Max over axis 1 of v (G, k, ...) and the first j reaching it: ((G, ...), (G, ...)).
 
     The index is kept by arithmetic on small unsigned integers, idx + gt·(j − idx) (exact
     modulo 2⁸ as gt is 0 or 1), never by np.where, which branches on every element. A later
-    element takes over only when strictly greater, so ties keep the first.
+    element takes over only when strictly greater, so ties keep the first. The maxima go into
+    ``out`` when it is given.
     """
     k = v.shape[1]
     if k == 1:
-        return v[:, 0].copy(), np.zeros(v[:, 0].shape, np.uint8)
+        return _first(v, out), np.zeros(v[:, 0].shape, np.uint8)
     gt = np.greater(v[:, 1], v[:, 0])
-    m = np.maximum(v[:, 0], v[:, 1])
+    m = np.maximum(v[:, 0], v[:, 1], out=out)
     if k == 2:
         return m, gt.view(np.uint8)           # bool is one byte holding 0 or 1: no copy
     idx = gt.astype(np.uint8 if k <= 256 else np.intp)
@@ -111,9 +123,10 @@ def _reduce_argmax(v):
 
 
 @functools.lru_cache(maxsize=8)
-def _window_starts(G, KH, OW, KW):  # noqa: N803
-    """(G, OW): flat index of the first cell of window (g, ow) in the tiled input, read-only."""
-    starts = (np.arange(0, G * KH * OW * KW, KH * OW * KW, dtype=np.intp)[:, None]
+def _window_starts(G, KH, OW, KW, base):  # noqa: N803
+    """(G, OW): flat index of the first cell of window (g, ow) in the tiled input, counted from
+    ``base`` (where a batch slice starts), read-only. The same slices recur every step."""
+    starts = (np.arange(base, base + G * KH * OW * KW, KH * OW * KW, dtype=np.intp)[:, None]
               + np.arange(0, OW * KW, KW, dtype=np.intp))
     starts.flags.writeable = False
     return starts
@@ -135,9 +148,7 @@ def _tiled_winner(row, col, kernel, out, base):
     small = np.uint16 if KH * OW * KW <= np.iinfo(np.uint16).max else np.intp
     offset = row * small(OW * KW)             # the offset within the window's block
     offset += c
-    np.add(_window_starts(G, KH, OW, KW), offset, out=out.reshape(G, OW))
-    if base:
-        out += base
+    np.add(_window_starts(G, KH, OW, KW, base), offset, out=out.reshape(G, OW))
 
 
 # ------------------------------------------------------------------------ any stride: offsets
@@ -196,8 +207,8 @@ class MaxPool2d(Function):
                 def images(lo, hi):                 # images lo..hi−1, on one thread
                     xt = _tile(x[lo:hi], self.kernel_size, self.padding, out, fill)
                     rows = _reduce_groups(xt.reshape(-1, KW), np.maximum)  # (n·C·OH·KH·OW,)
-                    m = _reduce_groups(rows.reshape(-1, KH, OW), np.maximum)  # (n·C·OH, OW)
-                    y[lo:hi] = m.reshape(hi - lo, C, OH, OW)
+                    _reduce_groups(rows.reshape(-1, KH, OW), np.maximum,     # (n·C·OH, OW)
+                                   out=y[lo:hi].reshape(-1, OW))
 
                 parallel_for(N, images, work=x.size)
                 return y
@@ -209,8 +220,7 @@ class MaxPool2d(Function):
             def images(lo, hi):
                 xt = _tile(x[lo:hi], self.kernel_size, self.padding, out, fill)
                 rows, col = _reduce_argmax(xt.reshape(-1, KW))
-                m, row = _reduce_argmax(rows.reshape(-1, KH, OW))
-                y[lo:hi] = m.reshape(hi - lo, C, OH, OW)
+                _, row = _reduce_argmax(rows.reshape(-1, KH, OW), out=y[lo:hi].reshape(-1, OW))
                 _tiled_winner(row, col.reshape(-1, KH, OW), (KH, KW),
                               self.winner[lo * pooled:hi * pooled], lo * tile)
 
