@@ -79,17 +79,17 @@ class _Blas:
     def _candidates():
         """OpenBLAS libraries this process has loaded (NumPy's own first)."""
         here = Path(np.__file__).resolve().parent
-        for folder in (here.parent / "numpy.libs", here / ".dylibs", here.parent / "numpy.libs"):
+        for folder in (here.parent / "numpy.libs", here / ".dylibs"):   # Linux, macOS wheels
             if folder.is_dir():
                 yield from sorted(folder.glob("*openblas*"))
-        try:
+        try:                                     # any other OpenBLAS this process has loaded
             maps = Path("/proc/self/maps").read_text().splitlines()
         except OSError:
             maps = []
         for line in maps:
-            path = line.split()[-1] if line.split() else ""
-            if "openblas" in Path(path).name:
-                yield Path(path)
+            fields = line.split()
+            if len(fields) >= 6 and "openblas" in Path(fields[-1]).name:
+                yield Path(fields[-1])
 
     def single(self) -> bool:
         """Set the BLAS to one thread, remembering its count; True when that was possible."""
@@ -212,7 +212,7 @@ def _start() -> _Pool:
         return _pool
 
 
-def slices(total: int, work: int, blas: bool = False) -> int:
+def _slices(total: int, work: int, blas: bool = False) -> int:
     """How many slices ``parallel_for`` would cut ``total`` rows of ``work`` elements into."""
     if _num_threads == 1 or total < 2 or getattr(_state, "worker", False):
         return 1
@@ -249,7 +249,7 @@ def parallel_for(total: int, body: Callable[[int, int], None], work: int,
     >>> out
     array([0., 1., 2., 3., 4., 5., 6., 7., 8., 9.])
     """
-    n = slices(total, work, blas)
+    n = _slices(total, work, blas)
     if n == 1:
         body(0, total)
         return
