@@ -51,7 +51,9 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=10000, help="training images per epoch")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2, help="BLAS / OpenMP threads of every child")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads of every child: BLAS / OpenMP, torch.set_num_threads, "
+                         "minigrad.set_num_threads")
     ap.add_argument("--rounds", type=int, default=5, help="measured rounds (after the warm-up)")
     ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     ap.add_argument("--batch-size", type=int, default=_common.BATCH,
