@@ -307,3 +307,29 @@ def test_side_by_side_gives_each_piece_a_thread_or_splits_each(n):
         assert len({ident for *_, ident in calls}) == 2
     else:          # fewer pieces than threads: each split over all three
         assert by_piece == {"a": [(0, 2), (2, 4), (4, 6)], "b": [(0, 1), (1, 2), (2, 4)]}
+
+
+def test_a_training_step_at_full_size_agrees_on_one_and_two_threads():
+    """The textbook CNN at batch 100, with the real slice threshold: on two threads the big ops
+    split; the loss and every gradient agree with one thread's."""
+    from minigrad.models import SimpleConvNet
+
+    rng = np.random.default_rng(0)
+    x = rng.random((100, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, 100)
+    results = []
+    old = parallel.get_num_threads()
+    try:
+        for n in (1, 2):
+            parallel.set_num_threads(n)
+            minigrad.nn.manual_seed(0)
+            model = SimpleConvNet()
+            loss = model.loss(x, t)
+            loss.backward()
+            results.append((loss.item(), {k: p.grad for k, p in model.named_parameters()}))
+    finally:
+        parallel.set_num_threads(old)
+    (loss1, grads1), (loss2, grads2) = results
+    assert loss2 == pytest.approx(loss1, rel=1e-6)
+    for name, g in grads1.items():
+        np.testing.assert_allclose(grads2[name], g, rtol=1e-4, atol=1e-6, err_msg=name)
