@@ -251,9 +251,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"Already trained for {start_epoch} epochs; ask for more with --epochs")
         return history
 
+    threads = minigrad.get_num_threads()
     print(f"Model: {model.num_parameters():,} parameters; Adam(lr={opt.lr:g}), batch "
-          f"{args.batch_size}, {args.epochs} epochs, {minigrad.get_num_threads()} "
-          f"thread{'s' if minigrad.get_num_threads() > 1 else ''}")
+          f"{args.batch_size}, {args.epochs} epochs, {threads} "
+          f"thread{'s' if threads > 1 else ''}")
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, args.epochs + 1):

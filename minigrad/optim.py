@@ -18,7 +18,6 @@ array([ 0.95, -2.05], dtype=float32)
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -99,7 +98,8 @@ class Optimizer:
         self._scratch: dict[tuple, np.ndarray] = {}
 
     def _work(self, p: np.ndarray, owner: int = 0) -> np.ndarray:
-        """A scratch array shaped like ``p`` (its contents are garbage), one per ``owner``."""
+        """A scratch array shaped like ``p`` (its contents are garbage), one per ``owner`` (the
+        first block of a run that one thread updates while others update theirs)."""
         key = (p.shape, p.dtype, owner)
         work = self._scratch.get(key)
         if work is None:
@@ -329,11 +329,11 @@ class Adam(Optimizer):
         if p.size > _BLOCK and all(a.flags.c_contiguous for a in arrays):
             # The same passes block by block, each block small enough to stay in the CPU's
             # cache through all of them: the result is identical, element by element.
-            # Runs of blocks go to minigrad's threads, each with its own scratch block.
+            # Runs of blocks go to minigrad's threads, each run with its own scratch block.
             p, grad, m, v = (a.reshape(-1) for a in arrays)
 
             def blocks(first, last):
-                work = self._work(p[:_BLOCK], threading.get_ident())
+                work = self._work(p[:_BLOCK], owner=first)
                 for lo in range(first * _BLOCK, min(last * _BLOCK, p.size), _BLOCK):
                     block = slice(lo, lo + _BLOCK)
                     self._adam(p[block], grad[block], m[block], v[block],

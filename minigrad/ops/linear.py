@@ -79,6 +79,7 @@ class Affine(Function):
         needs = self.needs_input_grad
         dx = dw = db = None
         products = []                      # (fills rows lo..hi−1 of a gradient, its rows)
+        work = 0                           # elements the products read and write
         if needs[0]:
             w = self.w
             dx = np.empty((dy.shape[0], w.shape[0]), np.result_type(dy, w))
@@ -87,6 +88,7 @@ class Affine(Function):
                 np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])   # reads only its rows of W
 
             products.append((dx_features, w.shape[0]))
+            work += dy.size + w.size + dx.size
         if needs[1]:
             x2 = self.x2
             dw = np.empty((x2.shape[1], dy.shape[1]), np.result_type(x2, dy))
@@ -95,9 +97,9 @@ class Affine(Function):
                 np.matmul(x2[:, lo:hi].T, dy, out=dw[lo:hi])
 
             products.append((dw_features, len(dw)))
+            work += x2.size + dy.size + dw.size
         # dL/dX and dL/dW need each other's nothing: on two threads each takes one.
-        side_by_side(products, work=2 * (x2.size if needs[1] else 0) + 2 * dy.size
-                     + (w.size + dx.size if needs[0] else 0), blas=True)
+        side_by_side(products, work=work, blas=True)
         if needs[0]:
             dx = dx.reshape(self.x_shape)
         if len(needs) == 3 and needs[2]:

@@ -20,6 +20,11 @@ def _axis(op: str, axis, ndim: int, shape) -> int:
     return int(axis) % ndim
 
 
+def _short_rows(z: np.ndarray, axis: int) -> bool:
+    """A 2-D z reduced along rows of at most 64 elements (logits (N, C) with few classes)."""
+    return z.ndim == 2 and axis == 1 and z.shape[1] <= 64
+
+
 def _max_along(z: np.ndarray, axis: int) -> np.ndarray:
     """z.max(axis, keepdims=True), fast for short rows too.
 
@@ -27,7 +32,7 @@ def _max_along(z: np.ndarray, axis: int) -> np.ndarray:
     (100, 10)); the maxima across the rows of the transposed copy take one vectorised pass
     (about 2.5 µs). Long rows are reduced directly.
     """
-    if z.ndim == 2 and axis == 1 and z.shape[1] <= 64:
+    if _short_rows(z, axis):
         return np.ascontiguousarray(z.T).max(axis=0)[:, np.newaxis]
     return z.max(axis=axis, keepdims=True)
 
@@ -39,7 +44,7 @@ def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
     transposed copy (C, N), where the max and the sum over the classes are vectorised across
     the N rows; the result is returned as a (N, C) view of it.
     """
-    if z.ndim == 2 and axis == 1 and z.shape[1] <= 64:
+    if _short_rows(z, axis):
         zt = np.ascontiguousarray(z.T)
         st = zt - zt.max(axis=0)
         logp = st - np.log(np.exp(st).sum(axis=0))
