@@ -21,15 +21,22 @@ outlive a call: minigrad's worker threads, and torch's OpenMP threads, which spi
 after each call waiting for more work. In one process a library's spinning threads hold a core
 while the other library is timed (minigrad's ReLU on (100, 30, 24, 24) forward took 0.47 ms
 alone and about 1.0 ms with torch sampled in between), so the two never share a process.
-``--rounds R`` rounds each run one worker per library, one after the other, the order
-alternating from round to round (minigrad torch, torch minigrad, …) so that neither always runs
-first. Each worker builds the same inputs from the same seeds, and the upstream gradient of each
-layer from a generator seeded by the layer's output shape, so both libraries get identical
-arrays (the parent checks the gradients' sums agree). For every layer and phase a worker runs a
-warm-up call, calibrates the number of calls that make a sample last about
-``--sample-seconds`` (10 ms), then takes ``--repeats`` samples, and prints them all as one JSON
-line. The table gives, per library, the median over all samples of all rounds, the ratio
-minigrad / torch of those medians, and the ratio of each round's medians, to show the spread.
+Each of ``--rounds R`` rounds starts one worker per library and takes the samples from them in
+turn: for every layer and phase, sample k of one library, then sample k of the other, the first
+one changing from pair to pair (and from round to round), so that the two samples of a pair
+were taken within a few ms of each other on the same machine. A worker answers only once its
+process is quiet (no thread using more than a tenth of a core: torch's OpenMP threads spin for
+about 10 ms after a call), so a sample never runs beside the other library's spinning threads.
+Each worker builds the same inputs from the same seeds, and the upstream gradient of each layer
+from a generator seeded by the layer's output shape, so both libraries get identical arrays
+(the parent checks the gradients' sums agree). For every layer a worker runs a warm-up call and
+calibrates the number of calls that make a sample last about ``--sample-seconds`` (10 ms), for
+each phase. The table gives, per library, the median over all samples of all rounds; the ratio
+minigrad / torch is the median over all pairs of the ratio of the pair's two samples, and "per
+round" the same median within each round, to show the spread. The speed of a shared machine
+drifts by tens of percent from one second to the next; a ratio within a pair cancels that
+drift, which the ratio of two medians taken at different times does not (the JSON also keeps
+the ratio of the medians, ``ratio_of_medians_*``).
 
 Threads: every worker gets OMP/OPENBLAS/MKL_NUM_THREADS set to ``--threads`` before NumPy or
 torch loads; minigrad gets ``minigrad.set_num_threads`` and torch ``torch.set_num_threads`` with
@@ -110,16 +117,15 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(
         description="Per-layer forward and forward+backward times of the textbook CNN, "
                     "minigrad beside torch.nn.functional (float32, batch 100), each library "
-                    "in its own process, in alternating rounds.",
+                    "in its own process, the samples of the two taken in turn.",
         epilog="OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the workers' "
                "environment (they can pin OpenBLAS to a slower kernel); --keep-blas-env "
                "keeps them.")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds of one worker process per library, the order alternating "
-                         "(default 3)")
+                    help="rounds, each with a fresh worker process per library (default 3)")
     ap.add_argument("--repeats", type=int, default=9,
-                    help="samples per layer, phase and library in each round (the median of "
-                         "all rounds' samples is reported)")
+                    help="pairs of samples (one per library, taken in turn) per layer and "
+                         "phase in each round")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads of minigrad, torch and every BLAS / OpenMP pool in the "
                          "workers (default: $OMP_NUM_THREADS or $OPENBLAS_NUM_THREADS if set, "
@@ -287,20 +293,45 @@ def sample(case: Case, backward: bool, calls: int, clock) -> float:
     return (clock() - start) / calls
 
 
-def worker(args) -> dict:
-    """Time one library's cases in this process; the result is printed as one JSON line."""
+def settle(window: float = 0.005, limit: float = 0.5) -> float:
+    """Wait until no thread of this process uses the CPU any more; returns the seconds waited.
+
+    torch's OpenMP threads spin for several ms after a call, waiting for more work. The other
+    library's next sample must not start while they hold a core, so a worker answers only once
+    its process has used less than a tenth of a core over a ``window`` of sleep.
+    """
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        cpu = time.process_time()
+        time.sleep(window)
+        if time.process_time() - cpu < window / 10:
+            break
+    return time.perf_counter() - start
+
+
+def worker(args) -> None:
+    """Time one library's layers in this process, one sample at a time, as the parent asks.
+
+    Requests and answers are JSON lines on stdin and stdout: first an answer with the
+    library's versions, then for ``{"prepare": i}`` layer i is set up, warmed up and
+    calibrated, and for ``{"sample": phase}`` one sample of that layer is taken.
+    """
     set_thread_env(args.threads)       # before NumPy, OpenBLAS or torch's OpenMP loads
     if not args.keep_blas_env:
         for var in BLAS_OVERRIDE_VARS:
             os.environ.pop(var, None)
     import numpy as np
 
+    def answer(obj: dict) -> None:
+        print(json.dumps(obj), flush=True)
+
     lib = args.worker
     if lib == "torch":
         try:
             import torch
         except ImportError as error:
-            return {"library": lib, "unavailable": str(error)}
+            answer({"library": lib, "unavailable": str(error)})
+            return
         torch.set_num_threads(args.threads)
         version, threads_used, make_case = torch.__version__, torch.get_num_threads(), torch_case
     else:
@@ -311,31 +342,27 @@ def worker(args) -> dict:
         threads_used, make_case = minigrad.get_num_threads(), minigrad_case
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     arrays = make_inputs()
-    rows = []
-    start = time.perf_counter()
-    for layer in selected_layers(args.only):
-        case = make_case(layer, arrays)
-        case.run(True)                                  # draws dy, warms up
-        dy = case.dy.numpy() if lib == "torch" else case.dy
-        row = {"layer": layer[0], "shapes": layer[1], "dy_shape": list(dy.shape),
-               "dy_sum": float(np.sum(dy, dtype=np.float64))}
-        for backward, phase in zip((False, True), PHASES):
-            case.run(backward)                          # warm-up, then calibration
-            calls = calibrate(case, backward, args.sample_seconds)
-            times = [sample(case, backward, calls, clock) for _ in range(args.repeats)]
-            row[f"{phase}_calls"] = calls
-            row[f"{phase}_samples_ms"] = [round(t * 1e3, 5) for t in times]
-        rows.append(row)
-    return {
-        "library": lib,
-        "version": version,
-        "threads": args.threads,
-        "library_threads": threads_used,
-        "numpy": np.__version__,
-        "blas": blas_info(),
-        "seconds": round(time.perf_counter() - start, 3),
-        "rows": rows,
-    }
+    layers = selected_layers(args.only)
+    answer({"library": lib, "version": version, "threads": args.threads,
+            "library_threads": threads_used, "numpy": np.__version__, "blas": blas_info()})
+    case, calls = None, {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        if "prepare" in request:
+            layer = layers[request["prepare"]]
+            case = make_case(layer, arrays)
+            case.run(True)                              # draws dy, warms up
+            dy = case.dy.numpy() if lib == "torch" else case.dy
+            for backward, phase in zip((False, True), PHASES):
+                case.run(backward)                      # warm-up, then calibration
+                calls[phase] = calibrate(case, backward, args.sample_seconds)
+            settle()
+            answer({"layer": layer[0], "dy_shape": list(dy.shape),
+                    "dy_sum": float(np.sum(dy, dtype=np.float64)), "calls": calls})
+        else:
+            phase = request["sample"]
+            seconds = sample(case, phase == "fwd_bwd", calls[phase], clock)
+            answer({"ms": seconds * 1e3, "settle_ms": settle() * 1e3})
 
 
 # ---------------------------------------------------------------------------------- the parent
@@ -356,40 +383,102 @@ def worker_command(args, lib: str) -> list:
     return cmd
 
 
-def run_worker(args, lib: str, env: dict) -> dict:
-    """The worker's JSON line; its stderr goes straight to ours, so errors show as they come."""
-    proc = subprocess.run(worker_command(args, lib), env=env, stdout=subprocess.PIPE, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"bench_layers: the {lib} worker failed (exit code {proc.returncode})")
-    return json.loads(lines[-1])
+class Worker:
+    """One library's worker process, answering one JSON line per request."""
+
+    def __init__(self, args, lib: str, env: dict) -> None:
+        self.lib = lib
+        # stderr goes straight to ours, so the worker's errors show as they come.
+        self.proc = subprocess.Popen(worker_command(args, lib), env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.info = self.read()
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        code = self.proc.wait()
+        raise SystemExit(f"bench_layers: the {self.lib} worker failed (exit code {code})")
+
+    def ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def median(values) -> float:
     return float(statistics.median(values))
 
 
-def summarise(runs: dict, libs: list) -> list:
-    """One row per layer: medians over every sample of every round, ratios, per-round spread."""
+def one_round(args, r: int, libs: list, env: dict, notes: list) -> dict:
+    """Start a worker per library and take every layer's samples in turn from each.
+
+    The samples of one layer and phase alternate between the libraries, the first one changing
+    with every pair, so the k-th samples of both were taken within a few ms of each other.
+    Returns {"workers": {lib: info}, "rows": [{layer, dy, samples {phase: {lib: [ms]}}}]}.
+    """
+    workers = {}
+    for lib in libs:
+        worker_ = Worker(args, lib, env)
+        if "unavailable" in worker_.info:           # installed, but its import fails
+            notes.append(f"torch failed to import ({worker_.info['unavailable']}): timing "
+                         "minigrad alone")
+            log(f"bench_layers: {notes[-1]}")
+            libs.remove(lib)
+            worker_.close()
+            continue
+        workers[lib] = worker_
     rows = []
-    for i, layer in enumerate(runs[libs[0]][0]["rows"]):
+    start = time.perf_counter()
+    try:
+        for i, layer in enumerate(selected_layers(args.only)):
+            prepared = {lib: w.ask({"prepare": i}) for lib, w in workers.items()}
+            first = prepared[libs[0]]
+            for lib in libs[1:]:
+                if prepared[lib]["dy_sum"] != first["dy_sum"]:
+                    raise SystemExit(f"bench_layers: {lib} did not get the same upstream "
+                                     f"gradient as {libs[0]} for layer {i} ({layer[0]})")
+            samples = {phase: {lib: [] for lib in libs} for phase in PHASES}
+            for phase in PHASES:
+                for k in range(args.repeats):
+                    order = libs if (r + k) % 2 == 0 else libs[::-1]
+                    for lib in order:
+                        samples[phase][lib].append(
+                            round(workers[lib].ask({"sample": phase})["ms"], 5))
+            rows.append({"layer": layer[0], "shapes": layer[1], "dy_shape": first["dy_shape"],
+                         "dy_sum": first["dy_sum"],
+                         "calls": {lib: prepared[lib]["calls"] for lib in libs},
+                         "samples_ms": samples})
+    finally:
+        for w in workers.values():
+            w.close()
+    log(f"round {r + 1}/{args.rounds}: {time.perf_counter() - start:.1f} s")
+    return {"workers": {lib: w.info for lib, w in workers.items()}, "rows": rows}
+
+
+def summarise(rounds: list, libs: list) -> list:
+    """One row per layer: each library's median over every sample of every round, and the
+    ratio minigrad / torch as the median over all pairs of samples taken side by side."""
+    rows = []
+    for i, layer in enumerate(rounds[0]["rows"]):
         row = {"layer": layer["layer"], "shapes": layer["shapes"]}
-        for lib in libs:
-            mine = [run["rows"][i] for run in runs[lib]]
-            if mine[0]["layer"] != layer["layer"] or mine[0]["dy_sum"] != layer["dy_sum"]:
-                raise SystemExit(f"bench_layers: {lib} did not get the same layer or upstream "
-                                 f"gradient as {libs[0]} for layer {i} ({layer['layer']})")
-            for phase in PHASES:
-                per_round = [r[f"{phase}_samples_ms"] for r in mine]
-                row[f"{lib}_{phase}_ms"] = round(median([t for s in per_round for t in s]), 5)
-                row[f"{lib}_{phase}_samples_ms"] = [t for s in per_round for t in s]
-                row[f"{lib}_{phase}_round_medians_ms"] = [round(median(s), 5) for s in per_round]
-        if "torch" in libs:
-            for phase in PHASES:
-                row[f"ratio_{phase}"] = row[f"minigrad_{phase}_ms"] / row[f"torch_{phase}_ms"]
-                row[f"ratio_{phase}_rounds"] = [
-                    round(m / t, 4) for m, t in zip(row[f"minigrad_{phase}_round_medians_ms"],
-                                                     row[f"torch_{phase}_round_medians_ms"])]
+        for phase in PHASES:
+            per_round = [rnd["rows"][i]["samples_ms"][phase] for rnd in rounds]
+            for lib in libs:
+                row[f"{lib}_{phase}_samples_ms"] = [t for s in per_round for t in s[lib]]
+                row[f"{lib}_{phase}_ms"] = round(median(row[f"{lib}_{phase}_samples_ms"]), 5)
+                row[f"{lib}_{phase}_round_medians_ms"] = [round(median(s[lib]), 5)
+                                                          for s in per_round]
+            if "torch" in libs:
+                pairs = [[m / t for m, t in zip(s["minigrad"], s["torch"])] for s in per_round]
+                row[f"ratio_{phase}"] = median([q for p in pairs for q in p])
+                row[f"ratio_{phase}_rounds"] = [round(median(p), 4) for p in pairs]
+                row[f"ratio_of_medians_{phase}"] = (row[f"minigrad_{phase}_ms"]
+                                                    / row[f"torch_{phase}_ms"])
         rows.append(row)
     return rows
 
@@ -405,42 +494,25 @@ def run(args) -> dict:
             libs.append("torch")
     env = child_env(args.threads, args.keep_blas_env)
     load_start = os.getloadavg()
-    runs = {lib: [] for lib in libs}
-    orders = []
-    for r in range(args.rounds):
-        order = list(libs) if r % 2 == 0 else libs[::-1]  # neither library always goes first
-        orders.append(list(order))
-        for lib in order:
-            res = run_worker(args, lib, env)
-            if "unavailable" in res:                  # installed, but its import fails
-                notes.append(f"torch failed to import ({res['unavailable']}): timing minigrad "
-                             "alone")
-                log(f"bench_layers: {notes[-1]}")
-                libs.remove(lib)
-                del runs[lib]
-                continue
-            runs[lib].append(res)
-            log(f"round {r + 1}/{args.rounds}: {lib} {res['seconds']:.1f} s")
-    orders = [[lib for lib in order if lib in libs] for order in orders]
-    first = runs["minigrad"][0]
+    rounds = [one_round(args, r, libs, env, notes) for r in range(args.rounds)]
+    info = rounds[0]["workers"]
     return {
-        "rows": summarise(runs, libs),
+        "rows": summarise(rounds, libs),
         "threads": args.threads,
         "repeats": args.repeats,
         "rounds": args.rounds,
-        "order": orders,
+        "libraries": libs,
         "clock": args.clock,
-        "numpy": first["numpy"],
-        "torch": runs["torch"][0]["version"] if "torch" in libs else None,
-        "blas": first["blas"],
+        "numpy": info["minigrad"]["numpy"],
+        "torch": info["torch"]["version"] if "torch" in libs else None,
+        "blas": info["minigrad"]["blas"],
         "python": platform.python_version(),
         "machine": cpu_model(),
         "cores": os.cpu_count(),
         "load_average_start": load_start,
         "load_average": os.getloadavg(),
         "blas_env": {k: env.get(k) for k in BLAS_OVERRIDE_VARS},
-        "workers": {lib: [{k: v for k, v in run.items() if k != "rows"} for run in runs[lib]]
-                    for lib in libs},
+        "workers": [rnd["workers"] for rnd in rounds],
         "notes": notes,
     }
 
@@ -485,15 +557,15 @@ def table(result: dict) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args)), flush=True)
+        worker(args)
         return
     result = run(args)
-    order = ", ".join(" ".join(o) for o in result["order"])
     print(f"{result['machine']}, {result['cores']} cores; numpy {result['numpy']}, torch "
-          f"{result['torch']}, {result['threads']} threads; {result['clock']} clock; one "
-          f"process per library per round, {result['rounds']} rounds ({order}); median of "
-          f"{result['rounds'] * result['repeats']} samples per library; load average "
-          f"{result['load_average_start'][0]:.2f} → {result['load_average'][0]:.2f}")
+          f"{result['torch']}, {result['threads']} threads; {result['clock']} clock; "
+          f"{result['rounds']} rounds of one worker process per library, samples taken in "
+          f"turn; median of {result['rounds'] * result['repeats']} samples per library, ratio "
+          f"= median of the {result['rounds'] * result['repeats']} side-by-side pairs; load "
+          f"average {result['load_average_start'][0]:.2f} → {result['load_average'][0]:.2f}")
     print(table(result))
     if args.json == "-":
         print(json.dumps(result))
