@@ -23,6 +23,7 @@ array([[ 5.,  6.],
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -235,4 +236,4 @@ def flatten(x: Any) -> Tensor:
     shape = np.shape(x.data if isinstance(x, Tensor) else x)
     if len(shape) < 1:
         raise ValueError(f"flatten: input must have a batch axis, got x.shape={shape}")
-    return Reshape((shape[0], int(np.prod(shape[1:]))))(x)
+    return Reshape((shape[0], math.prod(shape[1:])))(x)

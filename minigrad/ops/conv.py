@@ -23,6 +23,8 @@ stack (N, K, P), and its result (N, FN, P) only needs a reshape.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -280,7 +282,7 @@ class Conv2d(Function):
 
             parallel_for(N, images, work=col.size + dy.size, blas=True)
             dwb = per_image.sum(axis=0)
-            K = int(np.prod(self.w_shape[1:]))
+            K = math.prod(self.w_shape[1:])
             if needs[1]:
                 dw = dwb[:, :K].reshape(self.w_shape)
             if len(needs) == 3 and needs[2]:

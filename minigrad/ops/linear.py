@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minigrad.function import Function
@@ -31,7 +33,7 @@ class Affine(Function):
         if w.ndim != 2:
             raise ValueError(f"affine: weight must be 2-D (in, out), got w.shape={w.shape}")
         N = x.shape[0]
-        x2 = x.reshape(N, int(np.prod(x.shape[1:]))) if x.ndim != 2 else x
+        x2 = x.reshape(N, math.prod(x.shape[1:])) if x.ndim != 2 else x
         if x2.shape[1] != w.shape[0]:
             raise ValueError(f"affine: input has {x2.shape[1]} features per sample "
                              f"(x.shape={x.shape} flattened to {x2.shape}) but weight "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minigrad.function import Function
@@ -61,7 +63,7 @@ class Mean(Function):
     def forward(self, x):
         self.axes = normalize_axis("mean", self.axis, x.ndim, x.shape)
         self.x_shape = x.shape
-        self.n = x.size if self.axes is None else int(np.prod([x.shape[a] for a in self.axes]))
+        self.n = x.size if self.axes is None else math.prod(x.shape[a] for a in self.axes)
         return np.asarray(x.mean(axis=self.axes, keepdims=self.keepdims))
 
     def backward(self, dy):
