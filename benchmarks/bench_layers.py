@@ -422,7 +422,7 @@ def one_round(args, r: int, libs: list, env: dict, notes: list) -> dict:
     Returns {"workers": {lib: info}, "rows": [{layer, dy, samples {phase: {lib: [ms]}}}]}.
     """
     workers = {}
-    for lib in libs:
+    for lib in list(libs):
         worker_ = Worker(args, lib, env)
         if "unavailable" in worker_.info:           # installed, but its import fails
             notes.append(f"torch failed to import ({worker_.info['unavailable']}): timing "
@@ -560,12 +560,13 @@ def main(argv=None) -> None:
         worker(args)
         return
     result = run(args)
+    n = result["rounds"] * result["repeats"]
+    pairs = f", ratio = median of the {n} side-by-side pairs" if result["torch"] else ""
     print(f"{result['machine']}, {result['cores']} cores; numpy {result['numpy']}, torch "
           f"{result['torch']}, {result['threads']} threads; {result['clock']} clock; "
           f"{result['rounds']} rounds of one worker process per library, samples taken in "
-          f"turn; median of {result['rounds'] * result['repeats']} samples per library, ratio "
-          f"= median of the {result['rounds'] * result['repeats']} side-by-side pairs; load "
-          f"average {result['load_average_start'][0]:.2f} → {result['load_average'][0]:.2f}")
+          f"turn; median of {n} samples per library{pairs}; load average "
+          f"{result['load_average_start'][0]:.2f} → {result['load_average'][0]:.2f}")
     print(table(result))
     if args.json == "-":
         print(json.dumps(result))
