@@ -419,7 +419,8 @@ def one_round(args, r: int, libs: list, env: dict, notes: list) -> dict:
 
     The samples of one layer and phase alternate between the libraries, the first one changing
     with every pair, so the k-th samples of both were taken within a few ms of each other.
-    Returns {"workers": {lib: info}, "rows": [{layer, dy, samples {phase: {lib: [ms]}}}]}.
+    Returns {"workers": {lib: info}, "rows": [{layer, dy, samples {phase: {lib: [ms]}}}]}; a
+    worker's info includes the median time it waited to be quiet after a sample.
     """
     workers = {}
     for lib in list(libs):
@@ -433,6 +434,7 @@ def one_round(args, r: int, libs: list, env: dict, notes: list) -> dict:
             continue
         workers[lib] = worker_
     rows = []
+    settled = {lib: [] for lib in libs}        # ms each worker waited to be quiet after a sample
     start = time.perf_counter()
     try:
         for i, layer in enumerate(selected_layers(args.only)):
@@ -447,8 +449,9 @@ def one_round(args, r: int, libs: list, env: dict, notes: list) -> dict:
                 for k in range(args.repeats):
                     order = libs if (r + k) % 2 == 0 else libs[::-1]
                     for lib in order:
-                        samples[phase][lib].append(
-                            round(workers[lib].ask({"sample": phase})["ms"], 5))
+                        answer = workers[lib].ask({"sample": phase})
+                        samples[phase][lib].append(round(answer["ms"], 5))
+                        settled[lib].append(answer["settle_ms"])
             rows.append({"layer": layer[0], "shapes": layer[1], "dy_shape": first["dy_shape"],
                          "dy_sum": first["dy_sum"],
                          "calls": {lib: prepared[lib]["calls"] for lib in libs},
@@ -457,7 +460,9 @@ def one_round(args, r: int, libs: list, env: dict, notes: list) -> dict:
         for w in workers.values():
             w.close()
     log(f"round {r + 1}/{args.rounds}: {time.perf_counter() - start:.1f} s")
-    return {"workers": {lib: w.info for lib, w in workers.items()}, "rows": rows}
+    info = {lib: {**w.info, "settle_ms_median": round(median(settled[lib]), 2)}
+            for lib, w in workers.items()}
+    return {"workers": info, "rows": rows}
 
 
 def summarise(rounds: list, libs: list) -> list:
