@@ -150,6 +150,21 @@ def test_softmax_cross_entropy_bad_labels(z, t, message):
         F.softmax_cross_entropy(z, t)
 
 
+@pytest.mark.parametrize("dtype", ["i1", "<i2", ">i4", ">i8", "<i8", "u1", ">u8"])
+def test_label_range_check_in_every_integer_dtype(dtype):
+    """Negative and too-large indices are caught in every width and byte order, and the
+    largest valid index passes."""
+    z = np.zeros((3, 4))
+    np.testing.assert_allclose(F.softmax_cross_entropy(z, np.array([0, 3, 1], dtype)).data,
+                               np.log(4))
+    with pytest.raises(ValueError, match=re.escape("got labels from 0 to 4")):
+        F.softmax_cross_entropy(z, np.array([0, 4, 1], dtype))
+    if np.dtype(dtype).kind == "i":
+        low = np.iinfo(dtype).min
+        with pytest.raises(ValueError, match=re.escape(f"got labels from {low} to 1")):
+            F.softmax_cross_entropy(z, np.array([0, low, 1], dtype))
+
+
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_bad_axis(name):
     with pytest.raises(ValueError, match=re.escape(

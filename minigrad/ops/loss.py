@@ -45,10 +45,11 @@ def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
     the N rows; the result is returned as a (N, C) view of it.
     """
     if _short_rows(z, axis):
-        zt = np.ascontiguousarray(z.T)
-        st = zt - zt.max(axis=0)
-        logp = st - np.log(np.exp(st).sum(axis=0))
-        return logp.T
+        st = np.array(z.T, order="C")          # (C, N): a copy of its own, worked on in place
+        st -= np.maximum.reduce(st, axis=0)
+        lse = np.add.reduce(np.exp(st), axis=0)
+        st -= np.log(lse, out=lse)
+        return st.T
     s = z - _max_along(z, axis)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
@@ -116,8 +117,10 @@ def _check_labels(z: np.ndarray, t: np.ndarray) -> None:
         if t.dtype.kind not in "iu":
             raise ValueError(f"{op}: labels of shape (N,)={t.shape} are class indices and "
                              f"must be integers, got dtype {t.dtype}")
-        low, high = int(t.min()), int(t.max())
-        if low < 0 or high >= C:
+        # One pass: seen as unsigned, a negative index is huge, so the largest is ≥ C.
+        unsigned = t.view(t.dtype.str.replace("i", "u")) if t.dtype.kind == "i" else t
+        if int(np.maximum.reduce(unsigned)) >= C:
+            low, high = int(t.min()), int(t.max())
             raise ValueError(f"{op}: class indices must lie in [0, C)=[0, {C}) for "
                              f"logits.shape={z.shape}; got labels from {low} to {high}")
     elif t.shape[1] != C:
