@@ -121,8 +121,8 @@ def parse_args(argv=None):
         epilog="OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the workers' "
                "environment (they can pin OpenBLAS to a slower kernel); --keep-blas-env "
                "keeps them.")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds, each with a fresh worker process per library (default 3)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds, each with a fresh worker process per library (default 5)")
     ap.add_argument("--repeats", type=int, default=9,
                     help="pairs of samples (one per library, taken in turn) per layer and "
                          "phase in each round")
