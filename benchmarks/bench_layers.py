@@ -374,8 +374,8 @@ def log(msg: str) -> None:
 
 def worker_command(args, lib: str) -> list:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", lib,
-           "--threads", str(args.threads), "--repeats", str(args.repeats),
-           "--sample-seconds", str(args.sample_seconds), "--clock", args.clock]
+           "--threads", str(args.threads), "--sample-seconds", str(args.sample_seconds),
+           "--clock", args.clock]
     if args.only:
         cmd += ["--only", args.only]
     if args.keep_blas_env:
