@@ -10,6 +10,8 @@ array([4., 6.], dtype=float32)
 # tensor first: it binds the ops, which need Function, which needs Tensor.
 from minigrad.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
 from minigrad import data, functional, models, nn, optim, viz
+from minigrad import autograd
+from minigrad.autograd import grad
 from minigrad.anomaly import AnomalyError, detect_anomaly
 from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
@@ -22,4 +24,5 @@ __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
     "save", "load", "data", "functional", "nn", "optim", "models", "viz",
     "profile", "detect_anomaly", "AnomalyError", "get_num_threads", "set_num_threads",
+    "autograd", "grad",
 ]

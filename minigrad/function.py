@@ -114,6 +114,21 @@ class Function:
         raise NotImplementedError(
             f"{type(self).__name__} has no backward: it cannot be differentiated")
 
+    def backward_graph(self, dy: Tensor) -> Any:
+        """The gradients as recorded ops on Tensors: what ``create_graph=True`` runs.
+
+        Define it, beside ``backward``, to make an op differentiable more than once. It
+        receives dL/dy as a Tensor and returns what ``backward`` returns (one gradient per
+        input, ``None`` where there is none), but as Tensors computed by ops on ``dy``, on
+        the inputs (``self.inputs``) and on the output (``self.output``), so that the tape
+        records how each gradient depends on them. Saved arrays may be used as constants
+        only where the gradient does not depend on them smoothly (a ReLU mask). A test holds
+        it equal to ``backward`` (``minigrad.testing.gradgradcheck`` checks both). An op
+        without it still has first derivatives; differentiating its gradient raises an
+        error naming the op.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no backward_graph")
+
     def __call__(self, *inputs: Any) -> Tensor:
         if hasattr(self, "_setting_names"):
             raise RuntimeError(f"{type(self).__name__}: a Function instance is called once; "
@@ -278,3 +293,149 @@ def _check_array(fn: Function, i: int, gx: Any, x: Tensor) -> np.ndarray:
     raise RuntimeError(f"{type(fn).__name__}.backward returned a {type(gx).__name__} as the "
                        f"gradient of input {i}, which has shape {x.data.shape}; return an "
                        f"ndarray of that shape")
+
+
+# ------------------------------------------------------------------------ gradients on demand
+# ``run_grad`` serves ``minigrad.grad``: the same walk as ``run_backward`` but it writes no
+# ``.grad``, visits only the ops between the outputs and the requested inputs, and, with
+# create_graph=True, joins the second path: each op's ``backward_graph`` on Tensors instead
+# of its ``backward`` on arrays, so the gradients are recorded on the tape.
+
+
+def run_grad(outputs: list[Tensor], seeds: list[Any], inputs: list[Tensor],
+             retain_graph: bool, create_graph: bool) -> list[Any]:
+    """The gradients of ``outputs`` (seeded with ``seeds``) with respect to ``inputs``.
+
+    Returns one per input: an ndarray (a Tensor on the tape when ``create_graph``), or None
+    when no path leads from the input to an output.
+    """
+    wanted = {id(x) for x in inputs}
+    grads: dict[int, Any] = {}
+    for out, seed in zip(outputs, seeds):
+        key = id(out)
+        grads[key] = seed if key not in grads else grads[key] + seed
+    found: dict[int, Any] = {}
+    order = topological_order([o.creator for o in outputs if o.creator is not None])
+    step = _graph_step if create_graph else _array_step
+    for fn, needs in _ops_leading_to(order, wanted):
+        out = fn._output_ref()
+        dy = grads.pop(id(out), None) if out is not None else None
+        if dy is None:
+            continue
+        if id(out) in wanted:
+            found[id(out)] = dy
+        if fn._released:
+            raise RuntimeError(
+                f"grad: trying to go through the graph a second time: the values that "
+                f"{type(fn).__name__} saved were freed by an earlier backward pass; pass "
+                f"retain_graph=True to that earlier call to keep them")
+        recorded = fn.needs_input_grad
+        fn.needs_input_grad = needs       # compute only the gradients asked for
+        try:
+            gxs = step(fn, dy)
+        finally:
+            fn.needs_input_grad = recorded
+        for i, x in enumerate(fn.inputs):
+            gx = gxs[i]
+            if gx is None or not needs[i]:
+                continue
+            gx = _checked(fn, i, gx, x, create_graph)
+            key = id(x)
+            previous = grads.get(key)
+            grads[key] = gx if previous is None else previous + gx
+        if not retain_graph:
+            fn._release()
+    for x in inputs:                     # leaves, and tensors no op beyond them consumed
+        if id(x) not in found and id(x) in grads:
+            found[id(x)] = grads[id(x)]
+    return [found.get(id(x)) for x in inputs]
+
+
+def _ops_leading_to(order: list[Function], wanted: set[int]) -> list[tuple[Function, tuple]]:
+    """The ops of ``order`` that lie on a path to a wanted tensor, last first, each with the
+    inputs whose gradient is needed (one bool per input)."""
+    reaches: set[int] = set()      # ids of ops through which a wanted tensor is reached
+    kept = []
+    for fn in order:
+        needs = tuple(
+            isinstance(x, Tensor) and x.requires_grad
+            and (id(x) in wanted or (x.creator is not None and id(x.creator) in reaches))
+            for x in fn.inputs)
+        if True in needs:
+            reaches.add(id(fn))
+            kept.append((fn, needs))
+    kept.reverse()
+    return kept
+
+
+def _array_step(fn: Function, dy: np.ndarray) -> tuple:
+    """One op's gradients on arrays (its ``backward``), checked for their number."""
+    if _observers:
+        start = time.perf_counter()
+        gxs = fn.backward(dy)
+        seconds = time.perf_counter() - start
+    else:
+        gxs = fn.backward(dy)
+    gxs = _as_tuple(fn, gxs)
+    if _observers:
+        for observer in _observers:
+            observer.backward(fn, dy, gxs, seconds)
+    return gxs
+
+
+def _graph_step(fn: Function, dy: Tensor) -> tuple:
+    """One op's gradients as recorded Tensors (its ``backward_graph``), for create_graph.
+
+    An op without ``backward_graph`` gives its gradients as values whose own backward
+    raises an error naming the op (``OnceDifferentiable``): never a silent zero.
+    """
+    from minigrad.ops.grad_ops import OnceDifferentiable
+    from minigrad.tensor import enable_grad
+
+    with enable_grad():
+        if type(fn).backward_graph is Function.backward_graph:
+            arrays = _as_tuple(fn, fn.backward(dy.data))
+            tensors = [x for x in fn.inputs if isinstance(x, Tensor)]
+            return tuple(None if g is None else
+                         OnceDifferentiable(type(fn).__name__, i, np.asarray(g))(dy, *tensors)
+                         for i, g in enumerate(arrays))
+        gxs = _as_tuple(fn, fn.backward_graph(dy))
+    if _observers:
+        arrays = tuple(g.data if isinstance(g, Tensor) else g for g in gxs)
+        for observer in _observers:
+            observer.backward(fn, dy.data, arrays, 0.0)
+    return gxs
+
+
+def _as_tuple(fn: Function, gxs: Any) -> tuple:
+    if type(gxs) is not tuple:
+        gxs = (gxs,)
+    if len(gxs) != len(fn.inputs):
+        raise RuntimeError(
+            f"{type(fn).__name__}.backward returned {len(gxs)} gradient(s) for "
+            f"{len(fn.inputs)} input(s); return one per input, None where there is none")
+    return gxs
+
+
+def _checked(fn: Function, i: int, gx: Any, x: Tensor, create_graph: bool) -> Any:
+    """``gx`` checked against input ``i`` (shape) and cast to its dtype."""
+    if create_graph:
+        if not isinstance(gx, Tensor):
+            raise RuntimeError(
+                f"{type(fn).__name__}.backward_graph returned a {type(gx).__name__} as the "
+                f"gradient of input {i}; return a Tensor computed by ops on dy, the inputs "
+                f"and the output")
+    elif type(gx) is not np.ndarray:
+        gx = _check_array(fn, i, gx, x)
+    if gx.shape != x.data.shape:
+        method = "backward_graph" if create_graph else "backward"
+        raise RuntimeError(
+            f"{type(fn).__name__}.{method} returned a gradient of shape {gx.shape} for "
+            f"input {i}, which has shape {x.data.shape}")
+    if gx.dtype != x.data.dtype:
+        if create_graph:
+            from minigrad.ops.grad_ops import Cast
+
+            return Cast(x.data.dtype)(gx)
+        return gx.astype(x.data.dtype)
+    return gx

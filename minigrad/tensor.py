@@ -210,15 +210,25 @@ class Tensor:
         return self.data.argmax(axis=axis)
 
     # ---------------------------------------------------------------- backward
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
 
         Args:
             grad: dL/d(self), with this tensor's shape. May be omitted for a one-element tensor
                 (it is seeded with 1).
             retain_graph: keep the saved arrays so backward can run through this graph again.
+            create_graph: refused: a leaf's ``.grad`` is a plain array (optimizers update it
+                in place), so it cannot carry a graph. ``minigrad.grad(y, x,
+                create_graph=True)`` returns gradients that are on the tape.
         """
         from minigrad.function import run_backward
+
+        if create_graph:
+            raise RuntimeError(
+                "backward(create_graph=True): a leaf's .grad is a plain ndarray and cannot be "
+                "differentiated again; use gx, = minigrad.grad(y, x, create_graph=True) to get "
+                "gradients on the tape (see docs/higher_order.md)")
 
         if not self.requires_grad:
             raise RuntimeError(

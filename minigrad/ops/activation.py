@@ -42,6 +42,9 @@ class ReLU(Function):
         return elementwise(_relu_grad, np.empty(dy.shape, np.result_type(dy, self.y)),
                            self.y, dy)
 
+    def backward_graph(self, dy):
+        return dy * (self.y > 0)            # the mask is a constant: ReLU'' = 0 off the kink
+
 
 def _relu(y, x):
     np.maximum(x, _zero(x), out=y)
@@ -91,6 +94,10 @@ class Sigmoid(Function):
         return elementwise(_sigmoid_grad, np.empty(dy.shape, np.result_type(dy, self.y)),
                            self.y, dy)
 
+    def backward_graph(self, dy):
+        y = self.output
+        return dy * ((1 - y) * y)
+
 
 def _sigmoid(y, x):
     np.logaddexp(_zero(y), -x, out=y)
@@ -118,6 +125,10 @@ class Tanh(Function):
     def backward(self, dy):
         return elementwise(_tanh_grad, np.empty(dy.shape, np.result_type(dy, self.y)),
                            self.y, dy)
+
+    def backward_graph(self, dy):
+        y = self.output
+        return dy * (1 - y * y)
 
 
 def _tanh(y, x):

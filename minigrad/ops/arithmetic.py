@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function, unbroadcast
+from minigrad.ops.grad_ops import sum_to
+from minigrad.ops.shape import Transpose
 
 
 def _shape(a) -> tuple[int, ...]:
@@ -40,6 +42,11 @@ class Add(Function):
         return (unbroadcast(dz, self.x_shape) if need_x else None,
                 unbroadcast(dz, self.y_shape) if need_y else None)
 
+    def backward_graph(self, dz):
+        need_x, need_y = self.needs_input_grad
+        return (sum_to(dz, self.x_shape) if need_x else None,
+                sum_to(dz, self.y_shape) if need_y else None)
+
 
 class Sub(Function):
     """z = x − y.    dL/dx = dL/dz    dL/dy = −dL/dz"""
@@ -53,6 +60,11 @@ class Sub(Function):
         need_x, need_y = self.needs_input_grad
         return (unbroadcast(dz, self.x_shape) if need_x else None,
                 unbroadcast(-dz, self.y_shape) if need_y else None)
+
+    def backward_graph(self, dz):
+        need_x, need_y = self.needs_input_grad
+        return (sum_to(dz, self.x_shape) if need_x else None,
+                sum_to(-dz, self.y_shape) if need_y else None)
 
 
 class Mul(Function):
@@ -68,6 +80,12 @@ class Mul(Function):
         x, y = self.x, self.y
         return (unbroadcast(dz * y, x.shape) if need_x else None,
                 unbroadcast(dz * x, y.shape) if need_y else None)
+
+    def backward_graph(self, dz):
+        need_x, need_y = self.needs_input_grad
+        x, y = self.inputs
+        return (sum_to(dz * y, x.shape) if need_x else None,
+                sum_to(dz * x, y.shape) if need_y else None)
 
 
 class Div(Function):
@@ -86,6 +104,12 @@ class Div(Function):
         return (unbroadcast(dz / y, self.x_shape) if need_x else None,
                 unbroadcast(-dz * self.z / y, y.shape) if need_y else None)
 
+    def backward_graph(self, dz):
+        need_x, need_y = self.needs_input_grad
+        y = self.inputs[1]
+        return (sum_to(dz / y, self.x_shape) if need_x else None,
+                sum_to(-dz * self.output / y, y.shape) if need_y else None)
+
 
 class Neg(Function):
     """y = −x.    dL/dx = −dL/dy"""
@@ -94,6 +118,9 @@ class Neg(Function):
         return -x
 
     def backward(self, dy):
+        return -dy
+
+    def backward_graph(self, dy):
         return -dy
 
 
@@ -114,6 +141,14 @@ class Pow(Function):
         x, c = self.x, self.c
         dx = unbroadcast(dz * c * x ** (c - 1), x.shape) if need_x else None
         dc = unbroadcast(dz * self.z * np.log(x), c.shape) if need_c else None
+        return dx, dc
+
+    def backward_graph(self, dz):
+        need_x, need_c = self.needs_input_grad
+        x, c = self.inputs
+        dx = sum_to(dz * c * x ** (c - 1), x.shape) if need_x else None
+        log_x = x.log() if not isinstance(x, np.ndarray) else np.log(x)
+        dc = sum_to(dz * self.output * log_x, c.shape) if need_c else None
         return dx, dc
 
 
@@ -155,6 +190,32 @@ class MatMul(Function):
             dy = dy.reshape(y.shape) if y.ndim == 1 else dy
         return dx, dy
 
+    def backward_graph(self, dz):
+        need_x, need_y = self.needs_input_grad
+        x, y = self.inputs
+        x2 = x.reshape(1, x.shape[0]) if x.ndim == 1 else x
+        y2 = y.reshape(y.shape[0], 1) if y.ndim == 1 else y
+        dz2 = dz
+        if y.ndim == 1:
+            dz2 = dz2.reshape(dz2.shape + (1,))
+        if x.ndim == 1:
+            dz2 = dz2.reshape(dz2.shape[:-1] + (1, dz2.shape[-1]))
+        dx = dy = None
+        if need_x:
+            dx = sum_to(dz2 @ _swap_last(y2), x2.shape)
+            dx = dx.reshape(x.shape) if x.ndim == 1 else dx
+        if need_y:
+            dy = sum_to(_swap_last(x2) @ dz2, y2.shape)
+            dy = dy.reshape(y.shape) if y.ndim == 1 else dy
+        return dx, dy
+
+
+def _swap_last(a):
+    """a with its last two axes swapped, as a Tensor (recorded when a is on the tape)."""
+    axes = list(range(a.ndim))
+    axes[-2:] = axes[-1], axes[-2]
+    return Transpose(axes)(a)
+
 
 class Exp(Function):
     """y = eˣ.    dL/dx = dL/dy · y"""
@@ -167,6 +228,11 @@ class Exp(Function):
         return dy * self.y
 
 
+
+    def backward_graph(self, dy):
+        return dy * self.output
+
+
 class Log(Function):
     """y = ln x.    dL/dx = dL/dy / x    (x ≤ 0 gives −inf or NaN, as NumPy does)"""
 
@@ -176,6 +242,9 @@ class Log(Function):
 
     def backward(self, dy):
         return dy / self.x
+
+    def backward_graph(self, dy):
+        return dy / self.inputs[0]
 
 
 class Sqrt(Function):
@@ -187,3 +256,6 @@ class Sqrt(Function):
 
     def backward(self, dy):
         return dy / (2 * self.y)
+
+    def backward_graph(self, dy):
+        return dy / (2 * self.output)

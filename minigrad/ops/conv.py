@@ -298,3 +298,8 @@ class Conv2d(Function):
 
             parallel_for(N, images, work=2 * w[0].size * N * OH * OW, blas=True)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    def backward_graph(self, dy):
+        from minigrad.ops.grad_ops import conv2d_backward_graph
+
+        return conv2d_backward_graph(self, dy)

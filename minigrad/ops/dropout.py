@@ -74,3 +74,8 @@ class Dropout(Function):
         if not self.training:
             return dy
         return dy * self.scaled_mask
+
+    def backward_graph(self, dy):
+        if not self.training:
+            return dy
+        return dy * self.scaled_mask         # the same mask

@@ -107,3 +107,14 @@ class Affine(Function):
         if len(needs) == 3 and needs[2]:
             db = dy.sum(axis=0)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    def backward_graph(self, dy):
+        from minigrad.ops.shape import Transpose
+
+        needs = self.needs_input_grad
+        x, w = self.inputs[:2]
+        dx = (dy @ Transpose(None)(w)).reshape(x.shape) if needs[0] else None
+        dw = Transpose(None)(x.reshape(x.shape[0], -1)) @ dy if needs[1] else None
+        if len(needs) == 2:
+            return dx, dw
+        return dx, dw, dy.sum(axis=0) if needs[2] else None

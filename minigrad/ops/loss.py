@@ -77,6 +77,10 @@ class Softmax(Function):
         y = self.y
         return y * (dy - (dy * y).sum(axis=self.ax, keepdims=True))
 
+    def backward_graph(self, dy):
+        y = self.output
+        return y * (dy - (dy * y).sum(axis=self.ax, keepdims=True))
+
 
 class LogSoftmax(Function):
     """Log-softmax along ``axis``: y_i = (x_i − m) − log Σ_j exp(x_j − m), m = max_j x_j.
@@ -97,6 +101,9 @@ class LogSoftmax(Function):
 
     def backward(self, dy):
         return dy - np.exp(self.y) * dy.sum(axis=self.ax, keepdims=True)
+
+    def backward_graph(self, dy):
+        return dy - self.output.exp() * dy.sum(axis=self.ax, keepdims=True)
 
 
 def _check_labels(z: np.ndarray, t: np.ndarray) -> None:
@@ -169,3 +176,17 @@ class SoftmaxCrossEntropy(Function):
             dz -= t
         dz *= dy / N
         return dz, None
+
+    def backward_graph(self, dy):
+        if not self.needs_input_grad[0]:
+            return None, None
+        t = self.t
+        N = t.shape[0]
+        p = LogSoftmax(axis=1)(self.inputs[0]).exp()       # softmax(z), recorded
+        if t.ndim == 1:
+            onehot = np.zeros(p.shape, p.dtype)
+            onehot[np.arange(N), t] = 1
+            dz = p - onehot
+        else:
+            dz = p * t.sum(axis=1, keepdims=True) - t
+        return dz * (dy / N), None

@@ -264,6 +264,12 @@ class MaxPool2d(Function):
         dxp[offsets[-1]] += rest        # the windows still left are won by their last cell
         return _unpad(dxp, self.padding)
 
+    def backward_graph(self, dy):
+        from minigrad.ops.grad_ops import MaxPool2dBackward
+
+        return MaxPool2dBackward(self.kernel_size, self.stride, self.padding)(
+            dy, self.inputs[0])
+
 
 class AvgPool2d(Function):
     """2-D average pooling: the mean of each KH×KW window, zero padding counted.
@@ -321,3 +327,9 @@ class AvgPool2d(Function):
         for index in _offset_slices(self.kernel_size, self.stride, self.out):
             dxp[index] += dyk
         return _unpad(dxp, self.padding)
+
+    def backward_graph(self, dy):
+        from minigrad.ops.grad_ops import AvgPool2dBackward
+
+        return AvgPool2dBackward(self.kernel_size, self.stride, self.padding,
+                                 self.x_shape)(dy)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.ops.grad_ops import broadcast_to
 
 
 def normalize_axis(op: str, axis, ndim: int, shape) -> tuple[int, ...] | None:
@@ -39,6 +40,13 @@ def _expand_back(dy: np.ndarray, axes, keepdims: bool, shape) -> np.ndarray:
     return np.broadcast_to(dy, shape)
 
 
+def _expand_back_graph(dy, axes, keepdims: bool, shape):
+    """``_expand_back`` as recorded ops: dy reshaped to keep the reduced axes, broadcast."""
+    if not keepdims:
+        dy = dy.reshape([1 if (axes is None or i in axes) else n for i, n in enumerate(shape)])
+    return broadcast_to(dy, shape)
+
+
 class Sum(Function):
     """y = Σ_axis x.    dL/dx = dL/dy broadcast back over the summed axes"""
 
@@ -52,6 +60,9 @@ class Sum(Function):
 
     def backward(self, dy):
         return _expand_back(dy, self.axes, self.keepdims, self.x_shape)
+
+    def backward_graph(self, dy):
+        return _expand_back_graph(dy, self.axes, self.keepdims, self.x_shape)
 
 
 class Mean(Function):
@@ -68,6 +79,10 @@ class Mean(Function):
 
     def backward(self, dy):
         return _expand_back(dy / dy.dtype.type(self.n), self.axes, self.keepdims, self.x_shape)
+
+    def backward_graph(self, dy):
+        return _expand_back_graph(dy / dy.dtype.type(self.n), self.axes, self.keepdims,
+                                  self.x_shape)
 
 
 class Max(Function):
@@ -95,3 +110,9 @@ class Max(Function):
             dy = dy.reshape([1 if (self.axes is None or i in self.axes) else n
                              for i, n in enumerate(shape)])
         return self.mask * (dy / self.count)
+
+    def backward_graph(self, dy):
+        # The mask and count are constants: the maximum's position does not move under a
+        # small change of x (no ties), so the gradient's derivative in x is zero there.
+        shape = self.mask.shape
+        return _expand_back_graph(dy, self.axes, self.keepdims, shape) / self.count * self.mask

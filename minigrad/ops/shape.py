@@ -25,6 +25,9 @@ class Reshape(Function):
     def backward(self, dy):
         return dy.reshape(self.x_shape)
 
+    def backward_graph(self, dy):
+        return Reshape(self.x_shape)(dy)
+
 
 class Transpose(Function):
     """y = x with its axes permuted (reversed when ``axes`` is None).
@@ -46,6 +49,11 @@ class Transpose(Function):
         if self.axes is None:
             return np.transpose(dy)
         return np.transpose(dy, np.argsort([a % dy.ndim for a in self.axes]))
+
+    def backward_graph(self, dy):
+        if self.axes is None:
+            return Transpose(None)(dy)
+        return Transpose(np.argsort([a % dy.ndim for a in self.axes]))(dy)
 
 
 def _plain_index(index):
@@ -93,3 +101,8 @@ class GetItem(Function):
         else:
             np.add.at(dx, self.index, dy)
         return dx
+
+    def backward_graph(self, dy):
+        from minigrad.ops.grad_ops import ScatterAdd
+
+        return ScatterAdd(self.index, self.x_shape)(dy)
