@@ -9,10 +9,9 @@ array([4., 6.], dtype=float32)
 
 # tensor first: it binds the ops, which need Function, which needs Tensor.
 from minigrad.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
-from minigrad import data, functional, models, nn, optim, viz
-from minigrad import autograd
-from minigrad.autograd import grad
+from minigrad import autograd, data, functional, models, nn, optim, viz
 from minigrad.anomaly import AnomalyError, detect_anomaly
+from minigrad.autograd import grad
 from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
 from minigrad.parallel import get_num_threads, set_num_threads

@@ -145,12 +145,19 @@ def _one_per(value: Any, n: int) -> list:
 # ------------------------------------------------------------------ torch.autograd.functional
 
 
-def _prepare(inputs: Any) -> tuple[list[Tensor], bool]:
-    """Fresh leaves that require grad, with the inputs' data, and whether a tuple was given."""
+def _prepare(inputs: Any, create_graph: bool) -> tuple[list[Tensor], bool]:
+    """Fresh leaves that require grad, with the inputs' data, and whether a tuple was given.
+
+    With ``create_graph`` a Tensor that requires grad is used itself (as PyTorch does), so
+    that the result can be differentiated with respect to it.
+    """
     many = isinstance(inputs, (tuple, list))
     items = list(inputs) if many else [inputs]
     leaves = []
     for x in items:
+        if create_graph and isinstance(x, Tensor) and x.requires_grad:
+            leaves.append(x)
+            continue
         data = x.data if isinstance(x, Tensor) else _as_array(x)
         leaves.append(Tensor(data, requires_grad=True))
     return leaves, many
@@ -217,7 +224,7 @@ def vjp(f: Callable[..., Tensor], inputs: Any, v: Any = None,
     >>> g.data
     array([ 2., 40.])
     """
-    xs, many = _prepare(inputs)
+    xs, many = _prepare(inputs, create_graph)
     out = _call(f, xs, "vjp")
     seed = None if v is None else _vectors(v, [out], "vjp", "v")[0]
     if not out.requires_grad:
@@ -246,7 +253,7 @@ def jvp(f: Callable[..., Tensor], inputs: Any, v: Any = None,
     >>> jv.data
     array([ 2., 40.])
     """
-    xs, many = _prepare(inputs)
+    xs, many = _prepare(inputs, create_graph)
     out = _call(f, xs, "jvp")
     if v is None:
         if len(xs) != 1 or xs[0].size != 1:
@@ -285,7 +292,7 @@ def hvp(f: Callable[..., Tensor], inputs: Any, v: Any = None,
     >>> hv.data                                  # 6x · v
     array([ 6., 12.])
     """
-    xs, many = _prepare(inputs)
+    xs, many = _prepare(inputs, create_graph)
     out = _call(f, xs, "hvp")
     _check_scalar(out, "hvp")
     if v is None:
@@ -357,7 +364,7 @@ def jacobian(f: Callable[..., Tensor], inputs: Any, create_graph: bool = False) 
     array([[2., 0.],
            [0., 6.]])
     """
-    xs, many = _prepare(inputs)
+    xs, many = _prepare(inputs, create_graph)
     out = _call(f, xs, "jacobian")
     rows = _rows(out, xs, create_graph)
     return _result([_stack([row[i] for row in rows], out.shape, x, create_graph)
@@ -380,7 +387,7 @@ def hessian(f: Callable[..., Tensor], inputs: Any, create_graph: bool = False) -
     array([[0., 6.],
            [6., 2.]])
     """
-    xs, many = _prepare(inputs)
+    xs, many = _prepare(inputs, create_graph)
     out = _call(f, xs, "hessian")
     _check_scalar(out, "hessian")
     if out.requires_grad:

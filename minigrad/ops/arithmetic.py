@@ -147,8 +147,10 @@ class Pow(Function):
         need_x, need_c = self.needs_input_grad
         x, c = self.inputs
         dx = sum_to(dz * c * x ** (c - 1), x.shape) if need_x else None
-        log_x = x.log() if not isinstance(x, np.ndarray) else np.log(x)
-        dc = sum_to(dz * self.output * log_x, c.shape) if need_c else None
+        dc = None
+        if need_c:
+            log_x = np.log(x) if isinstance(x, np.ndarray) else x.log()
+            dc = sum_to(dz * self.output * log_x, c.shape)
         return dx, dc
 
 

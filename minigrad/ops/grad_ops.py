@@ -89,7 +89,7 @@ class SumTo(Function):
             raise ValueError(f"sum_to: a tensor of shape {x.shape} cannot be summed to "
                              f"{shape}: {shape} does not broadcast to {x.shape}")
         self.x_shape = x.shape
-        return np.ascontiguousarray(unbroadcast(x, shape))
+        return np.asarray(unbroadcast(x, shape))
 
     def backward(self, dy):
         return np.broadcast_to(dy, self.x_shape)

@@ -12,12 +12,19 @@ True
 
 from typing import Any
 
-from minigrad.testing.gradcheck import GradcheckError, check_op, gradcheck, numerical_grad
+from minigrad.testing.gradcheck import (
+    GradcheckError,
+    check_op,
+    gradcheck,
+    gradgradcheck,
+    numerical_grad,
+)
 
 _STRATEGIES = ("shapes", "broadcastable_shapes", "arrays", "distinct_arrays", "conv_settings",
                "pool_settings")
 
-__all__ = ["gradcheck", "check_op", "numerical_grad", "GradcheckError", *_STRATEGIES]
+__all__ = ["gradcheck", "gradgradcheck", "check_op", "numerical_grad", "GradcheckError",
+           *_STRATEGIES]
 
 
 def __getattr__(name: str) -> Any:

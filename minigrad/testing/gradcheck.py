@@ -156,3 +156,114 @@ def check_op(fn: Callable[..., Tensor], reference: Callable[..., Any], *inputs: 
         return fn(*args)
 
     return gradcheck(differentiable_only, *(arrays[i] for i in wrt), **gradcheck_options)
+
+
+def _mismatch(analytic: np.ndarray, numeric: np.ndarray, atol: float,
+              rtol: float) -> str | None:
+    """None when every element passes ``|a − n| ≤ atol + rtol·|n|``, else the worst one."""
+    error = np.abs(analytic - numeric)
+    allowed = atol + rtol * np.abs(numeric)
+    if np.all(error <= allowed):  # also fails on NaN
+        return None
+    bad = np.where(np.isnan(error), np.inf, error - allowed)
+    worst = np.unravel_index(int(np.argmax(bad)), analytic.shape) if analytic.ndim else ()
+    a_val, n_val = float(analytic[worst]), float(numeric[worst])
+    return (f"at index {tuple(int(k) for k in worst)}: {a_val:.6g} where {n_val:.6g} was "
+            f"expected; absolute error {abs(a_val - n_val):.3g}, relative error "
+            f"{abs(a_val - n_val) / max(abs(n_val), 1e-300):.3g} (allowed atol={atol} + "
+            f"rtol={rtol}·|expected|); {int((error > allowed).sum())} of {analytic.size} "
+            f"elements fail")
+
+
+def gradgradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
+    """Check the second derivatives of ``fn`` (its gradients' gradients) numerically.
+
+    With a random upstream gradient ``u`` (of the output's shape) and random second-level
+    seeds ``r_i`` (one per input, not ones), it checks, in float64:
+
+    1. the gradients from the recorded path (``create_graph=True``, each op's
+       ``backward_graph``) equal those of the array path (each op's ``backward``);
+    2. the gradient of G = Σ_i ⟨r_i, d⟨fn(x), u⟩/dx_i⟩ with respect to every input x_j and
+       to u, taken through the recorded path, equals central differences of G computed with
+       the array path. The derivative in u catches a backward that ignores its incoming
+       gradient; the one in x_j a forgotten term of the product rule or a wrong factor.
+
+    Args:
+        fn: maps Tensors to one Tensor.
+        inputs: arrays, numbers or Tensors (their data is used).
+        eps: the finite-difference step.
+        atol, rtol: an element passes when ``|analytic − numeric| ≤ atol + rtol·|numeric|``.
+        seed: seeds ``u`` and the ``r_i``.
+
+    Returns:
+        True when every check passes.
+
+    Raises:
+        GradcheckError: naming the check, the input (index and shape) or the upstream
+            gradient, and the worst element with both values and errors.
+
+    >>> gradgradcheck(lambda x, y: (x * y).tanh(), np.array([0.5, -1.0]), np.array([2.0, 0.3]))
+    True
+    """
+    from minigrad.autograd import grad
+
+    arrays = [_as_float64(x) for x in inputs]
+    with no_grad():
+        probe = fn(*(Tensor(a.copy()) for a in arrays))
+    if not isinstance(probe, Tensor):
+        raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(probe).__name__}")
+    if probe.dtype != np.float64:
+        raise TypeError(f"gradgradcheck: fn returned dtype {probe.dtype}; the check needs "
+                        f"float64 all the way (do not cast inside fn)")
+    rng = np.random.default_rng(seed)
+    u0 = rng.standard_normal(probe.shape)
+    seeds = [rng.standard_normal(a.shape) for a in arrays]
+
+    def first(xs: list[np.ndarray], u: np.ndarray, create_graph: bool) -> tuple:
+        ts = [Tensor(a.copy(), requires_grad=True) for a in xs]
+        ut = Tensor(u.copy(), requires_grad=create_graph)
+        out = fn(*ts)
+        if not out.requires_grad:
+            return ts, ut, [None] * len(ts)
+        return ts, ut, list(grad(out, ts, ut, create_graph=create_graph, allow_unused=True))
+
+    def value(g: Tensor | None, a: np.ndarray) -> np.ndarray:
+        return np.zeros_like(a) if g is None else g.data
+
+    _, _, plain = first(arrays, u0, False)
+    ts, ut, graph = first(arrays, u0, True)
+    for i, a in enumerate(arrays):
+        problem = _mismatch(value(graph[i], a), value(plain[i], a), atol, rtol)
+        if problem:
+            raise GradcheckError(
+                f"gradgradcheck: the gradient of input {i} (shape {a.shape}) from "
+                f"backward_graph (create_graph=True) differs from backward's {problem}")
+    terms = [(g * r).sum() for g, r in zip(graph, seeds) if g is not None and g.requires_grad]
+    wrt = [*ts, ut]
+    if terms:
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        analytic = grad(total, wrt, allow_unused=True)
+    else:
+        analytic = (None,) * len(wrt)
+
+    def g_plain(xs: list[np.ndarray], u: np.ndarray) -> float:
+        _, _, gs = first(xs, u, False)
+        return float(sum((value(g, a) * r).sum() for g, a, r in zip(gs, xs, seeds)))
+
+    points = [*arrays, u0]
+    for j, a in enumerate(points):
+        def f_j(x: np.ndarray, j: int = j) -> float:
+            moved = [*points[:j], x, *points[j + 1:]]
+            return g_plain(moved[:-1], moved[-1])
+
+        numeric = numerical_grad(f_j, a, eps)
+        problem = _mismatch(value(analytic[j], a), numeric, atol, rtol)
+        if problem:
+            what = (f"input {j} (shape {a.shape})" if j < len(arrays)
+                    else f"the upstream gradient (shape {a.shape})")
+            raise GradcheckError(
+                f"gradgradcheck: second derivative with respect to {what} is wrong {problem}")
+    return True
