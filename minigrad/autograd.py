@@ -112,7 +112,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
             raise ValueError(f"grad: grad_outputs[{i}] has shape {g.shape} but "
                              f"{_describe(out, i, 'outputs')} does not")
         if create_graph and not isinstance(g, Tensor):
-            g = Tensor(g)
+            g = Tensor(g, name="grad_output")     # a leaf of the gradient's graph
         seeds.append(g)
     if retain_graph is None:
         retain_graph = create_graph
