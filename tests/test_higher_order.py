@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad
@@ -249,7 +249,6 @@ def _settings_fn(fn, kwargs):
 
 
 @pytest.mark.parametrize("name", [*OPS, *GRAD_OPS])
-@settings(max_examples=10)
 @given(data=st.data())
 def test_gradgradcheck_every_op(name, data):
     draw, fn = (OPS.get(name) or GRAD_OPS[name])[:2]
