@@ -599,3 +599,27 @@ def test_draw_graph_of_a_gradient_shows_the_backward_ops():
     s = Tensor(np.ones((2, 3)), requires_grad=True)
     (g,) = minigrad.grad((s.sum(axis=0) ** 2).sum(), s, create_graph=True)
     assert "BroadcastTo" in viz.draw_graph(g).source
+
+
+# ---------------------------------------------------------------------- the example
+def test_example_newton_pictures_and_hvp(load_example, tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("graphviz")
+    result = load_example("higher_order").main(["--out", str(tmp_path), "--dpi", "40"])
+    newton, descent = result["newton"], result["gradient_descent"]
+    assert abs(newton[-1] - 1.0) < 1e-12 and len(newton) - 1 <= 10
+    assert len(descent) > 10 * len(newton)          # plain gradient descent is far slower
+    assert result["hvp_error"] < 1e-6
+    for picture in result["pictures"]:
+        assert picture.exists() and picture.stat().st_size > 0
+
+
+def test_example_help():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "higher_order.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "Newton" in done.stdout and "--out" in done.stdout
