@@ -920,3 +920,75 @@ def save_dot(graph_or_outputs: Any, path: str | os.PathLike) -> Path:
             outputs = [outputs]
         source = draw_graph(*outputs).source
     return _atomic_write(path, lambda f: f.write(source.encode("utf-8")))
+
+
+# ---------------------------------------------------------------------------- lr schedules
+def plot_lr_schedule(schedule: Any, steps: int | None = None,
+                     path: str | os.PathLike | None = None, title: str | None = None,
+                     log: bool = False) -> Any:
+    """Draw a learning-rate schedule before training: the lr of each step, one line per group.
+
+    Args:
+        schedule: a scheduler from ``minigrad.optim.lr_scheduler`` (previewed for ``steps``
+            steps, without changing it or its optimiser; for ``ReduceLROnPlateau`` give
+            ``steps`` as the list of metrics), or learning rates already computed: a list of
+            numbers or an array of shape (steps,) or (steps, groups).
+        steps: how many steps to preview; required for a scheduler.
+        path: if given, the figure is also saved there (format from the suffix), atomically.
+        title: a title; by default the scheduler's class name.
+        log: a logarithmic lr axis.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+
+    Raises:
+        TypeError: a scheduler without ``steps``.
+        ValueError: rates that are empty, not finite or of more than two dimensions.
+
+    >>> from minigrad import nn, optim
+    >>> opt = optim.SGD([nn.Parameter([1.0])], lr=0.1)
+    >>> sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)
+    >>> fig = plot_lr_schedule(sched, 21)
+    >>> fig.axes[0].get_ylabel(), len(fig.axes[0].lines[0].get_ydata())
+    ('learning rate', 21)
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if hasattr(schedule, "preview") and hasattr(schedule, "optimizer"):
+        if steps is None:
+            raise TypeError(f"plot_lr_schedule: give steps (how many to preview) for a "
+                            f"{type(schedule).__name__}")
+        lrs = np.asarray(schedule.preview(steps), dtype=np.float64)
+        title = type(schedule).__name__ if title is None else title
+    else:
+        try:
+            lrs = np.asarray(schedule, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"plot_lr_schedule: expected a scheduler or a list of learning "
+                            f"rates, got {type(schedule).__name__}") from None
+    if lrs.ndim not in (1, 2) or lrs.size == 0 or not np.isfinite(lrs).all():
+        raise ValueError(f"plot_lr_schedule: learning rates must be a non-empty finite array "
+                         f"of shape (steps,) or (steps, groups), got shape {lrs.shape}")
+    if lrs.ndim == 1:
+        lrs = lrs[:, None]
+    figure = Figure(figsize=(5.0, 3.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    x = np.arange(len(lrs))
+    for g in range(lrs.shape[1]):
+        label = f"group {g}" if lrs.shape[1] > 1 else None
+        ax.plot(x, lrs[:, g], label=label, drawstyle="steps-post" if len(x) <= 60 else None)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.grid(True, alpha=0.3)
+    if lrs.shape[1] > 1:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    if path is not None:
+        suffix = Path(path).suffix.lstrip(".").lower() or "png"
+        _atomic_write(path, lambda f: figure.savefig(f, format=suffix, dpi=100))
+    return figure

@@ -396,3 +396,45 @@ def test_plateau_refuses_a_nan_metric():
         sched.step(float("nan"))
     sched.step(1.0)                         # the refused call did not count as a step
     assert sched.last_epoch == 1
+
+
+# --------------------------------------------------------------------------- the plot
+
+def test_plot_lr_schedule_draws_the_preview(tmp_path):
+    pytest.importorskip("matplotlib")
+    from minigrad.viz import plot_lr_schedule
+
+    opt = _optimiser("minigrad", "SGD", 2)
+    sched = mg_sched.OneCycleLR(opt, max_lr=[1.0, 0.5], total_steps=30)
+    groups_before = [dict(g, params=None) for g in opt.param_groups]
+    fig = plot_lr_schedule(sched, 31, path=tmp_path / "lr.png", log=True)
+    assert [dict(g, params=None) for g in opt.param_groups] == groups_before
+    assert sched.last_epoch == 0
+    ax = fig.axes[0]
+    expected = sched.preview(31)
+    assert len(ax.lines) == 2 and ax.get_yscale() == "log" and ax.get_title() == "OneCycleLR"
+    for g, line in enumerate(ax.lines):
+        np.testing.assert_array_equal(line.get_ydata(), expected[:, g])
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plateau = mg_sched.ReduceLROnPlateau(opt, patience=0)
+    line = plot_lr_schedule(plateau, METRICS).axes[0].lines[0]
+    np.testing.assert_array_equal(line.get_ydata(), plateau.preview(METRICS)[:, 0])
+    line = plot_lr_schedule([0.1, 0.05, 0.025], title="halving").axes[0].lines[0]
+    np.testing.assert_array_equal(line.get_ydata(), [0.1, 0.05, 0.025])
+
+
+@pytest.mark.parametrize("schedule, steps, error, message", [
+    ("scheduler", None, TypeError, "give steps"),
+    ([], None, ValueError, r"got shape \(0,\)"),
+    ([0.1, float("nan")], None, ValueError, "non-empty finite"),
+    (np.ones((2, 2, 2)), None, ValueError, r"got shape \(2, 2, 2\)"),
+    ({"lr": 1}, None, TypeError, "expected a scheduler or a list"),
+])
+def test_plot_lr_schedule_errors(schedule, steps, error, message):
+    pytest.importorskip("matplotlib")
+    from minigrad.viz import plot_lr_schedule
+
+    if isinstance(schedule, str):
+        schedule = mg_sched.StepLR(_optimiser("minigrad", "SGD", 1), 2)
+    with pytest.raises(error, match=message):
+        plot_lr_schedule(schedule, steps)
