@@ -605,3 +605,37 @@ def test_earlier_single_group_state_dicts_still_load():
     opt.load_state_dict(legacy)
     assert opt.param_groups[0]["lr"] == 0.2 and opt.param_groups[0]["nesterov"] is False
     np.testing.assert_array_equal(opt.state[0]["v"], np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("cls, settings", [
+    (SGD, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+    (SGD, {"momentum": 0.9, "dampening": 0.5}),
+    (AdamW, {"lr": 0.01}),
+    (RMSprop, {"momentum": 0.5, "centered": True, "weight_decay": 0.1}),
+    (Adadelta, {"weight_decay": 0.1}),
+], ids=["SGD-nesterov", "SGD-dampening", "AdamW", "RMSprop", "Adadelta"])
+def test_new_optimisers_stay_float32_in_place(cls, settings):
+    groups = {"defaults": settings, "groups": [([0, 1], {})]}
+    expected = _minigrad_run(cls, groups, 5)[-1]
+    params = [Parameter(w) for w in _start(5)]
+    data = [p.data for p in params]
+    opt = cls(params, **settings)
+    for grads in _gradients(5, 5):
+        for p, g in zip(params, grads):
+            p.grad = None if g is None else g.astype(np.float32)
+        opt.step()
+    for p, d, want in zip(params, data, expected):
+        assert p.data is d and p.data.dtype == np.float32
+        np.testing.assert_allclose(p.data, want, rtol=1e-4, atol=1e-5)
+    for state in opt.state:
+        for value in state.values():
+            assert not isinstance(value, np.ndarray) or value.dtype == np.float32
+
+
+def test_repr_shows_each_group():
+    a, b = Parameter(W0), Parameter(np.zeros(3))
+    assert repr(SGD([a], lr=0.1)) == ("SGD(1 parameters, lr=0.1, momentum=0.0, dampening=0.0, "
+                                      "nesterov=False, weight_decay=0.0)")
+    assert repr(AdaGrad([{"params": [a]}, {"params": [b], "lr": 0.5}])) == (
+        "AdaGrad(2 parameters in groups [1: lr=0.01, eps=1e-08, weight_decay=0.0]; "
+        "[1: lr=0.5, eps=1e-08, weight_decay=0.0])")

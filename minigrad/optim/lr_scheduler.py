@@ -316,9 +316,10 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]
                  | Sequence[Callable[[int], float]], last_epoch: int = -1) -> None:
-        self.optimizer = optimizer
-        lambdas = _per_group(lr_lambda, "lr_lambda", optimizer, "LambdaLR") \
-            if isinstance(optimizer, Optimizer) else [lr_lambda]
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"LambdaLR: expected a minigrad.optim optimiser, got "
+                            f"{type(optimizer).__name__}")
+        lambdas = _per_group(lr_lambda, "lr_lambda", optimizer, "LambdaLR")
         for i, fn in enumerate(lambdas):
             if not callable(fn):
                 raise TypeError(f"LambdaLR: lr_lambda[{i}] must be a function of the epoch, "
@@ -597,10 +598,6 @@ class OneCycleLR(LRScheduler):
                     group["max_momentum"] = max_momentums[i]
                     group["base_momentum"] = base_momentums[i]
         super().__init__(optimizer, last_epoch)
-
-    @property
-    def _use_beta1(self) -> bool:
-        return "betas" in self.optimizer.defaults
 
     @staticmethod
     def _set_momentum(group: dict, value: float, optimizer: Any) -> None:
