@@ -462,6 +462,8 @@ def test_add_param_group_matches_torch():
      r"Adam: param_groups\[1\]: lr must be ≥ 0.0, got -1.0"),
     (lambda p, q: Adam([{"params": []}]), ValueError, r"param_groups\[0\]: the group's params"),
     (lambda p, q: Adam([{"lr": 0.1}]), KeyError, "needs a 'params' entry"),
+    (lambda p, q: Adam([{"params": 3}]), TypeError,
+     r"Adam: param_groups\[0\]: 'params' must be a Parameter or an iterable of them, got int"),
     (lambda p, q: Adam([{"params": [p]}, q]), TypeError, "mixes parameter groups"),
     (lambda p, q: SGD([{"params": [p], "nesterov": True}]), ValueError,
      "nesterov=True needs momentum > 0 and dampening = 0"),

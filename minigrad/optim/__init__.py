@@ -142,7 +142,7 @@ class Optimizer:
         groups, grouped = self._as_groups(params, name)
         for i, group in enumerate(groups):
             where = f"param_groups[{i}]['params']" if grouped else "params"
-            self._add_group(group, f"{name}: param_groups[{i}]", where)
+            self._add_group(group, name, f"{name}: param_groups[{i}]", where)
 
     # ------------------------------------------------------------ groups
     def _check_settings(self, settings: Mapping[str, Any], owner: str) -> dict[str, Any]:
@@ -197,9 +197,12 @@ class Optimizer:
         """
         i = len(self.param_groups)
         name = type(self).__name__
-        self._add_group(param_group, f"{name}.add_param_group", f"param_groups[{i}]['params']")
+        owner = f"{name}.add_param_group"
+        self._add_group(param_group, owner, owner, f"param_groups[{i}]['params']")
 
-    def _add_group(self, group: Any, owner: str, where: str) -> None:
+    def _add_group(self, group: Any, caller: str, owner: str, where: str) -> None:
+        """Check and append one group; errors about parameters name ``caller`` and ``where``
+        (their position), errors about settings name ``owner`` (caller and group)."""
         if not isinstance(group, Mapping):
             raise TypeError(f"{owner}: a parameter group must be a dict, got "
                             f"{type(group).__name__}")
@@ -212,27 +215,37 @@ class Optimizer:
             raise ValueError(f"{owner}: unknown key(s) {unknown}; {type(self).__name__}'s "
                              f"hyperparameters are {list(self.hyperparameters)}")
         params = group["params"]
-        params = [params] if isinstance(params, Tensor) else list(params)
+        if isinstance(params, Tensor):
+            params = [params]
+        elif hasattr(params, "parameters") and hasattr(params, "forward"):
+            raise TypeError(f"{owner}: 'params' is a {type(params).__name__} module; pass "
+                            f"its .parameters()")
+        else:
+            try:
+                params = list(params)
+            except TypeError:
+                raise TypeError(f"{owner}: 'params' must be a Parameter or an iterable of "
+                                f"them, got {type(params).__name__}") from None
         if not params:
             raise ValueError(f"{owner}: the group's params are empty")
         seen: set[int] = set()
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{owner.split(':')[0]}: {where}[{i}] is a {type(p).__name__}, "
+                raise TypeError(f"{caller}: {where}[{i}] is a {type(p).__name__}, "
                                 f"expected a Parameter")
             described = f"{where}[{i}] (shape {p.shape}" + (f", name {p.name!r}" if p.name
                                                               else "") + ")"
             if not p.requires_grad:
-                raise ValueError(f"{owner.split(':')[0]}: {described} does not require grad, "
+                raise ValueError(f"{caller}: {described} does not require grad, "
                                  f"so it can never be updated")
             if p.data.dtype.kind != "f":
-                raise TypeError(f"{owner.split(':')[0]}: {where}[{i}] has dtype "
+                raise TypeError(f"{caller}: {where}[{i}] has dtype "
                                 f"{p.data.dtype}; only floating-point parameters can be "
                                 f"optimised")
             if id(p) in seen:
-                raise ValueError(f"{owner.split(':')[0]}: {described} appears twice")
+                raise ValueError(f"{caller}: {described} appears twice")
             if id(p) in self._index:
-                raise ValueError(f"{owner.split(':')[0]}: {described} is already in another "
+                raise ValueError(f"{caller}: {described} is already in another "
                                  f"parameter group")
             seen.add(id(p))
         settings = dict(self.defaults)
