@@ -23,6 +23,8 @@ CASES = [
     ("LinearLR-warm-up", lambda m, o: m.LinearLR(o, start_factor=0.1, total_iters=4), "SGD", 8),
     ("LinearLR-decay", lambda m, o: m.LinearLR(o, 1.0, 0.2, total_iters=6), "SGD", 9),
     ("LambdaLR", lambda m, o: m.LambdaLR(o, lambda e: 1 / (1 + e) ** 0.5), "SGD", 10),
+    ("ConstantLR", lambda m, o: m.ConstantLR(o, factor=0.25, total_iters=3), "SGD", 6),
+    ("PolynomialLR", lambda m, o: m.PolynomialLR(o, total_iters=6, power=2.0), "SGD", 9),
     ("OneCycleLR-SGD", lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=20), "SGD", 20),
     ("OneCycleLR-Adam-linear-three-phase",
      lambda m, o: m.OneCycleLR(o, max_lr=0.5, epochs=4, steps_per_epoch=5,
@@ -40,6 +42,10 @@ CASES = [
                                      m.StepLR(o, step_size=2, gamma=0.5),
                                      m.MultiStepLR(o, milestones=[1, 3])], milestones=[3, 7]),
      "SGD", 12),
+    ("SequentialLR-constant-polynomial",
+     lambda m, o: m.SequentialLR(o, [m.ConstantLR(o, factor=0.5, total_iters=4),
+                                     m.PolynomialLR(o, total_iters=5)], milestones=[2]),
+     "SGD", 9),
 ]
 IDS = [c[0] for c in CASES]
 GROUP_LRS = {1: [0.1], 2: [0.1, 0.02]}
@@ -354,6 +360,9 @@ def test_a_resumed_scheduler_waits_for_the_optimizer():
     (lambda o: mg_sched.CosineAnnealingLR(o, T_max=0), ValueError, "T_max must be a whole"),
     (lambda o: mg_sched.LinearLR(o, start_factor=0), ValueError, "start_factor must be"),
     (lambda o: mg_sched.LinearLR(o, end_factor=2), ValueError, "end_factor must be"),
+    (lambda o: mg_sched.ConstantLR(o, factor=1.5), ValueError, "ConstantLR: factor must be"),
+    (lambda o: mg_sched.ConstantLR(o, factor=0), ValueError, "factor must be a finite number > 0"),
+    (lambda o: mg_sched.PolynomialLR(o, total_iters=0), ValueError, "total_iters must be"),
     (lambda o: mg_sched.LambdaLR(o, [lambda e: 1.0] * 3), ValueError,
      "lr_lambda has 3 values but the optimiser has 2 parameter groups"),
     (lambda o: mg_sched.LambdaLR(o, 0.5), TypeError, r"lr_lambda\[0\] must be a function"),

@@ -45,7 +45,8 @@ import numpy as np
 from minigrad.optim import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-           "LinearLR", "OneCycleLR", "LambdaLR", "ReduceLROnPlateau", "SequentialLR"]
+           "LinearLR", "ConstantLR", "PolynomialLR", "OneCycleLR", "LambdaLR",
+           "ReduceLROnPlateau", "SequentialLR"]
 
 
 def _real(value: Any, what: str, owner: str, low: float | None = None, high: float | None = None,
@@ -520,6 +521,76 @@ class LinearLR(LRScheduler):
             return _real(value, key, owner, low=0.0, high=1.0, low_open=True)
         if key == "end_factor":
             return _real(value, key, owner, low=0.0, high=1.0)
+        return _whole(value, key, owner, low=1)
+
+
+class ConstantLR(LRScheduler):
+    """lr = initial_lr · factor for the first ``total_iters`` steps, then initial_lr.
+
+    Args:
+        optimizer: the optimiser.
+        factor: in (0, 1].
+        total_iters: steps at the lowered rate, ≥ 1.
+        last_epoch: -1 to start.
+    """
+
+    _config = ("factor", "total_iters")
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        self.factor = self._load("factor", factor, "ConstantLR")
+        self.total_iters = self._load("total_iters", total_iters, "ConstantLR")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._lrs()
+        return [lr * (1.0 / self.factor) for lr in self._lrs()]
+
+    def _closed_form(self) -> list[float]:
+        return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base in self.base_lrs]
+
+    def _load(self, key, value, owner):
+        if key == "factor":
+            return _real(value, key, owner, low=0.0, high=1.0, low_open=True)
+        return _whole(value, key, owner, low=1)
+
+
+class PolynomialLR(LRScheduler):
+    """lr_t = initial_lr · (1 − min(t, total_iters) / total_iters)^power.
+
+    Args:
+        optimizer: the optimiser.
+        total_iters: steps to reach 0, ≥ 1.
+        power: the exponent, ≥ 0 (1 is a linear decay).
+        last_epoch: -1 to start.
+    """
+
+    _config = ("total_iters", "power")
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        self.total_iters = self._load("total_iters", total_iters, "PolynomialLR")
+        self.power = self._load("power", power, "PolynomialLR")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t, n = self.last_epoch, self.total_iters
+        if self._initial or t > n:
+            return self._lrs()
+        decay = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [lr * decay for lr in self._lrs()]
+
+    def _closed_form(self) -> list[float]:
+        return [base * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters)
+                ** self.power for base in self.base_lrs]
+
+    def _load(self, key, value, owner):
+        if key == "power":
+            return _real(value, key, owner, low=0.0)
         return _whole(value, key, owner, low=1)
 
 
