@@ -447,3 +447,36 @@ def test_plot_lr_schedule_errors(schedule, steps, error, message):
         schedule = mg_sched.StepLR(_optimiser("minigrad", "SGD", 1), 2)
     with pytest.raises(error, match=message):
         plot_lr_schedule(schedule, steps)
+
+
+# torch's other way to resume: a new scheduler built with last_epoch on an optimiser whose
+# groups already hold initial_lr (and, for OneCycleLR, max_lr, min_lr and the momenta).
+LAST_EPOCH = [
+    ("StepLR", lambda m, o, e: m.StepLR(o, 3, 0.5, last_epoch=e)),
+    ("CosineAnnealingLR", lambda m, o, e: m.CosineAnnealingLR(o, 10, last_epoch=e)),
+    ("ExponentialLR", lambda m, o, e: m.ExponentialLR(o, 0.9, last_epoch=e)),
+    ("LinearLR", lambda m, o, e: m.LinearLR(o, 0.2, total_iters=6, last_epoch=e)),
+    ("OneCycleLR", lambda m, o, e: m.OneCycleLR(o, 1.0, total_steps=20, last_epoch=e)),
+]
+
+
+@pytest.mark.parametrize("make", [m for _, m in LAST_EPOCH], ids=[n for n, _ in LAST_EPOCH])
+def test_last_epoch_resumes_as_torch(make):
+    pytest.importorskip("torch")
+    import torch.optim.lr_scheduler as torch_sched
+
+    sequences = []
+    for module, lib in ((mg_sched, "minigrad"), (torch_sched, "torch")):
+        opt = _optimiser(lib, "SGD", 2)
+        sched = make(module, opt, -1)
+        for _ in range(4):
+            opt.step()
+            sched.step()
+        resumed = make(module, opt, 4)
+        seq = [resumed.get_last_lr()]
+        for _ in range(5):
+            opt.step()
+            resumed.step()
+            seq.append(resumed.get_last_lr())
+        sequences.append(seq)
+    np.testing.assert_allclose(*sequences, rtol=1e-15, atol=0)
