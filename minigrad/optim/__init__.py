@@ -106,7 +106,9 @@ class Optimizer:
     called by ``step()`` for each parameter with a gradient: ``p`` and ``grad`` are arrays,
     ``state`` is that parameter's dict of running values (empty on its first step) and
     ``group`` the dict of its parameter group. ``_state_keys(group)`` tells
-    ``load_state_dict`` which running values a state entry must hold.
+    ``load_state_dict`` which running values a state entry must hold. A subclass that
+    overrides ``step()`` itself adds 1 to ``_step_count`` per call: the schedulers in
+    ``lr_scheduler`` read it to tell whether the optimiser stepped since they did.
 
     Attributes:
         param_groups: list of dicts, one per group: ``"params"`` (the Parameters) and every
