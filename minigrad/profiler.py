@@ -12,8 +12,9 @@ is registered; with none registered (the default) an op pays one truth test on a
 Timings are wall-clock seconds around the op's own ``forward``/``backward`` (not the engine's
 bookkeeping between ops), so the sum of the op times is at most the wall time of the block.
 A profile records the ops run by the thread that opened it: ops run by other threads at the
-same time are not counted (minigrad's own worker threads run inside ops, so their time is). Profiles may be nested (each records what runs inside it); one profile object cannot be
-entered twice at once, but may be entered again later to add to its counts.
+same time are not counted (minigrad's own worker threads run inside ops, so their time is).
+Profiles may be nested (each records what runs inside it); one profile object cannot be entered
+twice at once, but may be entered again later to add to its counts.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ def _comparand(value: Any) -> Any:
 # would change what the op's backward computes with. Several graphs may hold one array, so
 # each array has a count of holders; the last one to go restores the writeable flag.
 _held: dict[int, list] = {}           # id(array) -> [array, holders, was writeable]
-_held_lock = threading.Lock()
+_held_lock = threading.RLock()  # re-entrant: a collection inside a hold may drop another
 
 
 class _Hold:
