@@ -272,6 +272,25 @@ def test_a_profile_counts_only_its_own_threads_ops():
     assert [s.name for s in prof.stats()] == ["Exp"]
 
 
+def test_a_grad_record_sees_only_its_own_threads_backward():
+    inside, done = threading.Event(), threading.Event()
+    x = Tensor([1.0], requires_grad=True)
+    y = x * 2
+
+    def other():
+        with minigrad.viz.record_grads() as record:
+            inside.set()
+            assert done.wait(10)
+        return record
+
+    t, result = run_in_thread(other)
+    assert inside.wait(10)
+    y.backward()
+    done.set()
+    record = finish(t, result)
+    assert record.output_grad(y.creator) is None
+
+
 def test_module_scope_is_per_thread():
     inside, recorded = threading.Event(), threading.Event()
 
