@@ -39,7 +39,9 @@ from minigrad.tensor import (
 
 # Objects told about every forward and backward step: the profiler and anomaly mode register
 # here. Each has ``forward(fn, inputs, output, seconds)`` and ``backward(fn, dy, grads,
-# seconds)``. When the list is empty the tape pays one truth test per op.
+# seconds)``. When the list is empty the tape pays one truth test per op. The list is shared by
+# all threads (so that test stays one truth test); each observer keeps to the thread that
+# registered it (a profile, anomaly mode and a gradient record are per thread).
 _observers: list = []
 
 
