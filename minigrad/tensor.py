@@ -219,6 +219,10 @@ class Tensor:
         name: shown by ``repr`` and in drawn graphs.
         dtype: convert the data to this dtype.
 
+    Raises:
+        TypeError: the data is not numbers (None, strings, objects, datetimes; see
+            docs/reliability.md), or it is not floating point and requires_grad is set.
+
     >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, name="x")
     >>> y = (x * x).sum()
     >>> y.backward()

@@ -360,6 +360,12 @@ def test_tensor_refuses_what_is_not_numbers(value):
         Tensor(value)
 
 
+@pytest.mark.parametrize("value", NOT_NUMBERS, ids=repr)
+def test_parameter_refuses_what_is_not_numbers(value):
+    with pytest.raises(TypeError, match=r"Parameter: data must be numbers"):
+        nn.Parameter(value)
+
+
 @pytest.mark.parametrize("op, name", [
     (lambda t, v: t + v, "add"), (lambda t, v: v - t, "sub"), (lambda t, v: t * v, "mul"),
     (lambda t, v: t / v, "div"), (lambda t, v: t ** v, "pow"),
