@@ -484,14 +484,23 @@ def test_bad_groups_are_named(make, error, message):
 
 def test_every_in_place_update_goes_through_one_function(monkeypatch):
     seen = []
-    monkeypatch.setattr(optim, "_updated", seen.append)
+    through = optim._updated
+
+    def record(p):
+        seen.append(p)
+        return through(p)
+
+    monkeypatch.setattr(optim, "_updated", record)
     for cls in (SGD, Momentum, AdaGrad, Adam, AdamW, RMSprop, Adadelta):
         a, b, c = Parameter(W0), Parameter(W0), Parameter(W0)
         opt = cls([{"params": [a, b]}, {"params": [c]}])
         a.grad, c.grad = GRADS[0].astype(np.float32), GRADS[1].astype(np.float32)
+        versions = [p._version for p in (a, b, c)]
         seen.clear()
         opt.step()
         assert seen == [a, c], cls.__name__
+        assert [p._version for p in (a, b, c)] == [versions[0] + 1, versions[1],
+                                                   versions[2] + 1]
 
 
 # --------------------------------------------------------------------------- resuming, checked

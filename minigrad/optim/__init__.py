@@ -87,15 +87,14 @@ def _check(key: str, value: Any, owner: str) -> Any:
     return tuple(_number(v, f"{key}[{i}]", owner, *bounds) for i, v in enumerate(value))
 
 
-def _updated(p: Tensor) -> None:
-    """Record that an optimiser has written into ``p.data`` in place.
+def _updated(p: Tensor) -> np.ndarray:
+    """The array of ``p`` for an optimiser to write into: every in-place update goes through here.
 
-    Every ``step()`` passes each parameter it changed through here, once per step. When Tensor
-    keeps a version counter (``_version``) it is bumped, so a saved input that changed between
-    a forward and its backward can be detected.
+    ``Tensor._writable`` counts the write in ``p``'s version counter (a backward through ops
+    recorded before the step is then refused, instead of using the changed values) and lifts
+    the read-only hold a recorded graph keeps on a saved leaf's array.
     """
-    if hasattr(p, "_version"):
-        p._version += 1
+    return p._writable()
 
 
 class Optimizer:
@@ -312,8 +311,7 @@ class Optimizer:
                     raise ValueError(f"{type(self).__name__}.step: parameter {p.name or ''} "
                                      f"has shape {p.data.shape} but its grad has shape "
                                      f"{grad.shape}")
-                self._update(p.data, grad, state[index[id(p)]], group)
-                _updated(p)
+                self._update(_updated(p), grad, state[index[id(p)]], group)
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict[str, Any],
                 group: dict[str, Any]) -> None:
