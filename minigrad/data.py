@@ -533,6 +533,46 @@ class DataLoader:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The shuffling generator's state, as arrays ``minigrad.save`` can write.
+
+        With ``load_state_dict`` on a loader built with the same arrays and batch size, the
+        following epochs visit the rows in the same order as this loader's would. The state is
+        that of an epoch boundary: a loop stopped mid-epoch restarts that epoch afresh.
+
+        Returns:
+            ``{"rng": uint8 array}``, the JSON of ``rng.bit_generator.state`` in UTF-8 (its
+            128-bit integers do not fit a NumPy integer).
+
+        Example:
+            >>> a = DataLoader(np.arange(6), batch_size=3, seed=1)
+            >>> b = DataLoader(np.arange(6), batch_size=3, seed=2)
+            >>> b.load_state_dict(a.state_dict())
+            >>> [x.tolist() for x in a] == [x.tolist() for x in b]
+            True
+        """
+        text = json.dumps(self.rng.bit_generator.state)
+        return {"rng": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()}
+
+    def load_state_dict(self, state) -> None:
+        """Restore the generator state saved by ``state_dict``.
+
+        Raises:
+            KeyError: ``state`` has no ``"rng"`` entry.
+            ValueError: the entry is not such a state or is for another bit generator.
+        """
+        raw = np.asarray(state["rng"])
+        try:
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise ValueError(f"expected a 1-d uint8 array, got {raw.dtype} {raw.shape}")
+            saved = json.loads(raw.tobytes().decode("utf-8"))
+            kind = type(self.rng.bit_generator).__name__
+            if not isinstance(saved, dict) or saved.get("bit_generator") != kind:
+                raise ValueError(f"not the state of a {kind} generator")
+            self.rng.bit_generator.state = saved
+        except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(f"DataLoader.load_state_dict: bad 'rng' entry ({exc})") from exc
+
     @property
     def num_samples(self) -> int:
         """N, the number of rows shared by the arrays."""

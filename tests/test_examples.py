@@ -76,4 +76,4 @@ def test_train_mnist_runs_as_a_script(tmp_path):
     printed = run_script("train_mnist", "--limit", "100", "--epochs", "1", "--out", "run",
                          cwd=tmp_path)
     assert "Data: the MNIST subset shipped with minigrad" in printed
-    assert (tmp_path / "run" / "model.npz").is_file()
+    assert (tmp_path / "run" / "checkpoint.npz").is_file()
