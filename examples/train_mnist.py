@@ -151,7 +151,10 @@ def load_data(args: argparse.Namespace):
     """((x_train, t_train), (x_test, t_test)) and "full" or "subset"; prints where from."""
     folder = None if args.subset else find_mnist(args.data_dir)
     if folder is not None:
-        (x_train, t_train), (x_test, t_test) = load_mnist(folder, download=False)
+        try:
+            (x_train, t_train), (x_test, t_test) = load_mnist(folder, download=False)
+        except ValueError as exc:  # a file that is not MNIST's: say which, without a traceback
+            raise SystemExit(f"Data: {exc}") from None
         source, note = f"full MNIST from {folder}", None
     else:
         (x_train, t_train), (x_test, t_test) = load_mnist(subset=True)

@@ -340,6 +340,7 @@ io.save({"w": np.zeros(10)}, sys.argv[1])
 """
 
 
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and process ids as used on POSIX")
 def test_next_save_removes_the_tmp_file_of_a_killed_save(tmp_path):
     import signal
     import subprocess

@@ -251,6 +251,22 @@ def test_without_full_mnist_it_says_it_falls_back(train_mnist, tmp_path, capsys,
     assert max(len(line) for line in printed.replace(str(tmp_path), "~").splitlines()) <= 100
 
 
+def test_mnist_files_that_do_not_verify_stop_the_run(train_mnist, tmp_path, monkeypatch):
+    import gzip
+
+    from minigrad.data import FILES
+
+    folder = tmp_path / "not-mnist"
+    folder.mkdir()
+    for name in FILES.values():  # well-formed IDX files of one zero image, one zero label
+        shape = (1, 28, 28) if "images" in name else (1,)
+        header = bytes([0, 0, 8, len(shape)]) + np.asarray(shape, ">u4").tobytes()
+        (folder / name).write_bytes(gzip.compress(header + bytes(int(np.prod(shape)))))
+    monkeypatch.setenv("MINIGRAD_DATA", str(folder))
+    with pytest.raises(SystemExit, match=f"Data: load_mnist: {folder}.* is not the published"):
+        train_mnist.main(["--epochs", "1", "--out", str(tmp_path / "run")])
+
+
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"full MNIST is not at {MNIST_DIR}")
 def test_uses_full_mnist_when_found(train_mnist, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MINIGRAD_DATA", str(MNIST_DIR))
