@@ -461,3 +461,31 @@ def test_dataloader_rejects_bad_arguments(arrays, kwargs, error, message):
     with pytest.raises(error, match=message) as info:
         DataLoader(*arrays, **kwargs)
     assert "DataLoader" in str(info.value)
+
+
+def test_dataloader_state_dict_restores_the_batch_order(tmp_path):
+    import minigrad
+
+    x = np.arange(20)
+    a = DataLoader(x, batch_size=6, seed=7)
+    next(iter(a))  # one epoch's permutation drawn: the state has moved on
+    minigrad.save({"loader": a.state_dict()}, tmp_path / "ckpt.npz")
+    b = DataLoader(x, batch_size=6, seed=99)
+    b.load_state_dict({"rng": minigrad.load(tmp_path / "ckpt.npz")["loader.rng"]})
+    for _ in range(3):
+        assert [xb.tolist() for xb in a] == [xb.tolist() for xb in b]
+
+
+@pytest.mark.parametrize("state, message", [
+    ({}, "'rng'"),
+    ({"rng": np.zeros(3)}, "expected a 1-d uint8 array"),
+    ({"rng": np.frombuffer(b"{not json", np.uint8)}, "bad 'rng' entry"),
+    ({"rng": np.frombuffer(b'{"bit_generator": "MT19937"}', np.uint8)},
+     "not the state of a PCG64 generator"),
+])
+def test_dataloader_load_state_dict_refuses_bad_states(state, message):
+    loader = DataLoader(np.arange(4), batch_size=2, seed=0)
+    before = loader.rng.bit_generator.state
+    with pytest.raises((KeyError, ValueError), match=message):
+        loader.load_state_dict(state)
+    assert loader.rng.bit_generator.state == before
