@@ -284,6 +284,14 @@ def test_resume_without_a_checkpoint(train_mnist, tmp_path, capsys):
         train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume"])
 
 
+@pytest.fixture(scope="module")
+def one_epoch_run(train_mnist, tmp_path_factory) -> Path:
+    """The output folder of one tiny epoch, for tests to copy."""
+    out = tmp_path_factory.mktemp("one-epoch") / "run"
+    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
+    return out
+
+
 def damaged(flat: dict, how: str, train_mnist) -> dict | bytes:
     flat = dict(flat)
     if how == "garbage":
@@ -304,9 +312,10 @@ def damaged(flat: dict, how: str, train_mnist) -> dict | bytes:
 @pytest.mark.parametrize("how", ["garbage", "no optimizer state", "no history",
                                  "history not JSON", "history too short",
                                  "weights of another shape"])
-def test_resume_from_a_damaged_checkpoint_says_so_in_one_line(train_mnist, tmp_path, how):
+def test_resume_from_a_damaged_checkpoint_says_so_in_one_line(train_mnist, tmp_path, how,
+                                                               one_epoch_run):
     out = tmp_path / "run"
-    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
+    shutil.copytree(one_epoch_run, out)
     path = out / "checkpoint.npz"
     broken = damaged(read_checkpoint(out), how, train_mnist)
     if isinstance(broken, bytes):
