@@ -164,16 +164,19 @@ def save(state: Mapping, path: str | os.PathLike) -> None:
 
     The data goes to a temporary file in the destination's folder, is flushed and fsync'd, and
     then replaces ``path`` in one rename. If anything fails, the temporary file is removed and
-    an existing file at ``path`` is left untouched. ``path`` is used exactly as given: no
-    ``.npz`` suffix is added.
+    an existing file at ``path`` is left untouched; the temporary files that killed saves of
+    ``path`` left behind are removed first. ``path`` is used exactly as given: no ``.npz``
+    suffix is added.
 
     Args:
         state: str keys to arrays or scalars, or to nested dicts of them (see ``flatten``).
         path: the file to write.
 
     Raises:
-        TypeError: a key is not a str, or a value is (or would become) an object array.
-        ValueError: a key is empty, or two entries flatten to the same name.
+        TypeError: a key is not a str, or a value is not (and would not become) a bool, integer
+            or floating-point array; the message names the key and the dtype.
+        ValueError: a key is empty or contains NUL or "/", or two entries flatten to the same
+            name.
         FileNotFoundError: the destination folder does not exist.
 
     Example:
