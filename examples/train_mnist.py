@@ -258,8 +258,6 @@ def save_checkpoint(out: Path, parts: dict, epoch: int, config: dict, history: d
                         "history": text_array(history)}
     with deferred_interrupt():
         minigrad.save(state, out / CHECKPOINT)
-        (out / "model.npz").unlink(missing_ok=True)  # an earlier version's two-file checkpoint
-        (out / "optimizer.npz").unlink(missing_ok=True)
         tmp = out / ".history.json.tmp"  # a fixed name: a killed write leaves no pile-up
         tmp.write_text(json.dumps(history, indent=1))
         tmp.replace(out / "history.json")
