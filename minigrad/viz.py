@@ -28,7 +28,7 @@ from minigrad._files import atomic_write
 from minigrad.function import topological_order
 
 __all__ = ["DotNotFoundError", "GradRecord", "draw_graph", "plot_history", "record_grads",
-           "render_graph", "save_dot"]
+           "render_graph", "save_dot", "save_graph"]
 
 
 # ---------------------------------------------------------------------------- files
@@ -998,3 +998,40 @@ def plot_lr_schedule(schedule: Any, steps: int | None = None,
         suffix = Path(path).suffix.lstrip(".").lower() or "png"
         _atomic_write(path, lambda f: figure.savefig(f, format=suffix, dpi=100))
     return figure
+
+
+def save_graph(graph: Any, path: str | os.PathLike, dpi: int | None = None) -> Path:
+    """Render a graph to ``path`` when Graphviz's ``dot`` is installed, else write its DOT text.
+
+    ``render_graph`` when it can; without ``dot`` the DOT text goes to ``path`` with the suffix
+    ``.dot`` instead (a ``UserWarning`` says so and how to install Graphviz), so a script that
+    draws a graph runs on any machine.
+
+    Args:
+        graph: a ``graphviz.Digraph`` (as ``draw_graph`` returns).
+        path: the picture to write (``.svg``, ``.png`` or ``.pdf``).
+        dpi: resolution of a PNG.
+
+    Returns:
+        The path written: ``path``, or ``path`` with the suffix ``.dot``.
+
+    Example:
+        >>> import tempfile, warnings
+        >>> import minigrad
+        >>> y = (minigrad.Tensor([1.0, 2.0], requires_grad=True) * 3).sum()
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     written = save_graph(draw_graph(y), Path(tempfile.mkdtemp()) / "y.svg")
+        >>> written.suffix in (".svg", ".dot")
+        True
+    """
+    import warnings
+
+    path = Path(path)
+    try:
+        written = render_graph(graph, path, dpi=dpi)
+    except DotNotFoundError as error:
+        written = save_dot(graph, path.with_suffix(".dot"))
+        warnings.warn(f"save_graph: wrote the DOT text to {written} instead of {path.name}. "
+                      f"{error}", UserWarning, stacklevel=2)
+    return written
