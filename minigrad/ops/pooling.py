@@ -163,8 +163,9 @@ def _tiled_winner(row, col, kernel, out, base):
     # The offset within the window's block, < KH·OW·KW, in an integer type chosen here: row and
     # c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where it wraps.
     small = np.uint16 if KH * OW * KW <= np.iinfo(np.uint16).max else np.intp
-    offset = np.multiply(row, OW * KW, dtype=small)
-    offset += c.astype(small, copy=False)     # c < KW: exact in either type
+    offset = row.astype(small)                # row < KH: exact
+    offset *= small(OW * KW)
+    offset += c.astype(small, copy=False)     # c < KW: exact
     np.add(_window_starts(G, KH, OW, KW, base), offset, out=out.reshape(G, OW))
 
 
