@@ -480,3 +480,20 @@ def test_max_pool_minus_infinity_windows_match_torch(kwargs):
     y.backward(dy)
     py.backward(torch.tensor(dy))
     np.testing.assert_array_equal(tx.grad, px.grad.numpy())
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+    {"kernel_size": 2, "dilation": 2}])
+def test_max_pool_general_path_nan_wins_as_in_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(15).standard_normal((1, 2, 6, 6))
+    x[0, 0, 1, 1] = x[0, 0, 2, 0] = x[0, 1, 4, 5] = np.nan
+    tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, indices = F.max_pool2d(tx, **kwargs, return_indices=True)
+    py, pindices = torch.nn.functional.max_pool2d(px, **kwargs, return_indices=True)
+    y.sum().backward()
+    py.sum().backward()
+    np.testing.assert_array_equal(y.data, py.detach().numpy())     # NaN where torch has NaN
+    np.testing.assert_array_equal(indices, pindices.numpy())
+    np.testing.assert_array_equal(tx.grad, px.grad.numpy())

@@ -264,7 +264,8 @@ class MaxPool2d(Function):
     i·DH, ow·SW + j·DW]; ``ceil_mode`` rounds OH up (the last window may overhang the padded
     input, and is dropped if it would start in the bottom padding); ``return_indices`` makes
     forward also save ``indices`` (N, C, OH, OW), the flat position h·W + w of each winner in
-    its input plane, as PyTorch returns them. NaN wins a window (the last NaN, as PyTorch).
+    its input plane, as PyTorch returns them. On the general path NaN wins its window (the
+    last NaN, as in PyTorch).
 
     Tiled windows (stride = kernel): forward also finds each window's first winner and saves
     its flat index into the padded, cut input (N·C·OH·OW integers); backward scatters dy there.
