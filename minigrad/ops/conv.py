@@ -24,11 +24,12 @@ The general path
 ----------------
 Dilation, groups and asymmetric padding (``padding='same'`` with an even kernel) take a second,
 plainer path, so that the default one above keeps its speed: the padded input (PT rows above,
-PB below, PL columns left, PR right) is viewed as (N, C, FH, FW, OH, OW) with the row step of
-the kernel DH·(row stride) instead of 1, so ``view[n, c, i, j, oh, ow] = xp[n, c, oh·SH + i·DH,
-ow·SW + j·DW]``; one copy makes it col (N, G, K/G, P) with K/G = (C/G)·FH·FW, and group g is
-the product of its (FN/G, K/G) filters with its (K/G, P) columns, all groups and images in one
-``np.matmul``. Backward is the same products transposed and a dilated col2im.
+PB below, PL columns left, PR right) is viewed as (N, C, FH, FW, OH, OW) with the kernel's
+offsets DH rows and DW columns apart instead of one, ``view[n, c, i, j, oh, ow] = xp[n, c,
+oh·SH + i·DH, ow·SW + j·DW]``; one copy makes it col (N, G, K/G, P), K/G = (C/G)·FH·FW,
+and group g is the product of its (FN/G, K/G) filters with its (K/G, P) columns, all groups
+and images in one ``np.matmul``. Backward is the same products transposed and a dilated
+col2im.
 :class:`ConvTranspose2d` is built from the same pieces the other way round.
 """
 
