@@ -447,3 +447,18 @@ def test_conv_options_match_torch(data):
     for got, expected in ((y.data, py), (tx.grad, px.grad), (tw.grad, pw.grad),
                           (tb.grad, pb.grad)):
         np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.conv2d(x, np.ones((4, 1, 2, 3), np.float32), np.ones(4, np.float32),
+                       padding="same", dilation=2, groups=2),
+    lambda x: F.conv_transpose2d(x, np.ones((2, 3, 3, 3), np.float32), np.ones(6, np.float32),
+                                 stride=2, output_padding=1, groups=2),
+])
+def test_conv_options_keep_float32_float32(call):
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 2, 7, 8)).astype(np.float32),
+               requires_grad=True)
+    y = call(x)
+    assert y.dtype == np.float32
+    (y * 2.0).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.shape == x.shape

@@ -497,3 +497,17 @@ def test_max_pool_general_path_nan_wins_as_in_torch(kwargs):
     np.testing.assert_array_equal(y.data, py.detach().numpy())     # NaN where torch has NaN
     np.testing.assert_array_equal(indices, pindices.numpy())
     np.testing.assert_array_equal(tx.grad, px.grad.numpy())
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.max_pool2d(x, 3, stride=2, padding=1, dilation=2, ceil_mode=True),
+    lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    lambda x: F.adaptive_avg_pool2d(x, (3, 2)),
+])
+def test_pool_options_keep_float32_float32(call):
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 2, 7, 8)).astype(np.float32),
+               requires_grad=True)
+    y = call(x)
+    assert y.dtype == np.float32
+    (y * 2.0).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.shape == x.shape
