@@ -18,7 +18,7 @@ Conv2dInputGrad        dL/dx of a convolution, from (dy, w)         Conv2d, Conv
 Conv2dWeightGrad       dL/dw of a convolution, from (x, dy)         Conv2dInputGrad, Conv2d
 MaxPool2dBackward      dy scattered to each window's winner         MaxPool2dGather
 MaxPool2dGather        each window's winner picked from g           MaxPool2dBackward
-AvgPool2dBackward      dy / (KH·KW) spread over each window         AvgPool2d
+AvgPool2dBackward      dy spread over each window (its backward)    AvgPool2d
 =====================  ==========================================  ==========================
 
 Notation as in ``minigrad.ops.conv``: x (N, C, H, W), w (FN, C, FH, FW), dy (N, FN, OH, OW).
@@ -31,8 +31,6 @@ import math
 import numpy as np
 
 from minigrad.function import Function, unbroadcast
-from minigrad.ops.conv import Conv2d, _col2im, im2col, pad, window_view
-from minigrad.ops.pooling import AvgPool2d, _offset_slices, _unpad
 from minigrad.ops.shape import GetItem, _is_basic
 
 
@@ -140,25 +138,39 @@ class Cast(Function):
 
 
 # ----------------------------------------------------------------------------- convolution
+# The convolution's gradients run Conv2d's own kernels through its public contract: an uncalled
+# instance with the same settings (stride, padding, dilation, groups, ...) is given the
+# needs_input_grad that selects the gradient wanted, its forward is run on a zero in place of
+# the other operand (only to save what its backward reads) and its backward gives the result.
+# Every option of Conv2d is thus covered, at the price of that extra forward, paid only when
+# gradients are recorded.
 
 
-def _conv_input_grad(dy, w, x_shape, stride, padding):
-    """dL/dx = col2im(w.reshape(FN, K)ᵀ · dy[n] for each n): Conv2d's backward for x."""
-    N, FN, OH, OW = dy.shape
-    dcol = np.matmul(w.reshape(FN, -1).T, dy.reshape(N, FN, OH * OW))   # (N, K, P)
-    return _col2im(dcol, tuple(x_shape), w.shape[2:], stride, padding, (OH, OW))
+def like(op: Function) -> Function:
+    """A fresh, uncalled instance of op's class with op's settings (its ``__init__`` values)."""
+    new = type(op).__new__(type(op))
+    new.__dict__.update(op.settings())
+    return new
 
 
-def _conv_weight_grad(x, dy, w_shape, stride, padding):
-    """dL/dw = Σ_n dy[n] · im2col(x)[n]ᵀ: Conv2d's backward for w."""
-    N, FN, OH, OW = dy.shape
-    col = im2col(x, w_shape[2], w_shape[3], stride, padding)             # (N, K, P)
-    dw = np.matmul(dy.reshape(N, FN, OH * OW), col.transpose(0, 2, 1)).sum(axis=0)
-    return dw.reshape(w_shape)
+def _conv_input_grad(conv, dy, w, x_shape):
+    t = like(conv)
+    t.needs_input_grad = (True, False)
+    t.forward(np.zeros(x_shape, np.result_type(dy, w)), w)
+    return t.backward(dy)[0]
 
 
-def _conv(x, w, stride, padding):
-    return Conv2d(stride=stride, padding=padding).forward(x, w)
+def _conv_weight_grad(conv, x, dy, w_shape):
+    t = like(conv)
+    t.needs_input_grad = (False, True)
+    t.forward(x, np.zeros(w_shape, np.result_type(x, dy)))
+    return t.backward(dy)[1]
+
+
+def _conv(conv, x, w):
+    t = like(conv)
+    t.needs_input_grad = (False, False)
+    return t.forward(x, w)
 
 
 class Conv2dInputGrad(Function):
@@ -166,32 +178,31 @@ class Conv2dInputGrad(Function):
 
     Bilinear in (dy, w). With g = dL/d(dx):
       dL/d(dy) = conv2d(g, w)        dL/dw = Conv2dWeightGrad(g, dy)
-    since ⟨g, dx(dy, w)⟩ = ⟨conv2d(g, w), dy⟩.
+    since ⟨g, dx(dy, w)⟩ = ⟨conv2d(g, w), dy⟩. The convolution's settings are shown as its own.
 
     Shapes: dy (N, FN, OH, OW), w (FN, C, FH, FW) → dx (N, C, H, W) = ``x_shape``.
     Saved: dy and w.
     """
 
-    def __init__(self, x_shape, stride=1, padding=0):
+    def __init__(self, conv, x_shape):
         self.x_shape = tuple(int(n) for n in x_shape)
-        self.stride, self.padding = stride, padding
+        self.__dict__.update(conv.settings())
+        self._conv = like(conv)
 
     def forward(self, dy, w):
         self.dy, self.w = dy, w
-        return _conv_input_grad(dy, w, self.x_shape, self.stride, self.padding)
+        return _conv_input_grad(self._conv, dy, w, self.x_shape)
 
     def backward(self, g):
         need_dy, need_w = self.needs_input_grad
-        return (_conv(g, self.w, self.stride, self.padding) if need_dy else None,
-                _conv_weight_grad(g, self.dy, self.w.shape, self.stride, self.padding)
-                if need_w else None)
+        return (_conv(self._conv, g, self.w) if need_dy else None,
+                _conv_weight_grad(self._conv, g, self.dy, self.w.shape) if need_w else None)
 
     def backward_graph(self, g):
         need_dy, need_w = self.needs_input_grad
         dy, w = self.inputs
-        return (Conv2d(self.stride, self.padding)(g, w) if need_dy else None,
-                Conv2dWeightGrad(w.shape, self.stride, self.padding)(g, dy)
-                if need_w else None)
+        return (like(self._conv)(g, w) if need_dy else None,
+                Conv2dWeightGrad(self._conv, w.shape)(g, dy) if need_w else None)
 
 
 class Conv2dWeightGrad(Function):
@@ -205,33 +216,33 @@ class Conv2dWeightGrad(Function):
     Saved: x and dy.
     """
 
-    def __init__(self, w_shape, stride=1, padding=0):
+    def __init__(self, conv, w_shape):
         self.w_shape = tuple(int(n) for n in w_shape)
-        self.stride, self.padding = stride, padding
+        self.__dict__.update(conv.settings())
+        self._conv = like(conv)
 
     def forward(self, x, dy):
         self.x, self.dy = x, dy
-        return _conv_weight_grad(x, dy, self.w_shape, self.stride, self.padding)
+        return _conv_weight_grad(self._conv, x, dy, self.w_shape)
 
     def backward(self, g):
         need_x, need_dy = self.needs_input_grad
-        return (_conv_input_grad(self.dy, g, self.x.shape, self.stride, self.padding)
-                if need_x else None,
-                _conv(self.x, g, self.stride, self.padding) if need_dy else None)
+        return (_conv_input_grad(self._conv, self.dy, g, self.x.shape) if need_x else None,
+                _conv(self._conv, self.x, g) if need_dy else None)
 
     def backward_graph(self, g):
         need_x, need_dy = self.needs_input_grad
         x, dy = self.inputs
-        return (Conv2dInputGrad(x.shape, self.stride, self.padding)(dy, g) if need_x else None,
-                Conv2d(self.stride, self.padding)(x, g) if need_dy else None)
+        return (Conv2dInputGrad(self._conv, x.shape)(dy, g) if need_x else None,
+                like(self._conv)(x, g) if need_dy else None)
 
 
 def conv2d_backward_graph(op, dy):
     """Conv2d's gradients as recorded ops (``Conv2d.backward_graph``)."""
     needs = op.needs_input_grad
     x, w = op.inputs[0], op.inputs[1]
-    dx = (Conv2dInputGrad(x.shape, op.stride, op.padding)(dy, w) if needs[0] else None)
-    dw = (Conv2dWeightGrad(w.shape, op.stride, op.padding)(x, dy) if needs[1] else None)
+    dx = Conv2dInputGrad(op, x.shape)(dy, w) if needs[0] else None
+    dw = Conv2dWeightGrad(op, w.shape)(x, dy) if needs[1] else None
     if len(needs) == 2:
         return dx, dw
     db = dy.sum(axis=(0, 2, 3)) if needs[2] else None
@@ -241,34 +252,39 @@ def conv2d_backward_graph(op, dy):
 # ----------------------------------------------------------------------------- pooling
 
 
-def max_pool_winners(x, kernel, stride, padding):
-    """Flat index into x padded with −∞ (N, C, H + 2·PH, W + 2·PW) of each window's winner.
+def max_pool_winners(pool, x_shape, out_shape):
+    """Flat index into x (N·C·H·W,) of each window's winner, −1 for a window without one.
 
-    The winner is the window's first maximum in row-major order (MaxPool2d's rule at ties).
-    Returns (winners (N, C, OH, OW) of intp, the padded shape).
+    Found with the pool's own backward (so its rule at ties, padding, dilation and ceil_mode is
+    the one used): windows that do not overlap are given their numbers 1, 2, … as dL/dy, in as
+    many passes as it takes (one for the usual 2×2 pooling with stride 2), and each number
+    lands on its window's winner.
     """
-    (KH, KW), (SH, SW) = kernel, stride
-    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    xp = pad(x, padding, fill)
-    N, C, HP, WP = xp.shape
-    OH, OW = 1 + (HP - KH) // SH, 1 + (WP - KW) // SW
-    view = window_view(xp, kernel, stride, (OH, OW))                    # (N, C, KH, KW, OH, OW)
-    k = view.reshape(N, C, KH * KW, OH, OW).argmax(axis=2)             # first maximum
-    i, j = np.divmod(k, KW)
-    rows = np.arange(OH)[:, None] * SH + i
-    cols = np.arange(OW) * SW + j
-    planes = np.arange(N * C).reshape(N, C, 1, 1) * (HP * WP)
-    return planes + rows * WP + cols, xp.shape
+    (KH, KW), (SH, SW) = pool.kernel_size, pool.stride
+    DH, DW = getattr(pool, "dilation", (1, 1))
+    every_h, every_w = -(-(DH * (KH - 1) + 1) // SH), -(-(DW * (KW - 1) + 1) // SW)
+    number = np.arange(1, math.prod(out_shape) + 1, dtype=np.float64).reshape(out_shape)
+    winners = np.full(out_shape, -1, np.intp)
+    for a in range(every_h):
+        for b in range(every_w):
+            dy = np.zeros(out_shape)
+            dy[:, :, a::every_h, b::every_w] = number[:, :, a::every_h, b::every_w]
+            flat = np.asarray(pool.backward(dy)).reshape(-1)
+            where = np.flatnonzero(flat)
+            winners.reshape(-1)[flat[where].astype(np.intp) - 1] = where
+    return winners
 
 
-def _scatter_winners(dy, winners, padded_shape, padding):
-    flat = np.bincount(winners.reshape(-1), weights=dy.reshape(-1),
-                       minlength=math.prod(padded_shape))
-    return _unpad(flat.astype(dy.dtype, copy=False).reshape(padded_shape), padding)
+def _scatter(dy, winners, x_shape):
+    keep = winners.reshape(-1) >= 0
+    flat = np.bincount(winners.reshape(-1)[keep], weights=dy.reshape(-1)[keep],
+                       minlength=math.prod(x_shape))
+    return flat.astype(dy.dtype, copy=False).reshape(x_shape)
 
 
-def _gather_winners(g, winners, padding):
-    return pad(g, padding).reshape(-1)[winners]
+def _gather(g, winners):
+    picked = g.reshape(-1)[np.maximum(winners, 0)]
+    return picked * (winners >= 0)
 
 
 class MaxPool2dBackward(Function):
@@ -279,70 +295,68 @@ class MaxPool2dBackward(Function):
     (MaxPool2dGather). Shapes: dy (N, C, OH, OW) → dx (N, C, H, W). Saved: the winners.
     """
 
-    def __init__(self, kernel_size, stride, padding):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+    def __init__(self, pool, winners, x_shape):
+        self.__dict__.update(pool.settings())
+        self._winners, self._x_shape = winners, tuple(x_shape)
 
-    def forward(self, dy, x):
-        self.winners, self.padded = max_pool_winners(x, self.kernel_size, self.stride,
-                                                     self.padding)
-        return _scatter_winners(dy, self.winners, self.padded, self.padding)
+    def forward(self, dy):
+        return _scatter(dy, self._winners, self._x_shape)
 
     def backward(self, g):
-        return _gather_winners(g, self.winners, self.padding), None
+        return _gather(g, self._winners)
 
     def backward_graph(self, g):
-        return MaxPool2dGather(self.kernel_size, self.stride, self.padding)(
-            g, self.inputs[1]), None
+        return MaxPool2dGather(self, self._winners, self._x_shape)(g)
 
 
 class MaxPool2dGather(Function):
     """Each window's winner picked from g: y[n, c, oh, ow] = g at the winner of window (oh, ow).
 
     The Jacobian of max pooling applied to g; linear in g. dL/dg = dL/dy scattered to the
-    winners (MaxPool2dBackward). Shapes: g, x (N, C, H, W) → (N, C, OH, OW). Saved: winners.
+    winners (MaxPool2dBackward). Shapes: g (N, C, H, W) → (N, C, OH, OW). Saved: the winners.
     """
 
-    def __init__(self, kernel_size, stride, padding):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+    def __init__(self, pool, winners, x_shape):
+        self.__dict__.update(pool.settings())
+        self._winners, self._x_shape = winners, tuple(x_shape)
 
-    def forward(self, g, x):
-        self.winners, self.padded = max_pool_winners(x, self.kernel_size, self.stride,
-                                                     self.padding)
-        return _gather_winners(g, self.winners, self.padding)
+    def forward(self, g):
+        return _gather(g, self._winners)
 
     def backward(self, dy):
-        return _scatter_winners(dy, self.winners, self.padded, self.padding), None
+        return _scatter(dy, self._winners, self._x_shape)
 
     def backward_graph(self, dy):
-        return MaxPool2dBackward(self.kernel_size, self.stride, self.padding)(
-            dy, self.inputs[1]), None
+        return MaxPool2dBackward(self, self._winners, self._x_shape)(dy)
+
+
+def max_pool2d_backward_graph(pool, dy):
+    """MaxPool2d's gradient as a recorded op (``MaxPool2d.backward_graph``)."""
+    x_shape = pool.inputs[0].shape
+    winners = max_pool_winners(pool, x_shape, dy.shape)
+    return MaxPool2dBackward(pool, winners, x_shape)(dy)
 
 
 class AvgPool2dBackward(Function):
-    """AvgPool2d's backward as an op of dy: each dy / (KH·KW) added over its window.
+    """AvgPool2d's backward as an op of dy: each dy / (window's divisor) added over its window.
 
-    Linear; its adjoint is average pooling itself: dL/d(dy) = avg_pool2d(g).
-    Shapes: dy (N, C, OH, OW) → dx ``x_shape`` (N, C, H, W). Saved: nothing.
+    Linear, and independent of x; its adjoint is average pooling itself (the same settings):
+    dL/d(dy) = avg_pool2d(g). Runs the pool's own backward. Shapes: dy (N, C, OH, OW) → dx
+    (N, C, H, W). Saved: nothing of its own.
     """
 
-    def __init__(self, kernel_size, stride, padding, x_shape):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.x_shape = tuple(x_shape)
+    def __init__(self, pool):
+        self.__dict__.update(pool.settings())
+        self._pool = pool
 
     def forward(self, dy):
-        (KH, KW), (PH, PW) = self.kernel_size, self.padding
-        N, C, H, W = self.x_shape
-        dyk = dy * dy.dtype.type(1 / (KH * KW))
-        dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dy.dtype)
-        for index in _offset_slices(self.kernel_size, self.stride, dy.shape[2:]):
-            dxp[index] += dyk
-        return _unpad(dxp, self.padding)
+        return self._pool.backward(dy)
 
     def backward(self, g):
-        return AvgPool2d(self.kernel_size, self.stride, self.padding).forward(g)
+        return like(self._pool).forward(g)
 
     def backward_graph(self, g):
-        return AvgPool2d(self.kernel_size, self.stride, self.padding)(g)
+        return like(self._pool)(g)
 
 
 # ----------------------------------------------------------------------------- no second order
