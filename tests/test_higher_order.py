@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import minigrad
 import minigrad.functional as F
 from minigrad import Function, Tensor, autograd
-from minigrad.ops import grad_ops
+from minigrad.ops import AvgPool2d, Conv2d, MaxPool2d, grad_ops
 from minigrad.testing import (
     GradcheckError,
     arrays,
@@ -151,6 +151,50 @@ def _draw_dropout(data):
     return [x], {"seed": seed, "mask": mask}
 
 
+def _draw_conv_options(data):
+    """dilation, groups and padding='same' (the options beyond the textbook's conv)."""
+    i = st.integers
+    G, N = data.draw(i(1, 2)), data.draw(i(1, 2))
+    c, f = (1, 1) if G == 2 else (data.draw(i(1, 2)), data.draw(i(1, 2)))
+    kernel, dilation = (data.draw(st.tuples(i(1, 3), i(1, 2))) for _ in range(2))
+    kwargs = {"dilation": dilation, "groups": G}
+    if data.draw(st.booleans(), label="same"):
+        kwargs.update(stride=1, padding="same")
+        size = data.draw(st.tuples(i(1, 4), i(1, 4)))
+    else:
+        kwargs.update(stride=data.draw(st.tuples(i(1, 2), i(1, 2))),
+                      padding=data.draw(st.tuples(i(0, 1), i(0, 1))))
+        size = tuple(data.draw(i(max(1, d * (k - 1) + 1 - 2 * p), d * (k - 1) + 2))
+                     for k, d, p in zip(kernel, dilation, kwargs["padding"]))
+    inputs = [data.draw(arrays((N, G * c) + size)), data.draw(arrays((G * f, c) + kernel))]
+    if data.draw(st.booleans(), label="bias"):
+        inputs.append(data.draw(arrays((G * f,))))
+    return inputs, kwargs
+
+
+def _draw_pool_options(kind):
+    """dilation and ceil_mode (max); ceil_mode, count_include_pad, divisor_override (avg)."""
+    def draw(data):
+        i = st.integers
+        kernel = data.draw(st.tuples(i(1, 3), i(1, 3)))
+        dilation = data.draw(st.tuples(i(1, 2), i(1, 2))) if kind == "max" else (1, 1)
+        padding = tuple(data.draw(i(0, k // 2)) for k in kernel)
+        size = tuple(data.draw(i(d * (k - 1) + 1, d * (k - 1) + 3))
+                     for k, d in zip(kernel, dilation))
+        shape = (1, data.draw(i(1, 2))) + size
+        kwargs = {"kernel_size": kernel, "stride": data.draw(st.tuples(i(1, 3), i(1, 3))),
+                  "padding": padding, "ceil_mode": data.draw(st.booleans())}
+        if kind == "max":
+            kwargs["dilation"] = dilation
+            x = data.draw(distinct_arrays(shape, min_gap=0.02))
+        else:
+            kwargs["count_include_pad"] = data.draw(st.booleans())
+            kwargs["divisor_override"] = data.draw(st.sampled_from([None, 1, 3]))
+            x = data.draw(arrays(shape))
+        return [x], kwargs
+    return draw
+
+
 POSITIVE = {"low": 0.3, "high": 2.5}
 OPS = {
     "add": (_binary(), lambda x, y: x + y, lambda torch, x, y: x + y),
@@ -197,6 +241,12 @@ OPS = {
                    lambda torch, x, **s: torch.nn.functional.max_pool2d(x, **s)),
     "avg_pool2d": (_draw_pool(distinct=False), F.avg_pool2d,
                    lambda torch, x, **s: torch.nn.functional.avg_pool2d(x, **s)),
+    "conv2d_options": (_draw_conv_options, F.conv2d,
+                       lambda torch, x, w, b=None, **s: torch.nn.functional.conv2d(x, w, b, **s)),
+    "max_pool2d_options": (_draw_pool_options("max"), F.max_pool2d,
+                           lambda torch, x, **s: torch.nn.functional.max_pool2d(x, **s)),
+    "avg_pool2d_options": (_draw_pool_options("avg"), F.avg_pool2d,
+                           lambda torch, x, **s: torch.nn.functional.avg_pool2d(x, **s)),
     "softmax": (_draw_softmax, F.softmax,
                 lambda torch, x, axis: torch.softmax(x, dim=axis)),
     "log_softmax": (_draw_softmax, F.log_softmax,
@@ -230,17 +280,38 @@ def _draw_conv_grad(data):
     return [x, w, data.draw(arrays(y.shape))], s
 
 
+def _recorded(op, x):
+    """op called on a copy of x that requires grad (so it saves what its backward needs)."""
+    op(Tensor(x.data, requires_grad=True))
+    return op
+
+
+def _max_pool_backward(x, **s):
+    pool = _recorded(MaxPool2d(**s), x)
+    y = F.max_pool2d(x, **s)
+    winners = grad_ops.max_pool_winners(pool, x.shape, y.shape)
+    return grad_ops.MaxPool2dBackward(pool, winners, x.shape)(y * y)
+
+
+def _max_pool_gather(x, **s):
+    pool = _recorded(MaxPool2d(**s), x)
+    winners = grad_ops.max_pool_winners(pool, x.shape, F.max_pool2d(x.data, **s).shape)
+    return grad_ops.MaxPool2dGather(pool, winners, x.shape)(x * x)
+
+
+def _avg_pool_backward(x, **s):
+    pool = _recorded(AvgPool2d(**s), x)
+    return grad_ops.AvgPool2dBackward(pool)(F.avg_pool2d(x, **s) ** 2)
+
+
 GRAD_OPS.update({
     "Conv2dInputGrad": (_draw_conv_grad, lambda x, w, dy, **s: grad_ops.Conv2dInputGrad(
-        x.shape, **s)(dy * dy, w)),
+        Conv2d(**s), x.shape)(dy * dy, w)),
     "Conv2dWeightGrad": (_draw_conv_grad, lambda x, w, dy, **s: grad_ops.Conv2dWeightGrad(
-        w.shape, **s)(x * x, dy)),
-    "MaxPool2dBackward": (_draw_pool(distinct=True), lambda x, **s: grad_ops.MaxPool2dBackward(
-        s["kernel_size"], s["stride"], s["padding"])(F.max_pool2d(x, **s) ** 2, x)),
-    "MaxPool2dGather": (_draw_pool(distinct=True), lambda x, **s: grad_ops.MaxPool2dGather(
-        s["kernel_size"], s["stride"], s["padding"])(x * x, x)),
-    "AvgPool2dBackward": (_draw_pool(distinct=False), lambda x, **s: grad_ops.AvgPool2dBackward(
-        s["kernel_size"], s["stride"], s["padding"], x.shape)(F.avg_pool2d(x, **s) ** 2)),
+        Conv2d(**s), w.shape)(x * x, dy)),
+    "MaxPool2dBackward": (_draw_pool(distinct=True), _max_pool_backward),
+    "MaxPool2dGather": (_draw_pool(distinct=True), _max_pool_gather),
+    "AvgPool2dBackward": (_draw_pool(distinct=False), _avg_pool_backward),
 })
 
 
