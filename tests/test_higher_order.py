@@ -195,6 +195,31 @@ def _draw_pool_options(kind):
     return draw
 
 
+def _draw_conv_transpose(data):
+    i = st.integers
+    G, N = data.draw(i(1, 2)), data.draw(i(1, 2))
+    c, f = (1, 1) if G == 2 else (data.draw(i(1, 2)), data.draw(i(1, 2)))
+    kernel, stride, dilation = (data.draw(st.tuples(i(1, 3), i(1, 2))) for _ in range(3))
+    padding = data.draw(st.tuples(i(0, 1), i(0, 1)))
+    output_padding = tuple(data.draw(i(0, s - 1)) for s in stride)
+    size = tuple(data.draw(i(1, 3)) for _ in range(2))
+    for n, s_, p, d, k, op in zip(size, stride, padding, dilation, kernel, output_padding):
+        if (n - 1) * s_ - 2 * p + d * (k - 1) + op + 1 < 1:      # no output pixel
+            padding = (0, 0)
+    inputs = [data.draw(arrays((N, G * c) + size)), data.draw(arrays((G * c, f) + kernel))]
+    if data.draw(st.booleans(), label="bias"):
+        inputs.append(data.draw(arrays((G * f,))))
+    return inputs, {"stride": stride, "padding": padding, "output_padding": output_padding,
+                    "groups": G, "dilation": dilation}
+
+
+def _draw_adaptive(data):
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)),
+             data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5)))
+    out = (data.draw(st.integers(1, shape[2])), data.draw(st.integers(1, shape[3])))
+    return [data.draw(arrays(shape))], {"output_size": out}
+
+
 POSITIVE = {"low": 0.3, "high": 2.5}
 OPS = {
     "add": (_binary(), lambda x, y: x + y, lambda torch, x, y: x + y),
@@ -247,6 +272,11 @@ OPS = {
                            lambda torch, x, **s: torch.nn.functional.max_pool2d(x, **s)),
     "avg_pool2d_options": (_draw_pool_options("avg"), F.avg_pool2d,
                            lambda torch, x, **s: torch.nn.functional.avg_pool2d(x, **s)),
+    "conv_transpose2d": (_draw_conv_transpose, F.conv_transpose2d,
+                         lambda torch, x, w, b=None, **s:
+                         torch.nn.functional.conv_transpose2d(x, w, b, **s)),
+    "adaptive_avg_pool2d": (_draw_adaptive, F.adaptive_avg_pool2d,
+                            lambda torch, x, **s: torch.nn.functional.adaptive_avg_pool2d(x, **s)),
     "softmax": (_draw_softmax, F.softmax,
                 lambda torch, x, axis: torch.softmax(x, dim=axis)),
     "log_softmax": (_draw_softmax, F.log_softmax,

@@ -602,6 +602,11 @@ class ConvTranspose2d(Function):
             self.w = w
         return y
 
+    def backward_graph(self, dy):
+        from minigrad.ops.grad_ops import conv_transpose2d_backward_graph
+
+        return conv_transpose2d_backward_graph(self, dy)
+
     def backward(self, dy):
         needs = self.needs_input_grad
         N, C_in, H, W = self.x_shape

@@ -249,6 +249,26 @@ def conv2d_backward_graph(op, dy):
     return dx, dw, db
 
 
+def conv_transpose2d_backward_graph(op, dy):
+    """ConvTranspose2d's gradients as recorded ops (``ConvTranspose2d.backward_graph``).
+
+    conv_transpose2d(x, w) is the adjoint in x of the Conv2d with weight w and the same stride,
+    padding, dilation and groups, so dL/dx = conv2d(dy, w) and dL/dw is that convolution's
+    weight gradient at input dy and upstream gradient x: Conv2dWeightGrad(dy, x).
+    """
+    from minigrad.ops.conv import Conv2d
+
+    needs = op.needs_input_grad
+    x, w = op.inputs[0], op.inputs[1]
+    conv = Conv2d(stride=op.stride, padding=op.padding, dilation=op.dilation, groups=op.groups)
+    dx = like(conv)(dy, w) if needs[0] else None
+    dw = Conv2dWeightGrad(conv, w.shape)(dy, x) if needs[1] else None
+    if len(needs) == 2:
+        return dx, dw
+    db = dy.sum(axis=(0, 2, 3)) if needs[2] else None
+    return dx, dw, db
+
+
 # ----------------------------------------------------------------------------- pooling
 
 
@@ -338,9 +358,10 @@ def max_pool2d_backward_graph(pool, dy):
 
 
 class AvgPool2dBackward(Function):
-    """AvgPool2d's backward as an op of dy: each dy / (window's divisor) added over its window.
+    """An average pooling's backward as an op of dy: each dy / (window's divisor) added over
+    its window (AvgPool2d and AdaptiveAvgPool2d alike).
 
-    Linear, and independent of x; its adjoint is average pooling itself (the same settings):
+    Linear, and independent of x; its adjoint is the pooling itself (the same settings):
     dL/d(dy) = avg_pool2d(g). Runs the pool's own backward. Shapes: dy (N, C, OH, OW) → dx
     (N, C, H, W). Saved: nothing of its own.
     """

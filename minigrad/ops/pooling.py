@@ -640,5 +640,10 @@ class AdaptiveAvgPool2d(Function):
         self.a_w = self._window_matrix(OW, W, x.dtype).astype(x.dtype, copy=False)
         return np.matmul(np.matmul(self.a_h, x), self.a_w.T)
 
+    def backward_graph(self, dy):
+        from minigrad.ops.grad_ops import AvgPool2dBackward
+
+        return AvgPool2dBackward(self)(dy)
+
     def backward(self, dy):
         return np.matmul(np.matmul(self.a_h.T, dy), self.a_w)
