@@ -18,8 +18,10 @@ Conv2dInputGrad        dL/dx of a convolution, from (dy, w)         Conv2d, Conv
 Conv2dWeightGrad       dL/dw of a convolution, from (x, dy)         Conv2dInputGrad, Conv2d
 MaxPool2dBackward      dy scattered to each window's winner         MaxPool2dGather
 MaxPool2dGather        each window's winner picked from g           MaxPool2dBackward
-AvgPool2dBackward      dy spread over each window (its backward)    AvgPool2d
+AvgPool2dBackward      dy spread over each window (its backward)    AvgPool2d (or adaptive)
 =====================  ==========================================  ==========================
+
+ConvTranspose2d needs no op of its own: it is the adjoint of a Conv2d in x.
 
 Notation as in ``minigrad.ops.conv``: x (N, C, H, W), w (FN, C, FH, FW), dy (N, FN, OH, OW).
 """
