@@ -15,6 +15,7 @@ from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
 from minigrad.parallel import get_num_threads, set_num_threads
 from minigrad.profiler import profile
+from minigrad.routines import concatenate, maximum, minimum, pad, split, stack, where
 
 __version__ = "0.1.0"
 
@@ -22,4 +23,5 @@ __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
     "save", "load", "data", "functional", "nn", "optim", "models", "viz",
     "profile", "detect_anomaly", "AnomalyError", "get_num_threads", "set_num_threads",
+    "concatenate", "stack", "split", "where", "maximum", "minimum", "pad",
 ]

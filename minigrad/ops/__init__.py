@@ -3,7 +3,11 @@
 ``arithmetic``: elementwise maths and the matrix product; ``reduction``: sum, mean, max;
 ``shape``: reshape, transpose, indexing; ``activation``: ReLU, Sigmoid, Tanh; ``conv``:
 Conv2d with the im2col/col2im helpers; ``pooling``: MaxPool2d, AvgPool2d; ``linear``: Affine;
-``loss``: Softmax, LogSoftmax, SoftmaxCrossEntropy; ``dropout``: Dropout.
+``loss``: Softmax, LogSoftmax, SoftmaxCrossEntropy (and the losses with options: CrossEntropy,
+NLLLoss, MSELoss, L1Loss, BinaryCrossEntropy, BinaryCrossEntropyWithLogits); ``dropout``:
+Dropout; ``elementwise``: Abs, Clip, Sin, Cos, Maximum, Minimum, Where, LeakyReLU, ELU,
+Softplus; ``statistics``: Min, Var, LogSumExp; ``join``: Concatenate, Stack, Pad, BroadcastTo,
+SumTo.
 The lowercase functions users call are in ``minigrad.functional``.
 """
 
@@ -11,11 +15,35 @@ from minigrad.ops.activation import ReLU, Sigmoid, Tanh
 from minigrad.ops.arithmetic import Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Sqrt, Sub
 from minigrad.ops.conv import Conv2d
 from minigrad.ops.dropout import Dropout
+from minigrad.ops.elementwise import (
+    ELU,
+    Abs,
+    Clip,
+    Cos,
+    LeakyReLU,
+    Maximum,
+    Minimum,
+    Sin,
+    Softplus,
+    Where,
+)
+from minigrad.ops.join import BroadcastTo, Concatenate, Pad, Stack, SumTo
 from minigrad.ops.linear import Affine
-from minigrad.ops.loss import LogSoftmax, Softmax, SoftmaxCrossEntropy
+from minigrad.ops.loss import (
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    CrossEntropy,
+    L1Loss,
+    LogSoftmax,
+    MSELoss,
+    NLLLoss,
+    Softmax,
+    SoftmaxCrossEntropy,
+)
 from minigrad.ops.pooling import AvgPool2d, MaxPool2d
 from minigrad.ops.reduction import Max, Mean, Sum
 from minigrad.ops.shape import GetItem, Reshape, Transpose
+from minigrad.ops.statistics import LogSumExp, Min, Var
 
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Exp", "Log", "Sqrt",
@@ -24,4 +52,9 @@ __all__ = [
     "ReLU", "Sigmoid", "Tanh",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Affine",
     "Softmax", "LogSoftmax", "SoftmaxCrossEntropy", "Dropout",
+    "Abs", "Clip", "Sin", "Cos", "Maximum", "Minimum", "Where", "LeakyReLU", "ELU", "Softplus",
+    "Min", "Var", "LogSumExp",
+    "Concatenate", "Stack", "Pad", "BroadcastTo", "SumTo",
+    "CrossEntropy", "NLLLoss", "MSELoss", "L1Loss", "BinaryCrossEntropy",
+    "BinaryCrossEntropyWithLogits",
 ]
