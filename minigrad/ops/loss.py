@@ -462,7 +462,7 @@ class CrossEntropy(Function):
                                             self.label_smoothing, z.dtype, True, z.shape)
         self.logp = _log_softmax(rows, axis=1)
         self.z_shape, self.out_shape = z.shape, out_shape
-        losses = -(self.q * self.logp).sum(axis=1).reshape(out_shape)
+        losses = (self.q * -self.logp).sum(axis=1).reshape(out_shape)   # +0 where q is 0
         return _reduce(losses, self.reduction, self.count)
 
     def backward(self, dy):
