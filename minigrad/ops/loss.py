@@ -357,11 +357,11 @@ class BinaryCrossEntropyWithLogits(Function):
         return ((sigma - self.t) * g if need_z else None), (-z * g if need_t else None)
 
 
-def _class_layout(op: str, z: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+def _class_layout(op: str, z: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
     """z (N, C, d1, …) as rows (N·d1·…, C), and the shape (N, d1, …) of the per-row losses."""
     if z.ndim < 2:
-        raise ValueError(f"{op}: input must be (N, C) or (N, C, d1, ...), got "
-                         f"input.shape={z.shape}")
+        raise ValueError(f"{op}: {name} must be (N, C) or (N, C, d1, ...), got "
+                         f"{name}.shape={z.shape}")
     C = z.shape[1]
     if z.ndim == 2:
         return z, z.shape[:1]
@@ -454,7 +454,7 @@ class CrossEntropy(Function):
         op = "softmax_cross_entropy"
         z, t = np.asarray(z), np.asarray(t)
         z = _float_input(op, "logits", z)
-        rows, out_shape = _class_layout(op, z)
+        rows, out_shape = _class_layout(op, z, "logits")
         if rows.shape[0] == 0 and self.reduction == "mean":
             raise ValueError(f"{op}: the batch is empty (logits.shape={z.shape}): the mean "
                              f"loss is undefined")
@@ -497,7 +497,7 @@ class NLLLoss(Function):
         op = "nll_loss"
         x, t = np.asarray(x), np.asarray(t)
         x = _float_input(op, "input", x)
-        rows, out_shape = _class_layout(op, x)
+        rows, out_shape = _class_layout(op, x, "input")
         self.q, self.count = _class_weights(op, x.shape[1], t, self.weight, self.ignore_index,
                                             0.0, x.dtype, False, x.shape)
         self.x_shape = x.shape
