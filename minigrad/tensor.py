@@ -382,9 +382,8 @@ class Tensor:
 
     def std(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
             ddof: int = 0) -> Tensor:
-        """sqrt(var(...)): a composition of Var and Sqrt (its gradient at zero spread is nan,
-        as in NumPy's and PyTorch's maths)."""
-        return self.var(axis, keepdims, ddof).sqrt()
+        """sqrt(var(...)); the gradient at zero spread is 0 (as in PyTorch)."""
+        return _ops.Std(axis, keepdims, ddof)(self)
 
     def sin(self) -> Tensor:
         return _ops.Sin()(self)

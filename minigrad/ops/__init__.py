@@ -6,7 +6,7 @@ Conv2d with the im2col/col2im helpers; ``pooling``: MaxPool2d, AvgPool2d; ``line
 ``loss``: Softmax, LogSoftmax, SoftmaxCrossEntropy (and the losses with options: CrossEntropy,
 NLLLoss, MSELoss, L1Loss, BinaryCrossEntropy, BinaryCrossEntropyWithLogits); ``dropout``:
 Dropout; ``elementwise``: Abs, Clip, Sin, Cos, Maximum, Minimum, Where, LeakyReLU, ELU,
-Softplus; ``statistics``: Min, Var, LogSumExp; ``join``: Concatenate, Stack, Pad, BroadcastTo,
+Softplus; ``statistics``: Min, Var, Std, LogSumExp; ``join``: Concatenate, Stack, Pad, BroadcastTo,
 SumTo.
 The lowercase functions users call are in ``minigrad.functional``.
 """
@@ -43,7 +43,7 @@ from minigrad.ops.loss import (
 from minigrad.ops.pooling import AvgPool2d, MaxPool2d
 from minigrad.ops.reduction import Max, Mean, Sum
 from minigrad.ops.shape import GetItem, Reshape, Transpose
-from minigrad.ops.statistics import LogSumExp, Min, Var
+from minigrad.ops.statistics import LogSumExp, Min, Std, Var
 
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Exp", "Log", "Sqrt",
@@ -53,7 +53,7 @@ __all__ = [
     "Conv2d", "MaxPool2d", "AvgPool2d", "Affine",
     "Softmax", "LogSoftmax", "SoftmaxCrossEntropy", "Dropout",
     "Abs", "Clip", "Sin", "Cos", "Maximum", "Minimum", "Where", "LeakyReLU", "ELU", "Softplus",
-    "Min", "Var", "LogSumExp",
+    "Min", "Var", "Std", "LogSumExp",
     "Concatenate", "Stack", "Pad", "BroadcastTo", "SumTo",
     "CrossEntropy", "NLLLoss", "MSELoss", "L1Loss", "BinaryCrossEntropy",
     "BinaryCrossEntropyWithLogits",

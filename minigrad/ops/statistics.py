@@ -1,7 +1,6 @@
-"""More reductions over axes: min, variance, log-sum-exp.
+"""More reductions over axes: min, variance, standard deviation, log-sum-exp.
 
 ``axis`` and ``keepdims`` mean what they mean in NumPy (and in ``sum``/``mean``/``max``).
-The standard deviation is the composition sqrt(var) (``Tensor.std``), not an op of its own.
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ class Var(Function):
         n = x.size if self.axes is None else math.prod(x.shape[a] for a in self.axes)
         self.dof = n - self.ddof
         if self.dof <= 0:
-            raise ValueError(f"var: ddof={self.ddof} leaves no degrees of freedom for {n} "
+            raise ValueError(f"{type(self).__name__.lower()}: ddof={self.ddof} leaves no degrees of freedom for {n} "
                              f"element(s) per variance (x.shape={x.shape}, axis={self.axis})")
         self.d = x - x.mean(axis=self.axes, keepdims=True)
         y = (self.d * self.d).sum(axis=self.axes, keepdims=self.keepdims) / self.dof
@@ -82,7 +81,8 @@ class LogSumExp(Function):
     dL/dx = dL/dy · exp(x − y) = dL/dy · softmax(x) along the axes.
 
     Shapes: x (…) → x without the reduced axes (kept as 1 with keepdims). Smooth. Where every
-    element is −∞ the result is −∞ (m is taken as 0 there). Saved: x and y (kept dims).
+    element is −∞ the result is −∞ (m is taken as 0 there) and the gradient 0.
+    Saved: softmax(x).
     """
 
     def __init__(self, axis=None, keepdims=False):
@@ -96,12 +96,31 @@ class LogSumExp(Function):
         m = np.where(np.isfinite(m), m, x.dtype.type(0))
         with np.errstate(divide="ignore"):
             y = m + np.log(np.exp(x - m).sum(axis=self.axes, keepdims=True))
-        self.x, self.y = x, y
+        # softmax(x) = exp(x − y); a row of −∞ has y = −∞ and gets 0 (not exp(−∞ + ∞) = nan).
+        self.p = np.exp(x - np.where(np.isfinite(y), y, x.dtype.type(0)))
         if self.keepdims:
             return np.asarray(y)
         return np.asarray(y.reshape([n for i, n in enumerate(x.shape)
                                      if self.axes is not None and i not in self.axes]))
 
     def backward(self, dy):
-        return _kept(dy, self.axes, self.keepdims, self.x.shape) * np.exp(self.x - self.y)
+        return _kept(dy, self.axes, self.keepdims, self.p.shape) * self.p
 
+
+
+class Std(Var):
+    """y = sqrt(Σ_axis (x − μ)² / (n − ddof)), the standard deviation.
+
+    dL/dx = dL/dy · (x − μ) / ((n − ddof) · y); where y = 0 (no spread, the kink of sqrt) the
+    gradient is 0, as in PyTorch. Shapes as Var. Saved: x − μ and y (kept dims).
+    """
+
+    def forward(self, x):
+        self.y = np.sqrt(super().forward(x))
+        return self.y
+
+    def backward(self, dy):
+        y = _kept(self.y, self.axes, self.keepdims, self.d.shape)
+        safe = np.where(y == 0, y.dtype.type(1), y)
+        g = _kept(dy, self.axes, self.keepdims, self.d.shape) * (y != 0) / (self.dof * safe)
+        return g * self.d
