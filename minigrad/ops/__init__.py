@@ -6,8 +6,8 @@ Conv2d with the im2col/col2im helpers; ``pooling``: MaxPool2d, AvgPool2d; ``line
 ``loss``: Softmax, LogSoftmax, SoftmaxCrossEntropy (and the losses with options: CrossEntropy,
 NLLLoss, MSELoss, L1Loss, BinaryCrossEntropy, BinaryCrossEntropyWithLogits); ``dropout``:
 Dropout; ``elementwise``: Abs, Clip, Sin, Cos, Maximum, Minimum, Where, LeakyReLU, ELU,
-Softplus; ``statistics``: Min, Var, Std, LogSumExp; ``join``: Concatenate, Stack, Pad, BroadcastTo,
-SumTo.
+Softplus; ``statistics``: Min, Var, Std, LogSumExp; ``join``: Concatenate, Stack, Pad,
+BroadcastTo, SumTo.
 The lowercase functions users call are in ``minigrad.functional``.
 """
 

@@ -64,7 +64,8 @@ class Var(Function):
         n = x.size if self.axes is None else math.prod(x.shape[a] for a in self.axes)
         self.dof = n - self.ddof
         if self.dof <= 0:
-            raise ValueError(f"{type(self).__name__.lower()}: ddof={self.ddof} leaves no degrees of freedom for {n} "
+            op = type(self).__name__.lower()
+            raise ValueError(f"{op}: ddof={self.ddof} leaves no degrees of freedom for {n} "
                              f"element(s) per variance (x.shape={x.shape}, axis={self.axis})")
         self.d = x - x.mean(axis=self.axes, keepdims=True)
         y = (self.d * self.d).sum(axis=self.axes, keepdims=self.keepdims) / self.dof
