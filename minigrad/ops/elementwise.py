@@ -172,8 +172,9 @@ class LeakyReLU(Function):
 class ELU(Function):
     """y = x for x > 0, α·(eˣ − 1) otherwise (computed with expm1).
 
-    dL/dx = dL/dy for x > 0, dL/dy · α·eˣ = dL/dy · (y + α) otherwise; at x = 0 the
-    gradient is α (PyTorch's choice). Shapes: any. Saved: x and y.
+    dL/dx = dL/dy for x > 0, dL/dy · α·eˣ otherwise (not y + α, which cancels for very
+    negative x); at x = 0 the gradient is α (PyTorch's choice). Shapes: any.
+    Saved: the mask x > 0 and min(x, 0).
     """
 
     def __init__(self, alpha=1.0):
@@ -182,12 +183,12 @@ class ELU(Function):
     def forward(self, x):
         alpha = x.dtype.type(self.alpha)
         self.positive = x > 0
-        self.y = np.where(self.positive, x, alpha * np.expm1(np.minimum(x, 0)))
-        return self.y
+        self.negative_part = np.minimum(x, 0)
+        return np.where(self.positive, x, alpha * np.expm1(self.negative_part))
 
     def backward(self, dy):
-        alpha = self.y.dtype.type(self.alpha)
-        return np.where(self.positive, dy, dy * (self.y + alpha))
+        alpha = dy.dtype.type(self.alpha)
+        return np.where(self.positive, dy, dy * alpha * np.exp(self.negative_part))
 
 
 class Softplus(Function):

@@ -286,6 +286,10 @@ class L1Loss(Function):
         return (g if need_y else None), (-g if need_t else None)
 
 
+# PyTorch's floor of p (1 − p) in the gradient: 1e-12 as a float32 constant.
+_BCE_EPS = float(np.float32(1e-12))
+
+
 class BinaryCrossEntropy(Function):
     """Binary cross-entropy of probabilities: lᵢ = −(tᵢ·log pᵢ + (1 − tᵢ)·log(1 − pᵢ)).
 
@@ -322,7 +326,7 @@ class BinaryCrossEntropy(Function):
         g = _upstream(dy, self.reduction, self.p.size)
         need_p, need_t = self.needs_input_grad
         p, t = self.p, self.t
-        dp = (p - t) / np.maximum(p * (1 - p), p.dtype.type(1e-12)) * g if need_p else None
+        dp = (p - t) / np.maximum(p * (1 - p), p.dtype.type(_BCE_EPS)) * g if need_p else None
         dt = (self.log_q - self.log_p) * g if need_t else None
         return dp, dt
 
