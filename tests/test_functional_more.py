@@ -390,3 +390,14 @@ def test_gradcheck_of_label_smoothing_with_weights_on_soft_labels():
     z, t, w = rng.standard_normal((3, 4, 2)), rng.random((3, 4, 2)), rng.random(4) + 0.5
     assert gradcheck(lambda a: F.softmax_cross_entropy(a, t, label_smoothing=0.2, weight=w,
                                                        reduction="none"), z)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("leaky_relu", [-0.03, 2.0]), ("elu", [np.expm1(-3.0), 2.0]),
+    ("softplus", [np.log1p(np.exp(-3.0)), np.log1p(np.exp(2.0))]),
+])
+@pytest.mark.parametrize("dtype", [np.int8, np.int64])
+def test_integer_inputs_are_promoted_not_truncated(name, expected, dtype):
+    y = getattr(F, name)(np.array([-3, 2], dtype))
+    assert y.dtype.kind == "f"
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6)

@@ -13,6 +13,12 @@ import numpy as np
 from minigrad.function import Function, unbroadcast
 
 
+def _float(x: np.ndarray) -> np.ndarray:
+    """x itself when floating point; integers and bools as float32 (float64 for 64-bit ones),
+    so that a slope or an exponential is never truncated to an integer."""
+    return x if x.dtype.kind == "f" else x.astype(np.result_type(x.dtype, np.float32))
+
+
 def _broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
     try:
         return np.broadcast_shapes(*shapes)
@@ -51,6 +57,7 @@ class Clip(Function):
         self.min, self.max = min, max
 
     def forward(self, x):
+        x = _float(x)
         lo = None if self.min is None else x.dtype.type(self.min)
         hi = None if self.max is None else x.dtype.type(self.max)
         mask = np.ones(x.shape, bool)
@@ -162,6 +169,7 @@ class LeakyReLU(Function):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
+        x = _float(x)
         self.positive = x > 0
         return np.where(self.positive, x, x * x.dtype.type(self.negative_slope))
 
@@ -181,6 +189,7 @@ class ELU(Function):
         self.alpha = float(alpha)
 
     def forward(self, x):
+        x = _float(x)
         alpha = x.dtype.type(self.alpha)
         self.positive = x > 0
         self.negative_part = np.minimum(x, 0)
@@ -205,6 +214,7 @@ class Softplus(Function):
         self.beta, self.threshold = float(beta), float(threshold)
 
     def forward(self, x):
+        x = _float(x)
         beta = x.dtype.type(self.beta)
         self.bx = bx = x * beta
         self.linear = bx > self.threshold
