@@ -360,3 +360,19 @@ def test_std_gradient_is_zero_without_spread():
     x = Tensor(np.array([[2.0, 2.0], [1.0, 3.0]]), requires_grad=True)
     x.std(axis=1).backward(np.ones(2))
     np.testing.assert_allclose(x.grad, [[0.0, 0.0], [-0.5, 0.5]])
+
+
+@pytest.mark.parametrize("name", ["abs", "clip", "min", "maximum", "minimum", "std"])
+def test_kinks_and_ties_match_torch(name):
+    """Exactly at the kinks (0 for abs, the bounds for clip) and at ties, from both sides."""
+    torch = pytest.importorskip("torch")
+    ours, theirs = _torch_ops(torch)[name]
+    x = np.array([[-0.5, 0.0, 0.5, 0.5], [0.5, -0.5 - 1e-3, 0.0, 0.5],   # last column: no
+                  [0.5 + 1e-3, 1.0, 1.0, 0.5], [1.0, 1.0, 1.0, 0.5]])    # spread (std)
+    tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, py = ours(tx), theirs(px)
+    dy = np.random.default_rng(7).standard_normal(y.shape)
+    y.backward(dy)
+    py.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y.data, py.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-12, atol=1e-15)
