@@ -401,3 +401,12 @@ def test_integer_inputs_are_promoted_not_truncated(name, expected, dtype):
     y = getattr(F, name)(np.array([-3, 2], dtype))
     assert y.dtype.kind == "f"
     np.testing.assert_allclose(y.data, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("C", [3, 100])
+def test_softmax_of_integers_is_promoted_to_float(name, C):
+    x = np.arange(2 * C, dtype=np.int8).reshape(2, C) % 7
+    y = getattr(F, name)(x, axis=1)
+    np.testing.assert_allclose(y.data, getattr(F, name)(x.astype(np.float64), axis=1).data,
+                               rtol=1e-14)

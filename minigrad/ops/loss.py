@@ -68,6 +68,8 @@ class Softmax(Function):
 
     def forward(self, x):
         x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = _float_input("softmax", "x", x)
         axis = _axis("softmax", self.axis, x.ndim, x.shape)
         e = np.exp(x - _max_along(x, axis))
         e /= e.sum(axis=axis, keepdims=True)
@@ -92,6 +94,8 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = _float_input("log_softmax", "x", x)
         axis = _axis("log_softmax", self.axis, x.ndim, x.shape)
         self.y, self.ax = np.ascontiguousarray(_log_softmax(x, axis)), axis
         return self.y
