@@ -338,11 +338,21 @@ def _torch_ops(torch):
         "logsumexp": (lambda t: t.logsumexp(axis=-1), lambda p: p.logsumexp(dim=-1)),
         "maximum": (lambda t: minigrad.maximum(t, t[::-1]), lambda p: torch.maximum(p, p.flip(0))),
         "minimum": (lambda t: minigrad.minimum(t, t[::-1]), lambda p: torch.minimum(p, p.flip(0))),
+        "concatenate": (lambda t: minigrad.concatenate([t, t * 2], axis=-1),
+                        lambda p: torch.cat([p, p * 2], dim=-1)),
+        "stack": (lambda t: minigrad.stack([t, t.sin()], axis=1),
+                  lambda p: torch.stack([p, p.sin()], dim=1)),
+        "pad": (lambda t: minigrad.pad(t, 1, value=0.5),
+                lambda p: torch.nn.functional.pad(p, (1, 1) * p.ndim, value=0.5)),
+        "where": (lambda t: minigrad.where(t.data > 0, t, t * t),
+                  lambda p: torch.where(p > 0, p, p * p)),
+        "broadcast_to": (lambda t: t.broadcast_to((2, *t.shape)), lambda p: p.expand(2, *p.shape)),
     }
 
 
 @pytest.mark.parametrize("name", ["abs", "clip", "sin", "cos", "min", "var", "std", "logsumexp",
-                                  "maximum", "minimum"])
+                                  "maximum", "minimum", "concatenate", "stack", "pad", "where",
+                                  "broadcast_to"])
 @given(x=arrays(shapes(min_dims=2, max_dims=3, min_side=2, max_side=4)))
 def test_matches_torch(name, x):
     torch = pytest.importorskip("torch")
