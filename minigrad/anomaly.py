@@ -20,6 +20,7 @@ import functools
 import linecache
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,6 +134,8 @@ class _AnomalyObserver:
         self.locations: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def forward(self, fn: Any, inputs: Any, output: Any, seconds: float) -> None:
+        if not _state.depth:  # a thread without a detect_anomaly() block
+            return
         location = _user_location()
         counts = _count_nonfinite(output)
         if counts is not None:
@@ -161,6 +164,8 @@ class _AnomalyObserver:
                 pass
 
     def backward(self, fn: Any, dy: Any, grads: Any, seconds: float) -> None:
+        if not _state.depth:
+            return
         op = type(fn).__name__
         location = self.locations.get(fn)
         counts = _count_nonfinite(dy)
@@ -185,14 +190,23 @@ class _AnomalyObserver:
                                    location=location, upstream=False)
 
 
+class _AnomalyState(threading.local):
+    """How many detect_anomaly() blocks are open in this thread: anomaly mode is per thread."""
+
+    depth = 0
+
+
 _observer = _AnomalyObserver()
-_depth = 0
+_state = _AnomalyState()
+_threads = 0  # threads with an open block; the observer is registered while there are any
+_threads_lock = threading.Lock()
 
 
 class detect_anomaly:  # noqa: N801  (used like torch.autograd.detect_anomaly)
     """Raise :class:`AnomalyError` at the first op that makes a NaN or an infinity.
 
-    A context manager, or a decorator: ``@detect_anomaly()``. Blocks may be nested.
+    A context manager, or a decorator: ``@detect_anomaly()``. Blocks may be nested. Anomaly
+    mode belongs to the thread that opens the block: ops run by other threads are not checked.
 
     >>> import numpy as np, minigrad
     >>> x = minigrad.Tensor(np.array([1.0, 0.0]), requires_grad=True)
@@ -204,17 +218,23 @@ class detect_anomaly:  # noqa: N801  (used like torch.autograd.detect_anomaly)
     """
 
     def __enter__(self) -> detect_anomaly:
-        global _depth
-        if _depth == 0:
-            function._observers.append(_observer)
-        _depth += 1
+        global _threads
+        if _state.depth == 0:
+            with _threads_lock:
+                if _threads == 0:
+                    function._observers.append(_observer)
+                _threads += 1
+        _state.depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        global _depth
-        _depth -= 1
-        if _depth == 0:
-            function.remove_observer(_observer)
+        global _threads
+        _state.depth -= 1
+        if _state.depth == 0:
+            with _threads_lock:
+                _threads -= 1
+                if _threads == 0:
+                    function.remove_observer(_observer)
 
     def __call__(self, func: Callable) -> Callable:
         @functools.wraps(func)
@@ -226,5 +246,5 @@ class detect_anomaly:  # noqa: N801  (used like torch.autograd.detect_anomaly)
 
 
 def is_anomaly_enabled() -> bool:
-    """True inside a ``detect_anomaly()`` block."""
-    return _depth > 0
+    """True inside a ``detect_anomaly()`` block of this thread."""
+    return _state.depth > 0

@@ -20,6 +20,7 @@ Settings that are not tensors (stride, axis, ...) go to ``__init__``.
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -27,11 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.tensor import Tensor, _GradMode
+from minigrad.tensor import (
+    _NUMBER_KINDS,
+    Tensor,
+    _float_dtype,
+    _GradMode,
+    _Hold,
+    _refuse_dtype,
+)
 
 # Objects told about every forward and backward step: the profiler and anomaly mode register
 # here. Each has ``forward(fn, inputs, output, seconds)`` and ``backward(fn, dy, grads,
-# seconds)``. When the list is empty the tape pays one truth test per op.
+# seconds)``. When the list is empty the tape pays one truth test per op. The list is shared by
+# all threads (so that test stays one truth test); each observer keeps to the thread that
+# registered it (a profile, anomaly mode and a gradient record are per thread).
 _observers: list = []
 
 
@@ -43,9 +53,48 @@ def remove_observer(observer: object) -> None:
             del _observers[i]
             return
 
-# The nn modules whose forward is running, outermost first (pushed by ``Module.__call__``).
-# A recorded op keeps a copy as ``fn.scope`` so graphs can group ops by module.
-_module_scope: list = []
+class _ModuleScope(threading.local):
+    """The nn modules whose forward is running in this thread, outermost first (pushed and
+    popped by ``Module.__call__``). A recorded op keeps a copy as ``fn.scope`` so graphs can
+    group ops by module. A list per thread: modules running in other threads are not in it."""
+
+    def __init__(self) -> None:
+        self.stack: list = []
+
+    def append(self, module: Any) -> None:
+        self.stack.append(module)
+
+    def pop(self) -> Any:
+        return self.stack.pop()
+
+    def extend(self, modules: Iterable) -> None:
+        self.stack.extend(modules)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.stack[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self.stack[index] = value
+
+    def __delitem__(self, index: Any) -> None:
+        del self.stack[index]
+
+    def __len__(self) -> int:
+        return len(self.stack)
+
+    def __iter__(self) -> Any:
+        return iter(self.stack)
+
+    def __eq__(self, other: object) -> bool:
+        return self.stack == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.stack)
+
+
+_module_scope = _ModuleScope()
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -105,7 +154,11 @@ class Function:
 
     # Engine bookkeeping lives in slots so that ``__dict__`` holds only the op's own values.
     __slots__ = ("inputs", "_output_ref", "needs_input_grad", "_setting_names", "_released",
-                 "scope", "__dict__", "__weakref__")
+                 "scope", "_versions", "_hold", "__dict__", "__weakref__")
+
+    # True for ops that compute in floating point (arithmetic, exp, sigmoid, ...): bool and
+    # integer inputs reach their forward converted to float (see ``_float_dtype``).
+    float_inputs = False
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
@@ -121,13 +174,30 @@ class Function:
         self._setting_names = tuple(self.__dict__)
         arrays = []
         needs = []
+        versions = []
+        float_inputs = self.float_inputs
         for x in inputs:
             if isinstance(x, Tensor):
-                arrays.append(x.data)
+                a = x._data
+                if float_inputs and a.dtype.kind not in "fc":
+                    a = a.astype(_float_dtype(a.dtype))
+                arrays.append(a)
                 needs.append(x.requires_grad)
+                versions.append(x._version)
             else:
+                if type(x) is np.ndarray:
+                    kind = x.dtype.kind
+                    if kind not in "fc":
+                        if kind not in _NUMBER_KINDS:
+                            _refuse_dtype(type(self).__name__, x, f"input {len(arrays)}")
+                        if float_inputs:
+                            x = x.astype(_float_dtype(x.dtype))
+                elif x is None:
+                    raise TypeError(f"{type(self).__name__}: input {len(arrays)} is None; "
+                                    f"pass an array or a Tensor")
                 arrays.append(x)
                 needs.append(False)
+                versions.append(None)
         self.needs_input_grad = needs = tuple(needs)
         record = True in needs and _GradMode.enabled
         if _observers:
@@ -146,7 +216,15 @@ class Function:
             self.inputs = inputs
             self._output_ref = weakref.ref(out)
             self._released = False
-            self.scope = tuple(_module_scope) if _module_scope else ()
+            scope = _module_scope.stack
+            self.scope = tuple(scope) if scope else ()
+            self._versions = versions
+            # The arrays that came from outside the tape (leaves, plain arrays) stay read-only
+            # while this op may still run backward: a write into one would change its result.
+            held = [x._data if type(x) is not np.ndarray else x for x in inputs
+                    if (type(x) is np.ndarray and x.ndim) or
+                    (isinstance(x, Tensor) and x.creator is None)]
+            self._hold = _Hold(held) if held else None
         else:
             out = Tensor._from_op(y, False, None)
         if _observers:
@@ -174,6 +252,7 @@ class Function:
         values = self.__dict__
         self.__dict__ = {k: values[k] for k in self._setting_names} if self._setting_names else {}
         self._released = True
+        self._hold = None  # the leaves' arrays are writeable again
 
 
 def topological_order(roots: Iterable[Function]) -> list[Function]:
@@ -217,6 +296,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         root.grad = seed.copy() if root.grad is None else root.grad + seed
         return
     grads: dict[int, np.ndarray] = {id(root): seed}
+    given: set[int] = set()  # arrays already made some leaf's .grad in this pass
     for fn in reversed(topological_order((root.creator,))):
         out = fn._output_ref()
         dy = grads.pop(id(out), None) if out is not None else None
@@ -229,6 +309,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 f"backward: trying to go through the graph a second time: the values that "
                 f"{type(fn).__name__} saved were freed by the first backward(); pass "
                 f"retain_graph=True to that first call to keep them")
+        _check_versions(fn)
         if _observers:
             start = time.perf_counter()
             gxs = fn.backward(dy)
@@ -259,8 +340,10 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 gx = gx.astype(x.data.dtype)
             if x.creator is None:  # a leaf: accumulate into .grad
                 if x.grad is None:
-                    fresh = gx is not dy and gx.base is None and gx.flags.writeable
+                    fresh = (gx is not dy and gx.base is None and gx.flags.writeable
+                             and id(gx) not in given)
                     x.grad = gx if fresh else gx.copy()
+                    given.add(id(x.grad))
                 else:
                     x.grad = x.grad + gx
             else:
@@ -269,6 +352,20 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 grads[key] = gx if previous is None else previous + gx
         if not retain_graph:
             fn._release()
+
+
+def _check_versions(fn: Function) -> None:
+    """RuntimeError when an input of ``fn`` was changed in place after ``fn`` was recorded."""
+    for i, (x, version) in enumerate(zip(fn.inputs, fn._versions)):
+        if version is not None and x._version != version:
+            op = type(fn).__name__
+            name = f"'{x.name}', " if x.name else ""
+            raise RuntimeError(
+                f"backward: {op}'s input {i} ({name}shape {x.shape}, dtype {x.dtype}) was "
+                f"modified in place after {op} used it: it is at version {x._version}, {op} "
+                f"saw version {version} (an optimiser step or a .data assignment between the "
+                f"forward pass and backward()). Run backward() before changing it, or run the "
+                f"forward pass again after the change")
 
 
 def _check_array(fn: Function, i: int, gx: Any, x: Tensor) -> np.ndarray:

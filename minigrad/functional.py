@@ -199,7 +199,7 @@ def softmax_cross_entropy(logits: Any, t: Any, reduction: str = "mean",
 
     Args:
         logits: (N, C) scores, or (N, C, d1, …) (e.g. per-pixel classes). Integer logits are
-            promoted to float64.
+            computed in floating point (float32, or float64 for 32- and 64-bit integers).
         t: class indices (N,) / (N, d1, …) as integers, or soft labels shaped like the logits
             (one-hot or probability rows). Labels get no gradient.
         reduction: 'mean' (over the labels; with ``weight``, divided by the total weight of

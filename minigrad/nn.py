@@ -33,7 +33,7 @@ import numpy as np
 
 from minigrad import functional as F
 from minigrad.function import _module_scope
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, _as_number_array
 
 __all__ = [
     "Parameter", "Module", "Sequential", "ModuleList", "StateDictError", "IncompatibleKeys",
@@ -127,7 +127,8 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, name: str | None = None, dtype: Any = np.float32) -> None:
-        array = np.array(data.data if isinstance(data, Tensor) else data, dtype=dtype)
+        value = data.data if isinstance(data, Tensor) else data
+        array = _as_number_array("Parameter", value).astype(dtype, copy=True)
         super().__init__(array, requires_grad=True, name=name)
 
     def __repr__(self) -> str:

@@ -120,7 +120,9 @@ class Optimizer:
             if grad.shape != p.data.shape:
                 raise ValueError(f"{type(self).__name__}.step: parameter {p.name or ''} has "
                                  f"shape {p.data.shape} but its grad has shape {grad.shape}")
-            self._update(p.data, grad, state)
+            # _writable: the step counts as an in-place change of p (a backward through
+            # ops recorded before it is refused) and may write while a graph holds p.
+            self._update(p._writable(), grad, state)
 
     def _update(self, p: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__}._update is not written")

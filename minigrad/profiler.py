@@ -11,13 +11,15 @@ is registered; with none registered (the default) an op pays one truth test on a
 
 Timings are wall-clock seconds around the op's own ``forward``/``backward`` (not the engine's
 bookkeeping between ops), so the sum of the op times is at most the wall time of the block.
-The observer list is process-wide: ops run by other threads while the block is open are counted
-too. Profiles may be nested (each records what runs inside it); one profile object cannot be
-entered twice at once, but may be entered again later to add to its counts.
+A profile records the ops run by the thread that opened it: ops run by other threads at the
+same time are not counted (minigrad's own worker threads run inside ops, so their time is).
+Profiles may be nested (each records what runs inside it); one profile object cannot be entered
+twice at once, but may be entered again later to add to its counts.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -98,6 +100,7 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
         # profile does not keep graphs alive.
         self._instances: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._active = False
+        self._thread = 0  # the thread whose ops are recorded (the one that entered the block)
         self._start = 0.0
         self.wall_ms = 0.0
 
@@ -107,6 +110,7 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
             raise RuntimeError("profile: this profile is already active; open a new profile() "
                                "for a nested block")
         self._active = True
+        self._thread = threading.get_ident()
         function._observers.append(self)
         self._start = time.perf_counter()
         return self
@@ -118,6 +122,8 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
 
     # ------------------------------------------------------------------ observer protocol
     def forward(self, fn: Any, inputs: Any, output: Any, seconds: float) -> None:
+        if threading.get_ident() != self._thread:
+            return
         name = type(fn).__name__
         scope = function._module_scope
         module = _module_label(scope) if scope else "-"
@@ -132,6 +138,8 @@ class profile:  # noqa: N801  (a context manager used like a function: ``with pr
             pass
 
     def backward(self, fn: Any, dy: Any, grads: Any, seconds: float) -> None:
+        if threading.get_ident() != self._thread:
+            return
         name = type(fn).__name__
         record = self._instances.get(fn)
         module = record[2] if record is not None else _module_label(getattr(fn, "scope", ()))

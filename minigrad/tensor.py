@@ -9,20 +9,32 @@ reverse topological order, calling each op's ``backward`` once with the gradient
 from __future__ import annotations
 
 import functools
+import operator
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 
-class _GradMode:
-    """Whether ops record themselves on the tape (switched off by ``no_grad``)."""
+class _GradModeState(threading.local):
+    """Whether ops record themselves on the tape (switched off by ``no_grad``), per thread.
+
+    Each thread starts with grad mode on, whatever other threads do; ``stack`` holds the modes
+    that the open ``no_grad``/``enable_grad`` blocks of this thread will restore.
+    """
 
     enabled = True
 
+    def __init__(self) -> None:
+        self.stack: list[bool] = []
+
+
+_GradMode = _GradModeState()
+
 
 def is_grad_enabled() -> bool:
-    """True when ops are being recorded on the tape.
+    """True when ops are being recorded on the tape (in this thread).
 
     >>> import minigrad
     >>> minigrad.is_grad_enabled()
@@ -35,28 +47,35 @@ def is_grad_enabled() -> bool:
 
 
 class _GradModeSwitch:
-    """Context manager and decorator that sets the grad mode and restores it afterwards."""
+    """Context manager and decorator that sets the grad mode and restores it afterwards.
+
+    The mode is the calling thread's own; the mode to restore is kept on that thread's stack,
+    not on the object, so one ``no_grad()`` object may be shared by several threads.
+    """
 
     _mode = True
 
     def __enter__(self) -> None:
-        self._previous = _GradMode.enabled
-        _GradMode.enabled = self._mode
+        state = _GradMode
+        state.stack.append(state.enabled)
+        state.enabled = self._mode
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._previous
+        state = _GradMode
+        state.enabled = state.stack.pop()
 
     def __call__(self, func: Callable) -> Callable:
         mode = self._mode
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            previous = _GradMode.enabled
-            _GradMode.enabled = mode
+            state = _GradMode
+            previous = state.enabled
+            state.enabled = mode
             try:
                 return func(*args, **kwargs)
             finally:
-                _GradMode.enabled = previous
+                state.enabled = previous
 
         return wrapper
 
@@ -81,14 +100,113 @@ class enable_grad(_GradModeSwitch):  # noqa: N801
     _mode = True
 
 
-def _as_array(value: Any, dtype: Any = None) -> np.ndarray:
+# ------------------------------------------------------------------ the dtype policy
+# Numbers are bools, integers, unsigned integers, floats and complex numbers. Anything else
+# (None and other Python objects, strings, bytes, datetimes, records) is refused by Tensor(), by
+# the operators and by every op given such an array, with a TypeError naming the op and dtype.
+_NUMBER_KINDS = "biufc"
+_KIND_NAMES = {"O": "Python objects (None, ...)", "U": "strings", "S": "bytes",
+               "M": "datetimes", "m": "time deltas", "V": "raw records"}
+
+
+def _refuse_dtype(op: str, array: np.ndarray, what: str = "data") -> None:
+    """Raise the policy's TypeError for an array that does not hold numbers."""
+    kind = _KIND_NAMES.get(array.dtype.kind, "non-numbers")
+    raise TypeError(f"{op}: {what} must be numbers (bool, int or float), got dtype "
+                    f"{array.dtype} ({kind}) with shape {array.shape}")
+
+
+def _float_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype an op that computes in floating point uses for data of ``dtype``.
+
+    Floats and complex numbers keep theirs; bools and integers become float32, or float64 for
+    32- and 64-bit integers (float32 would round them).
+
+    >>> _float_dtype(np.dtype(np.uint8)), _float_dtype(np.dtype(np.int64))
+    (dtype('float32'), dtype('float64'))
+    """
+    if dtype.kind in "fc":
+        return dtype
+    return np.result_type(dtype, np.float32)
+
+
+def _as_number_array(op: str, value: Any, what: str = "data") -> np.ndarray:
+    """``value`` as an ndarray of numbers (the dtype NumPy gives it), or the policy's TypeError."""
+    if value is None:
+        raise TypeError(f"{op}: {what} must be numbers, got None")
+    array = np.asarray(value)
+    if array.dtype.kind not in _NUMBER_KINDS:
+        _refuse_dtype(op, array, what)
+    return array
+
+
+def _as_array(value: Any, dtype: Any = None, op: str = "Tensor") -> np.ndarray:
     """Array for a Tensor's data: numbers and lists become float32, arrays keep their dtype."""
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
+        if array.dtype.kind not in _NUMBER_KINDS:
+            _refuse_dtype(op, array)
         return array if dtype is None else array.astype(dtype, copy=False)
-    return np.asarray(value, dtype=np.float32 if dtype is None else dtype)
+    array = _as_number_array(op, value)
+    if dtype is None:  # complex Python numbers stay complex
+        dtype = np.complex64 if array.dtype.kind == "c" else np.float32
+    return array.astype(dtype, copy=False)
+
+
+def _comparand(value: Any) -> Any:
+    """The other side of a comparison, compared as NumPy compares (lists as float32)."""
+    if isinstance(value, Tensor):
+        return value._data
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value
+    return np.asarray(value, dtype=np.float32)
+
+
+# ------------------------------------------------------------------ saved arrays stay unchanged
+# While a recorded op holds the array of a leaf tensor (a parameter or an input) or an array
+# given to it directly, that array is read-only: writing into it by hand (``w.data[...] = 0``)
+# would change what the op's backward computes with. Several graphs may hold one array, so
+# each array has a count of holders; the last one to go restores the writeable flag.
+_held: dict[int, list] = {}           # id(array) -> [array, holders, was writeable]
+_held_lock = threading.RLock()  # re-entrant: a collection inside a hold may drop another
+
+
+class _Hold:
+    """Keeps arrays read-only until this object is dropped (by ``Function._release`` or with
+    its graph)."""
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, arrays: list) -> None:
+        self.arrays = arrays
+        with _held_lock:
+            for a in arrays:
+                entry = _held.get(id(a))
+                if entry is None:
+                    _held[id(a)] = [a, 1, a.flags.writeable]
+                    a.flags.writeable = False
+                else:
+                    entry[1] += 1
+
+    def __del__(self) -> None:
+        try:
+            with _held_lock:
+                for a in self.arrays:
+                    entry = _held.get(id(a))
+                    if entry is None or entry[0] is not a:
+                        continue
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        del _held[id(a)]
+                        if entry[2]:
+                            try:
+                                a.flags.writeable = True
+                            except ValueError:  # a view whose base has been made read-only
+                                pass
+        except Exception:  # noqa: BLE001  (interpreter shutdown: nothing left to restore)
+            pass
 
 
 class Tensor:
@@ -101,6 +219,10 @@ class Tensor:
         name: shown by ``repr`` and in drawn graphs.
         dtype: convert the data to this dtype.
 
+    Raises:
+        TypeError: the data is not numbers (None, strings, objects, datetimes; see
+            docs/reliability.md), or it is not floating point and requires_grad is set.
+
     >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, name="x")
     >>> y = (x * x).sum()
     >>> y.backward()
@@ -109,8 +231,8 @@ class Tensor:
            [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "_retains_grad",
-                 "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "creator", "name", "_retains_grad",
+                 "_version", "__weakref__")
     # NumPy ufuncs and functions on Tensors: ``__array_ufunc__`` and ``__array_function__``
     # below (``ndarray + Tensor`` gives a Tensor on the tape, as ``Tensor + ndarray`` does).
 
@@ -121,7 +243,8 @@ class Tensor:
             raise TypeError(
                 f"Tensor: only floating-point data can require grad, got dtype {array.dtype} "
                 f"with shape {array.shape}; convert it first, e.g. Tensor(x.astype(np.float32))")
-        self.data = array
+        self._data = array
+        self._version = 0
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self.creator = None
@@ -132,13 +255,40 @@ class Tensor:
     def _from_op(cls, data: np.ndarray, requires_grad: bool, creator: Any) -> Tensor:
         """The output of an op: no conversion, no checks (the hot path of the tape)."""
         t = cls.__new__(cls)
-        t.data = data
+        t._data = data
+        t._version = 0
         t.grad = None
         t.requires_grad = requires_grad
         t.creator = creator
         t.name = None
         t._retains_grad = False
         return t
+
+    # ---------------------------------------------------------------- the data and its version
+    def _set_data(self, value: Any) -> None:
+        array = _as_array(value, op="Tensor.data")
+        if self.requires_grad and array.dtype.kind not in "fc":
+            raise TypeError(f"Tensor.data: a tensor that requires grad needs floating-point "
+                            f"data, got dtype {array.dtype} with shape {array.shape}")
+        self._data = array
+        self._version += 1
+
+    # A C getter (attrgetter): reading .data costs no Python call on the tape's hot path.
+    data = property(operator.attrgetter("_data"), _set_data, doc="""The values (an ndarray).
+
+        Assigning a new array counts as an in-place change: ops recorded before it refuse to
+        run backward (see ``docs/reliability.md``). While a recorded op holds a leaf's array,
+        the array is read-only.""")
+
+    def _writable(self) -> np.ndarray:
+        """The array, for an in-place update (an optimiser's step): counts as a change of the
+        tensor (ops recorded before it refuse to run backward) and lifts the read-only hold."""
+        array = self._data
+        self._version += 1
+        entry = _held.get(id(array))
+        if entry is not None and entry[0] is array and entry[2]:
+            array.flags.writeable = True
+        return array
 
     # ---------------------------------------------------------------- array-like properties
     @property
@@ -229,57 +379,64 @@ class Tensor:
                 raise RuntimeError(
                     f"backward: grad can be implicitly created only for a one-element output, "
                     f"but this tensor has shape {self.data.shape}; pass grad= of that shape")
+            if self.data.dtype.kind == "c":
+                raise TypeError(
+                    f"backward: grad can be implicitly created only for a real output, but "
+                    f"this tensor has dtype {self.data.dtype}; pass grad= explicitly")
             seed = np.ones_like(self.data)
         else:
-            seed = _as_array(grad, self.data.dtype)
+            seed = _as_array(grad, self.data.dtype, op="backward")
             if seed.shape != self.data.shape:
                 raise ValueError(f"backward: grad has shape {seed.shape} but the tensor has "
                                  f"shape {self.data.shape}")
         run_backward(self, seed, retain_graph)
 
     # ---------------------------------------------------------------- operators
-    def _operand(self, other: Any) -> Any:
-        """Tensors pass through; numbers become arrays of this tensor's float dtype."""
+    def _operand(self, other: Any, op: str = "Tensor operator") -> Any:
+        """Tensors and arrays pass through (ops check arrays' dtypes); numbers become arrays of
+        this tensor's float dtype; anything else (None, strings) is a TypeError."""
         if isinstance(other, (Tensor, np.ndarray)):
             return other
-        dtype = self.data.dtype
+        dtype = self._data.dtype
+        if type(other) is not float and type(other) is not int:
+            _as_number_array(op, other, "the other operand")
         return np.array(other, dtype=dtype if dtype.kind == "f" else np.float32)
 
     def __add__(self, other: Any) -> Tensor:
-        return _ops.Add()(self, self._operand(other))
+        return _ops.Add()(self, self._operand(other, "add"))
 
     def __radd__(self, other: Any) -> Tensor:
-        return _ops.Add()(self._operand(other), self)
+        return _ops.Add()(self._operand(other, "add"), self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _ops.Sub()(self, self._operand(other))
+        return _ops.Sub()(self, self._operand(other, "sub"))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _ops.Sub()(self._operand(other), self)
+        return _ops.Sub()(self._operand(other, "sub"), self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _ops.Mul()(self, self._operand(other))
+        return _ops.Mul()(self, self._operand(other, "mul"))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _ops.Mul()(self._operand(other), self)
+        return _ops.Mul()(self._operand(other, "mul"), self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _ops.Div()(self, self._operand(other))
+        return _ops.Div()(self, self._operand(other, "div"))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops.Div()(self._operand(other), self)
+        return _ops.Div()(self._operand(other, "div"), self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return _ops.Pow()(self, self._operand(other))
+        return _ops.Pow()(self, self._operand(other, "pow"))
 
     def __rpow__(self, other: Any) -> Tensor:
-        return _ops.Pow()(self._operand(other), self)
+        return _ops.Pow()(self._operand(other, "pow"), self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return _ops.MatMul()(self, self._operand(other))
+        return _ops.MatMul()(self, self._operand(other, "matmul"))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _ops.MatMul()(self._operand(other), self)
+        return _ops.MatMul()(self._operand(other, "matmul"), self)
 
     def __neg__(self) -> Tensor:
         return _ops.Neg()(self)
@@ -289,22 +446,22 @@ class Tensor:
 
     # Comparisons give plain boolean arrays and record nothing.
     def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
-        return self.data == _as_array(other)
+        return self.data == _comparand(other)
 
     def __ne__(self, other: Any) -> np.ndarray:  # type: ignore[override]
-        return self.data != _as_array(other)
+        return self.data != _comparand(other)
 
     def __lt__(self, other: Any) -> np.ndarray:
-        return self.data < _as_array(other)
+        return self.data < _comparand(other)
 
     def __le__(self, other: Any) -> np.ndarray:
-        return self.data <= _as_array(other)
+        return self.data <= _comparand(other)
 
     def __gt__(self, other: Any) -> np.ndarray:
-        return self.data > _as_array(other)
+        return self.data > _comparand(other)
 
     def __ge__(self, other: Any) -> np.ndarray:
-        return self.data >= _as_array(other)
+        return self.data >= _comparand(other)
 
     __hash__ = object.__hash__
 

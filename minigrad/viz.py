@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -168,7 +169,8 @@ class GradRecord:
     ``show_grads=record``: every edge is then coloured by the gradient that actually flowed along
     it, including edges between intermediate tensors, whose gradients backward does not keep.
     Only norms (and whether any value was NaN/inf) are kept, per op instance, with weak
-    references: the record does not keep graphs alive.
+    references: the record does not keep graphs alive. It records the backward passes run by
+    the thread that opened it.
 
     >>> import minigrad
     >>> x = minigrad.Tensor([3.0, 4.0], requires_grad=True)
@@ -182,6 +184,7 @@ class GradRecord:
     def __init__(self) -> None:
         self._records: Any = weakref.WeakKeyDictionary()
         self._active = False
+        self._thread = 0  # the thread whose backward passes are recorded
 
     def __enter__(self) -> GradRecord:
         from minigrad import function
@@ -189,6 +192,7 @@ class GradRecord:
         if self._active:
             raise RuntimeError("record_grads: this record is already active")
         self._active = True
+        self._thread = threading.get_ident()
         function._observers.append(self)
         return self
 
@@ -202,6 +206,8 @@ class GradRecord:
         pass
 
     def backward(self, fn: Any, dy: Any, grads: Any, seconds: float) -> None:
+        if threading.get_ident() != self._thread:  # another thread's backward pass
+            return
         try:
             self._records[fn] = (_norm(dy), tuple(None if g is None else _norm(g) for g in grads))
         except TypeError:  # an op without weak references: not recorded

@@ -83,6 +83,8 @@ class Sigmoid(Function):
     too (where 1/(1 + e⁻ˣ) would overflow e⁻ˣ and (1 + tanh(x/2))/2 would cancel).
     """
 
+    float_inputs = True
+
     def forward(self, x):
         self.y = elementwise(_sigmoid, np.empty(x.shape, _float(x)), x)
         return self.y
@@ -110,6 +112,8 @@ class Tanh(Function):
     Shapes: any, y like x. Smooth: no kinks; np.tanh saturates to ±1 without overflow.
     Saved: y.
     """
+
+    float_inputs = True
 
     def forward(self, x):
         self.y = elementwise(_tanh, np.empty(x.shape, _float(x)), x)

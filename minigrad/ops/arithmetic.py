@@ -30,6 +30,8 @@ def _check_broadcast(op: str, x_shape: tuple[int, ...], y_shape: tuple[int, ...]
 class Add(Function):
     """z = x + y.    dL/dx = dL/dz    dL/dy = dL/dz    (each summed back to its shape)"""
 
+    float_inputs = True
+
     def forward(self, x, y):
         self.x_shape, self.y_shape = _shape(x), _shape(y)
         _check_broadcast("add", self.x_shape, self.y_shape)
@@ -43,6 +45,8 @@ class Add(Function):
 
 class Sub(Function):
     """z = x − y.    dL/dx = dL/dz    dL/dy = −dL/dz"""
+
+    float_inputs = True
 
     def forward(self, x, y):
         self.x_shape, self.y_shape = _shape(x), _shape(y)
@@ -58,6 +62,8 @@ class Sub(Function):
 class Mul(Function):
     """z = x · y (elementwise).    dL/dx = dL/dz · y    dL/dy = dL/dz · x"""
 
+    float_inputs = True
+
     def forward(self, x, y):
         _check_broadcast("mul", _shape(x), _shape(y))
         self.x, self.y = x, y
@@ -72,6 +78,8 @@ class Mul(Function):
 
 class Div(Function):
     """z = x / y.    dL/dx = dL/dz / y    dL/dy = −dL/dz · x / y² = −dL/dz · z / y"""
+
+    float_inputs = True
 
     def forward(self, x, y):
         self.x_shape = _shape(x)
@@ -90,6 +98,8 @@ class Div(Function):
 class Neg(Function):
     """y = −x.    dL/dx = −dL/dy"""
 
+    float_inputs = True
+
     def forward(self, x):
         return -x
 
@@ -101,7 +111,12 @@ class Pow(Function):
     """z = x ** c.    dL/dx = dL/dz · c · x^(c−1)    dL/dc = dL/dz · z · ln x
 
     The exponent may be a number or a tensor; its gradient is defined where x > 0.
+    At the points where these formulas give 0 · ∞ (NaN), the limits PyTorch also takes:
+    dL/dx = 0 where c = 0 (x⁰ = 1 is constant, even at x = 0), and dL/dc = 0 where x = 0 and
+    c ≥ 0 (0^c is constant for c > 0).
     """
+
+    float_inputs = True
 
     def forward(self, x, c):
         _check_broadcast("pow", _shape(x), _shape(c))
@@ -112,8 +127,15 @@ class Pow(Function):
     def backward(self, dz):
         need_x, need_c = self.needs_input_grad
         x, c = self.x, self.c
-        dx = unbroadcast(dz * c * x ** (c - 1), x.shape) if need_x else None
-        dc = unbroadcast(dz * self.z * np.log(x), c.shape) if need_c else None
+        dx = dc = None
+        if need_x:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                slope = c * x ** (c - 1)
+            dx = unbroadcast(dz * np.where(c == 0, 0, slope), x.shape)
+        if need_c:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                slope = self.z * np.log(x)
+            dc = unbroadcast(dz * np.where((x == 0) & (c >= 0), 0, slope), c.shape)
         return dx, dc
 
 
@@ -122,6 +144,8 @@ class MatMul(Function):
 
     dL/dX = dL/dZ · Yᵀ    dL/dY = Xᵀ · dL/dZ      (transposing the last two axes)
     """
+
+    float_inputs = True
 
     def forward(self, x, y):
         if np.ndim(x) == 0 or np.ndim(y) == 0:
@@ -159,6 +183,8 @@ class MatMul(Function):
 class Exp(Function):
     """y = eˣ.    dL/dx = dL/dy · y"""
 
+    float_inputs = True
+
     def forward(self, x):
         self.y = np.exp(x)
         return self.y
@@ -170,6 +196,8 @@ class Exp(Function):
 class Log(Function):
     """y = ln x.    dL/dx = dL/dy / x    (x ≤ 0 gives −inf or NaN, as NumPy does)"""
 
+    float_inputs = True
+
     def forward(self, x):
         self.x = x
         return np.log(x)
@@ -180,6 +208,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = √x.    dL/dx = dL/dy / (2y)"""
+
+    float_inputs = True
 
     def forward(self, x):
         self.y = np.sqrt(x)

@@ -13,12 +13,6 @@ import numpy as np
 from minigrad.function import Function, unbroadcast
 
 
-def _float(x: np.ndarray) -> np.ndarray:
-    """x itself when floating point; integers and bools as float32 (float64 for 64-bit ones),
-    so that a slope or an exponential is never truncated to an integer."""
-    return x if x.dtype.kind == "f" else x.astype(np.result_type(x.dtype, np.float32))
-
-
 def _broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
     try:
         return np.broadcast_shapes(*shapes)
@@ -33,6 +27,8 @@ class Abs(Function):
     Shapes: any, y like x. At the kink x = 0 the gradient is 0 (sign(0) = 0, as in PyTorch).
     Saved: x.
     """
+
+    float_inputs = True
 
     def forward(self, x):
         self.x = x
@@ -49,6 +45,8 @@ class Clip(Function):
     ``torch.clamp``). Shapes: any, y like x; the bounds are numbers. Saved: the mask.
     """
 
+    float_inputs = True
+
     def __init__(self, min=None, max=None):  # noqa: A002  (PyTorch's and NumPy's names)
         if min is None and max is None:
             raise ValueError("clip: give min, max or both (both are None)")
@@ -57,7 +55,6 @@ class Clip(Function):
         self.min, self.max = min, max
 
     def forward(self, x):
-        x = _float(x)
         lo = None if self.min is None else x.dtype.type(self.min)
         hi = None if self.max is None else x.dtype.type(self.max)
         mask = np.ones(x.shape, bool)
@@ -75,6 +72,8 @@ class Clip(Function):
 class Sin(Function):
     """y = sin x.    dL/dx = dL/dy · cos x.    Shapes: any. Smooth. Saved: x."""
 
+    float_inputs = True
+
     def forward(self, x):
         self.x = x
         return np.sin(x)
@@ -85,6 +84,8 @@ class Sin(Function):
 
 class Cos(Function):
     """y = cos x.    dL/dx = −dL/dy · sin x.    Shapes: any. Smooth. Saved: x."""
+
+    float_inputs = True
 
     def forward(self, x):
         self.x = x
@@ -165,11 +166,12 @@ class LeakyReLU(Function):
     Shapes: any. Saved: the mask x > 0.
     """
 
+    float_inputs = True
+
     def __init__(self, negative_slope=0.01):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
-        x = _float(x)
         self.positive = x > 0
         return np.where(self.positive, x, x * x.dtype.type(self.negative_slope))
 
@@ -185,11 +187,12 @@ class ELU(Function):
     Saved: the mask x > 0 and min(x, 0).
     """
 
+    float_inputs = True
+
     def __init__(self, alpha=1.0):
         self.alpha = float(alpha)
 
     def forward(self, x):
-        x = _float(x)
         alpha = x.dtype.type(self.alpha)
         self.positive = x > 0
         self.negative_part = np.minimum(x, 0)
@@ -208,13 +211,14 @@ class Softplus(Function):
     Shapes: any. Smooth (a step of at most e^{−threshold} at the threshold). Saved: βx.
     """
 
+    float_inputs = True
+
     def __init__(self, beta=1.0, threshold=20.0):
         if beta == 0:
             raise ValueError("softplus: beta must not be 0")
         self.beta, self.threshold = float(beta), float(threshold)
 
     def forward(self, x):
-        x = _float(x)
         beta = x.dtype.type(self.beta)
         self.bx = bx = x * beta
         self.linear = bx > self.threshold

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, _float_dtype
 
 
 def _axis(op: str, axis, ndim: int, shape) -> int:
@@ -63,13 +63,13 @@ class Softmax(Function):
     Shapes: x (…) → y of the same shape. Smooth: no kinks. Saved: y.
     """
 
+    float_inputs = True
+
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
         x = np.asarray(x)
-        if x.dtype.kind != "f":
-            x = _float_input("softmax", "x", x)
         axis = _axis("softmax", self.axis, x.ndim, x.shape)
         e = np.exp(x - _max_along(x, axis))
         e /= e.sum(axis=axis, keepdims=True)
@@ -89,13 +89,13 @@ class LogSoftmax(Function):
     Shapes: x (…) → y of the same shape. Smooth: no kinks. Saved: y.
     """
 
+    float_inputs = True
+
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
         x = np.asarray(x)
-        if x.dtype.kind != "f":
-            x = _float_input("log_softmax", "x", x)
         axis = _axis("log_softmax", self.axis, x.ndim, x.shape)
         self.y, self.ax = np.ascontiguousarray(_log_softmax(x, axis)), axis
         return self.y
@@ -149,12 +149,13 @@ def _labels_out_of_range(t: np.ndarray, C: int) -> bool:
 
 
 def _float_input(op: str, name: str, z: np.ndarray) -> np.ndarray:
-    """z itself when it is floating point; integers and bools promoted to float64 (never
-    truncated); anything else (complex, strings, objects) a TypeError naming the op."""
+    """z itself when it is floating point; integers and bools promoted to float as the dtype
+    policy says (never truncated); anything else (complex, strings, ...) a TypeError naming
+    the op."""
     if z.dtype.kind == "f":
         return z
     if z.dtype.kind in "iub":
-        return z.astype(np.float64)
+        return z.astype(_float_dtype(z.dtype))
     raise TypeError(f"{op}: {name} must be real numbers, got dtype {z.dtype} "
                     f"(shape {z.shape})")
 
@@ -254,6 +255,8 @@ class MSELoss(Function):
     Saved: y − t.
     """
 
+    float_inputs = True
+
     def __init__(self, reduction="mean"):
         self.reduction = check_reduction("mse_loss", reduction)
 
@@ -274,6 +277,8 @@ class L1Loss(Function):
     dL/dy = sign(y − t) · g    dL/dt = −sign(y − t) · g; at y = t the gradient is 0 (as in
     PyTorch). Shapes: as MSELoss. Saved: sign(y − t).
     """
+
+    float_inputs = True
 
     def __init__(self, reduction="mean"):
         self.reduction = check_reduction("l1_loss", reduction)
@@ -304,6 +309,8 @@ class BinaryCrossEntropy(Function):
     (the clamped logs). Shapes: p and t equal, every value in [0, 1] (else a ValueError).
     Saved: p, t and the clamped logs.
     """
+
+    float_inputs = True
 
     def __init__(self, reduction="mean"):
         self.reduction = check_reduction("binary_cross_entropy", reduction)
@@ -347,6 +354,8 @@ class BinaryCrossEntropyWithLogits(Function):
     PyTorch). Smooth. Saved: z and t. The composed version ``binary_cross_entropy(sigmoid(z),
     t)`` is its test oracle where the logs are not clamped.
     """
+
+    float_inputs = True
 
     def __init__(self, reduction="mean"):
         self.reduction = check_reduction("binary_cross_entropy_with_logits", reduction)

@@ -57,6 +57,8 @@ class Sum(Function):
 class Mean(Function):
     """y = Σ_axis x / n.    dL/dx = dL/dy / n broadcast back (n = elements per mean)"""
 
+    float_inputs = True
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 

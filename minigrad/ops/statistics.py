@@ -56,6 +56,8 @@ class Var(Function):
     Saved: x − μ. n − ddof ≤ 0 is an error (NumPy would give inf or nan with a warning).
     """
 
+    float_inputs = True
+
     def __init__(self, axis=None, keepdims=False, ddof=0):
         self.axis, self.keepdims, self.ddof = axis, keepdims, ddof
 
@@ -85,6 +87,8 @@ class LogSumExp(Function):
     element is −∞ the result is −∞ (m is taken as 0 there) and the gradient 0.
     Saved: softmax(x).
     """
+
+    float_inputs = True
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
