@@ -1,6 +1,7 @@
 """A new op, written and checked the minigrad way: Swish, y = x · σ(βx).
 
-    python examples/custom_op.py
+    python examples/custom_op.py                  # β = 1.5 for the gradient check, 50 inputs
+    python examples/custom_op.py --beta 0.5 --examples 200
 
 1. Write the op as a :class:`minigrad.Function`: ``forward`` on arrays, ``backward`` giving
    dL/dx from dL/dy, the maths in the docstring. Settings (β) go to ``__init__``; what
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -70,16 +72,43 @@ class SwishLayer(nn.Module):
         return f"beta={self.beta}"
 
 
-@settings(deadline=None, max_examples=50)
-@given(x=arrays(shapes(max_dims=3)), beta=st.sampled_from([0.5, 1.0, 2.0]))
-def test_swish(x, beta):
+def check_swish(x, beta):
     """Forward against NumPy, gradient against central differences."""
     expected = x / (1 + np.exp(-beta * x))
     np.testing.assert_allclose(swish(Tensor(x), beta).data, expected, rtol=1e-12, atol=1e-12)
     assert gradcheck(lambda t: swish(t, beta), x)
 
 
-def main() -> None:
+def hypothesis_test(examples: int):
+    """``check_swish`` on ``examples`` inputs drawn by hypothesis."""
+    draw = given(x=arrays(shapes(max_dims=3)), beta=st.sampled_from([0.5, 1.0, 2.0]))
+    return settings(deadline=None, max_examples=examples)(draw(check_swish))
+
+
+test_swish = hypothesis_test(50)  # what pytest collects
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--beta", type=float, default=1.5,
+                    help="the β of the gradient check (default 1.5)")
+    ap.add_argument("--examples", type=int, default=50, metavar="N",
+                    help="inputs hypothesis draws for the forward and gradient checks "
+                         "(default 50)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seeds the gradient check's input and the layer's weights (default 0)")
+    args = ap.parse_args(argv)
+    if not np.isfinite(args.beta):
+        ap.error(f"--beta must be a finite number, got {args.beta}")
+    if args.examples < 1:
+        ap.error(f"--examples must be a positive integer, got {args.examples}")
+    if args.seed < 0:
+        ap.error(f"--seed must be an integer >= 0, got {args.seed}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     x = Tensor([-2.0, 0.0, 1.0, 3.0], requires_grad=True)
     y = swish(x)
     y.sum().backward()
@@ -87,12 +116,13 @@ def main() -> None:
     print("swish(x) ", np.round(y.data, 4))
     print("dy/dx    ", np.round(x.grad, 4))
 
-    rng = np.random.default_rng(0)
-    print("gradcheck (float64, β = 1.5):",
-          gradcheck(lambda t: swish(t, 1.5), rng.standard_normal((3, 4))))
-    test_swish()
-    print("hypothesis: forward and gradient hold on 50 drawn inputs")
+    rng = np.random.default_rng(args.seed)
+    print(f"gradcheck (float64, β = {args.beta:g}):",
+          gradcheck(lambda t: swish(t, args.beta), rng.standard_normal((3, 4))))
+    hypothesis_test(args.examples)()
+    print(f"hypothesis: forward and gradient hold on {args.examples} drawn inputs")
 
+    nn.manual_seed(args.seed)
     net = nn.Sequential(nn.Linear(4, 8), SwishLayer(), nn.Linear(8, 2))
     print(net)
     print("output shape:", net(Tensor(rng.standard_normal((5, 4)).astype(np.float32))).shape)

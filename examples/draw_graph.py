@@ -1,4 +1,4 @@
-"""Draw the textbook CNN's computation graph for one batch, four ways.
+"""Draw the textbook CNN's computation graph for one batch, six ways.
 
     python examples/draw_graph.py                 # writes examples/output/graph_*.svg and .png
     python examples/draw_graph.py --out pictures --batch 8 --seed 1
@@ -51,13 +51,13 @@ def nan_graph():
     return viz.draw_graph(loss, show_values=True, show_grads=grads)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dpi", type=int, default=72, help="resolution of the PNGs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     nn.manual_seed(args.seed)
     model = SimpleConvNet()

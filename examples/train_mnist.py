@@ -2,25 +2,37 @@
 
     python examples/train_mnist.py                      # full MNIST if found, else the subset
     python examples/train_mnist.py --data-dir ~/mnist --epochs 10
-    python examples/train_mnist.py --resume             # continue from runs/mnist
+    python examples/train_mnist.py --resume --epochs 15 # continue the run in runs/mnist
+    python examples/train_mnist.py --overwrite          # start runs/mnist afresh
     python examples/train_mnist.py --threads 1          # one core (default: all of them)
 
 Full MNIST is used when its four files are found in ``--data-dir``, ``$MINIGRAD_DATA`` or
-``~/.cache/minigrad/mnist``; nothing is downloaded here (``minigrad.data.load_mnist()`` does that).
-Otherwise the 10,000/2,000-image subset shipped with minigrad is used. One line says which.
+``~/.cache/minigrad/mnist`` (and match the published files); nothing is downloaded here
+(``minigrad.data.load_mnist()`` does that). Otherwise the 10,000/2,000-image subset shipped with
+minigrad is used. The first line printed says which.
 
 Each epoch shows a progress bar (loss, running accuracy, images/s) and then the train and test
 accuracy. The output folder (``--out``, default ``runs/mnist``) receives:
 
+    checkpoint.npz  everything needed to continue: the model, the optimiser, the data loader's
+                    shuffling state, the epoch, the settings and the history, in one file
     history.json    per-epoch train loss and accuracy (running averages over the epoch),
                     test loss and accuracy, and seconds
     history.png     the learning curves
     graph.svg       the graph of one batch's loss, grouped by layer (graph.dot without Graphviz)
-    model.npz       the parameters, by name (``model.load_state_dict(minigrad.io.load(path))``)
-    optimizer.npz   the optimiser state, the epoch counter and the loader's RNG state
 
-The checkpoint is written after every epoch; ``--resume`` continues from it exactly as if the
-run had not stopped. Ctrl-C stops cleanly: the last completed epoch stays on disk.
+The checkpoint is written after every epoch with ``minigrad.save``: to a temporary file, then
+renamed over the previous one, so it always holds one whole epoch, never a mix of two. Its
+entries are ``model.*`` (``model.load_state_dict`` reads them), ``optimizer.*``, ``loader.*``
+and ``trainer.*`` (epoch, settings and history as JSON text in uint8 arrays).
+
+A run never overwrites another silently: a non-empty ``--out`` needs ``--resume`` (continue)
+or ``--overwrite`` (remove the previous run's files and start again). ``--resume`` continues
+bit for bit as if the run had not stopped: same weights, same optimiser state, same batch order.
+The data, ``--limit``, ``--batch-size`` and ``--seed`` must be those of the checkpoint (a
+different value is refused); ``--epochs`` is the new total; ``--lr``, when given, replaces the
+checkpoint's learning rate from the next step on, and the run says so. Ctrl-C stops cleanly:
+the last completed epoch stays on disk.
 """
 
 from __future__ import annotations
@@ -48,38 +60,80 @@ from minigrad.data import DataLoader, find_mnist, load_mnist
 from minigrad.models import SimpleConvNet
 
 DEFAULT_EPOCHS = 10
+DEFAULT_LR = 1e-3
+CHECKPOINT = "checkpoint.npz"
+# Everything a run writes into --out; --overwrite removes these (model.npz and optimizer.npz are
+# the two-file checkpoint of earlier versions).
+ARTIFACTS = (CHECKPOINT, "history.json", "history.png", "graph.svg", "graph.dot", "model.npz",
+             "optimizer.npz")
+# The settings a checkpoint must be resumed with: changing any would not continue the same run.
+FIXED_SETTINGS = ("data", "train_images", "batch_size", "seed")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
+    return value
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Train the textbook CNN on MNIST (full set when found, else the subset).")
-    ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+    ap.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS,
                     help=f"train until this many epochs in total (default {DEFAULT_EPOCHS})")
-    ap.add_argument("--batch-size", type=int, default=100, help="images per step (default 100)")
-    ap.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    ap.add_argument("--batch-size", type=positive_int, default=100,
+                    help="images per step (default 100)")
+    ap.add_argument("--lr", type=positive_float, default=None,
+                    help=f"Adam's learning rate (default {DEFAULT_LR:g}; with --resume, the "
+                         "checkpoint's unless given)")
     ap.add_argument("--data-dir", default=None,
                     help="folder holding the four MNIST files (default: $MINIGRAD_DATA, then "
                          "~/.cache/minigrad/mnist)")
     ap.add_argument("--subset", action="store_true",
                     help="use the 10,000/2,000-image subset shipped with minigrad")
-    ap.add_argument("--limit", type=int, default=None, metavar="N",
+    ap.add_argument("--limit", type=positive_int, default=None, metavar="N",
                     help="use only the first N training and N test images (quick checks)")
     ap.add_argument("--out", default="runs/mnist", help="output folder (default runs/mnist)")
-    ap.add_argument("--seed", type=int, default=0,
+    ap.add_argument("--seed", type=non_negative_int, default=0,
                     help="seeds the initial weights and the batch order (default 0)")
-    ap.add_argument("--threads", type=int, default=None, metavar="N",
+    ap.add_argument("--threads", type=positive_int, default=None, metavar="N",
                     help="threads minigrad splits its big ops over (default: "
                          "minigrad.get_num_threads(), one per core)")
-    ap.add_argument("--resume", action="store_true",
-                    help="continue from the checkpoint in --out, with its learning rate; the "
-                         "data, --limit, --batch-size and --seed must be as before")
+    again = ap.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --out; the data, --limit, "
+                            "--batch-size and --seed must be as before")
+    again.add_argument("--overwrite", action="store_true",
+                       help="remove a previous run's files from --out and start afresh")
     args = ap.parse_args(argv)
-    for name in ("epochs", "batch_size", "limit", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            ap.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if args.lr <= 0:
-        ap.error(f"--lr must be positive, got {args.lr}")
     if args.data_dir is not None and args.subset:
         ap.error("--data-dir and --subset exclude each other")
     if args.data_dir is not None:
@@ -87,26 +141,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if find_mnist(folder) != folder:
             ap.error(f"--data-dir {folder} does not hold the four MNIST files "
                      f"(train-images-idx3-ubyte.gz, ...)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        ap.error(f"--out {out} is a file, not a folder")
     return args
 
 
 def load_data(args: argparse.Namespace):
-    """((x_train, t_train), (x_test, t_test)) and a one-line description of where from."""
+    """((x_train, t_train), (x_test, t_test)) and "full" or "subset"; prints where from."""
     folder = None if args.subset else find_mnist(args.data_dir)
     if folder is not None:
-        (x_train, t_train), (x_test, t_test) = load_mnist(folder, download=False)
-        source = f"full MNIST from {folder}"
+        try:
+            (x_train, t_train), (x_test, t_test) = load_mnist(folder, download=False)
+        except ValueError as exc:  # a file that is not MNIST's: say which, without a traceback
+            raise SystemExit(f"Data: {exc}") from None
+        source, note = f"full MNIST from {folder}", None
     else:
         (x_train, t_train), (x_test, t_test) = load_mnist(subset=True)
-        source = "the MNIST subset shipped with minigrad"
+        source, note = "the MNIST subset shipped with minigrad", None
         if not args.subset:
-            source += (" (full MNIST not found: pass --data-dir or set MINIGRAD_DATA; "
-                       "minigrad.data.load_mnist() downloads it)")
+            note = ("full MNIST not found: pass --data-dir or set MINIGRAD_DATA; "
+                    "load_mnist() downloads it")
     if args.limit is not None:
         x_train, t_train = x_train[:args.limit], t_train[:args.limit]
         x_test, t_test = x_test[:args.limit], t_test[:args.limit]
     print(f"Data: {source}: {len(x_train):,} training and {len(x_test):,} test images")
+    if note:
+        print(f"      ({note})")
     return (x_train, t_train), (x_test, t_test), "subset" if folder is None else "full"
+
+
+def prepare_out(out: Path, args: argparse.Namespace) -> None:
+    """Create ``out``; refuse to mix runs in it; with --overwrite remove the previous run."""
+    out.mkdir(parents=True, exist_ok=True)
+    if args.overwrite:
+        removed = [name for name in ARTIFACTS if (out / name).is_file()]
+        for name in removed:
+            (out / name).unlink()
+        if removed:
+            print(f"Overwrite: removed {', '.join(removed)} from {out}")
+        return
+    if (out / CHECKPOINT).is_file() and args.resume:
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if entries:
+        why = (f"it holds no {CHECKPOINT} to resume from" if args.resume
+               else "it holds another run")
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise SystemExit(f"{out} is not empty ({shown}) and {why}: pass --resume to continue "
+                         "a run, --overwrite to start afresh, or another --out")
 
 
 @contextlib.contextmanager
@@ -143,54 +226,84 @@ def save_graph(model: SimpleConvNet, x: np.ndarray, t: np.ndarray, out: Path) ->
     graph = viz.draw_graph(model.loss(x, t), group_modules=True)
     try:
         viz.render_graph(graph, out / "graph.svg")
+        (out / "graph.dot").unlink(missing_ok=True)
         return "graph.svg"
     except viz.DotNotFoundError:
         viz.save_dot(graph, out / "graph.dot")
-        return "graph.dot (Graphviz's dot program is missing: install it to get graph.svg)"
+        (out / "graph.svg").unlink(missing_ok=True)
+        return "graph.dot\n      (Graphviz's dot program is missing: install it to get graph.svg)"
 
 
-def save_checkpoint(out: Path, model: SimpleConvNet, opt: optim.Optimizer,
-                    loader: DataLoader, epoch: int, config: dict, history: dict) -> None:
+def text_array(value) -> np.ndarray:
+    """JSON text as a uint8 array: checkpoints hold numbers only."""
+    return np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def array_text(array: np.ndarray):
+    return json.loads(np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
+
+
+def section(flat: dict, name: str) -> dict:
+    """The entries of ``flat`` under ``name.``, with that prefix removed."""
+    prefix = name + "."
+    return {key[len(prefix):]: value for key, value in flat.items() if key.startswith(prefix)}
+
+
+def save_checkpoint(out: Path, parts: dict, epoch: int, config: dict, history: dict) -> None:
+    """Write ``checkpoint.npz`` (one atomic file), then history.json and history.png."""
     from minigrad.viz import plot_history
 
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state["trainer"] = {"epoch": epoch, "config": text_array(config),
+                        "history": text_array(history)}
     with deferred_interrupt():
-        io.save(model.state_dict(), out / "model.npz")
-        io.save({"optimizer": opt.state_dict(),
-                 "trainer": {"epoch": epoch,
-                             "loader_rng": json.dumps(loader.rng.bit_generator.state),
-                             "config": json.dumps(config)}},
-                out / "optimizer.npz")
-        tmp = out / ".history.json.tmp"
+        minigrad.save(state, out / CHECKPOINT)
+        tmp = out / ".history.json.tmp"  # a fixed name: a killed write leaves no pile-up
         tmp.write_text(json.dumps(history, indent=1))
         tmp.replace(out / "history.json")
     plot_history(history, out / "history.png", title=f"SimpleConvNet on MNIST ({config['data']})")
 
 
-def resume(out: Path, model: SimpleConvNet, opt: optim.Optimizer, loader: DataLoader,
-           config: dict) -> tuple[int, dict | None]:
-    """Load the checkpoint in ``out``; returns (completed epochs, history)."""
-    files = [out / name for name in ("model.npz", "optimizer.npz", "history.json")]
-    if not any(f.is_file() for f in files):
+def resume(out: Path, parts: dict, config: dict, lr: float | None) -> tuple[int, dict | None]:
+    """Load ``out/checkpoint.npz`` into ``parts``; returns (completed epochs, history)."""
+    path = out / CHECKPOINT
+    if not path.is_file():
         print(f"Resume: no checkpoint in {out}; starting from scratch")
         return 0, None
-    missing = [f.name for f in files if not f.is_file()]
-    if missing:
-        raise SystemExit(f"Resume: the checkpoint in {out} is incomplete: {', '.join(missing)} "
-                         f"missing; use another --out to start afresh")
-    state = io.unflatten(io.load(out / "optimizer.npz"))
-    trainer = state["trainer"]
-    saved = json.loads(str(trainer["config"]))
-    if saved != config:
-        changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+    try:
+        flat = minigrad.load(path)
+        trainer = section(flat, "trainer")
+        saved = array_text(trainer["config"])
+        epoch = int(trainer["epoch"])
+        history = array_text(trainer["history"])
+        if not isinstance(saved, dict) or not isinstance(history, dict):
+            raise ValueError("trainer.config and trainer.history must be JSON objects")
+        short = [k for k, v in history.items() if not isinstance(v, list) or len(v) < epoch]
+        if epoch < 0 or short:
+            raise ValueError(f"epoch {epoch} but the history of {short} is shorter")
+        changed = {k: (saved.get(k), config[k]) for k in FIXED_SETTINGS
+                   if saved.get(k) != config[k]}
+        if not changed:
+            for name, part in parts.items():
+                entries = section(flat, name)
+                part.load_state_dict(entries if isinstance(part, nn.Module)
+                                     else io.unflatten(entries))
+            history = {k: list(v)[:epoch] for k, v in history.items()}
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        what = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KeyError):
+            what = f"entry {exc} is missing"
+        raise SystemExit(f"Resume: {path} is not a usable checkpoint ({what}); use --overwrite "
+                         "or another --out to start afresh") from None
+    if changed:
         raise SystemExit(f"Resume: the checkpoint in {out} was made with different settings "
-                         f"(saved, now): {changed}; use another --out to start afresh")
-    model.load_state_dict(io.load(out / "model.npz"))
-    opt.load_state_dict(state["optimizer"])
-    loader.rng.bit_generator.state = json.loads(str(trainer["loader_rng"]))
-    epoch = int(trainer["epoch"])
-    history = json.loads((out / "history.json").read_text())
-    history = {k: v[:epoch] for k, v in history.items()}
+                         f"(saved, now): {changed}; use --overwrite or another --out to start "
+                         "afresh")
+    opt = parts["optimizer"]
     print(f"Resume: continuing from epoch {epoch} in {out}")
+    if lr is not None and lr != opt.lr:
+        print(f"Resume: learning rate {opt.lr:g} (checkpoint) -> {lr:g} (--lr)")
+        opt.lr = lr
     return epoch, history
 
 
@@ -227,20 +340,23 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads is not None:
         minigrad.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, args)
     (x_train, t_train), (x_test, t_test), data_kind = load_data(args)
 
     nn.manual_seed(args.seed)
     model = SimpleConvNet()
-    opt = optim.Adam(model.parameters(), lr=args.lr)
+    opt = optim.Adam(model.parameters(), lr=DEFAULT_LR if args.lr is None else args.lr)
     loader = DataLoader(x_train, t_train, batch_size=args.batch_size, shuffle=True,
                         seed=args.seed)
+    # What the checkpoint holds besides the trainer's own entries: each part has state_dict
+    # and load_state_dict. A learning-rate schedule joins as parts["schedule"] = scheduler.
+    parts = {"model": model, "optimizer": opt, "loader": loader}
     config = {"data": data_kind, "train_images": len(x_train), "batch_size": args.batch_size,
               "seed": args.seed}
     history = None
     start_epoch = 0
     if args.resume:
-        start_epoch, history = resume(out, model, opt, loader, config)
+        start_epoch, history = resume(out, parts, config, args.lr)
     if history is None:
         history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [],
                    "test_acc": [], "seconds": []}
@@ -248,13 +364,12 @@ def main(argv: list[str] | None = None) -> dict:
         drawn = save_graph(model, x_train[:args.batch_size], t_train[:args.batch_size], out)
         print(f"Graph of one batch's loss: {out / drawn}")
     if start_epoch >= args.epochs:
-        print(f"Already trained for {start_epoch} epochs; ask for more with --epochs")
+        print(f"Already trained for {plural(start_epoch, 'epoch')}; ask for more with --epochs")
         return history
 
     threads = minigrad.get_num_threads()
     print(f"Model: {model.num_parameters():,} parameters; Adam(lr={opt.lr:g}), batch "
-          f"{args.batch_size}, {args.epochs} epochs, {threads} "
-          f"thread{'s' if threads > 1 else ''}")
+          f"{args.batch_size}, {plural(args.epochs, 'epoch')}, {plural(threads, 'thread')}")
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, args.epochs + 1):
@@ -268,13 +383,13 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"epoch {epoch}/{args.epochs}: train loss {train_loss:.4f}, acc "
                   f"{train_acc:.4f} | test loss {test_loss:.4f}, acc {test_acc:.4f} | "
                   f"{seconds:.1f} s, {len(x_train) / seconds:,.0f} images/s", flush=True)
-            save_checkpoint(out, model, opt, loader, epoch, config, history)
+            save_checkpoint(out, parts, epoch, config, history)
     except KeyboardInterrupt:
         done = len(history["epoch"])
         print(f"\nInterrupted during epoch {epoch}; the checkpoint of epoch {done} is in {out} "
               f"(continue with --resume)")
         return history
-    print(f"Saved history.json, history.png, model.npz and optimizer.npz in {out}")
+    print(f"Saved {CHECKPOINT}, history.json and history.png in {out}")
     return history
 
 

@@ -1,8 +1,10 @@
 """MNIST loading, IDX parsing and mini-batch iteration.
 
 ``load_mnist`` returns the MNIST handwritten digits as NumPy arrays: from a folder of the four
-gzip'd IDX files, from a download verified against pinned SHA-256 values, or from a small subset
-shipped inside the package (``subset=True``) that needs neither disk cache nor network.
+gzip'd IDX files, from a download, or from a small subset shipped inside the package
+(``subset=True``) that needs neither disk cache nor network. Files found on disk and downloads
+alike are verified against pinned SHA-256 values; a file that verified once is remembered by its
+path, size and modification time, so later loads do not hash it again.
 ``DataLoader`` cuts arrays into (optionally shuffled) mini-batches.
 
 MNIST is the work of Yann LeCun (Courant Institute, NYU), Corinna Cortes (Google Labs, New York)
@@ -20,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import urllib.error
 import urllib.request
@@ -31,7 +34,7 @@ import numpy as np
 
 from minigrad._files import atomic_write
 
-__all__ = ["MIRRORS", "DataLoader", "find_mnist", "load_mnist", "read_idx"]
+__all__ = ["MIRRORS", "DataLoader", "find_mnist", "load_mnist", "read_idx", "verify_mnist"]
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -64,6 +67,22 @@ MNIST_SHA256 = {
     ),
     "t10k-labels-idx1-ubyte.gz": (
         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
+    ),
+}
+
+# SHA-256 of the four files as published (gzip'd), which verify without decompressing.
+MNIST_GZ_SHA256 = {
+    "train-images-idx3-ubyte.gz": (
+        "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b"
     ),
 }
 
@@ -213,6 +232,76 @@ def find_mnist(root: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def _verdicts_path() -> Path:
+    return Path.home() / ".cache" / "minigrad" / "verified.json"
+
+
+def _read_verdicts() -> dict:
+    try:
+        verdicts = json.loads(_verdicts_path().read_text())
+    except (OSError, ValueError):  # absent, unreadable or garbled: hash again
+        return {}
+    return verdicts if isinstance(verdicts, dict) else {}
+
+
+def verify_mnist(folder: str | os.PathLike) -> None:
+    """Check that the four MNIST files in ``folder`` are the published ones.
+
+    A file verifies when its SHA-256 is that of the published ``.gz`` (``MNIST_GZ_SHA256``) or
+    when its decompressed content's SHA-256 is that of the published content (``MNIST_SHA256``),
+    so decompressed or recompressed copies verify too. Each verdict is remembered in
+    ``~/.cache/minigrad/verified.json`` with the file's size and modification time: a file is
+    hashed again only when one of them changes.
+
+    Args:
+        folder: a folder holding the four files (as ``find_mnist`` returns).
+
+    Raises:
+        FileNotFoundError: one of the files is missing.
+        ValueError: a file's content differs from the published one; the message names it.
+
+    Example:
+        >>> folder = find_mnist()
+        >>> folder is None or verify_mnist(folder) is None
+        True
+    """
+    folder = Path(folder)
+    verdicts = _read_verdicts()
+    changed = False
+    for name in FILES.values():
+        path = _file_in(folder, name)
+        if path is None:
+            raise FileNotFoundError(f"verify_mnist: {folder} does not hold {name}")
+        info = path.stat()
+        key = str(path.resolve())
+        stamp = [info.st_size, info.st_mtime_ns, MNIST_SHA256[name]]
+        if verdicts.get(key) == stamp:
+            continue
+        raw = path.read_bytes()
+        if hashlib.sha256(raw).hexdigest() != MNIST_GZ_SHA256[name]:
+            try:
+                digest = _idx_sha256(raw)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ValueError(
+                    f"load_mnist: {path} is not a complete gzip stream ({exc}); delete it and "
+                    "fetch it again"
+                ) from exc
+            if digest != MNIST_SHA256[name]:
+                raise ValueError(
+                    f"load_mnist: {path} is not the published MNIST {name}: the SHA-256 of its "
+                    f"content is {digest}, expected {MNIST_SHA256[name]}. Delete it to download "
+                    "it again, or pass verify=False to load other data in the MNIST format"
+                )
+        verdicts[key] = stamp
+        changed = True
+    if changed:
+        text = json.dumps(verdicts, indent=1).encode()
+        try:
+            _atomic_write(_verdicts_path(), text)
+        except OSError:  # a read-only home: verify again next time
+            pass
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that it is either complete or absent, never partial."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,6 +418,7 @@ def load_mnist(
     one_hot: bool = False,
     subset: bool = False,
     mirrors: tuple[str, ...] | None = None,
+    verify: bool = True,
 ):
     """Load MNIST as ``((x_train, t_train), (x_test, t_test))``.
 
@@ -348,6 +438,8 @@ def load_mnist(
             package; ``root``, ``download`` and ``mirrors`` are then ignored and neither the
             disk cache nor the network is touched.
         mirrors: base URLs to download from, in order; defaults to ``MIRRORS``.
+        verify: check the files against the pinned SHA-256 values (``verify_mnist``; once per
+            file, then remembered); False loads other data stored under the MNIST names.
 
     Returns:
         ``((x_train, t_train), (x_test, t_test))``: images float32 in [0, 1], labels int64 in
@@ -358,7 +450,8 @@ def load_mnist(
             the folders looked in and how to provide the files.
         RuntimeError: the files are absent and no mirror supplied a file that verifies; the
             message also says why each mirror failed.
-        ValueError: a file found on disk is not a well-formed IDX file.
+        ValueError: a file found on disk is not the published MNIST file (with ``verify``) or
+            not a well-formed IDX file.
 
     Example:
         >>> (x_train, t_train), (x_test, t_test) = load_mnist(subset=True, flatten=True)
@@ -375,6 +468,8 @@ def load_mnist(
                 raise FileNotFoundError(_not_found_message(places, []))
             folder = places[0][1]
             _download(folder, MIRRORS if mirrors is None else tuple(mirrors), places)
+        if verify:
+            verify_mnist(folder)
         x_train, t_train, x_test, t_test = _load_folder(folder)
     return (
         _prepare(x_train, t_train, flatten, one_hot),
@@ -437,6 +532,46 @@ class DataLoader:
         self.drop_last = drop_last
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The shuffling generator's state, as arrays ``minigrad.save`` can write.
+
+        With ``load_state_dict`` on a loader built with the same arrays and batch size, the
+        following epochs visit the rows in the same order as this loader's would. The state is
+        that of an epoch boundary: a loop stopped mid-epoch restarts that epoch afresh.
+
+        Returns:
+            ``{"rng": uint8 array}``, the JSON of ``rng.bit_generator.state`` in UTF-8 (its
+            128-bit integers do not fit a NumPy integer).
+
+        Example:
+            >>> a = DataLoader(np.arange(6), batch_size=3, seed=1)
+            >>> b = DataLoader(np.arange(6), batch_size=3, seed=2)
+            >>> b.load_state_dict(a.state_dict())
+            >>> [x.tolist() for x in a] == [x.tolist() for x in b]
+            True
+        """
+        text = json.dumps(self.rng.bit_generator.state)
+        return {"rng": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()}
+
+    def load_state_dict(self, state) -> None:
+        """Restore the generator state saved by ``state_dict``.
+
+        Raises:
+            KeyError: ``state`` has no ``"rng"`` entry.
+            ValueError: the entry is not such a state or is for another bit generator.
+        """
+        raw = np.asarray(state["rng"])
+        try:
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise ValueError(f"expected a 1-d uint8 array, got {raw.dtype} {raw.shape}")
+            saved = json.loads(raw.tobytes().decode("utf-8"))
+            kind = type(self.rng.bit_generator).__name__
+            if not isinstance(saved, dict) or saved.get("bit_generator") != kind:
+                raise ValueError(f"not the state of a {kind} generator")
+            self.rng.bit_generator.state = saved
+        except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(f"DataLoader.load_state_dict: bad 'rng' entry ({exc})") from exc
 
     @property
     def num_samples(self) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.ops.activation import ReLU, Sigmoid, Tanh
-from minigrad.ops.conv import Conv2d, col2im, im2col
+from minigrad.ops.conv import Conv2d, ConvTranspose2d, col2im, im2col
 from minigrad.ops.dropout import Dropout, manual_seed
 from minigrad.ops.elementwise import ELU, LeakyReLU, Softplus
 from minigrad.ops.linear import Affine
@@ -44,12 +44,13 @@ from minigrad.ops.loss import (
     Softmax,
     SoftmaxCrossEntropy,
 )
-from minigrad.ops.pooling import AvgPool2d, MaxPool2d
+from minigrad.ops.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minigrad.ops.shape import Reshape
 from minigrad.tensor import Tensor
 
 __all__ = [
     "conv2d", "im2col", "col2im", "max_pool2d", "avg_pool2d",
+    "conv_transpose2d", "adaptive_avg_pool2d",
     "relu", "sigmoid", "tanh", "affine", "softmax", "log_softmax", "softmax_cross_entropy",
     "dropout", "manual_seed", "flatten",
     "leaky_relu", "elu", "softplus", "mse_loss", "l1_loss", "binary_cross_entropy",
@@ -69,28 +70,76 @@ def _inputs(*xs: Any) -> list:
     return [_tensor(x) for x in xs if x is not None]
 
 
-def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0) -> Tensor:
+def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation) of a batch of images: im2col and one matrix product.
 
     Args:
         x: images (N, C, H, W).
-        w: filters (FN, C, FH, FW).
+        w: filters (FN, C/groups, FH, FW).
         b: bias (FN,) or None.
         stride: an int or an (SH, SW) pair.
-        padding: an int or a (PH, PW) pair of zeros added on each side.
+        padding: an int or a (PH, PW) pair of zeros added on each side; ``'valid'`` (no
+            padding) or ``'same'`` (stride 1 only: y keeps x's H and W; D·(F − 1) zeros in
+            all, the odd one at the bottom and right, as PyTorch pads).
+        dilation: an int or a (DH, DW) pair: the spacing of the kernel's taps.
+        groups: G, dividing C and FN: filter f sees only the C/G channels of its group.
 
     Returns:
-        y (N, FN, OH, OW) with OH = 1 + (H + 2·PH − FH) // SH, OW = 1 + (W + 2·PW − FW) // SW.
+        y (N, FN, OH, OW) with OH = 1 + (H + 2·PH − DH·(FH − 1) − 1) // SH (likewise OW).
+
+    Dilation, groups and uneven 'same' padding run a general path (a dilated im2col per group);
+    the default settings keep the fast path. See ``docs/ops.md``.
 
     >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
     >>> conv2d(x, np.ones((1, 1, 2, 2)), np.array([0.5])).data[0, 0]
     array([[ 8.5, 12.5],
            [20.5, 24.5]])
+    >>> conv2d(x, np.ones((1, 1, 2, 2)), padding="same").data[0, 0]   # the extra row/column last
+    array([[ 8., 12.,  7.],
+           [20., 24., 13.],
+           [13., 15.,  8.]])
     """
-    return Conv2d(stride=stride, padding=padding)(*_inputs(x, w, b))
+    return Conv2d(stride=stride, padding=padding, dilation=dilation,
+                  groups=groups)(*_inputs(x, w, b))
 
 
-def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+def conv_transpose2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
+                     output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
+    """2-D transposed convolution ("deconvolution"): the transpose of :func:`conv2d` in x.
+
+    Its forward is conv2d's input gradient (a product with the weight, then col2im) and its
+    backward is conv2d's forward (im2col of dy, then a product). It upsamples: with stride 2 a
+    (H, W) image becomes about (2H, 2W).
+
+    Args:
+        x: (N, C_in, H, W).
+        w: (C_in, C_out/groups, FH, FW), PyTorch's layout (the conv2d it transposes has this
+            weight as its (FN, C, FH, FW)).
+        b: bias (C_out,) or None.
+        stride, padding, dilation: those of the conv2d it transposes; padding removes PH rows
+            at the top and at the bottom of the full output.
+        output_padding: an int or an (h, w) pair, smaller than the stride or the dilation:
+            rows and columns added at the bottom and right.
+        groups: G, dividing C_in.
+
+    Returns:
+        y (N, C_out, OH, OW), OH = (H − 1)·SH − 2·PH + DH·(FH − 1) + OPH + 1 (likewise OW).
+
+    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2).shape
+    (1, 1, 4, 4)
+    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2))).data[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    return ConvTranspose2d(stride=stride, padding=padding, output_padding=output_padding,
+                           groups=groups, dilation=dilation)(*_inputs(x, w, b))
+
+
+def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Any:
     """Max pooling over KH×KW windows; the gradient goes to the first maximum of each window.
 
     Args:
@@ -98,34 +147,89 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -
         kernel_size: an int or a (KH, KW) pair.
         stride: an int or an (SH, SW) pair; default: the kernel size.
         padding: an int or a (PH, PW) pair, each smaller than the kernel; padded cells count
-            as −∞, so they never win.
+            as −∞, so they never win (a window of −∞ sends its gradient to its first input
+            cell).
+        dilation: an int or a (DH, DW) pair: the spacing of the window's cells.
+        ceil_mode: round OH and OW up instead of down (PyTorch's rule: the last window must
+            start inside the input or the top/left padding, else it is dropped).
+        return_indices: also return the flat index h·W + w of each window's winner in its
+            input plane, an int64 array (N, C, OH, OW), as PyTorch does.
 
     Returns:
-        (N, C, OH, OW), OH = 1 + (H + 2·PH − KH) // SH.
+        y (N, C, OH, OW), OH = 1 + (H + 2·PH − DH·(KH − 1) − 1) // SH (rounded up with
+        ceil_mode); or (y, indices) with return_indices.
+
+    Dilation, return_indices and a ceil_mode that changes the size run a general path (one
+    loop over the window's offsets); the default settings keep the fast paths.
 
     >>> max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2).data[0, 0]
     array([[ 5.,  7.],
            [13., 15.]])
+    >>> y, indices = max_pool2d(np.arange(25.0).reshape(1, 1, 5, 5), 2, ceil_mode=True,
+    ...                         return_indices=True)
+    >>> indices[0, 0]
+    array([[ 6,  8,  9],
+           [16, 18, 19],
+           [21, 23, 24]])
     """
-    return MaxPool2d(kernel_size, stride=stride, padding=padding)(_tensor(x))
+    op = MaxPool2d(kernel_size, stride=stride, padding=padding, dilation=dilation,
+                   ceil_mode=ceil_mode, return_indices=return_indices)
+    y = op(_tensor(x))
+    if return_indices:
+        return y, op.indices.astype(np.int64, copy=False)
+    return y
 
 
-def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
     """Average pooling over KH×KW windows; zero padding is counted in the average.
 
     Args:
         x: (N, C, H, W), floating point.
-        kernel_size, stride, padding: as for :func:`max_pool2d` (padded cells count as 0 and
-            the divisor is always KH·KW).
+        kernel_size, stride, padding: as for :func:`max_pool2d` (padded cells count as 0).
+        ceil_mode: round OH and OW up, as for :func:`max_pool2d`.
+        count_include_pad: divide by the window's cells inside the padded input (KH·KW except
+            where ceil_mode's last window overhangs); False: by its input cells only.
+        divisor_override: a nonzero int to divide every window by instead.
 
     Returns:
         (N, C, OH, OW).
 
+    The options, where they change anything, run a general path; the default settings keep
+    the fast paths.
+
     >>> avg_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2).data[0, 0]
     array([[ 2.5,  4.5],
            [10.5, 12.5]])
+    >>> avg_pool2d(np.ones((1, 1, 2, 2)), 2, stride=1, padding=1,
+    ...            count_include_pad=False).data[0, 0]
+    array([[1., 1., 1.],
+           [1., 1., 1.],
+           [1., 1., 1.]])
     """
-    return AvgPool2d(kernel_size, stride=stride, padding=padding)(_tensor(x))
+    return AvgPool2d(kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                     count_include_pad=count_include_pad,
+                     divisor_override=divisor_override)(_tensor(x))
+
+
+def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
+    """Average pooling to a fixed output size: PyTorch's windows rows [⌊o·H/OH⌋, ⌈(o+1)·H/OH⌉).
+
+    Args:
+        x: (N, C, H, W), floating point.
+        output_size: an int or an (OH, OW) pair (None in the pair keeps that side of x);
+            1 gives global average pooling.
+
+    Returns:
+        (N, C, OH, OW).
+
+    >>> adaptive_avg_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 1).data[0, 0]
+    array([[7.5]])
+    >>> adaptive_avg_pool2d(np.arange(3.0).reshape(1, 1, 1, 3), (1, 2)).data[0, 0]
+    array([[0.5, 1.5]])
+    """
+    return AdaptiveAvgPool2d(output_size)(_tensor(x))
 
 
 def relu(x: Any) -> Tensor:

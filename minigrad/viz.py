@@ -28,7 +28,7 @@ from minigrad._files import atomic_write
 from minigrad.function import topological_order
 
 __all__ = ["DotNotFoundError", "GradRecord", "draw_graph", "plot_history", "record_grads",
-           "render_graph", "save_dot"]
+           "render_graph", "save_dot", "save_graph"]
 
 
 # ---------------------------------------------------------------------------- files
@@ -926,3 +926,112 @@ def save_dot(graph_or_outputs: Any, path: str | os.PathLike) -> Path:
             outputs = [outputs]
         source = draw_graph(*outputs).source
     return _atomic_write(path, lambda f: f.write(source.encode("utf-8")))
+
+
+# ---------------------------------------------------------------------------- lr schedules
+def plot_lr_schedule(schedule: Any, steps: int | None = None,
+                     path: str | os.PathLike | None = None, title: str | None = None,
+                     log: bool = False) -> Any:
+    """Draw a learning-rate schedule before training: the lr of each step, one line per group.
+
+    Args:
+        schedule: a scheduler from ``minigrad.optim.lr_scheduler`` (previewed for ``steps``
+            steps, without changing it or its optimiser; for ``ReduceLROnPlateau`` give
+            ``steps`` as the list of metrics), or learning rates already computed: a list of
+            numbers or an array of shape (steps,) or (steps, groups).
+        steps: how many steps to preview; required for a scheduler.
+        path: if given, the figure is also saved there (format from the suffix), atomically.
+        title: a title; by default the scheduler's class name.
+        log: a logarithmic lr axis.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+
+    Raises:
+        TypeError: a scheduler without ``steps``.
+        ValueError: rates that are empty, not finite or of more than two dimensions.
+
+    >>> from minigrad import nn, optim
+    >>> opt = optim.SGD([nn.Parameter([1.0])], lr=0.1)
+    >>> sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)
+    >>> fig = plot_lr_schedule(sched, 21)
+    >>> fig.axes[0].get_ylabel(), len(fig.axes[0].lines[0].get_ydata())
+    ('learning rate', 21)
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if hasattr(schedule, "preview") and hasattr(schedule, "optimizer"):
+        if steps is None:
+            raise TypeError(f"plot_lr_schedule: give steps (how many to preview) for a "
+                            f"{type(schedule).__name__}")
+        lrs = np.asarray(schedule.preview(steps), dtype=np.float64)
+        title = type(schedule).__name__ if title is None else title
+    else:
+        try:
+            lrs = np.asarray(schedule, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"plot_lr_schedule: expected a scheduler or a list of learning "
+                            f"rates, got {type(schedule).__name__}") from None
+    if lrs.ndim not in (1, 2) or lrs.size == 0 or not np.isfinite(lrs).all():
+        raise ValueError(f"plot_lr_schedule: learning rates must be a non-empty finite array "
+                         f"of shape (steps,) or (steps, groups), got shape {lrs.shape}")
+    if lrs.ndim == 1:
+        lrs = lrs[:, None]
+    figure = Figure(figsize=(5.0, 3.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    x = np.arange(len(lrs))
+    for g in range(lrs.shape[1]):
+        label = f"group {g}" if lrs.shape[1] > 1 else None
+        ax.plot(x, lrs[:, g], label=label, drawstyle="steps-post" if len(x) <= 60 else None)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.grid(True, alpha=0.3)
+    if lrs.shape[1] > 1:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    if path is not None:
+        suffix = Path(path).suffix.lstrip(".").lower() or "png"
+        _atomic_write(path, lambda f: figure.savefig(f, format=suffix, dpi=100))
+    return figure
+
+
+def save_graph(graph: Any, path: str | os.PathLike, dpi: int | None = None) -> Path:
+    """Render a graph to ``path`` when Graphviz's ``dot`` is installed, else write its DOT text.
+
+    ``render_graph`` when it can; without ``dot`` the DOT text goes to ``path`` with the suffix
+    ``.dot`` instead (a ``UserWarning`` says so and how to install Graphviz), so a script that
+    draws a graph runs on any machine.
+
+    Args:
+        graph: a ``graphviz.Digraph`` (as ``draw_graph`` returns).
+        path: the picture to write (``.svg``, ``.png`` or ``.pdf``).
+        dpi: resolution of a PNG.
+
+    Returns:
+        The path written: ``path``, or ``path`` with the suffix ``.dot``.
+
+    Example:
+        >>> import tempfile, warnings
+        >>> import minigrad
+        >>> y = (minigrad.Tensor([1.0, 2.0], requires_grad=True) * 3).sum()
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     written = save_graph(draw_graph(y), Path(tempfile.mkdtemp()) / "y.svg")
+        >>> written.suffix in (".svg", ".dot")
+        True
+    """
+    import warnings
+
+    path = Path(path)
+    try:
+        written = render_graph(graph, path, dpi=dpi)
+    except DotNotFoundError as error:
+        written = save_dot(graph, path.with_suffix(".dot"))
+        warnings.warn(f"save_graph: wrote the DOT text to {written} instead of {path.name}. "
+                      f"{error}", UserWarning, stacklevel=2)
+    return written

@@ -1,6 +1,7 @@
 """conv2d, im2col and col2im: loop reference, gradcheck, PyTorch, structure and errors."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -185,3 +186,279 @@ def test_conv2d_matches_torch(data):
     for got, expected in ((y.data, py), (tx.grad, px.grad), (tw.grad, pw.grad),
                           (tb.grad, pb.grad)):
         np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------- dilation, groups, 'same', conv_transpose2d
+
+@st.composite
+def option_settings(draw, transpose=False):
+    """Settings of a conv2d (or conv_transpose2d) with dilation, groups and padding modes.
+
+    Output at least one pixel; 'same' only with stride 1; output_padding below the stride or
+    the dilation (below the stride when ``transpose == "adjoint"``).
+    """
+    G = draw(st.integers(1, 3))
+    s = {"G": G, "N": draw(st.integers(1, 2)), "Cg": draw(st.integers(1, 2)),
+         "FNg": draw(st.integers(1, 2))}
+    mode = "int" if transpose else draw(st.sampled_from(["int", "same", "valid"]))
+    for axis in "HW":
+        F_ = draw(st.integers(1, 3))
+        D = draw(st.integers(1, 3))
+        S = 1 if mode == "same" else draw(st.integers(1, 3))
+        P = draw(st.integers(0, 2)) if mode == "int" else 0
+        span = D * (F_ - 1) + 1
+        if transpose:
+            limit = S if transpose == "adjoint" else max(S, D)
+            OP = draw(st.integers(0, limit - 1))
+            size = draw(st.integers(1, 4))
+            # The output (size − 1)·S − 2P + span + OP must be at least 1.
+            P = min(P, ((size - 1) * S + span + OP - 1) // 2)
+            s["OP" + axis] = OP
+        else:
+            size = draw(st.integers(max(1, span - 2 * P), max(1, span - 2 * P) + 4))
+        s.update({"F" + axis: F_, "D" + axis: D, "S" + axis: S, "P" + axis: P, axis: size})
+    s["padding"] = mode if mode != "int" else (s["PH"], s["PW"])
+    return s
+
+
+def draw_options(data, transpose=False):
+    """(x, w, b or None, settings) in float64 for conv2d or conv_transpose2d."""
+    s = data.draw(option_settings(transpose), label="settings")
+    G, Cg, FNg = s["G"], s["Cg"], s["FNg"]
+    if transpose:                          # x (N, C_in, H, W), w (C_in, C_out/G, FH, FW)
+        x_shape, w_shape, b_len = (s["N"], G * Cg, s["H"], s["W"]), (G * Cg, FNg, s["FH"],
+                                                                       s["FW"]), G * FNg
+    else:                                  # x (N, C, H, W), w (FN, C/G, FH, FW)
+        x_shape, w_shape, b_len = (s["N"], G * Cg, s["H"], s["W"]), (G * FNg, Cg, s["FH"],
+                                                                       s["FW"]), G * FNg
+    x = data.draw(arrays(x_shape), label="x")
+    w = data.draw(arrays(w_shape), label="w")
+    b = data.draw(st.none() | arrays((b_len,)), label="b")
+    return x, w, b, s
+
+
+def conv_kwargs(s):
+    return {"stride": (s["SH"], s["SW"]), "padding": s["padding"],
+            "dilation": (s["DH"], s["DW"]), "groups": s["G"]}
+
+
+def transpose_kwargs(s):
+    return {"stride": (s["SH"], s["SW"]), "padding": (s["PH"], s["PW"]),
+            "output_padding": (s["OPH"], s["OPW"]), "groups": s["G"],
+            "dilation": (s["DH"], s["DW"])}
+
+
+def same_pads(w, dilation):
+    """PyTorch's 'same' padding, written out: D·(F − 1) in all, the larger half after."""
+    FH, FW = w.shape[2:]
+    th, tw = dilation[0] * (FH - 1), dilation[1] * (FW - 1)
+    return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+
+
+def reference_conv(x, w, b, kwargs):
+    padding = kwargs["padding"]
+    if padding == "same":
+        pads = same_pads(w, kwargs["dilation"])
+    elif padding == "valid":
+        pads = (0, 0, 0, 0)
+    else:
+        pads = (padding[0], padding[0], padding[1], padding[1])
+    return ref.conv2d_options(x, w, b, kwargs["stride"], pads, kwargs["dilation"],
+                              kwargs["groups"])
+
+
+@given(data=st.data())
+def test_conv2d_options_match_loops_and_gradcheck(data):
+    x, w, b, s = draw_options(data)
+    kwargs = conv_kwargs(s)
+    inputs = (x, w) if b is None else (x, w, b)
+    assert check_op(lambda *t: F.conv2d(*t, **kwargs),
+                    lambda *a: reference_conv(*a, None, kwargs) if len(a) == 2
+                    else reference_conv(*a, kwargs), *inputs, rtol=1e-10, atol=1e-12)
+
+
+@given(data=st.data())
+def test_conv_transpose2d_matches_loops_and_gradcheck(data):
+    x, w, b, s = draw_options(data, transpose=True)
+    kwargs = transpose_kwargs(s)
+    inputs = (x, w) if b is None else (x, w, b)
+    assert check_op(lambda *t: F.conv_transpose2d(*t, **kwargs),
+                    lambda *a: ref.conv_transpose2d(*a, **kwargs), *inputs,
+                    rtol=1e-10, atol=1e-12)
+
+
+@given(data=st.data())
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(data):
+    # ⟨conv2d(z, w), x⟩ = ⟨z, conv_transpose2d(x, w)⟩ for the same w, stride, padding,
+    # dilation and groups: conv_transpose2d is conv2d's transpose in its input.
+    x, w, _, s = draw_options(data, transpose="adjoint")
+    kwargs = transpose_kwargs(s)
+    y = F.conv_transpose2d(x, w, **kwargs).data
+    z = data.draw(arrays(y.shape), label="z")
+    del kwargs["output_padding"]
+    conv_z = F.conv2d(z, w, **kwargs).data
+    assert conv_z.shape == x.shape
+    np.testing.assert_allclose(np.vdot(conv_z, x), np.vdot(z, y), rtol=1e-12, atol=1e-12)
+
+
+class GeneralConv2d(conv_module.Conv2d):
+    """Conv2d sent down its general path whatever its settings: the fast path's oracle."""
+
+    def forward(self, x, w, b=None):
+        self.general = True
+        pads = conv_module._conv_pads(self.padding, w.shape[2:], self.dilation)
+        return self._forward_general(np.asarray(x), np.asarray(w), b, pads)
+
+
+@given(data=st.data())
+def test_conv2d_fast_path_equals_the_general_path(data):
+    x, w, b, stride, padding = draw_conv(data)
+    inputs = (x, w) if b is None else (x, w, b)
+    fast = [Tensor(a, requires_grad=True) for a in inputs]
+    plain = [Tensor(a, requires_grad=True) for a in inputs]
+    y_fast = F.conv2d(*fast, stride=stride, padding=padding)
+    y_plain = GeneralConv2d(stride=stride, padding=padding)(*plain)
+    assert not y_fast.creator.general and y_plain.creator.general
+    dy = np.random.default_rng(5).standard_normal(y_fast.shape)
+    y_fast.backward(dy)
+    y_plain.backward(dy)
+    np.testing.assert_allclose(y_fast.data, y_plain.data, rtol=1e-12, atol=1e-12)
+    for a, c in zip(fast, plain):
+        np.testing.assert_allclose(a.grad, c.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, w_shape, general", [
+    ({}, (2, 3, 3, 3), False),
+    ({"padding": "valid"}, (2, 3, 3, 3), False),
+    ({"padding": "same"}, (2, 3, 3, 5), False),        # odd kernel: even padding, fast path
+    ({"padding": "same"}, (2, 3, 2, 3), True),         # even kernel: one more row at the bottom
+    ({"dilation": 2}, (2, 3, 3, 3), True),
+    ({"groups": 3}, (3, 1, 3, 3), True),
+])
+def test_conv2d_takes_the_general_path_only_for_new_options(kwargs, w_shape, general):
+    x = Tensor(np.ones((1, 3, 6, 6)), requires_grad=True)
+    y = F.conv2d(x, np.ones(w_shape), **kwargs)
+    assert y.creator.general is general
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+def test_conv2d_options_are_kept_on_the_op_only_when_given():
+    x = Tensor(np.ones((1, 4, 6, 6)), requires_grad=True)
+    assert F.conv2d(x, np.ones((2, 4, 3, 3))).creator.settings() == {
+        "stride": (1, 1), "padding": (0, 0)}
+    assert F.conv2d(x, np.ones((2, 2, 3, 3)), padding="same", dilation=2,
+                    groups=2).creator.settings() == {
+        "stride": (1, 1), "padding": "same", "dilation": (2, 2), "groups": 2}
+
+
+@pytest.mark.parametrize("fn, args", [
+    (F.conv2d, ((0, 4, 6, 6), (2, 2, 3, 3), (2,))),
+    (F.conv_transpose2d, ((0, 4, 3, 3), (4, 1, 2, 2), (2,))),
+])
+def test_conv_options_accept_an_empty_batch(fn, args):
+    tx, tw, tb = (Tensor(np.ones(shape), requires_grad=True) for shape in args)
+    y = fn(tx, tw, tb, groups=2, dilation=2)
+    assert y.shape[0] == 0
+    y.sum().backward()
+    assert tx.grad.shape == tx.shape
+    np.testing.assert_array_equal(tw.grad, 0)
+    np.testing.assert_array_equal(tb.grad, 0)
+
+
+X4 = np.zeros((2, 4, 6, 6))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.conv2d(X4, np.zeros((3, 2, 3, 3)), groups=2), ValueError,
+     "conv2d: groups=2 must divide the input channels (x.shape=(2, 4, 6, 6)) and the filters "
+     "FN=3 (weight (FN, C/groups, FH, FW)=(3, 2, 3, 3))"),
+    (lambda: F.conv2d(np.zeros((2, 3, 6, 6)), np.zeros((4, 1, 3, 3)), groups=2), ValueError,
+     "conv2d: groups=2 must divide the input channels (x.shape=(2, 3, 6, 6)) and the filters "
+     "FN=4 (weight (FN, C/groups, FH, FW)=(4, 1, 3, 3))"),
+    (lambda: F.conv2d(X4, np.zeros((4, 1, 3, 3)), groups=2), ValueError,
+     "conv2d: input has 4 channels but weight (FN, C/groups, FH, FW)=(4, 1, 3, 3) with "
+     "groups=2 expects 2; x.shape=(2, 4, 6, 6)"),
+    (lambda: F.conv2d(X4, np.zeros((2, 4, 3, 3)), stride=2, padding="same"), ValueError,
+     "conv2d: padding='same' needs stride 1 (as in PyTorch), got stride=(2, 2)"),
+    (lambda: F.conv2d(X4, np.zeros((2, 4, 3, 3)), padding="full"), ValueError,
+     "conv2d: padding must be an int, an (h, w) pair, 'valid' or 'same', got 'full'"),
+    (lambda: F.conv2d(X4, np.zeros((2, 4, 3, 3)), groups=0), ValueError,
+     "conv2d: groups must be positive, got 0"),
+    (lambda: F.conv2d(X4, np.zeros((2, 4, 3, 3)), groups=1.0), TypeError,
+     "conv2d: groups must be an int, got 1.0"),
+    (lambda: F.conv2d(X4, np.zeros((2, 4, 3, 3)), dilation=0), ValueError,
+     "conv2d: dilation must be positive, got 0"),
+    (lambda: F.conv2d(X4, np.zeros((2, 4, 3, 3)), dilation=3), ValueError,
+     "conv2d: kernel (FH, FW)=(3, 3) with dilation=(3, 3) spans (7, 7), more than the padded "
+     "input (6, 6); x.shape=(2, 4, 6, 6), padding (top, bottom, left, right)=(0, 0, 0, 0)"),
+    (lambda: F.conv2d(X4, np.zeros((2, 4, 0, 3)), np.ones(2)), ValueError,
+     "conv2d: weight (FN, C, FH, FW)=(2, 4, 0, 3) has no elements per filter; the kernel and "
+     "its channels must be non-empty"),
+    (lambda: F.conv2d(np.zeros((2, 0, 6, 6)), np.zeros((2, 0, 3, 3))), ValueError,
+     "conv2d: weight (FN, C, FH, FW)=(2, 0, 3, 3) has no elements per filter; the kernel and "
+     "its channels must be non-empty"),
+    (lambda: F.conv_transpose2d(X4, np.zeros((4, 2, 3, 0))), ValueError,
+     "conv_transpose2d: weight (C_in, C_out/groups, FH, FW)=(4, 2, 3, 0) has no elements per "
+     "filter; the kernel and its channels must be non-empty"),
+    (lambda: F.conv_transpose2d(X4, np.zeros((3, 2, 3, 3))), ValueError,
+     "conv_transpose2d: input has 4 channels but weight (C_in, C_out/groups, FH, FW)="
+     "(3, 2, 3, 3) expects 3; x.shape=(2, 4, 6, 6)"),
+    (lambda: F.conv_transpose2d(np.zeros((2, 3, 6, 6)), np.zeros((3, 2, 3, 3)), groups=2),
+     ValueError, "conv_transpose2d: groups=2 must divide the input channels C_in=3; "
+                 "x.shape=(2, 3, 6, 6)"),
+    (lambda: F.conv_transpose2d(X4, np.zeros((4, 2, 3, 3)), stride=2, output_padding=2),
+     ValueError, "conv_transpose2d: output_padding must be smaller than the stride or the "
+                 "dilation, got output_padding=(2, 2), stride=(2, 2), dilation=(1, 1)"),
+    (lambda: F.conv_transpose2d(X4, np.zeros((4, 2, 3, 3)), np.zeros(3), groups=2),
+     ValueError, "conv_transpose2d: bias must have shape (C_out,)=(4,) for weight "
+                 "(C_in, C_out/groups, FH, FW)=(4, 2, 3, 3) and groups=2; got b.shape=(3,)"),
+    (lambda: F.conv_transpose2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), padding=1),
+     ValueError, "conv_transpose2d: the output would be (-1, -1) for x.shape=(1, 1, 1, 1), "
+                 "kernel (FH, FW)=(1, 1), stride=(1, 1), padding=(1, 1), dilation=(1, 1): "
+                 "padding too large"),
+])
+def test_conv_options_bad_input_names_the_op_and_shapes(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+@given(data=st.data())
+def test_conv_options_match_torch(data):
+    torch = pytest.importorskip("torch")
+    transpose = data.draw(st.booleans(), label="transpose")
+    x, w, b, s = draw_options(data, transpose=transpose)
+    b = data.draw(arrays((s["G"] * s["FNg"],)), label="b") if b is None else b
+    if transpose:
+        kwargs, fn, torch_fn = (transpose_kwargs(s), F.conv_transpose2d,
+                                torch.nn.functional.conv_transpose2d)
+    else:
+        kwargs, fn, torch_fn = conv_kwargs(s), F.conv2d, torch.nn.functional.conv2d
+    tx, tw, tb = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    px, pw, pb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = fn(tx, tw, tb, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # torch: 'same' with an even kernel
+        py = torch_fn(px, pw, pb, **kwargs)
+    dy = np.random.default_rng(6).standard_normal(y.shape)
+    y.backward(dy)
+    py.backward(torch.tensor(dy))
+    for got, expected in ((y.data, py), (tx.grad, px.grad), (tw.grad, pw.grad),
+                          (tb.grad, pb.grad)):
+        np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.conv2d(x, np.ones((4, 1, 2, 3), np.float32), np.ones(4, np.float32),
+                       padding="same", dilation=2, groups=2),
+    lambda x: F.conv_transpose2d(x, np.ones((2, 3, 3, 3), np.float32), np.ones(6, np.float32),
+                                 stride=2, output_padding=1, groups=2),
+])
+def test_conv_options_keep_float32_float32(call):
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 2, 7, 8)).astype(np.float32),
+               requires_grad=True)
+    y = call(x)
+    assert y.dtype == np.float32
+    (y * 2.0).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.shape == x.shape

@@ -114,7 +114,8 @@ def test_read_idx_rejects_corrupt_payload_inside_valid_gzip(tmp_path):
 
 def test_load_mnist_from_root(tmp_path):
     arrays = write_mnist(tmp_path / "mnist")
-    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path / "mnist", download=False)
+    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path / "mnist", download=False,
+                                                      verify=False)
 
     assert x_train.shape == (N_TRAIN, 1, 28, 28) and x_train.dtype == np.float32
     assert x_test.shape == (N_TEST, 1, 28, 28) and x_test.dtype == np.float32
@@ -127,7 +128,8 @@ def test_load_mnist_from_root(tmp_path):
 
 def test_load_mnist_flatten_and_one_hot(tmp_path):
     arrays = write_mnist(tmp_path)
-    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path, flatten=True, one_hot=True)
+    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path, flatten=True, one_hot=True,
+                                                      verify=False)
 
     assert x_train.shape == (N_TRAIN, 784) and x_test.shape == (N_TEST, 784)
     assert t_train.shape == (N_TRAIN, 10) and t_train.dtype == np.float32
@@ -138,7 +140,7 @@ def test_load_mnist_flatten_and_one_hot(tmp_path):
 def test_load_mnist_reads_decompressed_files(tmp_path):
     for name, array in fixture_arrays().items():
         write_idx(tmp_path / name.removesuffix(".gz"), array, gz=False)
-    (x_train, _), _ = load_mnist(tmp_path, download=False)
+    (x_train, _), _ = load_mnist(tmp_path, download=False, verify=False)
     assert x_train.shape == (N_TRAIN, 1, 28, 28)
 
 
@@ -146,7 +148,41 @@ def test_load_mnist_rejects_mismatched_counts(tmp_path):
     write_mnist(tmp_path)
     write_idx(tmp_path / FILES["test_labels"], np.zeros(N_TEST + 1, dtype=np.uint8))
     with pytest.raises(ValueError, match="test files"):
-        load_mnist(tmp_path)
+        load_mnist(tmp_path, verify=False)
+
+
+def test_files_found_on_disk_are_verified(tmp_path, monkeypatch, isolated_home):
+    root = tmp_path / "mnist"
+    write_mnist(root)  # well-formed IDX files, but not MNIST's
+    with pytest.raises(ValueError, match="is not the published MNIST") as info:
+        load_mnist(root, download=False)
+    assert str(root / FILES["train_images"]) in str(info.value)
+    assert "verify=False" in str(info.value)
+    (x_train, _), _ = load_mnist(root, download=False, verify=False)
+    assert x_train.shape == (N_TRAIN, 1, 28, 28)
+
+
+def test_verdicts_are_cached_by_size_and_mtime(tmp_path, fixture_checksums, monkeypatch):
+    root = tmp_path / "mnist"
+    write_mnist(root)
+    hashed = []
+    real = data._idx_sha256
+    monkeypatch.setattr(data, "_idx_sha256", lambda raw: hashed.append(1) or real(raw))
+    load_mnist(root, download=False)
+    assert len(hashed) == 4
+    load_mnist(root, download=False)
+    assert len(hashed) == 4  # nothing hashed again
+
+    labels = root / FILES["test_labels"]
+    write_idx(labels, np.array([3, 1, 4, 1, 6], dtype=np.uint8))  # same size, new content
+    with pytest.raises(ValueError, match=f"{labels} is not the published MNIST"):
+        load_mnist(root, download=False)
+    assert len(hashed) == 5  # only the changed file
+
+    data._verdicts_path().write_text("{garbled")  # a broken cache only costs a re-hash
+    write_idx(labels, fixture_arrays()[FILES["test_labels"]])
+    load_mnist(root, download=False)
+    assert len(hashed) == 9
 
 
 def test_lookup_order_root_then_env_then_cache(tmp_path, monkeypatch, isolated_home):
@@ -167,7 +203,7 @@ def test_lookup_order_root_then_env_then_cache(tmp_path, monkeypatch, isolated_h
 
     for folder, seed in [(root, 1), (None, 2)]:
         expected = fixture_arrays(seed)[FILES["train_images"]]
-        (x_train, _), _ = load_mnist(folder, download=False)
+        (x_train, _), _ = load_mnist(folder, download=False, verify=False)
         np.testing.assert_allclose(x_train[:, 0] * 255, expected, atol=1e-4)
 
 
@@ -213,8 +249,22 @@ needs_shared = pytest.mark.skipif(
 @needs_shared
 def test_pinned_checksums_match_published_files():
     for name in FILES.values():
-        content = gzip.decompress((SHARED_MNIST / name).read_bytes())
+        raw = (SHARED_MNIST / name).read_bytes()
+        assert hashlib.sha256(raw).hexdigest() == data.MNIST_GZ_SHA256[name], name
+        content = gzip.decompress(raw)
         assert hashlib.sha256(content).hexdigest() == data.MNIST_SHA256[name], name
+
+
+@needs_shared
+def test_the_published_files_verify_once(monkeypatch, isolated_home):
+    hashed = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(data.hashlib, "sha256", lambda *a: hashed.append(1) or real_sha256(*a))
+    data.verify_mnist(SHARED_MNIST)
+    assert len(hashed) == 4  # the .gz hashes match: nothing decompressed
+    assert (isolated_home / ".cache" / "minigrad" / "verified.json").is_file()
+    data.verify_mnist(SHARED_MNIST)
+    assert len(hashed) == 4  # remembered
 
 
 @needs_shared
@@ -411,3 +461,31 @@ def test_dataloader_rejects_bad_arguments(arrays, kwargs, error, message):
     with pytest.raises(error, match=message) as info:
         DataLoader(*arrays, **kwargs)
     assert "DataLoader" in str(info.value)
+
+
+def test_dataloader_state_dict_restores_the_batch_order(tmp_path):
+    import minigrad
+
+    x = np.arange(20)
+    a = DataLoader(x, batch_size=6, seed=7)
+    next(iter(a))  # one epoch's permutation drawn: the state has moved on
+    minigrad.save({"loader": a.state_dict()}, tmp_path / "ckpt.npz")
+    b = DataLoader(x, batch_size=6, seed=99)
+    b.load_state_dict({"rng": minigrad.load(tmp_path / "ckpt.npz")["loader.rng"]})
+    for _ in range(3):
+        assert [xb.tolist() for xb in a] == [xb.tolist() for xb in b]
+
+
+@pytest.mark.parametrize("state, message", [
+    ({}, "'rng'"),
+    ({"rng": np.zeros(3)}, "expected a 1-d uint8 array"),
+    ({"rng": np.frombuffer(b"{not json", np.uint8)}, "bad 'rng' entry"),
+    ({"rng": np.frombuffer(b'{"bit_generator": "MT19937"}', np.uint8)},
+     "not the state of a PCG64 generator"),
+])
+def test_dataloader_load_state_dict_refuses_bad_states(state, message):
+    loader = DataLoader(np.arange(4), batch_size=2, seed=0)
+    before = loader.rng.bit_generator.state
+    with pytest.raises((KeyError, ValueError), match=message):
+        loader.load_state_dict(state)
+    assert loader.rng.bit_generator.state == before

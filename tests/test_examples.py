@@ -76,4 +76,41 @@ def test_train_mnist_runs_as_a_script(tmp_path):
     printed = run_script("train_mnist", "--limit", "100", "--epochs", "1", "--out", "run",
                          cwd=tmp_path)
     assert "Data: the MNIST subset shipped with minigrad" in printed
-    assert (tmp_path / "run" / "model.npz").is_file()
+    assert (tmp_path / "run" / "checkpoint.npz").is_file()
+
+
+def test_custom_op_takes_its_arguments(tmp_path):
+    printed = run_script("custom_op", "--help", cwd=tmp_path)
+    assert printed.startswith("usage: custom_op.py") and "--examples N" in printed
+    assert "gradcheck" not in printed  # --help does not run the demo
+    printed = run_script("custom_op", "--beta", "0.5", "--examples", "5", cwd=tmp_path)
+    assert "gradcheck (float64, β = 0.5): True" in printed
+    assert "hypothesis: forward and gradient hold on 5 drawn inputs" in printed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--examples", "0"], "--examples must be a positive integer, got 0"),
+    (["--beta", "nan"], "--beta must be a finite number, got nan"),
+    (["--seed", "-2"], "--seed must be an integer >= 0, got -2"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_custom_op_refuses_bad_arguments(load_example, capsys, args, message):
+    with pytest.raises(SystemExit):
+        load_example("custom_op").main(args)
+    assert message in capsys.readouterr().err
+
+
+NUMBER_WORDS = {"four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+
+
+def test_draw_graph_writes_the_graphs_its_docstring_lists(load_example, tmp_path, monkeypatch):
+    import re
+
+    example = load_example("draw_graph")
+    first = example.__doc__.splitlines()[0]
+    count = NUMBER_WORDS[re.search(r"(\w+) ways\.$", first).group(1)]
+    listed = re.findall(r"^\d\. ``(graph_\w+)``", example.__doc__, re.M)
+    assert len(listed) == count
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))  # no dot: the DOT text is written
+    example.main(["--out", str(tmp_path / "out"), "--batch", "2"])
+    assert sorted(p.stem for p in (tmp_path / "out").iterdir()) == sorted(listed)

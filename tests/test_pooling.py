@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import reference as ref
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -168,3 +168,346 @@ def test_max_pool_ties_match_torch(data):
     py.backward(torch.tensor(dy))
     # Equal up to the order in which overlapping windows add up their shares.
     np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+# ------------------------------------------------------ dilation, ceil_mode and the rest
+
+@st.composite
+def option_settings(draw, kind):
+    """Pooling settings with the options; padding ≤ half the window (PyTorch's rule) and
+    every window holding at least one input cell."""
+    s = {"N": draw(st.integers(1, 2)), "C": draw(st.integers(1, 2)),
+         "ceil_mode": draw(st.booleans())}
+    for axis in "HW":
+        K = draw(st.integers(1, 3))
+        D = draw(st.integers(1, 3)) if kind == "max" else 1
+        S = draw(st.integers(1, 3))
+        P = draw(st.integers(0, K // 2))
+        span = D * (K - 1) + 1
+        size = draw(st.integers(max(1, span - 2 * P), max(1, span - 2 * P) + 4))
+        s.update({"K" + axis: K, "D" + axis: D, "S" + axis: S, "P" + axis: P, axis: size})
+    assume(all(ref.pool_windows_hold_input(s[a], s["K" + a], s["S" + a], s["P" + a],
+                                           s["D" + a], s["ceil_mode"]) for a in "HW"))
+    if kind == "avg":
+        s["count_include_pad"] = draw(st.booleans())
+        s["divisor_override"] = draw(st.none() | st.sampled_from([1, 3, -2]))
+    return s
+
+
+def option_kwargs(s, kind):
+    kwargs = {"kernel_size": (s["KH"], s["KW"]), "stride": (s["SH"], s["SW"]),
+              "padding": (s["PH"], s["PW"]), "ceil_mode": s["ceil_mode"]}
+    if kind == "max":
+        kwargs["dilation"] = (s["DH"], s["DW"])
+    else:
+        kwargs["count_include_pad"] = s["count_include_pad"]
+        kwargs["divisor_override"] = s["divisor_override"]
+    return kwargs
+
+
+def draw_options(data, kind):
+    s = data.draw(option_settings(kind), label="settings")
+    shape = (s["N"], s["C"], s["H"], s["W"])
+    x = data.draw(distinct_arrays(shape, -10.0, 10.0, min_gap=0.01) if kind == "max"
+                  else arrays(shape), label="x")
+    return x, option_kwargs(s, kind)
+
+
+def reference_options(kind, x, kwargs):
+    args = (x, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"])
+    if kind == "max":
+        return ref.max_pool2d_options(*args, kwargs["dilation"], kwargs["ceil_mode"])[0]
+    return ref.avg_pool2d_options(*args, kwargs["ceil_mode"], kwargs["count_include_pad"],
+                                  kwargs["divisor_override"])
+
+
+@pytest.mark.parametrize("kind", POOLS)
+@given(data=st.data())
+def test_pool_options_match_loops_and_gradcheck(kind, data):
+    fn, _ = POOLS[kind]
+    x, kwargs = draw_options(data, kind)
+    assert check_op(lambda t: fn(t, **kwargs), lambda a: reference_options(kind, a, kwargs), x,
+                    rtol=1e-12)
+
+
+@given(data=st.data())
+def test_max_pool_indices_and_gradient_go_to_the_first_maximum(data):
+    # Few distinct values: ties in most windows, with every option drawn.
+    s = data.draw(option_settings("max"), label="settings")
+    kwargs = option_kwargs(s, "max")
+    x = data.draw(hnp.arrays(np.float64, (s["N"], s["C"], s["H"], s["W"]),
+                             elements=st.sampled_from([-np.inf, -1.0, 0.0, 2.0])), label="x")
+    tx = Tensor(x, requires_grad=True)
+    y, indices = F.max_pool2d(tx, **kwargs, return_indices=True)
+    expected_y, expected_indices, backward = ref.max_pool2d_options(
+        x, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"], kwargs["dilation"],
+        kwargs["ceil_mode"])
+    dy = np.random.default_rng(7).standard_normal(y.shape)
+    y.backward(dy)
+    np.testing.assert_array_equal(y.data, expected_y)
+    np.testing.assert_array_equal(indices, expected_indices)
+    assert indices.dtype == np.int64
+    np.testing.assert_allclose(tx.grad, backward(dy), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", POOLS)
+@given(data=st.data())
+def test_pool_fast_paths_equal_the_general_path(kind, data):
+    # return_indices (max) and divisor_override = KH·KW (avg) change nothing but the path.
+    fn, _ = POOLS[kind]
+    x, kernel, stride, padding = draw_pool(data, distinct=kind == "max")
+    option = {"max": {"return_indices": True},
+              "avg": {"divisor_override": kernel[0] * kernel[1]}}[kind]
+    fast, plain = Tensor(x, requires_grad=True), Tensor(x, requires_grad=True)
+    y_fast = fn(fast, kernel, stride, padding)
+    y_plain = fn(plain, kernel, stride, padding, **option)
+    y_plain = y_plain[0] if kind == "max" else y_plain
+    assert not y_fast.creator.general and y_plain.creator.general
+    dy = np.random.default_rng(8).standard_normal(y_fast.shape)
+    y_fast.backward(dy)
+    y_plain.backward(dy)
+    np.testing.assert_allclose(y_fast.data, y_plain.data, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fast.grad, plain.grad, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind, kwargs, general", [
+    ("max", {}, False),
+    ("max", {"ceil_mode": True}, False),           # 8 = 2·4: ceil_mode changes nothing
+    ("max", {"kernel_size": 3, "ceil_mode": True}, True),
+    ("max", {"dilation": 2}, True),
+    ("avg", {"ceil_mode": True}, False),
+    ("avg", {"count_include_pad": False}, False),  # no padding: nothing to leave out
+    ("avg", {"padding": 1, "count_include_pad": False}, True),
+    ("avg", {"kernel_size": 3, "ceil_mode": True}, True),
+])
+def test_pool_takes_the_general_path_only_when_an_option_matters(kind, kwargs, general):
+    fn, _ = POOLS[kind]
+    x = Tensor(np.ones((1, 1, 8, 8)), requires_grad=True)
+    y = fn(x, **{"kernel_size": 2, **kwargs})
+    assert y.creator.general is general
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+def test_pool_options_are_kept_on_the_op_only_when_given():
+    x = Tensor(np.ones((1, 1, 6, 6)), requires_grad=True)
+    y, _ = F.max_pool2d(x, 2, dilation=2, ceil_mode=True, return_indices=True)
+    assert y.creator.settings() == {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0),
+                                    "dilation": (2, 2), "ceil_mode": True,
+                                    "return_indices": True}
+    y = F.avg_pool2d(x, 2, count_include_pad=False, divisor_override=3)
+    assert y.creator.settings() == {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0),
+                                    "count_include_pad": False, "divisor_override": 3}
+
+
+@given(data=st.data())
+def test_adaptive_avg_pool_matches_loops_and_gradcheck(data):
+    shape = data.draw(hnp.array_shapes(min_dims=4, max_dims=4, max_side=7), label="shape")
+    size = data.draw(st.tuples(st.integers(1, 8), st.integers(1, 8)), label="output_size")
+    x = data.draw(arrays(shape), label="x")
+    assert check_op(lambda t: F.adaptive_avg_pool2d(t, size),
+                    lambda a: ref.adaptive_avg_pool2d(a, size), x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("output_size, expected", [
+    (1, (1, 1)), ((2, None), (2, 5)), ((None, 3), (4, 3)), ((4, 5), (4, 5))])
+def test_adaptive_avg_pool_output_sizes(output_size, expected):
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    y = F.adaptive_avg_pool2d(x, output_size)
+    assert y.shape == (2, 3) + expected
+    if expected == (1, 1):   # global average pooling
+        np.testing.assert_allclose(y.data[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-14)
+    if expected == (4, 5):   # the input's own size: the identity
+        np.testing.assert_array_equal(y.data, x)
+
+
+# ------------------------------------------------- regressions: wrapping, crashes, −∞ windows
+
+
+@pytest.mark.parametrize("kernel, width", [(3, 195), (3, 258), (4, 200), (5, 255), (3, 129)])
+def test_max_pool_gradient_is_right_on_wide_inputs(kernel, width):
+    # The first maximum's offset within a window, row·OW·KW + column, exceeds 255 here: it
+    # once wrapped in 8 bits under NumPy 1.x's value-based casting and sent gradients to the
+    # wrong cells.
+    shape = (2, 1, 2 * kernel, width)
+    x = np.random.default_rng(kernel).permutation(np.prod(shape)).reshape(shape) / 7.0
+    tx = Tensor(x, requires_grad=True)
+    y = F.max_pool2d(tx, kernel)
+    dy = np.random.default_rng(9).standard_normal(y.shape)
+    y.backward(dy)
+    np.testing.assert_array_equal(y.data, ref.max_pool2d(x, (kernel,) * 2, (kernel,) * 2))
+    np.testing.assert_array_equal(
+        tx.grad, ref.max_pool2d_backward(x, dy, (kernel,) * 2, (kernel,) * 2))
+
+
+@pytest.mark.parametrize("kernel", [(1, 300), (300, 1), (2, 257)])
+def test_max_pool_windows_wider_than_256_have_a_gradient(kernel):
+    shape = (1, 2, 2 * kernel[0], 2 * kernel[1])
+    x = np.random.default_rng(1).permutation(np.prod(shape)).reshape(shape).astype(np.float64)
+    tx = Tensor(x, requires_grad=True)
+    y = F.max_pool2d(tx, kernel)
+    dy = np.random.default_rng(10).standard_normal(y.shape)
+    y.backward(dy)
+    np.testing.assert_array_equal(tx.grad, ref.max_pool2d_backward(x, dy, kernel, kernel))
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.max_pool2d(x, 2),
+    lambda x: F.max_pool2d(x, 3, stride=1, padding=1),
+    lambda x: F.max_pool2d(x, 2, dilation=2, ceil_mode=True),
+    lambda x: F.avg_pool2d(x, 2),
+    lambda x: F.avg_pool2d(x, 3, stride=2, padding=1),
+    lambda x: F.avg_pool2d(x, 3, stride=2, ceil_mode=True, count_include_pad=False),
+    lambda x: F.adaptive_avg_pool2d(x, 3),
+])
+def test_pool_backward_with_an_empty_batch(call):
+    x = Tensor(np.ones((0, 3, 6, 6)), requires_grad=True)
+    y = call(x)
+    assert y.shape[:2] == (0, 3)
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"kernel_size": 3, "padding": 1},                        # tiled windows
+    {"kernel_size": 3, "stride": 2, "padding": 1},           # any other stride
+    {"kernel_size": 2, "stride": 1, "padding": 1},
+    {"kernel_size": 3, "padding": 1, "ceil_mode": True},     # the general path
+    {"kernel_size": 3, "padding": 1, "dilation": (1, 2)},
+])
+def test_max_pool_windows_of_minus_infinity_send_the_gradient_to_an_input_cell(kwargs):
+    # Padded cells are −∞ too: they tie with such windows and must not take their gradient.
+    x = np.full((2, 1, 5, 5), -np.inf)
+    x[1, 0, 2:, 2:] = np.arange(9.0).reshape(3, 3)
+    tx = Tensor(x, requires_grad=True)
+    y = F.max_pool2d(tx, **kwargs)
+    dy = np.random.default_rng(11).standard_normal(y.shape)
+    y.backward(dy)
+    pair = lambda v: (v, v) if isinstance(v, int) else v             # noqa: E731
+    kernel, padding = pair(kwargs["kernel_size"]), pair(kwargs["padding"])
+    stride = pair(kwargs.get("stride", kwargs["kernel_size"]))
+    _, _, backward = ref.max_pool2d_options(x, kernel, stride, padding,
+                                            pair(kwargs.get("dilation", 1)),
+                                            kwargs.get("ceil_mode", False))
+    np.testing.assert_allclose(tx.grad, backward(dy), rtol=1e-15)
+    np.testing.assert_allclose(tx.grad.sum(), dy.sum(), rtol=1e-12)   # nothing is lost
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.max_pool2d(np.zeros((1, 1, 2, 2)), 2, padding=1, dilation=3), ValueError,
+     "max_pool2d: the window of output row 0 covers only padding (kernel_size=(2, 2), "
+     "stride=(2, 2), padding=(1, 1), dilation=(3, 3), ceil_mode=False); x.shape=(1, 1, 2, 2)"),
+    (lambda: F.max_pool2d(np.zeros((1, 1, 4, 4)), 3, dilation=2), ValueError,
+     "max_pool2d: kernel_size (KH, KW)=(3, 3) with dilation=(2, 2) spans 5 rows, more than "
+     "the padded input's 4; x.shape=(1, 1, 4, 4), padding=(0, 0)"),
+    (lambda: F.max_pool2d(np.zeros((1, 1, 4, 4)), 2, dilation=0), ValueError,
+     "max_pool2d: dilation must be positive, got 0"),
+    (lambda: F.max_pool2d(np.zeros((1, 1, 4, 4)), 2, ceil_mode=1), TypeError,
+     "max_pool2d: ceil_mode must be True or False, got 1"),
+    (lambda: F.max_pool2d(np.zeros((1, 1, 4, 4)), 2, return_indices="yes"), TypeError,
+     "max_pool2d: return_indices must be True or False, got 'yes'"),
+    (lambda: F.avg_pool2d(np.zeros((1, 1, 4, 4)), 2, divisor_override=0), ValueError,
+     "avg_pool2d: divisor_override must not be zero"),
+    (lambda: F.avg_pool2d(np.zeros((1, 1, 4, 4)), 2, divisor_override=2.0), TypeError,
+     "avg_pool2d: divisor_override must be an int or None, got 2.0"),
+    (lambda: F.avg_pool2d(np.zeros((1, 1, 4, 4)), 2, count_include_pad=None), TypeError,
+     "avg_pool2d: count_include_pad must be True or False, got None"),
+    (lambda: F.avg_pool2d(np.zeros((1, 1, 4, 4), np.int64), 3, ceil_mode=True), TypeError,
+     "avg_pool2d: input must be floating point, got dtype int64 (x.shape=(1, 1, 4, 4))"),
+    (lambda: F.adaptive_avg_pool2d(np.zeros((1, 1, 4, 4)), 0), ValueError,
+     "adaptive_avg_pool2d: output_size must be positive, got 0"),
+    (lambda: F.adaptive_avg_pool2d(np.zeros((1, 1, 4, 4)), (2, 1.5)), TypeError,
+     "adaptive_avg_pool2d: output_size must be an int or an (h, w) pair of ints, got (2, 1.5)"),
+    (lambda: F.adaptive_avg_pool2d(np.zeros((4, 4)), 2), ValueError,
+     "adaptive_avg_pool2d: input must be 4-D (N, C, H, W), got x.shape=(4, 4)"),
+    (lambda: F.adaptive_avg_pool2d(np.zeros((1, 1, 4, 4), np.int32), 2), TypeError,
+     "adaptive_avg_pool2d: input must be floating point, got dtype int32 "
+     "(x.shape=(1, 1, 4, 4))"),
+])
+def test_pool_options_bad_input_names_the_op_and_shapes(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("kind", POOLS)
+@given(data=st.data())
+def test_pool_options_match_torch(kind, data):
+    torch = pytest.importorskip("torch")
+    fn, _ = POOLS[kind]
+    x, kwargs = draw_options(data, kind)
+    tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    if kind == "max":
+        y, indices = fn(tx, **kwargs, return_indices=True)
+        py, pindices = torch.nn.functional.max_pool2d(px, **kwargs, return_indices=True)
+        np.testing.assert_array_equal(indices, pindices.numpy())
+    else:
+        y, py = fn(tx, **kwargs), torch.nn.functional.avg_pool2d(px, **kwargs)
+    dy = np.random.default_rng(12).standard_normal(y.shape)
+    y.backward(dy)
+    py.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y.data, py.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@given(data=st.data())
+def test_adaptive_avg_pool_matches_torch(data):
+    torch = pytest.importorskip("torch")
+    shape = data.draw(hnp.array_shapes(min_dims=4, max_dims=4, max_side=9), label="shape")
+    size = data.draw(st.tuples(st.integers(1, 10), st.integers(1, 10)), label="output_size")
+    x = data.draw(arrays(shape), label="x")
+    tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = F.adaptive_avg_pool2d(tx, size)
+    py = torch.nn.functional.adaptive_avg_pool2d(px, size)
+    dy = np.random.default_rng(13).standard_normal(y.shape)
+    y.backward(dy)
+    py.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y.data, py.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"kernel_size": 3, "padding": 1}, {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": 3, "padding": 1, "dilation": 2, "ceil_mode": True}])
+def test_max_pool_minus_infinity_windows_match_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    x = np.full((1, 2, 5, 5), -np.inf)
+    x[0, 1, 1:, 3:] = 1.0
+    tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = F.max_pool2d(tx, **kwargs)
+    py = torch.nn.functional.max_pool2d(px, **kwargs)
+    dy = np.random.default_rng(14).standard_normal(y.shape)
+    y.backward(dy)
+    py.backward(torch.tensor(dy))
+    np.testing.assert_array_equal(tx.grad, px.grad.numpy())
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+    {"kernel_size": 2, "dilation": 2}])
+def test_max_pool_general_path_nan_wins_as_in_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(15).standard_normal((1, 2, 6, 6))
+    x[0, 0, 1, 1] = x[0, 0, 2, 0] = x[0, 1, 4, 5] = np.nan
+    tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, indices = F.max_pool2d(tx, **kwargs, return_indices=True)
+    py, pindices = torch.nn.functional.max_pool2d(px, **kwargs, return_indices=True)
+    y.sum().backward()
+    py.sum().backward()
+    np.testing.assert_array_equal(y.data, py.detach().numpy())     # NaN where torch has NaN
+    np.testing.assert_array_equal(indices, pindices.numpy())
+    np.testing.assert_array_equal(tx.grad, px.grad.numpy())
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.max_pool2d(x, 3, stride=2, padding=1, dilation=2, ceil_mode=True),
+    lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    lambda x: F.adaptive_avg_pool2d(x, (3, 2)),
+])
+def test_pool_options_keep_float32_float32(call):
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 2, 7, 8)).astype(np.float32),
+               requires_grad=True)
+    y = call(x)
+    assert y.dtype == np.float32
+    (y * 2.0).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.shape == x.shape

@@ -4,13 +4,15 @@ artifact, resumes exactly and stops cleanly on Ctrl-C."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minigrad
-from minigrad import io, nn, optim
+from minigrad import nn, optim
 from minigrad.data import DataLoader, load_mnist
 from minigrad.models import SimpleConvNet
 
@@ -54,28 +56,73 @@ def read_history(out: Path) -> dict:
     return json.loads((out / "history.json").read_text())
 
 
-def test_main_writes_every_artifact(train_mnist, tmp_path, capsys):
+def read_checkpoint(out: Path) -> dict:
+    return minigrad.load(out / "checkpoint.npz")
+
+
+@pytest.fixture
+def without_dot(tmp_path_factory, monkeypatch):
+    """PATH as it is, but with Graphviz's dot hidden: symlinks to every other program."""
+    hidden = tmp_path_factory.mktemp("path-without-dot")
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for entry in os.scandir(folder):
+            target = hidden / entry.name
+            if entry.name != "dot" and not target.exists():
+                target.symlink_to(entry.path)
+    monkeypatch.setenv("PATH", str(hidden))
+    assert shutil.which("dot") is None
+
+
+@pytest.mark.parametrize("graphviz", ["with dot", "without dot"])
+def test_main_writes_every_artifact(train_mnist, tmp_path, capsys, request, graphviz):
+    if graphviz == "with dot" and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    if graphviz == "without dot":
+        request.getfixturevalue("without_dot")
     out = tmp_path / "run"
     history = train_mnist.main([*TINY, "--epochs", "2", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "Data: the MNIST subset shipped with minigrad: 200 training and 200 test" in printed
     assert "epoch 2/2: train loss" in printed
+    assert max(len(line) for line in printed.replace(str(out), "runs/mnist").splitlines()) <= 100
     assert read_history(out) == history and history["epoch"] == [1, 2]
     assert set(history) >= {"train_loss", "train_acc", "test_loss", "test_acc"}
     assert all(0 <= a <= 1 for a in history["test_acc"] + history["train_acc"])
     assert (out / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    svg = (out / "graph.svg").read_text()
-    assert "<svg" in svg and "conv1.weight" in svg and "affine2" in svg
+    if graphviz == "with dot":
+        svg = (out / "graph.svg").read_text()
+        assert "<svg" in svg and "conv1.weight" in svg and "affine2" in svg
+        assert not (out / "graph.dot").exists()
+    else:
+        assert "graph.dot\n      (Graphviz's dot program is missing" in printed
+        assert (out / "graph.dot").read_text().startswith("digraph")
+        assert not (out / "graph.svg").exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoint.npz", "history.json", "history.png",
+         "graph.svg" if graphviz == "with dot" else "graph.dot"])
+
+    flat = read_checkpoint(out)
     model = SimpleConvNet()
-    model.load_state_dict(io.load(out / "model.npz"))  # strict: exactly the model's names
-    state = io.unflatten(io.load(out / "optimizer.npz"))
-    assert int(state["trainer"]["epoch"]) == 2
+    model.load_state_dict(train_mnist.section(flat, "model"))  # strict: exactly the model's names
     opt = optim.Adam(model.parameters())
-    opt.load_state_dict(state["optimizer"])
+    opt.load_state_dict(train_mnist.section(flat, "optimizer"))
     assert opt.state[0]["step"] == 2 * 4  # 200 images / 50 per batch, two epochs
+    assert int(flat["trainer.epoch"]) == 2
+    assert train_mnist.array_text(flat["trainer.history"]) == history
+    assert flat["loader.rng"].dtype == np.uint8
 
 
-def test_resume_continues_exactly(train_mnist, tmp_path):
+def test_a_stale_graph_of_the_other_kind_is_removed(train_mnist, tmp_path, without_dot):
+    (tmp_path / "graph.svg").write_text("<svg>an older run's</svg>")
+    x, t = load_mnist(subset=True)[0]
+    drawn = train_mnist.save_graph(SimpleConvNet(), x[:2], t[:2], tmp_path)
+    assert drawn.startswith("graph.dot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.dot"]
+
+
+def test_resume_continues_bit_for_bit(train_mnist, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train_mnist.main([*TINY, "--epochs", "3", "--out", str(straight)])
     train_mnist.main([*TINY, "--epochs", "1", "--out", str(resumed)])
@@ -84,9 +131,11 @@ def test_resume_continues_exactly(train_mnist, tmp_path):
     expected = read_history(straight)
     for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
         assert history[key] == expected[key], key
-    a, b = io.load(straight / "model.npz"), io.load(resumed / "model.npz")
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    a, b = read_checkpoint(straight), read_checkpoint(resumed)
+    assert list(a) == list(b)
+    for key in a:  # weights, optimiser moments and step, loader state, epoch, settings
+        if key != "trainer.history":  # holds the seconds each epoch took
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 def test_resume_refuses_other_settings(train_mnist, tmp_path, capsys):
@@ -97,7 +146,19 @@ def test_resume_refuses_other_settings(train_mnist, tmp_path, capsys):
                           "--out", str(out), "--resume"])
     history = train_mnist.main([*TINY, "--epochs", "1", "--out", str(out), "--resume"])
     assert history["epoch"] == [1]
-    assert "Already trained for 1 epochs" in capsys.readouterr().out
+    assert "Already trained for 1 epoch;" in capsys.readouterr().out
+
+
+def test_resume_applies_a_new_learning_rate_and_says_so(train_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
+    train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume", "--lr", "5e-4"])
+    assert "learning rate 0.001 (checkpoint) -> 0.0005 (--lr)" in capsys.readouterr().out
+    assert float(read_checkpoint(out)["optimizer.hyperparameters.lr"]) == 5e-4
+    train_mnist.main([*TINY, "--epochs", "3", "--out", str(out), "--resume"])
+    printed = capsys.readouterr().out
+    assert "learning rate" not in printed and "Adam(lr=0.0005)" in printed  # kept
+    assert float(read_checkpoint(out)["optimizer.hyperparameters.lr"]) == 5e-4
 
 
 def test_ctrl_c_keeps_the_last_epoch_and_resumes(train_mnist, tmp_path, monkeypatch, capsys):
@@ -115,22 +176,60 @@ def test_ctrl_c_keeps_the_last_epoch_and_resumes(train_mnist, tmp_path, monkeypa
     history = train_mnist.main([*TINY, "--epochs", "3", "--out", str(out)])
     assert history["epoch"] == [1]
     assert "Interrupted during epoch 2; the checkpoint of epoch 1" in capsys.readouterr().out
-    assert int(io.load(out / "optimizer.npz")["trainer.epoch"]) == 1
+    assert int(read_checkpoint(out)["trainer.epoch"]) == 1
     monkeypatch.setattr(optim.Adam, "step", real_step)
     history = train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume"])
     assert history["epoch"] == [1, 2]
 
 
-def test_bad_arguments_stop_with_a_message(train_mnist, tmp_path, capsys):
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "nan"], "--lr: must be a finite positive number, got nan"),
+    (["--lr", "inf"], "--lr: must be a finite positive number, got inf"),
+    (["--lr=-1e-3"], "--lr: must be a finite positive number, got -1e-3"),
+    (["--lr", "0"], "--lr: must be a finite positive number, got 0"),
+    (["--lr", "fast"], "--lr: expected a number, got 'fast'"),
+    (["--epochs", "0"], "--epochs: must be a positive integer, got 0"),
+    (["--epochs", "2.5"], "--epochs: expected a positive integer, got '2.5'"),
+    (["--threads", "0"], "--threads: must be a positive integer, got 0"),
+    (["--batch-size", "-5"], "--batch-size: must be a positive integer, got -5"),
+    (["--limit", "0"], "--limit: must be a positive integer, got 0"),
+    (["--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
+    (["--resume", "--overwrite"], "--overwrite: not allowed with argument --resume"),
+    (["--subset", "--data-dir", "."], "--data-dir and --subset exclude each other"),
+])
+def test_bad_arguments_stop_with_a_message(train_mnist, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit):
+        train_mnist.main([*args, "--out", str(tmp_path / "o")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_folders_stop_with_a_message(train_mnist, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_mnist.main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
     assert "does not hold the four MNIST files" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
     with pytest.raises(SystemExit):
-        train_mnist.main(["--epochs", "0"])
-    assert "--epochs must be a positive integer, got 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        train_mnist.main(["--threads", "0"])
-    assert "--threads must be a positive integer, got 0" in capsys.readouterr().err
+        train_mnist.main(["--out", str(tmp_path / "file")])
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_second_run_needs_resume_or_overwrite(train_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
+    before = (out / "checkpoint.npz").read_bytes()
+    with pytest.raises(SystemExit, match="is not empty .* pass --resume to continue a run, "
+                                         "--overwrite to start afresh"):
+        train_mnist.main([*TINY, "--epochs", "1", "--seed", "1", "--out", str(out)])
+    assert (out / "checkpoint.npz").read_bytes() == before
+    (out / "notes.txt").write_text("mine")
+    (out / "model.npz").write_bytes(b"an earlier version's checkpoint")
+    history = train_mnist.main([*TINY, "--epochs", "1", "--seed", "1", "--out", str(out),
+                                "--overwrite"])
+    assert "Overwrite: removed checkpoint.npz, history.json" in capsys.readouterr().out
+    assert history["epoch"] == [1] and (out / "notes.txt").read_text() == "mine"
+    assert not (out / "model.npz").exists()
+    assert train_mnist.array_text(read_checkpoint(out)["trainer.config"])["seed"] == 1
 
 
 def test_threads_option_sets_minigrad_threads(train_mnist, tmp_path, capsys):
@@ -139,7 +238,7 @@ def test_threads_option_sets_minigrad_threads(train_mnist, tmp_path, capsys):
         train_mnist.main(["--limit", "100", "--epochs", "1", "--threads", "1",
                           "--out", str(tmp_path / "run")])
         assert minigrad.get_num_threads() == 1
-        assert "batch 100, 1 epochs, 1 thread\n" in capsys.readouterr().out
+        assert "batch 100, 1 epoch, 1 thread\n" in capsys.readouterr().out
     finally:
         minigrad.set_num_threads(before)
 
@@ -147,7 +246,25 @@ def test_threads_option_sets_minigrad_threads(train_mnist, tmp_path, capsys):
 def test_without_full_mnist_it_says_it_falls_back(train_mnist, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path / "empty"))
     train_mnist.main(["--limit", "100", "--epochs", "1", "--out", str(tmp_path / "run")])
-    assert "full MNIST not found: pass --data-dir or set MINIGRAD_DATA" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "full MNIST not found: pass --data-dir or set MINIGRAD_DATA" in printed
+    assert max(len(line) for line in printed.replace(str(tmp_path), "~").splitlines()) <= 100
+
+
+def test_mnist_files_that_do_not_verify_stop_the_run(train_mnist, tmp_path, monkeypatch):
+    import gzip
+
+    from minigrad.data import FILES
+
+    folder = tmp_path / "not-mnist"
+    folder.mkdir()
+    for name in FILES.values():  # well-formed IDX files of one zero image, one zero label
+        shape = (1, 28, 28) if "images" in name else (1,)
+        header = bytes([0, 0, 8, len(shape)]) + np.asarray(shape, ">u4").tobytes()
+        (folder / name).write_bytes(gzip.compress(header + bytes(int(np.prod(shape)))))
+    monkeypatch.setenv("MINIGRAD_DATA", str(folder))
+    with pytest.raises(SystemExit, match=f"Data: load_mnist: {folder}.* is not the published"):
+        train_mnist.main(["--epochs", "1", "--out", str(tmp_path / "run")])
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"full MNIST is not at {MNIST_DIR}")
@@ -157,25 +274,57 @@ def test_uses_full_mnist_when_found(train_mnist, tmp_path, capsys, monkeypatch):
     assert f"Data: full MNIST from {MNIST_DIR}: 100 training" in capsys.readouterr().out
 
 
-def test_without_graphviz_it_writes_the_dot_text(train_mnist, tmp_path, monkeypatch, capsys):
-    from minigrad import viz
-
-    def no_dot(graph, path, **kwargs):
-        raise viz.DotNotFoundError("dot is not installed")
-
-    monkeypatch.setattr(viz, "render_graph", no_dot)
-    out = tmp_path / "run"
-    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
-    assert "graph.dot (Graphviz's dot program is missing" in capsys.readouterr().out
-    assert not (out / "graph.svg").exists()
-    assert (out / "graph.dot").read_text().startswith("digraph")
-
-
 def test_resume_without_a_checkpoint(train_mnist, tmp_path, capsys):
     out = tmp_path / "run"
     history = train_mnist.main([*TINY, "--epochs", "1", "--out", str(out), "--resume"])
     assert history["epoch"] == [1]
     assert "no checkpoint in" in capsys.readouterr().out
-    (out / "optimizer.npz").unlink()
-    with pytest.raises(SystemExit, match="is incomplete: optimizer.npz missing"):
+    (out / "checkpoint.npz").unlink()
+    with pytest.raises(SystemExit, match="holds no checkpoint.npz to resume from"):
         train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume"])
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(train_mnist, tmp_path_factory) -> Path:
+    """The output folder of one tiny epoch, for tests to copy."""
+    out = tmp_path_factory.mktemp("one-epoch") / "run"
+    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
+    return out
+
+
+def damaged(flat: dict, how: str, train_mnist) -> dict | bytes:
+    flat = dict(flat)
+    if how == "garbage":
+        return b"PK\x03\x04 not really a zip"
+    if how == "no optimizer state":
+        return {k: v for k, v in flat.items() if not k.startswith("optimizer.")}
+    if how == "no history":
+        del flat["trainer.history"]
+    elif how == "history not JSON":
+        flat["trainer.history"] = np.frombuffer(b"{garbage", np.uint8)
+    elif how == "history too short":
+        flat["trainer.history"] = train_mnist.text_array({"epoch": []})
+    elif how == "weights of another shape":
+        flat["model.conv1.weight"] = np.zeros(3, np.float32)
+    return flat
+
+
+@pytest.mark.parametrize("how", ["garbage", "no optimizer state", "no history",
+                                 "history not JSON", "history too short",
+                                 "weights of another shape"])
+def test_resume_from_a_damaged_checkpoint_says_so_in_one_line(train_mnist, tmp_path, how,
+                                                               one_epoch_run):
+    out = tmp_path / "run"
+    shutil.copytree(one_epoch_run, out)
+    path = out / "checkpoint.npz"
+    broken = damaged(read_checkpoint(out), how, train_mnist)
+    if isinstance(broken, bytes):
+        path.write_bytes(broken)
+    else:
+        minigrad.save(broken, path)
+    (out / "history.json").write_text("{not json")  # not read by --resume: the checkpoint is
+    with pytest.raises(SystemExit) as info:
+        train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume"])
+    message = str(info.value)
+    assert message.startswith(f"Resume: {path} is not a usable checkpoint (")
+    assert "\n" not in message

@@ -580,6 +580,24 @@ def test_missing_dot_says_how_to_install_and_save_dot_still_works(tmp_path, monk
     assert sorted(os.listdir(tmp_path)) == ["graph.dot", "loss.dot"]
 
 
+@pytest.mark.parametrize("graphviz", ["with dot", "without dot"])
+def test_save_graph_renders_or_falls_back_to_the_dot_text(tmp_path, monkeypatch, graphviz):
+    if graphviz == "with dot" and not HAS_DOT:
+        pytest.skip("Graphviz's dot is not installed")
+    if graphviz == "without dot":
+        monkeypatch.setenv("PATH", "")
+    graph = viz.draw_graph(mlp()[0])
+    if graphviz == "with dot":
+        assert viz.save_graph(graph, tmp_path / "cnn.png") == tmp_path / "cnn.png"
+        assert (tmp_path / "cnn.png").read_bytes().startswith(b"\x89PNG")
+    else:
+        with pytest.warns(UserWarning, match=r"wrote the DOT text to .*cnn\.dot instead of "
+                                             r"cnn\.png.*apt-get install graphviz"):
+            assert viz.save_graph(graph, tmp_path / "cnn.png") == tmp_path / "cnn.dot"
+        assert (tmp_path / "cnn.dot").read_text() == graph.source
+    assert len(os.listdir(tmp_path)) == 1
+
+
 def test_render_graph_rejects_bad_format(tmp_path):
     with pytest.raises(ValueError, match="format must be"):
         viz.render_graph(viz.draw_graph(mlp()[0]), tmp_path / "g", format="jpeg")

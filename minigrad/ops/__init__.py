@@ -2,7 +2,8 @@
 
 ``arithmetic``: elementwise maths and the matrix product; ``reduction``: sum, mean, max;
 ``shape``: reshape, transpose, indexing; ``activation``: ReLU, Sigmoid, Tanh; ``conv``:
-Conv2d with the im2col/col2im helpers; ``pooling``: MaxPool2d, AvgPool2d; ``linear``: Affine;
+Conv2d, ConvTranspose2d with the im2col/col2im helpers; ``pooling``: MaxPool2d, AvgPool2d,
+AdaptiveAvgPool2d; ``linear``: Affine;
 ``loss``: Softmax, LogSoftmax, SoftmaxCrossEntropy (and the losses with options: CrossEntropy,
 NLLLoss, MSELoss, L1Loss, BinaryCrossEntropy, BinaryCrossEntropyWithLogits); ``dropout``:
 Dropout; ``elementwise``: Abs, Clip, Sin, Cos, Maximum, Minimum, Where, LeakyReLU, ELU,
@@ -13,7 +14,7 @@ The lowercase functions users call are in ``minigrad.functional``.
 
 from minigrad.ops.activation import ReLU, Sigmoid, Tanh
 from minigrad.ops.arithmetic import Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Sqrt, Sub
-from minigrad.ops.conv import Conv2d
+from minigrad.ops.conv import Conv2d, ConvTranspose2d
 from minigrad.ops.dropout import Dropout
 from minigrad.ops.elementwise import (
     ELU,
@@ -40,7 +41,7 @@ from minigrad.ops.loss import (
     Softmax,
     SoftmaxCrossEntropy,
 )
-from minigrad.ops.pooling import AvgPool2d, MaxPool2d
+from minigrad.ops.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minigrad.ops.reduction import Max, Mean, Sum
 from minigrad.ops.shape import GetItem, Reshape, Transpose
 from minigrad.ops.statistics import LogSumExp, Min, Std, Var
@@ -51,6 +52,7 @@ __all__ = [
     "Reshape", "Transpose", "GetItem",
     "ReLU", "Sigmoid", "Tanh",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Affine",
+    "ConvTranspose2d", "AdaptiveAvgPool2d",
     "Softmax", "LogSoftmax", "SoftmaxCrossEntropy", "Dropout",
     "Abs", "Clip", "Sin", "Cos", "Maximum", "Minimum", "Where", "LeakyReLU", "ELU", "Softplus",
     "Min", "Var", "Std", "LogSumExp",

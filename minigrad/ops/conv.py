@@ -19,6 +19,18 @@ The textbook lays the receptive fields out as rows, (N·P, K); its product (N·P
 be transposed to (N, FN, OH, OW), a full copy of the output. Putting them in columns per image
 avoids that copy: the product over the whole batch is one ``np.matmul`` of (FN, K) with the
 stack (N, K, P), and its result (N, FN, P) only needs a reshape.
+
+The general path
+----------------
+Dilation, groups and asymmetric padding (``padding='same'`` with an even kernel) take a second,
+plainer path, so that the default one above keeps its speed: the padded input (PT rows above,
+PB below, PL columns left, PR right) is viewed as (N, C, FH, FW, OH, OW) with the kernel's
+offsets DH rows and DW columns apart instead of one, ``view[n, c, i, j, oh, ow] = xp[n, c,
+oh·SH + i·DH, ow·SW + j·DW]``; one copy makes it col (N, G, K/G, P), K/G = (C/G)·FH·FW,
+and group g is the product of its (FN/G, K/G) filters with its (K/G, P) columns, all groups
+and images in one ``np.matmul``. Backward is the same products transposed and a dilated
+col2im.
+:class:`ConvTranspose2d` is built from the same pieces the other way round.
 """
 
 from __future__ import annotations
@@ -199,6 +211,98 @@ def _col2im(col, x_shape, kernel, stride, padding, out, dx=None):
     return dxp
 
 
+# --------------------------------------------------------------- the general (plain) path
+
+
+def _groups(op: str, groups) -> int:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be positive, got {groups}")
+    return int(groups)
+
+
+def _check_kernel(op: str, name: str, w_shape) -> None:
+    """A kernel with no element would make the op return its bias alone: refuse it."""
+    if 0 in w_shape[1:]:
+        raise ValueError(f"{op}: {name}={tuple(w_shape)} has no elements per filter; the "
+                         f"kernel and its channels must be non-empty")
+
+
+def _conv_pads(padding, kernel, dilation) -> tuple[int, int, int, int]:
+    """(PT, PB, PL, PR): rows above and below, columns left and right.
+
+    'same' pads D·(F − 1) in all, as PyTorch does: half (rounded down) before, the rest after.
+    """
+    if padding == "same":
+        (FH, FW), (DH, DW) = kernel, dilation
+        th, tw = DH * (FH - 1), DW * (FW - 1)
+        return th // 2, th - th // 2, tw // 2, tw - tw // 2
+    PH, PW = padding
+    return PH, PH, PW, PW
+
+
+def pad4(x: np.ndarray, pads, value=0) -> np.ndarray:
+    """x (N, C, H, W) with (PT, PB, PL, PR) rows/columns of ``value`` around it."""
+    PT, PB, PL, PR = pads
+    if not (PT or PB or PL or PR):
+        return x
+    N, C, H, W = x.shape
+    xp = np.full((N, C, H + PT + PB, W + PL + PR), value, dtype=x.dtype)
+    xp[:, :, PT:PT + H, PL:PL + W] = x
+    return xp
+
+
+def crop4(xp: np.ndarray, pads, H: int, W: int) -> np.ndarray:  # noqa: N803
+    """The H×W image inside xp padded by (PT, PB, PL, PR): the adjoint of :func:`pad4`."""
+    PT, _, PL, _ = pads
+    if xp.shape[2:] == (H, W):
+        return xp
+    return np.ascontiguousarray(xp[:, :, PT:PT + H, PL:PL + W])
+
+
+def dilated_output_size(op: str, x_shape, kernel, stride, pads, dilation,
+                        kernel_name: str = "kernel (FH, FW)") -> tuple[int, int]:
+    """(OH, OW) = (1 + (H + PT + PB − DH·(FH − 1) − 1) // SH, likewise for W)."""
+    H, W = x_shape[-2:]
+    (FH, FW), (SH, SW), (PT, PB, PL, PR), (DH, DW) = kernel, stride, pads, dilation
+    EH, EW = DH * (FH - 1) + 1, DW * (FW - 1) + 1
+    if EH > H + PT + PB or EW > W + PL + PR:
+        raise ValueError(
+            f"{op}: {kernel_name}=({FH}, {FW}) with dilation=({DH}, {DW}) spans ({EH}, {EW}), "
+            f"more than the padded input ({H + PT + PB}, {W + PL + PR}); "
+            f"x.shape={tuple(x_shape)}, padding (top, bottom, left, right)={tuple(pads)}")
+    return 1 + (H + PT + PB - EH) // SH, 1 + (W + PL + PR - EW) // SW
+
+
+def dilated_window_view(xp: np.ndarray, kernel, stride, dilation, out) -> np.ndarray:
+    """The read-only view (N, C, FH, FW, OH, OW) with
+    ``view[n, c, i, j, oh, ow] = xp[n, c, oh·SH + i·DH, ow·SW + j·DW]``: no copy.
+
+    The caller makes sure xp holds every cell the view reaches: (OH − 1)·SH + (FH − 1)·DH rows.
+    """
+    N, C, Hp, Wp = xp.shape
+    (FH, FW), (SH, SW), (DH, DW), (OH, OW) = kernel, stride, dilation, out
+    assert (OH - 1) * SH + (FH - 1) * DH < Hp and (OW - 1) * SW + (FW - 1) * DW < Wp, \
+        f"window view out of bounds: xp.shape={xp.shape}"
+    sN, sC, sH, sW = xp.strides
+    return as_strided(xp, (N, C, FH, FW, OH, OW),
+                      (sN, sC, sH * DH, sW * DW, sH * SH, sW * SW), writeable=False)
+
+
+def dilated_col2im(col6: np.ndarray, padded_shape, stride, dilation) -> np.ndarray:
+    """The adjoint of :func:`dilated_window_view`: col6 (N, C, FH, FW, OH, OW) added back onto
+    a zero array of ``padded_shape`` (N, C, Hp, Wp), one strided add per kernel offset."""
+    _, _, FH, FW, OH, OW = col6.shape
+    (SH, SW), (DH, DW) = stride, dilation
+    dxp = np.zeros(padded_shape, dtype=col6.dtype)
+    for i in range(FH):
+        rows = slice(i * DH, i * DH + SH * (OH - 1) + 1, SH)
+        for j in range(FW):
+            dxp[:, :, rows, j * DW:j * DW + SW * (OW - 1) + 1:SW] += col6[:, :, i, j]
+    return dxp
+
+
 class Conv2d(Function):
     """2-D convolution (cross-correlation, as in PyTorch and the textbook) of a batch of images.
 
@@ -214,15 +318,44 @@ class Conv2d(Function):
     OH = 1 + (H + 2·PH − FH) // SH, OW = 1 + (W + 2·PW − FW) // SW. Zero padding.
     The map is linear in each input: no kinks.
 
+    Options, as in PyTorch: ``dilation`` (DH, DW) spaces the kernel taps, so xp[n, c, oh·SH +
+    i·DH, ow·SW + j·DW] replaces xp[n, c, oh·SH + i, ow·SW + j] above and FH becomes DH·(FH − 1)
+    + 1 in OH; ``groups`` G splits the C input channels and the FN filters into G groups, filter
+    f seeing only the C/G channels of its group (w is (FN, C/G, FH, FW)); ``padding='valid'`` is
+    0 and ``padding='same'`` (stride 1 only) pads D·(F − 1) in all, half before and the rest
+    after, so y has x's height and width. Any of these (other than 'valid', or 'same' with an
+    odd kernel, which pad evenly) runs the general path of the module docstring: the same
+    maths with col (N, G, K/G, P) and one product per group; the default settings keep the
+    fast path below untouched.
+
     The bias rides in the matrix product as the weight of an extra row of ones appended to col,
     so forward is a single product (no separate pass to add b) and one product in backward
     gives dL/dw and dL/db together. Saved: col (with its row of ones) when w or b needs a
     gradient, w when x needs one. No col2im is run when x needs no gradient (the input layer).
     """
 
-    def __init__(self, stride=1, padding=0):
+    # Defaults at class level: settings() lists dilation and groups only when they were given.
+    dilation = (1, 1)
+    groups = 1
+
+    def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = pair("conv2d", "stride", stride, 1)
-        self.padding = pair("conv2d", "padding", padding, 0)
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"conv2d: padding must be an int, an (h, w) pair, 'valid' or "
+                                 f"'same', got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"conv2d: padding='same' needs stride 1 (as in PyTorch), got "
+                                 f"stride={self.stride}")
+            self.padding = (0, 0) if padding == "valid" else "same"
+        else:
+            self.padding = pair("conv2d", "padding", padding, 0)
+        dilation = pair("conv2d", "dilation", dilation, 1)
+        if dilation != (1, 1):
+            self.dilation = dilation
+        groups = _groups("conv2d", groups)
+        if groups != 1:
+            self.groups = groups
 
     def forward(self, x, w, b=None):
         x, w = np.asarray(x), np.asarray(w)
@@ -231,19 +364,36 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: weight must be 4-D (FN, C, FH, FW), got "
                              f"w.shape={w.shape}")
         FN, C, FH, FW = w.shape
-        if x.shape[1] != C:
+        G = self.groups
+        _check_kernel("conv2d", "weight (FN, C, FH, FW)", w.shape)
+        if G != 1:
+            if x.shape[1] % G or FN % G:
+                raise ValueError(f"conv2d: groups={G} must divide the input channels "
+                                 f"(x.shape={x.shape}) and the filters FN={FN} (weight "
+                                 f"(FN, C/groups, FH, FW)={w.shape})")
+            if x.shape[1] != C * G:
+                raise ValueError(f"conv2d: input has {x.shape[1]} channels but weight "
+                                 f"(FN, C/groups, FH, FW)={w.shape} with groups={G} expects "
+                                 f"{C * G}; x.shape={x.shape}")
+        elif x.shape[1] != C:
             raise ValueError(f"conv2d: input has {x.shape[1]} channels but weight "
                              f"(FN, C, FH, FW)={w.shape} expects {C}; x.shape={x.shape}")
         if b is not None and np.shape(b) != (FN,):
             raise ValueError(f"conv2d: bias must have shape (FN,)=({FN},) for weight "
                              f"(FN, C, FH, FW)={w.shape}; got b.shape={np.shape(b)}")
-        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.padding)
+        pads = _conv_pads(self.padding, (FH, FW), self.dilation)
+        self.general = G != 1 or self.dilation != (1, 1) or pads[0] != pads[1] \
+            or pads[2] != pads[3]
+        if self.general:
+            return self._forward_general(x, w, b, pads)
+        self.pad = pads[0], pads[2]
+        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
         N = x.shape[0]
         K, P = C * FH * FW, OH * OW
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
         rows = K if b is None else K + 1
         col = np.empty((N, rows, P), dtype=dtype)
-        view = window_view(pad(x, self.padding), (FH, FW), self.stride, (OH, OW))
+        view = window_view(pad(x, self.pad), (FH, FW), self.stride, (OH, OW))
         w_mat = w.reshape(FN, K)
         if b is not None:
             w_mat = np.concatenate([w_mat, np.reshape(b, (FN, 1))], axis=1, dtype=dtype)
@@ -267,6 +417,8 @@ class Conv2d(Function):
         return y.reshape(N, FN, OH, OW)
 
     def backward(self, dy):
+        if self.general:
+            return self._backward_general(dy)
         needs = self.needs_input_grad
         N, FN, OH, OW = dy.shape
         dy = dy.reshape(N, FN, OH * OW)
@@ -293,8 +445,177 @@ class Conv2d(Function):
 
             def images(lo, hi):
                 dcol = np.matmul(w.reshape(FN, -1).T, dy[lo:hi])  # (K, FN) · (n, FN, P)
-                _col2im(dcol, dx[lo:hi].shape, w.shape[2:], self.stride, self.padding,
+                _col2im(dcol, dx[lo:hi].shape, w.shape[2:], self.stride, self.pad,
                         (OH, OW), dx=dx[lo:hi])
 
             parallel_for(N, images, work=2 * w[0].size * N * OH * OW, blas=True)
+        return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    # ---------------------------------------------------- dilation, groups, asymmetric padding
+
+    def _forward_general(self, x, w, b, pads):
+        N, C, H, W = x.shape
+        FN, Cg, FH, FW = w.shape
+        G = self.groups
+        OH, OW = dilated_output_size("conv2d", x.shape, (FH, FW), self.stride, pads,
+                                     self.dilation)
+        view = dilated_window_view(pad4(x, pads), (FH, FW), self.stride, self.dilation,
+                                   (OH, OW))
+        col = view.reshape(N, G, Cg * FH * FW, OH * OW)          # (N, G, K/G, P): a copy
+        w_groups = w.reshape(G, FN // G, Cg * FH * FW)           # (G, FN/G, K/G)
+        y = np.matmul(w_groups, col).reshape(N, FN, OH, OW)
+        if b is not None:
+            y = y.astype(np.result_type(y, b), copy=False)
+            y += np.reshape(b, (1, FN, 1, 1))
+        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
+        self.w_shape, self.x_shape, self.pads = w.shape, x.shape, pads
+        if needs[1]:
+            self.col = col
+        if needs[0]:
+            self.w = w
+        return y
+
+    def _backward_general(self, dy):
+        needs = self.needs_input_grad
+        N, FN, OH, OW = dy.shape
+        _, Cg, FH, FW = self.w_shape
+        G = self.groups
+        dy_groups = dy.reshape(N, G, FN // G, OH * OW)
+        dx = dw = db = None
+        if needs[1]:
+            # dL/dw[g] = Σ_n dy[n, g] · col[n, g]ᵀ
+            dw = np.matmul(dy_groups, self.col.transpose(0, 1, 3, 2)).sum(axis=0)
+            dw = dw.reshape(self.w_shape)
+        if len(needs) == 3 and needs[2]:
+            db = dy.sum(axis=(0, 2, 3))
+        if needs[0]:
+            # dL/dcol[n, g] = w[g]ᵀ · dy[n, g], added back onto the windows it came from.
+            w_groups = self.w.reshape(G, FN // G, Cg * FH * FW)
+            dcol = np.matmul(w_groups.transpose(0, 2, 1), dy_groups)
+            N, C, H, W = self.x_shape
+            PT, PB, PL, PR = self.pads
+            dxp = dilated_col2im(dcol.reshape(N, C, FH, FW, OH, OW),
+                                 (N, C, H + PT + PB, W + PL + PR), self.stride, self.dilation)
+            dx = crop4(dxp, self.pads, H, W)
+        return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+
+class ConvTranspose2d(Function):
+    """2-D transposed convolution: the adjoint (transpose) of :class:`Conv2d` with respect to x.
+
+    Its forward is conv2d's input gradient and its backward is conv2d's forward. With the
+    weight in PyTorch's layout w (C_in, C_out/G, FH, FW), the conv2d it transposes maps
+    (N, C_out, OH, OW) → (N, C_in, H, W) with weight w, the same stride, padding, dilation
+    and groups; conv_transpose2d(x) is that map's transpose applied to x.
+
+    Forward, per group g (channels of x and w split into G groups):
+      col[n, g] = w[g].reshape(C_in/G, K)ᵀ · x[n, g].reshape(C_in/G, H·W)   (K = (C_out/G)·FH·FW)
+      y = col2im(col) cropped by the padding, + b[c_out]
+    i.e. y[n, o, oh, ow] = Σ_{c,h,w,i,j : h·SH + i·DH − PH = oh, w·SW + j·DW − PW = ow}
+                           x[n, c, h, w] · w[c, o − g·C_out/G, i, j] + b[o]   (c, o in group g).
+
+    Backward, with dy (N, C_out, OH, OW):
+      dL/dx = conv2d(dy, w, stride, padding, dilation, groups): im2col(dy) and one product
+      dL/dw[g] = Σ_n x[n, g] · im2col(dy)[n, g]ᵀ              reshaped to (C_in/G, C_out/G, FH, FW)
+      dL/db = Σ_{n,oh,ow} dy[n, :, oh, ow]
+
+    Shapes: x (N, C_in, H, W), w (C_in, C_out/G, FH, FW), b (C_out,) → y (N, C_out, OH, OW),
+    OH = (H − 1)·SH − 2·PH + DH·(FH − 1) + OPH + 1 (likewise OW); ``output_padding`` (OPH,
+    OPW), smaller than the stride or the dilation, adds rows and columns at the bottom and right
+    (they pick out which of the input sizes that conv2d maps to (H, W) is meant).
+    Linear in each input: no kinks. Saved: x if w needs a gradient, w if x does.
+    """
+
+    output_padding = (0, 0)
+    groups = 1
+    dilation = (1, 1)
+
+    def __init__(self, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        op = "conv_transpose2d"
+        self.stride = pair(op, "stride", stride, 1)
+        self.padding = pair(op, "padding", padding, 0)
+        output_padding = pair(op, "output_padding", output_padding, 0)
+        groups = _groups(op, groups)
+        dilation = pair(op, "dilation", dilation, 1)
+        for a in (0, 1):
+            if output_padding[a] >= max(self.stride[a], dilation[a]):
+                raise ValueError(f"{op}: output_padding must be smaller than the stride or the "
+                                 f"dilation, got output_padding={output_padding}, "
+                                 f"stride={self.stride}, dilation={dilation}")
+        if output_padding != (0, 0):
+            self.output_padding = output_padding
+        if groups != 1:
+            self.groups = groups
+        if dilation != (1, 1):
+            self.dilation = dilation
+
+    def forward(self, x, w, b=None):
+        op = "conv_transpose2d"
+        x, w = np.asarray(x), np.asarray(w)
+        _check_x(op, x)
+        if w.ndim != 4:
+            raise ValueError(f"{op}: weight must be 4-D (C_in, C_out/groups, FH, FW), got "
+                             f"w.shape={w.shape}")
+        _check_kernel(op, "weight (C_in, C_out/groups, FH, FW)", w.shape)
+        N, C_in, H, W = x.shape
+        G = self.groups
+        if w.shape[0] != C_in:
+            raise ValueError(f"{op}: input has {C_in} channels but weight (C_in, C_out/groups, "
+                             f"FH, FW)={w.shape} expects {w.shape[0]}; x.shape={x.shape}")
+        if C_in % G:
+            raise ValueError(f"{op}: groups={G} must divide the input channels C_in={C_in}; "
+                             f"x.shape={x.shape}")
+        _, Cg_out, FH, FW = w.shape
+        C_out = Cg_out * G
+        if b is not None and np.shape(b) != (C_out,):
+            raise ValueError(f"{op}: bias must have shape (C_out,)=({C_out},) for weight "
+                             f"(C_in, C_out/groups, FH, FW)={w.shape} and groups={G}; got "
+                             f"b.shape={np.shape(b)}")
+        (SH, SW), (PH, PW), (DH, DW) = self.stride, self.padding, self.dilation
+        OPH, OPW = self.output_padding
+        OH = (H - 1) * SH - 2 * PH + DH * (FH - 1) + OPH + 1
+        OW = (W - 1) * SW - 2 * PW + DW * (FW - 1) + OPW + 1
+        if OH < 1 or OW < 1:
+            raise ValueError(f"{op}: the output would be ({OH}, {OW}) for x.shape={x.shape}, "
+                             f"kernel (FH, FW)=({FH}, {FW}), stride={self.stride}, padding="
+                             f"{self.padding}, dilation={self.dilation}: padding too large")
+        K = Cg_out * FH * FW
+        x_groups = x.reshape(N, G, C_in // G, H * W)
+        col = np.matmul(w.reshape(G, C_in // G, K).transpose(0, 2, 1), x_groups)  # (N, G, K, HW)
+        pads = (PH, PH, PW, PW)
+        yp = dilated_col2im(col.reshape(N, C_out, FH, FW, H, W),
+                            (N, C_out, OH + 2 * PH, OW + 2 * PW), self.stride, self.dilation)
+        y = crop4(yp, pads, OH, OW)
+        if b is not None:
+            y = y.astype(np.result_type(y, b), copy=False)
+            y += np.reshape(b, (1, C_out, 1, 1))
+        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
+        self.x_shape, self.w_shape = x.shape, w.shape
+        if needs[1]:
+            self.x = x
+        if needs[0]:
+            self.w = w
+        return y
+
+    def backward(self, dy):
+        needs = self.needs_input_grad
+        N, C_in, H, W = self.x_shape
+        _, Cg_out, FH, FW = self.w_shape
+        G = self.groups
+        K = Cg_out * FH * FW
+        PH, PW = self.padding
+        dx = dw = db = None
+        if needs[0] or needs[1]:
+            # conv2d's forward on dy: its columns (N, G, K, H·W).
+            view = dilated_window_view(pad4(dy, (PH, PH, PW, PW)), (FH, FW), self.stride,
+                                       self.dilation, (H, W))
+            col = view.reshape(N, G, K, H * W)
+            if needs[0]:
+                dx = np.matmul(self.w.reshape(G, C_in // G, K), col).reshape(self.x_shape)
+            if needs[1]:
+                x_groups = self.x.reshape(N, G, C_in // G, H * W)
+                dw = np.matmul(x_groups, col.transpose(0, 1, 3, 2)).sum(axis=0)
+                dw = dw.reshape(self.w_shape)
+        if len(needs) == 3 and needs[2]:
+            db = dy.sum(axis=(0, 2, 3))
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)

@@ -19,6 +19,15 @@ Two paths, both vectorised over the whole batch:
 * Any other stride: a loop over the KH·KW offsets (i, j) of the window; for a fixed offset the
   elements ``xp[:, :, oh·SH + i, ow·SW + j]`` of every window form one strided view
   (N, C, OH, OW), and backward adds each offset's share into that view of the gradient.
+
+The options beyond today's defaults (dilation, ceil_mode, return_indices for max pooling;
+ceil_mode, count_include_pad=False and divisor_override for average pooling) take a third,
+general path, so that the two above keep their speed: the same loop over the KH·KW offsets,
+with offset (i, j) at ``xp[:, :, oh·SH + i·DH, ow·SW + j·DW]`` and xp padded further at the
+bottom and right where ceil_mode's last window overhangs. Max pooling there keeps the offset of
+each window's first maximum, turns it into PyTorch's flat index h·W + w into the input plane
+(the ``return_indices`` output) and backward adds dy at those indices; average pooling divides
+each window by its own divisor (PyTorch's rules, see :class:`AvgPool2d`).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import functools
 import numpy as np
 
 from minigrad.function import Function
-from minigrad.ops.conv import output_size, pad, pair
+from minigrad.ops.conv import crop4, output_size, pad, pad4, pair
 from minigrad.parallel import parallel_for
 
 
@@ -41,6 +50,12 @@ def _settings(op: str, kernel_size, stride, padding):
         raise ValueError(f"{op}: padding (PH, PW)={padding} must be smaller than "
                          f"kernel_size (KH, KW)={kernel}")
     return kernel, stride, padding
+
+
+def _flag(op: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _check_input(op: str, x, kernel, stride, padding):
@@ -145,9 +160,12 @@ def _tiled_winner(row, col, kernel, out, base):
     c = col[:, 0].copy()
     for r in range(1, KH):
         c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
+    # The offset within the window's block, < KH·OW·KW, in an integer type chosen here: row and
+    # c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where it wraps.
     small = np.uint16 if KH * OW * KW <= np.iinfo(np.uint16).max else np.intp
-    offset = row * small(OW * KW)             # the offset within the window's block
-    offset += c
+    offset = row.astype(small)                # row < KH: exact
+    offset *= small(OW * KW)
+    offset += c.astype(small, copy=False)     # c < KW: exact
     np.add(_window_starts(G, KH, OW, KW, base), offset, out=out.reshape(G, OW))
 
 
@@ -171,6 +189,61 @@ def _unpad(dxp, padding):
     return np.ascontiguousarray(dxp[:, :, PH:dxp.shape[2] - PH, PW:dxp.shape[3] - PW])
 
 
+# ------------------------------------------------------------------ the general path's helpers
+
+
+def _first_inputs(n_out, K, S, D, P, size):  # noqa: N803
+    """For each output position o along one axis: the first window offset i (0 ≤ i < K) whose
+    cell o·S + i·D − P lies in the input [0, size), and whether the window has one."""
+    cells = np.arange(n_out)[:, None] * S + np.arange(K) * D - P
+    inside = (cells >= 0) & (cells < size)
+    return inside.argmax(axis=1), inside.any(axis=1)
+
+
+def _pooled_size(op, x, kernel, stride, padding, dilation, ceil_mode):
+    """(OH, OW) by PyTorch's rule, and the padding (top, bottom, left, right) every window needs.
+
+    OH = ⌊(H + 2·PH − DH·(KH − 1) − 1) / SH⌋ + 1, rounded up instead with ceil_mode; then, with
+    ceil_mode, a last window that would start in the bottom padding (at or past H + PH in the
+    padded input) is dropped, so each window starts inside the input or the top padding.
+    Raises ValueError when a window would still hold no input cell (possible with dilation).
+    """
+    if np.ndim(x) != 4:
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got x.shape={np.shape(x)}")
+    out, pads = [], []
+    for axis, name in ((0, "row"), (1, "column")):
+        size = x.shape[2 + axis]
+        K, S, P, D = kernel[axis], stride[axis], padding[axis], dilation[axis]
+        E = D * (K - 1) + 1
+        if E > size + 2 * P:
+            raise ValueError(
+                f"{op}: kernel_size (KH, KW)={kernel} with dilation={dilation} spans {E} "
+                f"{name}s, more than the padded input's {size + 2 * P}; x.shape={x.shape}, "
+                f"padding={padding}")
+        o = (size + 2 * P - E + (S - 1 if ceil_mode else 0)) // S + 1
+        if ceil_mode and (o - 1) * S >= size + P:
+            o -= 1
+        _, has_input = _first_inputs(o, K, S, D, P, size)
+        if not has_input.all():
+            bad = int(np.argmin(has_input))
+            raise ValueError(
+                f"{op}: the window of output {name} {bad} covers only padding (kernel_size="
+                f"{kernel}, stride={stride}, padding={padding}, dilation={dilation}, "
+                f"ceil_mode={ceil_mode}); x.shape={x.shape}")
+        out.append(o)
+        pads += [P, max(0, (o - 1) * S + E - size - P)]
+    return tuple(out), tuple(pads)
+
+
+def _dilated_offsets(kernel, stride, dilation, out):
+    """For each window offset (i, j) in row-major order, the index of its view of xp."""
+    (KH, KW), (SH, SW), (DH, DW), (OH, OW) = kernel, stride, dilation, out
+    for i in range(KH):
+        rows = slice(i * DH, i * DH + SH * (OH - 1) + 1, SH)
+        for j in range(KW):
+            yield (Ellipsis, rows, slice(j * DW, j * DW + SW * (OW - 1) + 1, SW))
+
+
 class MaxPool2d(Function):
     """2-D max pooling: the largest element of each KH×KW window.
 
@@ -184,18 +257,52 @@ class MaxPool2d(Function):
     Ties: the gradient of a window goes to its FIRST maximal element in row-major order of the
     window (smallest i, then smallest j), as PyTorch does; the other tied elements get 0.
 
+    A window whose maximum is −∞ (every input cell −∞) ties with its padding: its gradient
+    goes to its first input cell, never to a padded one (PyTorch's choice).
+
+    Options, as in PyTorch: ``dilation`` (DH, DW) spaces the window's cells, xp[n, c, oh·SH +
+    i·DH, ow·SW + j·DW]; ``ceil_mode`` rounds OH up (the last window may overhang the padded
+    input, and is dropped if it would start in the bottom padding); ``return_indices`` makes
+    forward also save ``indices`` (N, C, OH, OW), the flat position h·W + w of each winner in
+    its input plane, as PyTorch returns them. On the general path NaN wins its window (the
+    last NaN, as in PyTorch).
+
     Tiled windows (stride = kernel): forward also finds each window's first winner and saves
     its flat index into the padded, cut input (N·C·OH·OW integers); backward scatters dy there.
     Any other stride: forward only takes maxima and saves the padded input (a reference when
     there is no padding) and y; backward finds the first winners by comparing in order.
+    Dilation, return_indices, or a ceil_mode that changes OH or OW: the general path of the
+    module docstring (forward keeps the winners' flat indices; backward adds dy there).
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    # Defaults at class level: settings() lists the new options only when they were given.
+    dilation = (1, 1)
+    ceil_mode = False
+    return_indices = False
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                 return_indices=False):
         self.kernel_size, self.stride, self.padding = _settings(
             "max_pool2d", kernel_size, stride, padding)
+        dilation = pair("max_pool2d", "dilation", dilation, 1)
+        if dilation != (1, 1):
+            self.dilation = dilation
+        if _flag("max_pool2d", "ceil_mode", ceil_mode):
+            self.ceil_mode = True
+        if _flag("max_pool2d", "return_indices", return_indices):
+            self.return_indices = True
 
     def forward(self, x):
         x = np.asarray(x)
+        self.general = False
+        if self.dilation != (1, 1) or self.ceil_mode or self.return_indices:
+            out, pads = _pooled_size("max_pool2d", x, self.kernel_size, self.stride,
+                                     self.padding, self.dilation, self.ceil_mode)
+            if (self.dilation != (1, 1) or self.return_indices
+                    or out != _check_input("max_pool2d", x, self.kernel_size, self.stride,
+                                           self.padding)):
+                self.general = True
+                return self._forward_general(x, out, pads)
         out = _check_input("max_pool2d", x, self.kernel_size, self.stride, self.padding)
         (KH, KW), (OH, OW) = self.kernel_size, out
         N, C = x.shape[:2]
@@ -225,6 +332,8 @@ class MaxPool2d(Function):
                               self.winner[lo * pooled:hi * pooled], lo * tile)
 
             parallel_for(N, images, work=2 * x.size)
+            if self.padding != (0, 0):
+                self._route_padding_ties_tiled(y, fill)
             return y
         xp = pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
@@ -234,13 +343,28 @@ class MaxPool2d(Function):
         self.xp, self.y = xp, y
         return y
 
+    def _route_padding_ties_tiled(self, y, fill):
+        """Windows whose maximum equals the padding's fill: winner = their first input cell."""
+        stuck = np.flatnonzero(y == fill)
+        if stuck.size == 0:
+            return
+        N, C, H, W = self.x_shape
+        (KH, KW), (OH, OW), (PH, PW) = self.kernel_size, self.out, self.padding
+        plane, oh, ow = np.unravel_index(stuck, (N * C, OH, OW))
+        first_row, _ = _first_inputs(OH, KH, KH, 1, PH, H)
+        first_col, _ = _first_inputs(OW, KW, KW, 1, PW, W)
+        rows, cols = oh * KH + first_row[oh], ow * KW + first_col[ow]
+        self.winner[stuck] = (plane * (OH * KH) + rows) * (OW * KW) + cols
+
     def backward(self, dy):
+        if self.general:
+            return self._backward_general(dy)
         KH, KW = self.kernel_size
         if self.stride == self.kernel_size:
             # Windows do not overlap: each dL/dy lands on its window's winner, all else is 0.
             dxt = np.empty(self.xt_shape, dy.dtype)
             N, C, HT, WT = self.xt_shape
-            tile, pooled = C * HT * WT, dy[0].size                 # elements per image
+            tile, pooled = C * HT * WT, C * dy.shape[2] * dy.shape[3]  # elements per image
             flat, dy_flat, winner = dxt.reshape(-1), dy.reshape(-1), self.winner
 
             def images(lo, hi):
@@ -253,6 +377,12 @@ class MaxPool2d(Function):
         dxp = np.zeros(xp.shape, dy.dtype)
         overlap = self.stride[0] < KH or self.stride[1] < KW
         rest = dy.copy()                # dL/dy of the windows whose winner is not found yet
+        # Windows whose maximum ties the padding (all −∞) go to their first input cell.
+        stuck = (y == _lowest(xp.dtype)) if self.padding != (0, 0) else None
+        if stuck is not None and stuck.any():
+            rest[stuck] = 0
+        else:
+            stuck = None
         offsets = list(_offset_slices(self.kernel_size, self.stride, self.out))
         for index in offsets[:-1]:
             share = rest * (xp[index] == y)
@@ -262,7 +392,53 @@ class MaxPool2d(Function):
                 dxp[index] = share
             rest -= share               # exact: r − r = 0 for the winner, r − 0 = r elsewhere
         dxp[offsets[-1]] += rest        # the windows still left are won by their last cell
+        if stuck is not None:
+            N, C, H, W = self.x_shape
+            (SH, SW), (PH, PW), (OH, OW) = self.stride, self.padding, self.out
+            first_row, _ = _first_inputs(OH, KH, SH, 1, PH, H)
+            first_col, _ = _first_inputs(OW, KW, SW, 1, PW, W)
+            n, c, oh, ow = np.nonzero(stuck)
+            np.add.at(dxp, (n, c, oh * SH + first_row[oh], ow * SW + first_col[ow]), dy[stuck])
         return _unpad(dxp, self.padding)
+
+    # ------------------------------------------------ dilation, ceil_mode, return_indices
+
+    def _forward_general(self, x, out, pads):
+        N, C, H, W = x.shape
+        (KH, KW), (SH, SW), (DH, DW) = self.kernel_size, self.stride, self.dilation
+        (PH, PW), (OH, OW) = self.padding, out
+        fill = _lowest(x.dtype)
+        xp = pad4(x, pads, fill)
+        views = _dilated_offsets(self.kernel_size, self.stride, self.dilation, out)
+        y = xp[next(views)].copy()
+        arg = np.zeros(y.shape, np.intp)      # offset k = i·KW + j of each window's winner
+        for k, index in enumerate(views, start=1):
+            v = xp[index]
+            takes = v > y
+            if x.dtype.kind == "f":
+                takes |= np.isnan(v)
+            arg[takes] = k
+            np.maximum(y, v, out=y)
+        # A maximum equal to the padding's fill: the first input cell wins, not a padded one.
+        first_row, _ = _first_inputs(OH, KH, SH, DH, PH, H)
+        first_col, _ = _first_inputs(OW, KW, SW, DW, PW, W)
+        stuck = y == fill
+        if stuck.any():
+            first = first_row[:, None] * KW + first_col[None, :]
+            arg = np.where(stuck, first, arg)
+        i, j = np.divmod(arg, KW)
+        rows = np.arange(OH)[:, None] * SH + i * DH - PH
+        cols = np.arange(OW) * SW + j * DW - PW
+        self.indices = rows * W + cols        # (N, C, OH, OW), as PyTorch returns them
+        self.x_shape = x.shape
+        return y
+
+    def _backward_general(self, dy):
+        N, C, H, W = self.x_shape
+        planes = np.arange(N * C, dtype=np.intp).reshape(N, C, 1, 1) * (H * W)
+        dx = np.bincount((self.indices + planes).reshape(-1), weights=dy.reshape(-1),
+                         minlength=N * C * H * W)
+        return dx.reshape(self.x_shape).astype(dy.dtype, copy=False)
 
 
 class AvgPool2d(Function):
@@ -276,18 +452,53 @@ class AvgPool2d(Function):
 
     Shapes: x (N, C, H, W) → y (N, C, OH, OW), OH = 1 + (H + 2·PH − KH) // SH.
     Linear: no kinks or ties. Saved: nothing but x's shape.
+
+    Options, as in PyTorch: ``ceil_mode`` rounds OH up as :class:`MaxPool2d` does; window
+    (oh, ow) then divides by its own d[oh, ow] instead of KH·KW: with ``count_include_pad``
+    (the default) the number of its cells inside the padded input (fewer than KH·KW only
+    where ceil_mode's last window overhangs), without it the number of its input cells, and
+    ``divisor_override`` (a nonzero int) replaces either. Then y = Σ_window xp / d and
+    dL/dx gets dL/dy / d from every window holding x. These options, when they change
+    anything, take the general path of the module docstring (d is an (OH, OW) array); the
+    default settings keep the paths below.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    # Defaults at class level: settings() lists the new options only when they were given.
+    ceil_mode = False
+    count_include_pad = True
+    divisor_override = None
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
         self.kernel_size, self.stride, self.padding = _settings(
             "avg_pool2d", kernel_size, stride, padding)
+        if _flag("avg_pool2d", "ceil_mode", ceil_mode):
+            self.ceil_mode = True
+        if not _flag("avg_pool2d", "count_include_pad", count_include_pad):
+            self.count_include_pad = False
+        if divisor_override is not None:
+            if (not isinstance(divisor_override, (int, np.integer))
+                    or isinstance(divisor_override, bool)):
+                raise TypeError(f"avg_pool2d: divisor_override must be an int or None, got "
+                                f"{divisor_override!r}")
+            if divisor_override == 0:
+                raise ValueError("avg_pool2d: divisor_override must not be zero")
+            self.divisor_override = int(divisor_override)
 
     def forward(self, x):
         x = np.asarray(x)
+        self.general = False
+        if self.ceil_mode or not self.count_include_pad or self.divisor_override is not None:
+            out, pads = _pooled_size("avg_pool2d", x, self.kernel_size, self.stride,
+                                     self.padding, (1, 1), self.ceil_mode)
+            floor = _check_input("avg_pool2d", x, self.kernel_size, self.stride, self.padding)
+            if (out != floor or self.divisor_override is not None
+                    or (not self.count_include_pad and self.padding != (0, 0))):
+                self.general = True
+                _check_float(x)
+                return self._forward_general(x, out, pads)
         out = _check_input("avg_pool2d", x, self.kernel_size, self.stride, self.padding)
-        if x.dtype.kind != "f":
-            raise TypeError(f"avg_pool2d: input must be floating point, got dtype {x.dtype} "
-                            f"(x.shape={x.shape})")
+        _check_float(x)
         (KH, KW), (OH, OW) = self.kernel_size, out
         self.x_shape, self.out = x.shape, out
         if self.stride == self.kernel_size:
@@ -305,6 +516,8 @@ class AvgPool2d(Function):
         return y
 
     def backward(self, dy):
+        if self.general:
+            return self._backward_general(dy)
         (KH, KW), (OH, OW) = self.kernel_size, self.out
         N, C, H, W = self.x_shape
         PH, PW = self.padding
@@ -321,3 +534,101 @@ class AvgPool2d(Function):
         for index in _offset_slices(self.kernel_size, self.stride, self.out):
             dxp[index] += dyk
         return _unpad(dxp, self.padding)
+
+    # ------------------------------------ ceil_mode, count_include_pad, divisor_override
+
+    def _divisor(self, x_shape, out):
+        """d (OH, OW): each window's divisor by PyTorch's rule."""
+        if self.divisor_override is not None:
+            return np.full(out, self.divisor_override)
+        counts = []
+        for axis in (0, 1):
+            size, K = x_shape[2 + axis], self.kernel_size[axis]
+            S, P = self.stride[axis], self.padding[axis]
+            start = np.arange(out[axis]) * S - P
+            end = np.minimum(start + K, size + P)       # clipped to the padded input
+            if not self.count_include_pad:
+                start, end = np.maximum(start, 0), np.minimum(end, size)
+            counts.append(end - start)
+        return counts[0][:, None] * counts[1][None, :]
+
+    def _forward_general(self, x, out, pads):
+        xp = pad4(x, pads, 0)
+        views = _dilated_offsets(self.kernel_size, self.stride, (1, 1), out)
+        y = xp[next(views)].copy()
+        for index in views:
+            y += xp[index]
+        self.divisor = self._divisor(x.shape, out).astype(x.dtype)
+        self.x_shape, self.out, self.pads = x.shape, out, pads
+        y /= self.divisor
+        return y
+
+    def _backward_general(self, dy):
+        N, C, H, W = self.x_shape
+        PT, PB, PL, PR = self.pads
+        dyk = dy / self.divisor
+        dxp = np.zeros((N, C, H + PT + PB, W + PL + PR), dy.dtype)
+        for index in _dilated_offsets(self.kernel_size, self.stride, (1, 1), self.out):
+            dxp[index] += dyk
+        return crop4(dxp, self.pads, H, W)
+
+
+def _check_float(x):
+    if x.dtype.kind != "f":
+        raise TypeError(f"avg_pool2d: input must be floating point, got dtype {x.dtype} "
+                        f"(x.shape={x.shape})")
+
+
+class AdaptiveAvgPool2d(Function):
+    """2-D adaptive average pooling: y has the asked size (OH, OW) whatever x's size.
+
+    Window (oh, ow) covers rows [⌊oh·H/OH⌋, ⌈(oh + 1)·H/OH⌉) and likewise columns (PyTorch's
+    windows: they may differ in size by one, and overlap when H is not a multiple of OH).
+    Each window's mean is separable, y[n, c] = A_H · x[n, c] · A_Wᵀ with A_H (OH, H) holding
+    1 / (window height) on each window's rows (A_W likewise), so forward is two matrix
+    products and backward their transposes:
+
+      dL/dx[n, c] = A_Hᵀ · dL/dy[n, c] · A_W
+
+    Shapes: x (N, C, H, W) → y (N, C, OH, OW). ``output_size`` 1 is global average pooling.
+    Linear: no kinks or ties. Saved: A_H and A_W.
+    """
+
+    def __init__(self, output_size):
+        # None for a side keeps the input's size there, as in PyTorch.
+        if isinstance(output_size, (tuple, list)) and len(output_size) == 2 and None in output_size:
+            given = pair("adaptive_avg_pool2d", "output_size",
+                         tuple(1 if v is None else v for v in output_size), 1)
+            self.output_size = tuple(None if v is None else g for v, g in zip(output_size, given))
+        else:
+            self.output_size = pair("adaptive_avg_pool2d", "output_size", output_size, 1)
+
+    @staticmethod
+    def _window_matrix(n_out, size, dtype):
+        """A (n_out, size): row o averages the input cells of window o."""
+        o = np.arange(n_out)
+        start = (o * size) // n_out
+        end = -((-(o + 1) * size) // n_out)               # ⌈(o + 1)·size / n_out⌉
+        cells = np.arange(size)
+        inside = (cells >= start[:, None]) & (cells < end[:, None])
+        return inside / (end - start)[:, None].astype(dtype)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"adaptive_avg_pool2d: input must be 4-D (N, C, H, W), got "
+                             f"x.shape={x.shape}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"adaptive_avg_pool2d: input must be floating point, got dtype "
+                            f"{x.dtype} (x.shape={x.shape})")
+        H, W = x.shape[2:]
+        if H == 0 or W == 0:
+            raise ValueError(f"adaptive_avg_pool2d: input must have at least one row and "
+                             f"column, got x.shape={x.shape}")
+        OH, OW = (H if v is None else v for v, H in zip(self.output_size, (H, W)))
+        self.a_h = self._window_matrix(OH, H, x.dtype).astype(x.dtype, copy=False)
+        self.a_w = self._window_matrix(OW, W, x.dtype).astype(x.dtype, copy=False)
+        return np.matmul(np.matmul(self.a_h, x), self.a_w.T)
+
+    def backward(self, dy):
+        return np.matmul(np.matmul(self.a_h.T, dy), self.a_w)
