@@ -389,13 +389,14 @@ def l1_loss(y: Any, t: Any, reduction: str = "mean") -> Tensor:
     return L1Loss(reduction)(_tensor(y), _label(t))
 
 
-def binary_cross_entropy(p: Any, t: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(p: Any, t: Any, reduction: str = "mean", weight: Any = None) -> Tensor:
     """−(t·log p + (1 − t)·log(1 − p)) for probabilities p, each log clamped at −100 (PyTorch).
 
     Args:
         p: probabilities in [0, 1] (e.g. a sigmoid's output); values outside are an error.
         t: targets in [0, 1], same shape.
         reduction: 'mean' | 'sum' | 'none'.
+        weight: an array of weights that broadcasts against p (PyTorch's ``weight``), or None.
 
     Returns:
         A 0-d Tensor, or the elementwise losses for 'none'.
@@ -403,15 +404,19 @@ def binary_cross_entropy(p: Any, t: Any, reduction: str = "mean") -> Tensor:
     >>> binary_cross_entropy(np.array([0.5, 1.0]), np.array([1.0, 0.0]), "none").data.round(4)
     array([  0.6931, 100.    ])
     """
-    return BinaryCrossEntropy(reduction)(_tensor(p), _label(t))
+    return BinaryCrossEntropy(reduction, weight)(_tensor(p), _label(t))
 
 
-def binary_cross_entropy_with_logits(z: Any, t: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_with_logits(z: Any, t: Any, reduction: str = "mean",
+                                     weight: Any = None, pos_weight: Any = None) -> Tensor:
     """binary_cross_entropy(sigmoid(z), t) as one fused op: finite and exact at logits ±1e4.
 
     Args:
         z: logits; t: targets in [0, 1], same shape.
         reduction: 'mean' | 'sum' | 'none'.
+        weight: an array of weights that broadcasts against z, or None.
+        pos_weight: the weight of the positive term, e.g. per class (C,) for z (N, C) as in
+            PyTorch (negatives / positives for imbalanced labels), or None.
 
     Returns:
         A 0-d Tensor, or the elementwise losses for 'none'; dL/dz = sigmoid(z) − t.
@@ -419,7 +424,8 @@ def binary_cross_entropy_with_logits(z: Any, t: Any, reduction: str = "mean") ->
     >>> binary_cross_entropy_with_logits(np.array([1e4, 0.0]), np.array([0.0, 1.0]), "none").data
     array([1.00000000e+04, 6.93147181e-01])
     """
-    return BinaryCrossEntropyWithLogits(reduction)(_tensor(z), _label(t))
+    op = BinaryCrossEntropyWithLogits(reduction, weight=weight, pos_weight=pos_weight)
+    return op(_tensor(z), _label(t))
 
 
 def nll_loss(log_probs: Any, t: Any, reduction: str = "mean", ignore_index: int | None = None,

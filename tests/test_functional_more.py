@@ -414,3 +414,59 @@ def test_softmax_of_integers_is_promoted_to_float(name, C):
     assert y.dtype == np.float32   # the dtype policy: 8-bit integers as float32
     np.testing.assert_allclose(y.data, getattr(F, name)(x.astype(np.float64), axis=1).data,
                                rtol=1e-6)
+
+
+@st.composite
+def weighted_binary_problem(draw):
+    """(z or p, t, weight or None, pos_weight or None) with weights that broadcast over (N, C)."""
+    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    t = draw(arrays((n, c), low=0.01, high=0.99))
+    weight = draw(st.one_of(st.none(), arrays((c,), low=0.1, high=2.0),
+                            arrays((n, c), low=0.1, high=2.0)))
+    pos_weight = draw(st.one_of(st.none(), arrays((c,), low=0.1, high=3.0)))
+    return t, weight, pos_weight
+
+
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "binary_cross_entropy_with_logits"])
+@pytest.mark.parametrize("reduction", REDUCE)
+@given(drawn=weighted_binary_problem(), data=st.data())
+def test_weighted_binary_losses_gradcheck_and_match_torch(name, reduction, drawn, data):
+    t, weight, pos_weight = drawn
+    logits = name.endswith("logits")
+    x = data.draw(arrays(t.shape, low=-4.0, high=4.0) if logits
+                  else arrays(t.shape, low=0.05, high=0.95))
+    options = {"weight": weight, "reduction": reduction}
+    if logits:
+        options["pos_weight"] = pos_weight
+    loss = getattr(F, name)
+    assert gradcheck(lambda a, b: loss(a, b, **options), x, t)
+    torch = pytest.importorskip("torch")
+    torch_options = {k: (torch.tensor(v) if isinstance(v, np.ndarray) else v)
+                     for k, v in options.items()}
+    tx, tt = Tensor(x, requires_grad=True), Tensor(t, requires_grad=True)
+    px, pt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
+    out = loss(tx, tt, **options)
+    pout = getattr(torch.nn.functional, name)(px, pt, **torch_options)
+    dy = np.random.default_rng(8).standard_normal(out.shape)
+    out.backward(dy)
+    pout.backward(torch.tensor(dy))
+    np.testing.assert_allclose(out.data, pout.detach().numpy(), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(tt.grad, pt.grad.numpy(), rtol=1e-9, atol=1e-14)
+
+
+def test_pos_weight_is_finite_and_exact_at_huge_logits():
+    z = Tensor(np.array([[1e4, -1e4]]), requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, np.array([[0.0, 1.0]]), reduction="none",
+                                              pos_weight=np.array([2.0, 3.0]))
+    loss.backward(np.ones((1, 2)))
+    np.testing.assert_array_equal(loss.data, [[1e4, 3e4]])
+    np.testing.assert_array_equal(z.grad, [[1.0, -3.0]])
+
+
+def test_weight_that_does_not_broadcast_is_refused():
+    with pytest.raises(ValueError, match=re.escape(
+            "binary_cross_entropy_with_logits: pos_weight of shape (3,) does not broadcast to "
+            "the input's shape (2, 2)")):
+        F.binary_cross_entropy_with_logits(np.zeros((2, 2)), np.zeros((2, 2)),
+                                           pos_weight=np.ones(3))

@@ -300,20 +300,22 @@ _BCE_EPS = float(np.float32(1e-12))
 
 
 class BinaryCrossEntropy(Function):
-    """Binary cross-entropy of probabilities: lᵢ = −(tᵢ·log pᵢ + (1 − tᵢ)·log(1 − pᵢ)).
+    """Binary cross-entropy of probabilities: lᵢ = −wᵢ·(tᵢ·log pᵢ + (1 − tᵢ)·log(1 − pᵢ)),
+    w = ``weight`` (1 unless given; an array that broadcasts against p).
 
     As in PyTorch each log is clamped at −100 (so p = 0 or 1 gives a finite loss), with
     log(1 − p) computed as log1p(−p).
 
-    dL/dp = (p − t) / max(p (1 − p), 1e-12) · g    dL/dt = (log(1 − p) − log p) · g
+    dL/dp = w · (p − t) / max(p (1 − p), 1e-12) · g    dL/dt = w · (log(1 − p) − log p) · g
     (the clamped logs). Shapes: p and t equal, every value in [0, 1] (else a ValueError).
     Saved: p, t and the clamped logs.
     """
 
     float_inputs = True
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction="mean", weight=None):
         self.reduction = check_reduction("binary_cross_entropy", reduction)
+        self.weight = weight
 
     def forward(self, p, t):
         op = "binary_cross_entropy"
@@ -331,47 +333,94 @@ class BinaryCrossEntropy(Function):
             self.log_p = np.maximum(np.log(p), p.dtype.type(-100))
             self.log_q = np.maximum(np.log1p(-p), p.dtype.type(-100))
         self.p, self.t = p, t
-        return _reduce(-(t * self.log_p + (1 - t) * self.log_q), self.reduction, p.size)
+        self.w = _constant(op, "weight", self.weight, p)
+        losses = -(t * self.log_p + (1 - t) * self.log_q)
+        if self.w is not None:
+            losses = losses * self.w
+        return _reduce(losses, self.reduction, p.size)
 
     def backward(self, dy):
         g = _upstream(dy, self.reduction, self.p.size)
+        if self.w is not None:
+            g = g * self.w
         need_p, need_t = self.needs_input_grad
         p, t = self.p, self.t
         dp = (p - t) / np.maximum(p * (1 - p), p.dtype.type(_BCE_EPS)) * g if need_p else None
         dt = (self.log_q - self.log_p) * g if need_t else None
-        return dp, dt
+        return _fit(dp, p.shape), _fit(dt, p.shape)
 
 
 class BinaryCrossEntropyWithLogits(Function):
-    """Binary cross-entropy of sigmoid(z), fused: lᵢ = −(t·log σ(z) + (1 − t)·log(1 − σ(z))).
+    """Binary cross-entropy of sigmoid(z), fused:
+    lᵢ = −wᵢ · (p_w · t·log σ(z) + (1 − t)·log(1 − σ(z))), w = ``weight``, p_w = ``pos_weight``
+    (both 1 unless given; arrays broadcast against z, as PyTorch's).
 
-    Computed as lᵢ = max(z, 0) − z·t + log(1 + e^{−|z|}) (log1p), which never overflows and
-    never takes the log of an underflowed 0: finite and exact at logits of ±1e4.
+    With c = 1 + (p_w − 1)·t and softplus(−z) = max(−z, 0) + log1p(e^{−|z|}) this is
+    lᵢ = w · ((1 − t)·z + c · softplus(−z)), which never overflows and never takes the log of
+    an underflowed 0: finite and exact at logits of ±1e4.
 
-    dL/dz = (σ(z) − t) · g    dL/dt = −z · g
+    dL/dz = w · (c · σ(z) − p_w · t) · g    dL/dt = w · ((p_w − 1) · softplus(−z) − z) · g
+    (with no pos_weight: (σ(z) − t) · w · g and −z · w · g).
 
     Shapes: z and t equal (t in [0, 1], not checked: soft targets beyond it are allowed as in
-    PyTorch). Smooth. Saved: z and t. The composed version ``binary_cross_entropy(sigmoid(z),
-    t)`` is its test oracle where the logs are not clamped.
+    PyTorch). Smooth. Saved: z, t, softplus(−z). The composed version
+    ``binary_cross_entropy(sigmoid(z), t)`` is its test oracle where the logs are not clamped.
     """
 
     float_inputs = True
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction="mean", weight=None, pos_weight=None):
         self.reduction = check_reduction("binary_cross_entropy_with_logits", reduction)
+        self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, z, t):
-        z, t = _pair("binary_cross_entropy_with_logits", z, t)
+        op = "binary_cross_entropy_with_logits"
+        z, t = _pair(op, z, t)
+        self.w = _constant(op, "weight", self.weight, z)
+        self.pw = _constant(op, "pos_weight", self.pos_weight, z)
         self.z, self.t = z, t
-        losses = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+        self.sp = np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))    # softplus(−z) = −log σ(z)
+        c = 1 if self.pw is None else 1 + (self.pw - 1) * t
+        losses = (1 - t) * z + c * self.sp
+        if self.w is not None:
+            losses = losses * self.w
         return _reduce(losses, self.reduction, z.size)
 
     def backward(self, dy):
         g = _upstream(dy, self.reduction, self.z.size)
+        if self.w is not None:
+            g = g * self.w
         need_z, need_t = self.needs_input_grad
-        z = self.z
-        sigma = np.exp(-np.logaddexp(z.dtype.type(0), -z))
-        return ((sigma - self.t) * g if need_z else None), (-z * g if need_t else None)
+        z, t, pw = self.z, self.t, self.pw
+        dz = dt = None
+        if need_z:
+            sigma = np.exp(-np.logaddexp(z.dtype.type(0), -z))
+            dz = (sigma - t if pw is None else (1 + (pw - 1) * t) * sigma - pw * t) * g
+        if need_t:
+            dt = (-z if pw is None else (pw - 1) * self.sp - z) * g
+        return _fit(dz, z.shape), _fit(dt, z.shape)
+
+
+def _constant(op: str, name: str, value, z: np.ndarray):
+    """An optional weight array in z's dtype that broadcasts to z's shape (no gradient)."""
+    if value is None:
+        return None
+    w = np.asarray(value.data if isinstance(value, Tensor) else value)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: {name} must be real numbers, got dtype {w.dtype}")
+    try:
+        fits = np.broadcast_shapes(w.shape, z.shape) == z.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{op}: {name} of shape {w.shape} does not broadcast to the input's "
+                         f"shape {z.shape}")
+    return w.astype(z.dtype, copy=False)
+
+
+def _fit(grad, shape):
+    """A gradient broadcast to the input's full shape (weights may have fewer axes)."""
+    return grad if grad is None or grad.shape == shape else np.broadcast_to(grad, shape)
 
 
 def _class_layout(op: str, z: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
