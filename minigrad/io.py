@@ -33,10 +33,12 @@ otherwise: 1 GiB. A checkpoint declaring more is refused before anything is allo
 compressed file cannot expand into all of memory. Raise it (``minigrad.io.MAX_LOAD_BYTES = 2**33``)
 or pass ``load(path, max_bytes=...)`` for bigger models."""
 
-# Array kinds a checkpoint holds: bool, signed and unsigned integers, floating point. Strings,
-# bytes, datetimes, timedeltas, complex numbers, structured and object arrays are refused: none
-# of them is a model's or an optimiser's state, and loading them into one gives garbage.
-_KINDS = "biuf"
+# Array kinds a checkpoint holds: bool, signed and unsigned integers, floating point, and
+# Unicode text (settings such as a schedule's ``anneal_strategy``; stored as fixed-width
+# characters, no pickle). Bytes, datetimes, timedeltas, complex numbers, structured and object
+# arrays are refused: none of them is a model's or an optimiser's state, and loading them into
+# one gives garbage.
+_KINDS = "biufU"
 
 # Characters a key may not contain: a zip member name stops at NUL, and "/" makes a folder.
 _FORBIDDEN_IN_KEYS = ("\x00", "/")
@@ -104,8 +106,8 @@ def _flatten_into(flat: dict, state: Mapping, prefix: str) -> None:
         if array.dtype.kind not in _KINDS:
             raise TypeError(
                 f"save: value for key {name!r} has dtype {array.dtype} "
-                f"(from {type(value).__name__}); checkpoints hold bool, integer and "
-                "floating-point arrays only"
+                f"(from {type(value).__name__}); checkpoints hold bool, integer, "
+                "floating-point and text arrays only"
             )
         if name in flat:
             raise ValueError(f"save: two entries flatten to the same name {name!r}")
@@ -316,7 +318,7 @@ def _read_members(zf: zipfile.ZipFile, path: Path, limit: int) -> dict[str, np.n
         if dtype.kind not in _KINDS:
             raise TypeError(
                 f"load: entry {name!r} of {path} has dtype {dtype}; checkpoints hold bool, "
-                "integer and floating-point arrays only"
+                "integer, floating-point and text arrays only"
             )
         size = math.prod(shape) * dtype.itemsize
         if header + size != info.file_size:
