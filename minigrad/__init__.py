@@ -16,6 +16,7 @@ from minigrad.function import Function, unbroadcast
 from minigrad.io import load, save
 from minigrad.parallel import get_num_threads, set_num_threads
 from minigrad.profiler import profile
+from minigrad.routines import concatenate, maximum, minimum, pad, split, stack, where
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "save", "load", "data", "functional", "nn", "optim", "models", "viz",
     "profile", "detect_anomaly", "AnomalyError", "get_num_threads", "set_num_threads",
     "autograd", "grad",
+    "concatenate", "stack", "split", "where", "maximum", "minimum", "pad",
 ]

@@ -31,8 +31,19 @@ import numpy as np
 from minigrad.ops.activation import ReLU, Sigmoid, Tanh
 from minigrad.ops.conv import Conv2d, ConvTranspose2d, col2im, im2col
 from minigrad.ops.dropout import Dropout, manual_seed
+from minigrad.ops.elementwise import ELU, LeakyReLU, Softplus
 from minigrad.ops.linear import Affine
-from minigrad.ops.loss import LogSoftmax, Softmax, SoftmaxCrossEntropy
+from minigrad.ops.loss import (
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    CrossEntropy,
+    L1Loss,
+    LogSoftmax,
+    MSELoss,
+    NLLLoss,
+    Softmax,
+    SoftmaxCrossEntropy,
+)
 from minigrad.ops.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minigrad.ops.shape import Reshape
 from minigrad.tensor import Tensor
@@ -42,6 +53,8 @@ __all__ = [
     "conv_transpose2d", "adaptive_avg_pool2d",
     "relu", "sigmoid", "tanh", "affine", "softmax", "log_softmax", "softmax_cross_entropy",
     "dropout", "manual_seed", "flatten",
+    "leaky_relu", "elu", "softplus", "mse_loss", "l1_loss", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "nll_loss",
 ]
 
 
@@ -282,23 +295,156 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     return LogSoftmax(axis=axis)(_tensor(x))
 
 
-def softmax_cross_entropy(logits: Any, t: Any) -> Tensor:
-    """Mean cross-entropy between softmax(logits) and the labels, as one fused op.
+def softmax_cross_entropy(logits: Any, t: Any, reduction: str = "mean",
+                          ignore_index: int | None = None, label_smoothing: float = 0.0,
+                          weight: Any = None) -> Tensor:
+    """Cross-entropy between softmax(logits) and the labels, as one fused op (PyTorch's
+    ``cross_entropy``).
 
     Args:
-        logits: (N, C) scores.
-        t: (N,) integer class indices, or (N, C) one-hot rows (float). Labels get no gradient.
+        logits: (N, C) scores, or (N, C, d1, …) (e.g. per-pixel classes). Integer logits are
+            computed in floating point (float32, or float64 for 32- and 64-bit integers).
+        t: class indices (N,) / (N, d1, …) as integers, or soft labels shaped like the logits
+            (one-hot or probability rows). Labels get no gradient.
+        reduction: 'mean' (over the labels; with ``weight``, divided by the total weight of
+            the labels, as PyTorch), 'sum', or 'none' (one loss per label, shape (N, d1, …)).
+        ignore_index: a class-index value that counts for nothing (e.g. -100 as PyTorch's
+            default); None (the default) accepts only labels in [0, C).
+        label_smoothing: ε in [0, 1]: the target becomes (1 − ε)·onehot + ε/C.
+        weight: (C,) per-class weights, or None.
 
     Returns:
-        A 0-d Tensor, the loss averaged over the batch; its gradient with respect to the
-        logits is (softmax(logits) − onehot(t)) / N times the incoming gradient.
+        A 0-d Tensor (or the per-label losses for 'none'). With the defaults its gradient with
+        respect to the logits is (softmax(logits) − onehot(t)) / N times the incoming one.
 
     >>> z = np.array([[0.0, 0.0], [0.0, 1e4]])
     >>> float(softmax_cross_entropy(z, np.array([0, 1])).data)   # log 2 / 2
     0.34657359027997264
+    >>> softmax_cross_entropy(z, np.array([0, -100]), ignore_index=-100, reduction="none").data
+    array([0.69314718, 0.        ])
     """
     labels = t if isinstance(t, (Tensor, np.ndarray)) else np.asarray(t)
-    return SoftmaxCrossEntropy()(_tensor(logits), labels)
+    if (reduction == "mean" and ignore_index is None and not label_smoothing and weight is None
+            and np.ndim(logits.data if isinstance(logits, Tensor) else logits) == 2):
+        return SoftmaxCrossEntropy()(_tensor(logits), labels)   # the fast path of the defaults
+    op = CrossEntropy(reduction=reduction, ignore_index=ignore_index,
+                      label_smoothing=label_smoothing, weight=weight)
+    return op(_tensor(logits), labels)
+
+
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope · x otherwise (PyTorch's ``leaky_relu``).
+
+    >>> leaky_relu(np.array([-2.0, 3.0]), 0.1).data
+    array([-0.2,  3. ])
+    """
+    return LeakyReLU(negative_slope)(_tensor(x))
+
+
+def elu(x: Any, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, alpha · (eˣ − 1) otherwise (PyTorch's ``elu``).
+
+    >>> elu(np.array([-1.0, 2.0])).data.round(4)
+    array([-0.6321,  2.    ])
+    """
+    return ELU(alpha)(_tensor(x))
+
+
+def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """(1/beta) · log(1 + e^{beta·x}), and x itself where beta·x > threshold (as PyTorch).
+
+    >>> softplus(np.array([0.0, 30.0])).data.round(4)
+    array([ 0.6931, 30.    ])
+    """
+    return Softplus(beta, threshold)(_tensor(x))
+
+
+def _label(t: Any) -> Any:
+    return t if isinstance(t, (Tensor, np.ndarray)) else np.asarray(t)
+
+
+def mse_loss(y: Any, t: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error (y − t)², reduced by 'mean', 'sum' or 'none'.
+
+    Args:
+        y: predictions; t: targets of the same shape (no broadcasting). Both may require
+            gradients.
+        reduction: 'mean' | 'sum' | 'none'.
+
+    Returns:
+        A 0-d Tensor, or the elementwise losses for 'none'.
+
+    >>> mse_loss(np.array([1.0, 3.0]), np.array([0.0, 1.0])).data
+    array(2.5)
+    """
+    return MSELoss(reduction)(_tensor(y), _label(t))
+
+
+def l1_loss(y: Any, t: Any, reduction: str = "mean") -> Tensor:
+    """Mean absolute error |y − t| (gradient 0 where y = t), reduced as ``mse_loss``.
+
+    >>> l1_loss(np.array([1.0, 3.0]), np.array([0.0, 1.0]), reduction="sum").data
+    array(3.)
+    """
+    return L1Loss(reduction)(_tensor(y), _label(t))
+
+
+def binary_cross_entropy(p: Any, t: Any, reduction: str = "mean", weight: Any = None) -> Tensor:
+    """−(t·log p + (1 − t)·log(1 − p)) for probabilities p, each log clamped at −100 (PyTorch).
+
+    Args:
+        p: probabilities in [0, 1] (e.g. a sigmoid's output); values outside are an error.
+        t: targets in [0, 1], same shape.
+        reduction: 'mean' | 'sum' | 'none'.
+        weight: an array of weights that broadcasts against p (PyTorch's ``weight``), or None.
+
+    Returns:
+        A 0-d Tensor, or the elementwise losses for 'none'.
+
+    >>> binary_cross_entropy(np.array([0.5, 1.0]), np.array([1.0, 0.0]), "none").data.round(4)
+    array([  0.6931, 100.    ])
+    """
+    return BinaryCrossEntropy(reduction, weight)(_tensor(p), _label(t))
+
+
+def binary_cross_entropy_with_logits(z: Any, t: Any, reduction: str = "mean",
+                                     weight: Any = None, pos_weight: Any = None) -> Tensor:
+    """binary_cross_entropy(sigmoid(z), t) as one fused op: finite and exact at logits ±1e4.
+
+    Args:
+        z: logits; t: targets in [0, 1], same shape.
+        reduction: 'mean' | 'sum' | 'none'.
+        weight: an array of weights that broadcasts against z, or None.
+        pos_weight: the weight of the positive term, e.g. per class (C,) for z (N, C) as in
+            PyTorch (negatives / positives for imbalanced labels), or None.
+
+    Returns:
+        A 0-d Tensor, or the elementwise losses for 'none'; dL/dz = sigmoid(z) − t.
+
+    >>> binary_cross_entropy_with_logits(np.array([1e4, 0.0]), np.array([0.0, 1.0]), "none").data
+    array([1.00000000e+04, 6.93147181e-01])
+    """
+    op = BinaryCrossEntropyWithLogits(reduction, weight=weight, pos_weight=pos_weight)
+    return op(_tensor(z), _label(t))
+
+
+def nll_loss(log_probs: Any, t: Any, reduction: str = "mean", ignore_index: int | None = None,
+             weight: Any = None) -> Tensor:
+    """Negative log-likelihood −log_probs[n, t[n]] (PyTorch's ``nll_loss``).
+
+    Args:
+        log_probs: (N, C) or (N, C, d1, …), e.g. from ``log_softmax(x, axis=1)``.
+        t: integer class indices (N,) or (N, d1, …).
+        reduction, ignore_index, weight: as for :func:`softmax_cross_entropy`.
+
+    Returns:
+        A 0-d Tensor, or the per-label losses for 'none'.
+
+    >>> round(float(nll_loss(np.log(np.array([[0.25, 0.75]])), np.array([1])).data), 4)
+    0.2877
+    """
+    op = NLLLoss(reduction=reduction, ignore_index=ignore_index, weight=weight)
+    return op(_tensor(log_probs), _label(t))
 
 
 def dropout(x: Any, p: float = 0.5, training: bool = True,

@@ -233,8 +233,8 @@ class Tensor:
 
     __slots__ = ("_data", "grad", "requires_grad", "creator", "name", "_retains_grad",
                  "_version", "__weakref__")
-    # ndarray op Tensor must defer to Tensor's reflected operators.
-    __array_ufunc__ = None
+    # NumPy ufuncs and functions on Tensors: ``__array_ufunc__`` and ``__array_function__``
+    # below (``ndarray + Tensor`` gives a Tensor on the tape, as ``Tensor + ndarray`` does).
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
                  dtype: Any = None) -> None:
@@ -527,6 +527,72 @@ class Tensor:
     def tanh(self) -> Tensor:
         return _ops.Tanh()(self)
 
+    # ---------------------------------------------------------------- more ops
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """The minimum along ``axis``; ties share the gradient equally (as ``max``)."""
+        return _ops.Min(axis, keepdims)(self)
+
+    def abs(self) -> Tensor:
+        """|x| elementwise; the gradient at 0 is 0."""
+        return _ops.Abs()(self)
+
+    __abs__ = abs
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        """x limited to [min, max]; the gradient passes where min ≤ x ≤ max."""
+        return _ops.Clip(min, max)(self)
+
+    def var(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+            ddof: int = 0) -> Tensor:
+        """Σ (x − mean)² / (n − ddof) along ``axis`` (NumPy's default ddof=0)."""
+        return _ops.Var(axis, keepdims, ddof)(self)
+
+    def std(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+            ddof: int = 0) -> Tensor:
+        """sqrt(var(...)); the gradient at zero spread is 0 (as in PyTorch)."""
+        return _ops.Std(axis, keepdims, ddof)(self)
+
+    def sin(self) -> Tensor:
+        return _ops.Sin()(self)
+
+    def cos(self) -> Tensor:
+        return _ops.Cos()(self)
+
+    def logsumexp(self, axis: int | tuple[int, ...] | None = None,
+                  keepdims: bool = False) -> Tensor:
+        """log Σ exp(x) along ``axis``, computed stably (m + log Σ exp(x − m))."""
+        return _ops.LogSumExp(axis, keepdims)(self)
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        """Drop size-1 axes (all of them, or those in ``axis``): a Reshape."""
+        return _ops.Reshape(_routines.squeezed_shape(self.data.shape, axis))(self)
+
+    def expand_dims(self, axis: int | tuple[int, ...]) -> Tensor:
+        """Insert size-1 axes at ``axis`` (NumPy's meaning): a Reshape."""
+        return _ops.Reshape(_routines.expanded_shape(self.data.shape, axis))(self)
+
+    unsqueeze = expand_dims
+
+    def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
+        """A copy broadcast to ``shape``; its gradient is summed back (``sum_to``)."""
+        return _ops.BroadcastTo(shape)(self)
+
+    def sum_to(self, shape: tuple[int, ...]) -> Tensor:
+        """Summed down to ``shape`` (the adjoint of ``broadcast_to``)."""
+        return _ops.SumTo(shape)(self)
+
+    def argmin(self, axis: int | None = None) -> np.ndarray:
+        """Indices of the minimum along ``axis`` (a plain array: no gradient)."""
+        return self.data.argmin(axis=axis)
+
+    # ---------------------------------------------------------------- NumPy protocols
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _routines.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _routines.array_function(func, args, kwargs)
+
 
 # The ops import Function, which imports this module: bind them once Tensor exists.
 from minigrad import ops as _ops  # noqa: E402
+from minigrad import routines as _routines  # noqa: E402

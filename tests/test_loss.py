@@ -141,7 +141,7 @@ def test_labels_may_be_a_tensor_or_a_list_and_get_no_gradient():
      "softmax_cross_entropy: labels must be class indices (N,) or one-hot rows (N, C); got "
      "t.shape=(4, 3, 1) for logits.shape=(4, 3)"),
     (np.zeros(3), np.array([0]),
-     "softmax_cross_entropy: logits must be 2-D (N, C), got logits.shape=(3,)"),
+     "softmax_cross_entropy: logits must be (N, C) or (N, C, d1, ...), got logits.shape=(3,)"),
     (np.zeros((0, 3)), np.zeros(0, np.int64),
      "softmax_cross_entropy: the batch is empty (logits.shape=(0, 3))"),
 ])

@@ -154,11 +154,11 @@ def test_resume_applies_a_new_learning_rate_and_says_so(train_mnist, tmp_path, c
     train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
     train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume", "--lr", "5e-4"])
     assert "learning rate 0.001 (checkpoint) -> 0.0005 (--lr)" in capsys.readouterr().out
-    assert float(read_checkpoint(out)["optimizer.hyperparameters.lr"]) == 5e-4
+    assert float(read_checkpoint(out)["optimizer.param_groups.0.lr"]) == 5e-4
     train_mnist.main([*TINY, "--epochs", "3", "--out", str(out), "--resume"])
     printed = capsys.readouterr().out
     assert "learning rate" not in printed and "Adam(lr=0.0005)" in printed  # kept
-    assert float(read_checkpoint(out)["optimizer.hyperparameters.lr"]) == 5e-4
+    assert float(read_checkpoint(out)["optimizer.param_groups.0.lr"]) == 5e-4
 
 
 def test_ctrl_c_keeps_the_last_epoch_and_resumes(train_mnist, tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.tensor import Tensor, _float_dtype
 
 
 def _axis(op: str, axis, ndim: int, shape) -> int:
@@ -62,6 +63,8 @@ class Softmax(Function):
     Shapes: x (…) → y of the same shape. Smooth: no kinks. Saved: y.
     """
 
+    float_inputs = True
+
     def __init__(self, axis=-1):
         self.axis = axis
 
@@ -89,6 +92,8 @@ class LogSoftmax(Function):
 
     Shapes: x (…) → y of the same shape. Smooth: no kinks. Saved: y.
     """
+
+    float_inputs = True
 
     def __init__(self, axis=-1):
         self.axis = axis
@@ -124,9 +129,7 @@ def _check_labels(z: np.ndarray, t: np.ndarray) -> None:
         if t.dtype.kind not in "iu":
             raise ValueError(f"{op}: labels of shape (N,)={t.shape} are class indices and "
                              f"must be integers, got dtype {t.dtype}")
-        # One pass: seen as unsigned, a negative index is huge, so the largest is ≥ C.
-        unsigned = t.view(t.dtype.str.replace("i", "u")) if t.dtype.kind == "i" else t
-        if int(np.maximum.reduce(unsigned)) >= C:
+        if _labels_out_of_range(t, C):
             low, high = int(t.min()), int(t.max())
             raise ValueError(f"{op}: class indices must lie in [0, C)=[0, {C}) for "
                              f"logits.shape={z.shape}; got labels from {low} to {high}")
@@ -135,6 +138,33 @@ def _check_labels(z: np.ndarray, t: np.ndarray) -> None:
                          f"C={C} classes; logits.shape={z.shape}, t.shape={t.shape}")
     elif t.dtype.kind not in "fiub":
         raise ValueError(f"{op}: one-hot labels must be numbers, got dtype {t.dtype}")
+
+
+def _labels_out_of_range(t: np.ndarray, C: int) -> bool:
+    """True when some integer label lies outside [0, C), in one pass over t.
+
+    Seen as unsigned, a negative b-bit index is at least 2^(b−1), so when C ≤ 2^(b−1) the
+    largest unsigned value is ≥ C exactly when some label is negative or too large. When
+    C > 2^(b−1) (int8 labels for C > 128, int16 for C > 32768) no non-negative value of the
+    dtype reaches C and only a negative label can be wrong: the minimum decides.
+    """
+    if t.dtype.kind == "i":
+        if C > 1 << (8 * t.dtype.itemsize - 1):
+            return int(np.minimum.reduce(t)) < 0
+        t = t.view(t.dtype.str.replace("i", "u"))
+    return int(np.maximum.reduce(t)) >= C
+
+
+def _float_input(op: str, name: str, z: np.ndarray) -> np.ndarray:
+    """z itself when it is floating point; integers and bools promoted to float as the dtype
+    policy says (never truncated); anything else (complex, strings, ...) a TypeError naming
+    the op."""
+    if z.dtype.kind == "f":
+        return z
+    if z.dtype.kind in "iub":
+        return z.astype(_float_dtype(z.dtype))
+    raise TypeError(f"{op}: {name} must be real numbers, got dtype {z.dtype} "
+                    f"(shape {z.shape})")
 
 
 class SoftmaxCrossEntropy(Function):
@@ -154,6 +184,8 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, z, t):
         z, t = np.asarray(z), np.asarray(t)
+        if z.dtype.kind != "f":
+            z = _float_input("softmax_cross_entropy", "logits", z)
         _check_labels(z, t)
         N = z.shape[0]
         logp = _log_softmax(z, axis=1)
@@ -190,3 +222,378 @@ class SoftmaxCrossEntropy(Function):
         else:
             dz = p * t.sum(axis=1, keepdims=True) - t
         return dz * (dy / N), None
+
+# ------------------------------------------------------------------ losses with options
+# The ops below take PyTorch's ``reduction`` ('mean' | 'sum' | 'none'). Per-element losses lᵢ
+# are reduced to L = Σ lᵢ / D ('mean', D the number of elements, or the total weight of the
+# counted labels for the class losses), L = Σ lᵢ ('sum'), or returned as they are ('none');
+# the gradient of each lᵢ is then scaled by dL/dL / D, dL/dL, or dL/dlᵢ.
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(op: str, reduction) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def _reduce(losses: np.ndarray, reduction: str, count) -> np.ndarray:
+    if reduction == "none":
+        return losses
+    total = losses.sum()
+    if reduction == "sum":
+        return np.asarray(total, dtype=losses.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):   # nothing counted: nan, as PyTorch
+        return np.asarray(total / count, dtype=losses.dtype)
+
+
+def _upstream(dy: np.ndarray, reduction: str, count) -> np.ndarray:
+    """dL/dlᵢ: dy itself ('none'), or the scalar dy ('sum') or dy / count ('mean')."""
+    if reduction == "mean":
+        return dy / dy.dtype.type(count)
+    return dy
+
+
+def _pair(op: str, y: np.ndarray, t: np.ndarray, names=("input", "target")):
+    """y and t as arrays of one float dtype (y's when float), with equal shapes."""
+    y, t = np.asarray(y), np.asarray(t)
+    if y.shape != t.shape:
+        raise ValueError(f"{op}: {names[0]} and {names[1]} must have the same shape; "
+                         f"{names[0]}.shape={y.shape}, {names[1]}.shape={t.shape}")
+    y = _float_input(op, names[0], y)
+    t = _float_input(op, names[1], t).astype(y.dtype, copy=False)
+    return y, t
+
+
+class MSELoss(Function):
+    """Mean squared error: lᵢ = (yᵢ − tᵢ)², reduced by ``reduction``.
+
+    dL/dy = 2 (y − t) · g    dL/dt = −2 (y − t) · g    (g = dL/dlᵢ: dL/dL / n for 'mean')
+
+    Shapes: y and t equal (no broadcasting) → 0-d, or y's shape for 'none'. Smooth.
+    Saved: y − t.
+    """
+
+    float_inputs = True
+
+    def __init__(self, reduction="mean"):
+        self.reduction = check_reduction("mse_loss", reduction)
+
+    def forward(self, y, t):
+        y, t = _pair("mse_loss", y, t)
+        self.d = y - t
+        return _reduce(self.d * self.d, self.reduction, y.size)
+
+    def backward(self, dy):
+        g = 2 * self.d * _upstream(dy, self.reduction, self.d.size)
+        need_y, need_t = self.needs_input_grad
+        return (g if need_y else None), (-g if need_t else None)
+
+
+class L1Loss(Function):
+    """Mean absolute error: lᵢ = |yᵢ − tᵢ|, reduced by ``reduction``.
+
+    dL/dy = sign(y − t) · g    dL/dt = −sign(y − t) · g; at y = t the gradient is 0 (as in
+    PyTorch). Shapes: as MSELoss. Saved: sign(y − t).
+    """
+
+    float_inputs = True
+
+    def __init__(self, reduction="mean"):
+        self.reduction = check_reduction("l1_loss", reduction)
+
+    def forward(self, y, t):
+        y, t = _pair("l1_loss", y, t)
+        d = y - t
+        self.sign = np.sign(d)
+        return _reduce(np.abs(d), self.reduction, y.size)
+
+    def backward(self, dy):
+        g = self.sign * _upstream(dy, self.reduction, self.sign.size)
+        need_y, need_t = self.needs_input_grad
+        return (g if need_y else None), (-g if need_t else None)
+
+
+# PyTorch's floor of p (1 − p) in the gradient: 1e-12 as a float32 constant.
+_BCE_EPS = float(np.float32(1e-12))
+
+
+class BinaryCrossEntropy(Function):
+    """Binary cross-entropy of probabilities: lᵢ = −wᵢ·(tᵢ·log pᵢ + (1 − tᵢ)·log(1 − pᵢ)),
+    w = ``weight`` (1 unless given; an array that broadcasts against p).
+
+    As in PyTorch each log is clamped at −100 (so p = 0 or 1 gives a finite loss), with
+    log(1 − p) computed as log1p(−p).
+
+    dL/dp = w · (p − t) / max(p (1 − p), 1e-12) · g    dL/dt = w · (log(1 − p) − log p) · g
+    (the clamped logs). Shapes: p and t equal, every value in [0, 1] (else a ValueError).
+    Saved: p, t and the clamped logs.
+    """
+
+    float_inputs = True
+
+    def __init__(self, reduction="mean", weight=None):
+        self.reduction = check_reduction("binary_cross_entropy", reduction)
+        self.weight = weight
+
+    def forward(self, p, t):
+        op = "binary_cross_entropy"
+        p, t = _pair(op, p, t)
+        for name, a in (("input", p), ("target", t)):
+            inside = (a >= 0) & (a <= 1)
+            if not inside.all():
+                bad = a[~inside]
+                raise ValueError(f"{op}: every {name} value must be a probability in [0, 1]; "
+                                 f"got {bad.size} outside (e.g. {bad.flat[0]!r}) in "
+                                 f"{name}.shape={a.shape}" + (
+                                     "; for scores use binary_cross_entropy_with_logits"
+                                     if name == "input" else ""))
+        with np.errstate(divide="ignore"):
+            self.log_p = np.maximum(np.log(p), p.dtype.type(-100))
+            self.log_q = np.maximum(np.log1p(-p), p.dtype.type(-100))
+        self.p, self.t = p, t
+        self.w = _constant(op, "weight", self.weight, p)
+        losses = -(t * self.log_p + (1 - t) * self.log_q)
+        if self.w is not None:
+            losses = losses * self.w
+        return _reduce(losses, self.reduction, p.size)
+
+    def backward(self, dy):
+        g = _upstream(dy, self.reduction, self.p.size)
+        if self.w is not None:
+            g = g * self.w
+        need_p, need_t = self.needs_input_grad
+        p, t = self.p, self.t
+        dp = (p - t) / np.maximum(p * (1 - p), p.dtype.type(_BCE_EPS)) * g if need_p else None
+        dt = (self.log_q - self.log_p) * g if need_t else None
+        return _fit(dp, p.shape), _fit(dt, p.shape)
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """Binary cross-entropy of sigmoid(z), fused:
+    lᵢ = −wᵢ · (p_w · t·log σ(z) + (1 − t)·log(1 − σ(z))), w = ``weight``, p_w = ``pos_weight``
+    (both 1 unless given; arrays broadcast against z, as PyTorch's).
+
+    With c = 1 + (p_w − 1)·t and softplus(−z) = max(−z, 0) + log1p(e^{−|z|}) this is
+    lᵢ = w · ((1 − t)·z + c · softplus(−z)), which never overflows and never takes the log of
+    an underflowed 0: finite and exact at logits of ±1e4.
+
+    dL/dz = w · (c · σ(z) − p_w · t) · g    dL/dt = w · ((p_w − 1) · softplus(−z) − z) · g
+    (with no pos_weight: (σ(z) − t) · w · g and −z · w · g).
+
+    Shapes: z and t equal (t in [0, 1], not checked: soft targets beyond it are allowed as in
+    PyTorch). Smooth. Saved: z, t, softplus(−z). The composed version
+    ``binary_cross_entropy(sigmoid(z), t)`` is its test oracle where the logs are not clamped.
+    """
+
+    float_inputs = True
+
+    def __init__(self, reduction="mean", weight=None, pos_weight=None):
+        self.reduction = check_reduction("binary_cross_entropy_with_logits", reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def forward(self, z, t):
+        op = "binary_cross_entropy_with_logits"
+        z, t = _pair(op, z, t)
+        self.w = _constant(op, "weight", self.weight, z)
+        self.pw = _constant(op, "pos_weight", self.pos_weight, z)
+        self.z, self.t = z, t
+        self.sp = np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))    # softplus(−z) = −log σ(z)
+        c = 1 if self.pw is None else 1 + (self.pw - 1) * t
+        losses = (1 - t) * z + c * self.sp
+        if self.w is not None:
+            losses = losses * self.w
+        return _reduce(losses, self.reduction, z.size)
+
+    def backward(self, dy):
+        g = _upstream(dy, self.reduction, self.z.size)
+        if self.w is not None:
+            g = g * self.w
+        need_z, need_t = self.needs_input_grad
+        z, t, pw = self.z, self.t, self.pw
+        dz = dt = None
+        if need_z:
+            sigma = np.exp(-np.logaddexp(z.dtype.type(0), -z))
+            dz = (sigma - t if pw is None else (1 + (pw - 1) * t) * sigma - pw * t) * g
+        if need_t:
+            dt = (-z if pw is None else (pw - 1) * self.sp - z) * g
+        return _fit(dz, z.shape), _fit(dt, z.shape)
+
+
+def _constant(op: str, name: str, value, z: np.ndarray):
+    """An optional weight array in z's dtype that broadcasts to z's shape (no gradient)."""
+    if value is None:
+        return None
+    w = np.asarray(value.data if isinstance(value, Tensor) else value)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: {name} must be real numbers, got dtype {w.dtype}")
+    try:
+        fits = np.broadcast_shapes(w.shape, z.shape) == z.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{op}: {name} of shape {w.shape} does not broadcast to the input's "
+                         f"shape {z.shape}")
+    return w.astype(z.dtype, copy=False)
+
+
+def _fit(grad, shape):
+    """A gradient broadcast to the input's full shape (weights may have fewer axes)."""
+    return grad if grad is None or grad.shape == shape else np.broadcast_to(grad, shape)
+
+
+def _class_layout(op: str, z: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """z (N, C, d1, …) as rows (N·d1·…, C), and the shape (N, d1, …) of the per-row losses."""
+    if z.ndim < 2:
+        raise ValueError(f"{op}: {name} must be (N, C) or (N, C, d1, ...), got "
+                         f"{name}.shape={z.shape}")
+    C = z.shape[1]
+    if z.ndim == 2:
+        return z, z.shape[:1]
+    rows = np.moveaxis(z, 1, -1).reshape(-1, C)
+    return rows, (z.shape[0], *z.shape[2:])
+
+
+def _class_weights(op: str, C: int, t: np.ndarray, weight, ignore_index, label_smoothing,
+                   dtype, allow_soft: bool, z_shape) -> tuple[np.ndarray, float]:
+    """The label weights q (M, C) with lᵢ = −Σ_c q[i, c] · z[i, c], and the 'mean' divisor.
+
+    Class indices tᵢ: q[i] = (1 − ε)·w[tᵢ]·onehot(tᵢ) + (ε/C)·w, zero for ignored labels;
+    divisor Σ w[tᵢ] over counted labels (PyTorch's weighted mean). Soft labels (t like z):
+    q[i] = w ⊙ ((1 − ε)·tᵢ + ε/C); divisor M (the number of rows).
+    """
+    w = None
+    if weight is not None:
+        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if w.shape != (C,) or w.dtype.kind not in "fiu":
+            raise ValueError(f"{op}: weight must be C={C} real numbers, one per class; got "
+                             f"weight.shape={w.shape} (dtype {w.dtype}) for "
+                             f"input.shape={z_shape}")
+        w = w.astype(dtype, copy=False)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must lie in [0, 1], got {label_smoothing}")
+    index_shape = (z_shape[0], *z_shape[2:])
+    eps = dtype.type(label_smoothing)
+    if t.shape == index_shape and t.dtype.kind in "iu":
+        t = t.reshape(-1)
+        valid = None if ignore_index is None else t != ignore_index
+        if valid is not None and valid.all():
+            valid = None
+        tv = t if valid is None else t[valid]
+        if tv.size and _labels_out_of_range(tv, C):
+            extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+            raise ValueError(f"{op}: class indices must lie in [0, C)=[0, {C}){extra} for "
+                             f"input.shape={z_shape}; got labels from {int(tv.min())} to "
+                             f"{int(tv.max())}")
+        safe = t if valid is None else np.where(valid, t, 0)
+        rows = np.arange(t.size)
+        a = np.ones(t.size, dtype) if w is None else w[safe]
+        if valid is not None:
+            a = a * valid
+        q = np.zeros((t.size, C), dtype)
+        q[rows, safe] = (1 - eps) * a
+        if label_smoothing:
+            smooth = (eps / C) * (np.ones(C, dtype) if w is None else w)
+            q += smooth if valid is None else valid[:, None] * smooth
+        return q, float(a.sum())
+    if allow_soft and t.shape == tuple(z_shape) and t.dtype.kind in "fiub":
+        if ignore_index is not None:
+            raise ValueError(f"{op}: ignore_index applies to class-index labels, not to soft "
+                             f"labels of shape {t.shape}")
+        tt = t.astype(dtype, copy=False)
+        q = tt if tt.ndim == 2 else np.moveaxis(tt, 1, -1).reshape(-1, C)
+        if label_smoothing:
+            q = (1 - eps) * q + eps / C
+        if w is not None:
+            q = q * w
+        return q, float(q.shape[0])
+    if t.shape == index_shape:
+        raise ValueError(f"{op}: labels of shape {t.shape} are class indices and must be "
+                         f"integers, got dtype {t.dtype}")
+    soft = f" or soft labels like the input {tuple(z_shape)}" if allow_soft else ""
+    raise ValueError(f"{op}: labels must be class indices {index_shape}{soft}; got "
+                     f"t.shape={t.shape} for input.shape={z_shape}")
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy with PyTorch's options (``F.softmax_cross_entropy`` with any
+    option set; the defaults run the fused SoftmaxCrossEntropy above).
+
+    Forward: with log softmax over the class axis 1 (computed stably, as above),
+    lᵢ = −Σ_c q[i, c] · log softmax(z)[i, c], q the label weights of ``_class_weights``
+    (per-class ``weight``, ``label_smoothing`` ε, ``ignore_index``), then ``reduction``.
+
+    Backward: dL/dz[i] = (softmax(z[i]) · Σ_c q[i, c] − q[i]) · gᵢ, gᵢ = dL/dlᵢ. The labels
+    get None.
+
+    Shapes: z (N, C) or (N, C, d1, …); t (N, d1, …) class indices or soft labels like z →
+    0-d, or (N, d1, …) for 'none'. Smooth. Saved: log softmax(z) as rows (M, C) and q.
+    """
+
+    def __init__(self, reduction="mean", ignore_index=None, label_smoothing=0.0, weight=None):
+        self.reduction = check_reduction("softmax_cross_entropy", reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, float(label_smoothing)
+        self.weight = weight
+
+    def forward(self, z, t):
+        op = "softmax_cross_entropy"
+        z, t = np.asarray(z), np.asarray(t)
+        z = _float_input(op, "logits", z)
+        rows, out_shape = _class_layout(op, z, "logits")
+        if rows.shape[0] == 0 and self.reduction == "mean":
+            raise ValueError(f"{op}: the batch is empty (logits.shape={z.shape}): the mean "
+                             f"loss is undefined")
+        self.q, self.count = _class_weights(op, z.shape[1], t, self.weight, self.ignore_index,
+                                            self.label_smoothing, z.dtype, True, z.shape)
+        self.logp = _log_softmax(rows, axis=1)
+        self.z_shape, self.out_shape = z.shape, out_shape
+        losses = (self.q * -self.logp).sum(axis=1).reshape(out_shape)   # +0 where q is 0
+        return _reduce(losses, self.reduction, self.count)
+
+    def backward(self, dy):
+        g = _upstream(dy, self.reduction, self.count)
+        g = g.reshape(-1, 1) if self.reduction == "none" else g
+        dz = np.exp(self.logp) * self.q.sum(axis=1, keepdims=True) - self.q
+        dz *= g
+        return _rows_back(dz, self.z_shape), None
+
+
+def _rows_back(rows: np.ndarray, shape) -> np.ndarray:
+    """Rows (M, C) back to the layout (N, C, d1, …) of ``_class_layout``."""
+    if len(shape) == 2:
+        return rows
+    return np.moveaxis(rows.reshape(shape[0], *shape[2:], shape[1]), -1, 1)
+
+
+class NLLLoss(Function):
+    """Negative log-likelihood of log-probabilities x: lᵢ = −w[tᵢ] · x[i, tᵢ], then
+    ``reduction`` ('mean' divides by Σ w[tᵢ] over counted labels, as PyTorch).
+
+    dL/dx[i, c] = −w[tᵢ] · 1[c = tᵢ] · gᵢ. Labels equal to ``ignore_index`` count for nothing.
+    Shapes: x (N, C) or (N, C, d1, …); t (N, d1, …) class indices. Linear in x. Saved: the
+    label weights q (M, C).
+    """
+
+    def __init__(self, reduction="mean", ignore_index=None, weight=None):
+        self.reduction = check_reduction("nll_loss", reduction)
+        self.ignore_index, self.weight = ignore_index, weight
+
+    def forward(self, x, t):
+        op = "nll_loss"
+        x, t = np.asarray(x), np.asarray(t)
+        x = _float_input(op, "input", x)
+        rows, out_shape = _class_layout(op, x, "input")
+        self.q, self.count = _class_weights(op, x.shape[1], t, self.weight, self.ignore_index,
+                                            0.0, x.dtype, False, x.shape)
+        self.x_shape = x.shape
+        # Only the counted places: a log-probability of −∞ elsewhere must not give 0 · ∞.
+        with np.errstate(invalid="ignore"):
+            picked = np.where(self.q != 0, self.q * rows, rows.dtype.type(0))
+        losses = -picked.sum(axis=1).reshape(out_shape)
+        return _reduce(losses, self.reduction, self.count)
+
+    def backward(self, dy):
+        g = _upstream(dy, self.reduction, self.count)
+        g = g.reshape(-1, 1) if self.reduction == "none" else g
+        return _rows_back(-self.q * g, self.x_shape), None
