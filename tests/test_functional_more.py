@@ -149,7 +149,7 @@ def test_binary_cross_entropy_clamps_the_log_at_minus_100():
 @pytest.mark.parametrize("call, pattern", [
     (lambda: F.binary_cross_entropy(np.array([0.5, 1.5]), np.array([0.0, 1.0])),
      "binary_cross_entropy: every input value must be a probability in [0, 1]; got 1 outside "
-     "(e.g. np.float64(1.5)) in input.shape=(2,); for scores use "
+     "(e.g. 1.5) in input.shape=(2,); for scores use "
      "binary_cross_entropy_with_logits"),
     (lambda: F.binary_cross_entropy(np.array([np.nan]), np.array([0.0])),
      "every input value must be a probability in [0, 1]"),

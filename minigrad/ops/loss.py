@@ -345,7 +345,7 @@ class BinaryCrossEntropy(Function):
             if not inside.all():
                 bad = a[~inside]
                 raise ValueError(f"{op}: every {name} value must be a probability in [0, 1]; "
-                                 f"got {bad.size} outside (e.g. {bad.flat[0]!r}) in "
+                                 f"got {bad.size} outside (e.g. {float(bad.flat[0])!r}) in "
                                  f"{name}.shape={a.shape}" + (
                                      "; for scores use binary_cross_entropy_with_logits"
                                      if name == "input" else ""))
