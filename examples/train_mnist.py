@@ -1,6 +1,7 @@
-"""Train the textbook CNN (SimpleConvNet) on MNIST with Adam, and keep everything it produces.
+"""Train the textbook's CNNs on MNIST with Adam, and keep everything it produces.
 
     python examples/train_mnist.py                      # full MNIST if found, else the subset
+    python examples/train_mnist.py --model deep         # the book's chapter-8 DeepConvNet
     python examples/train_mnist.py --data-dir ~/mnist --epochs 10
     python examples/train_mnist.py --resume --epochs 15 # continue the run in runs/mnist
     python examples/train_mnist.py --overwrite          # start runs/mnist afresh
@@ -57,7 +58,7 @@ except ImportError:  # run from a checkout that is not installed
 from minigrad import functional as F
 from minigrad import io, nn, optim
 from minigrad.data import DataLoader, find_mnist, load_mnist
-from minigrad.models import SimpleConvNet
+from minigrad.models import DeepConvNet, SimpleConvNet
 
 DEFAULT_EPOCHS = 10
 DEFAULT_LR = 1e-3
@@ -67,7 +68,12 @@ CHECKPOINT = "checkpoint.npz"
 ARTIFACTS = (CHECKPOINT, "history.json", "history.png", "graph.svg", "graph.dot", "model.npz",
              "optimizer.npz")
 # The settings a checkpoint must be resumed with: changing any would not continue the same run.
-FIXED_SETTINGS = ("data", "train_images", "batch_size", "seed")
+FIXED_SETTINGS = ("data", "train_images", "batch_size", "seed", "model")
+# --model: the book's chapter-7 SimpleConvNet or its chapter-8 DeepConvNet.
+MODELS = {"simple": SimpleConvNet, "deep": DeepConvNet}
+MODEL_NAMES = {key: cls.__name__ for key, cls in MODELS.items()}
+# What a checkpoint made before a setting existed was made with.
+SETTING_DEFAULTS = {"model": "simple"}
 
 
 def positive_int(text: str) -> int:
@@ -106,7 +112,10 @@ def plural(count: int, noun: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="Train the textbook CNN on MNIST (full set when found, else the subset).")
+        description="Train the textbook's CNN on MNIST (full set when found, else the subset).")
+    ap.add_argument("--model", choices=sorted(MODELS), default="simple",
+                    help="simple: the book's SimpleConvNet (chapter 7, default); deep: its "
+                         "DeepConvNet (chapter 8)")
     ap.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS,
                     help=f"train until this many epochs in total (default {DEFAULT_EPOCHS})")
     ap.add_argument("--batch-size", type=positive_int, default=100,
@@ -208,7 +217,7 @@ def deferred_interrupt():
             raise KeyboardInterrupt
 
 
-def evaluate(model: SimpleConvNet, x: np.ndarray, t: np.ndarray,
+def evaluate(model: nn.Module, x: np.ndarray, t: np.ndarray,
              batch_size: int = 1000) -> tuple[float, float]:
     """Mean loss and accuracy over (x, t), without recording a graph."""
     model.eval()
@@ -218,7 +227,7 @@ def evaluate(model: SimpleConvNet, x: np.ndarray, t: np.ndarray,
     return loss, float((logits.argmax(axis=1) == t).mean())
 
 
-def save_graph(model: SimpleConvNet, x: np.ndarray, t: np.ndarray, out: Path) -> str:
+def save_graph(model: nn.Module, x: np.ndarray, t: np.ndarray, out: Path) -> str:
     """Draw one batch's loss, grouped by layer, as graph.svg (or graph.dot without Graphviz)."""
     from minigrad import viz
 
@@ -261,7 +270,8 @@ def save_checkpoint(out: Path, parts: dict, epoch: int, config: dict, history: d
         tmp = out / ".history.json.tmp"  # a fixed name: a killed write leaves no pile-up
         tmp.write_text(json.dumps(history, indent=1))
         tmp.replace(out / "history.json")
-    plot_history(history, out / "history.png", title=f"SimpleConvNet on MNIST ({config['data']})")
+    name = MODEL_NAMES[config["model"]]
+    plot_history(history, out / "history.png", title=f"{name} on MNIST ({config['data']})")
 
 
 def resume(out: Path, parts: dict, config: dict, lr: float | None) -> tuple[int, dict | None]:
@@ -281,8 +291,8 @@ def resume(out: Path, parts: dict, config: dict, lr: float | None) -> tuple[int,
         short = [k for k, v in history.items() if not isinstance(v, list) or len(v) < epoch]
         if epoch < 0 or short:
             raise ValueError(f"epoch {epoch} but the history of {short} is shorter")
-        changed = {k: (saved.get(k), config[k]) for k in FIXED_SETTINGS
-                   if saved.get(k) != config[k]}
+        changed = {k: (saved.get(k, SETTING_DEFAULTS.get(k)), config[k]) for k in FIXED_SETTINGS
+                   if saved.get(k, SETTING_DEFAULTS.get(k)) != config[k]}
         if not changed:
             for name, part in parts.items():
                 entries = section(flat, name)
@@ -307,7 +317,7 @@ def resume(out: Path, parts: dict, config: dict, lr: float | None) -> tuple[int,
     return epoch, history
 
 
-def train_epoch(model: SimpleConvNet, opt: optim.Optimizer, loader: DataLoader,
+def train_epoch(model: nn.Module, opt: optim.Optimizer, loader: DataLoader,
                 desc: str) -> tuple[float, float, float]:
     """One pass over the loader; returns (mean loss, running accuracy, seconds)."""
     from tqdm import tqdm
@@ -344,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict:
     (x_train, t_train), (x_test, t_test), data_kind = load_data(args)
 
     nn.manual_seed(args.seed)
-    model = SimpleConvNet()
+    model = MODELS[args.model]()
     opt = optim.Adam(model.parameters(), lr=DEFAULT_LR if args.lr is None else args.lr)
     loader = DataLoader(x_train, t_train, batch_size=args.batch_size, shuffle=True,
                         seed=args.seed)
@@ -352,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
     # and load_state_dict. A learning-rate schedule joins as parts["schedule"] = scheduler.
     parts = {"model": model, "optimizer": opt, "loader": loader}
     config = {"data": data_kind, "train_images": len(x_train), "batch_size": args.batch_size,
-              "seed": args.seed}
+              "seed": args.seed, "model": args.model}
     history = None
     start_epoch = 0
     if args.resume:
@@ -368,8 +378,9 @@ def main(argv: list[str] | None = None) -> dict:
         return history
 
     threads = minigrad.get_num_threads()
-    print(f"Model: {model.num_parameters():,} parameters; Adam(lr={opt.lr:g}), batch "
-          f"{args.batch_size}, {plural(args.epochs, 'epoch')}, {plural(threads, 'thread')}")
+    print(f"Model: {type(model).__name__}, {model.num_parameters():,} parameters; "
+          f"Adam(lr={opt.lr:g}), batch {args.batch_size}, {plural(args.epochs, 'epoch')}, "
+          f"{plural(threads, 'thread')}")
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, args.epochs + 1):
