@@ -1,5 +1,6 @@
-"""examples/book/ch04_two_layer_net.py and ch05_backprop.py, with tiny settings: they write their
-figures and their claims hold (the net learns; backpropagation equals the numerical gradient)."""
+"""examples/book/ch04_two_layer_net.py and ch05_backprop.py (and profile_twins.py), with tiny
+settings: they write their figures and their claims hold (the net learns; backpropagation equals
+the numerical gradient; the book's and the fast network give the same loss)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,23 @@ def test_ch05_backprop_equals_the_numerical_gradient(tmp_path, capsys):
     assert "| W1 | 1568 |" in printed and "δ = 1e-07:" in printed
 
 
-@pytest.mark.parametrize("name", ["ch04_two_layer_net", "ch05_backprop"])
+@pytest.mark.parametrize("name", ["ch04_two_layer_net", "ch05_backprop", "profile_twins"])
 def test_scripts_have_help(name):
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "book" / f"{name}.py"),
                            "--help"], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr
     assert "--out" in done.stdout and "--seed" in done.stdout
+
+
+def test_profile_twins_profiles_both_networks_on_the_same_loss(tmp_path, capsys):
+    result = load("profile_twins").main(
+        ["--batches", "2", "--batch-size", "4", "--out", str(tmp_path)])
+    assert (tmp_path / "profile_twins.png").stat().st_size > 0
+    twin_losses, fast_losses = result["losses"]
+    assert twin_losses == pytest.approx(fast_losses, rel=1e-4)
+    ops = {row[1]: row[2] for row in result["rows"]} | {row[3]: row[4] for row in result["rows"]}
+    for op in ("Convolution", "Pooling", "Affine", "Relu", "SoftmaxWithLoss", "Conv2d",
+               "MaxPool2d", "ReLU", "SoftmaxCrossEntropy"):
+        assert sum(ops[op]) > 0, op                  # each layer was timed, forward or back
+    assert "Convolution" in capsys.readouterr().out
