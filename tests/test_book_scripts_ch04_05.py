@@ -46,6 +46,7 @@ def test_ch05_backprop_equals_the_numerical_gradient(tmp_path, capsys):
     result = load("ch05_backprop").main(
         ["--hidden", "2", "--batch", "2", "--out", str(tmp_path), "--weight-init-std", "0.1"])
     assert (tmp_path / "ch05_gradcheck.png").stat().st_size > 0
+    assert result["graph"].stat().st_size > 0        # the PNG, or the DOT text without dot
     for delta, rows in result["results"].items():
         for key in ("W1", "b1", "W2", "b2"):
             assert rows[key]["mean_diff"] < 1e-6, (delta, key, rows[key])

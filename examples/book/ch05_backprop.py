@@ -17,7 +17,8 @@ y ≈ 0.1, so with δ = 1e-7 the differences are about 1e-6 of the gradient (b2:
 once per ``--delta`` (default: both).
 
 Prints the table (also as Markdown) and writes ``ch05_gradcheck.png`` (the differences on a
-log scale) into ``--out``.
+log scale) and ``ch05_graph.png`` (the tape of the network's loss, drawn by ``minigrad.viz``)
+into ``--out``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import minigrad  # noqa: F401
 
-from minigrad import book
+from minigrad import book, viz
 from minigrad.data import load_mnist
 
 DEFAULT_OUT = Path("docs/book/img")
@@ -137,6 +138,19 @@ def plot(results: dict[float, dict[str, dict[str, float]]], path: Path, dpi: int
     return path
 
 
+def draw(path: Path, dpi: int) -> Path:
+    """The tape of TwoLayerNet's loss, drawn by minigrad.viz: the book's figure 5-29 (Affine →
+    Relu → Affine → SoftmaxWithLoss), with the parameters under the book's names."""
+    network = book.TwoLayerNet(4, 3, 2, rng=np.random.default_rng(0))
+    loss = network.loss(np.ones((2, 4)), np.array([0, 1]))
+    loss.name = "loss"
+    graph = viz.draw_graph(loss, legend=False, rankdir="LR")
+    try:
+        return viz.render_graph(graph, path, dpi=dpi)
+    except viz.DotNotFoundError:
+        return viz.save_dot(graph, path.with_suffix(".dot"))
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
     results = {}
@@ -151,8 +165,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     print()
     print(table(results))
     path = plot(results, args.out / "ch05_gradcheck.png", args.dpi)
-    print(f"\nwrote {path}")
-    return {"results": results, "figure": path}
+    graph = draw(args.out / "ch05_graph.png", args.dpi)
+    print(f"\nwrote {path} and {graph}")
+    return {"results": results, "figure": path, "graph": graph}
 
 
 if __name__ == "__main__":
