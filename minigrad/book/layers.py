@@ -167,6 +167,48 @@ class SoftmaxWithLoss(Function):
         return (softmax_op(x, axis=-1) - t.astype(x.dtype)) * (dout / len(t)), None
 
 
+class Im2col(Function):
+    """im2col as an op: col = im2col(x) (N·OH·OW, C·FH·FW).    dL/dx = col2im(dL/dcol).
+
+    im2col only copies elements, so its gradient adds each copy's gradient back: col2im, its
+    adjoint. Recorded in the gradients of ``Convolution`` and ``Pooling`` (``backward_graph``),
+    so that they can be differentiated again.
+    """
+
+    def __init__(self, filter_h, filter_w, stride=1, pad=0):
+        self.filter_h, self.filter_w = filter_h, filter_w
+        self.stride, self.pad = stride, pad
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return im2col(x, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    def backward(self, dcol):
+        return col2im(dcol, self.x_shape, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    def backward_graph(self, dcol):
+        return Col2im(self.x_shape, self.filter_h, self.filter_w, self.stride, self.pad)(dcol)
+
+
+class Col2im(Function):
+    """col2im as an op: x = col2im(col).    dL/dcol = im2col(dL/dx), its adjoint."""
+
+    def __init__(self, input_shape, filter_h, filter_w, stride=1, pad=0):
+        self.input_shape = tuple(input_shape)
+        self.filter_h, self.filter_w = filter_h, filter_w
+        self.stride, self.pad = stride, pad
+
+    def forward(self, col):
+        return col2im(col, self.input_shape, self.filter_h, self.filter_w, self.stride,
+                      self.pad)
+
+    def backward(self, dx):
+        return im2col(dx, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    def backward_graph(self, dx):
+        return Im2col(self.filter_h, self.filter_w, self.stride, self.pad)(dx)
+
+
 class Convolution(Function):
     """Convolution (book 7.4.3): im2col, one matrix product, and col2im for the gradient.
 
@@ -211,6 +253,16 @@ class Convolution(Function):
         dcol = np.dot(dout, self.col_W.T)
         dx = col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
         return dx, dW, db
+
+    def backward_graph(self, dout):
+        x, W, _ = self.inputs
+        FN, C, FH, FW = W.shape
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+        col = Im2col(FH, FW, self.stride, self.pad)(x)
+        dW = (col.T @ dout).T.reshape(FN, C, FH, FW)
+        dcol = dout @ W.reshape(FN, -1)                  # col_Wᵀ
+        dx = Col2im(x.shape, FH, FW, self.stride, self.pad)(dcol)
+        return dx, dW, dout.sum(axis=0)
 
 
 class Pooling(Function):
@@ -260,6 +312,15 @@ class Pooling(Function):
         dmax = dmax.reshape(dout.shape + (pool_size,))
         dcol = dmax.reshape(dmax.shape[0] * dmax.shape[1] * dmax.shape[2], -1)
         return col2im(dcol, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)
+
+    def backward_graph(self, dout):
+        # The winners are constants: dmax is dout times a one-hot row per window.
+        pool_size = self.pool_h * self.pool_w
+        winners = np.zeros((self.arg_max.size, pool_size), dout.dtype)
+        winners[np.arange(self.arg_max.size), self.arg_max] = 1
+        dmax = dout.transpose(0, 2, 3, 1).reshape(-1, 1) * winners
+        dcol = dmax.reshape(-1, self.x_shape[1] * pool_size)
+        return Col2im(self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)(dcol)
 
 
 class Dropout(Function):
@@ -388,3 +449,27 @@ class BatchNormalization(Function):
         dmu = np.sum(dxc, axis=0)
         dx = dxc - dmu / self.batch_size
         return dx.reshape(*self.input_shape), dgamma, dbeta
+
+    def backward_graph(self, dout):
+        # backward's steps on Tensors, with xc, std and xn recomputed from x on the tape.
+        x, gamma, _ = self.inputs
+        N = x.shape[0]
+        x = x.reshape(N, -1)
+        dout = dout.reshape(N, -1)
+        if self.train_flg:
+            xc = x - x.mean(axis=0)
+            std = ((xc * xc).mean(axis=0) + self.eps).sqrt()
+        else:
+            xc = x - self._running_mean
+            std = self.std                                   # a constant at test time
+        xn = xc / std
+        dbeta = dout.sum(axis=0)
+        dgamma = (xn * dout).sum(axis=0)
+        dxn = gamma * dout
+        dxc = dxn / std
+        if self.train_flg:
+            dstd = -((dxn * xc) / (std * std)).sum(axis=0)
+            dvar = 0.5 * dstd / std
+            dxc = dxc + (2.0 / N) * xc * dvar
+            dxc = dxc - dxc.sum(axis=0) / N
+        return dxc.reshape(*self.input_shape), dgamma, dbeta
