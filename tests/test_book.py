@@ -133,10 +133,18 @@ def test_pooling_pads_with_zeros_as_the_book_does():
     np.testing.assert_array_equal(F.max_pool2d(x, 2, stride=2, padding=1).data, x)
 
 
-def test_convolution_names_the_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"Convolution: .*x.shape=\(1, 3, 5, 5\), "
-                                         r"W.shape=\(2, 1, 3, 3\)"):
-        book.Convolution()(np.ones((1, 3, 5, 5)), np.ones((2, 1, 3, 3)), np.ones(2))
+@pytest.mark.parametrize("call, message", [
+    (lambda: book.Convolution()(np.ones((1, 3, 5, 5)), np.ones((2, 1, 3, 3)), np.ones(2)),
+     r"Convolution: .*x.shape=\(1, 3, 5, 5\), W.shape=\(2, 1, 3, 3\)"),
+    (lambda: book.Pooling(2, 2)(np.ones(4)), r"Pooling: expected \(N, C, H, W\), got shape \(4,\)"),
+    (lambda: book.Affine()(np.ones((2, 3)), np.ones((4, 5)), np.ones(5)),
+     r"Affine: .*x.shape=\(2, 3\) \(D=3\), W.shape=\(4, 5\)"),
+    (lambda: book.BatchNormalization()(np.ones((2, 3)), np.ones(4), np.ones(3)),
+     r"BatchNormalization: gamma and beta need shape \(D,\)=\(3,\).*gamma.shape=\(4,\)"),
+])
+def test_bad_shapes_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 # --------------------------------------------------------------------- affine, activations

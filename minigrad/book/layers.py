@@ -26,7 +26,7 @@ from minigrad.function import Function
 from minigrad.ops import dropout as _dropout
 
 __all__ = ["Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Convolution", "Pooling", "Dropout",
-           "BatchNormalization"]
+           "BatchNormalization", "Im2col", "Col2im"]
 
 
 class Relu(Function):
@@ -293,9 +293,9 @@ class Pooling(Function):
         self.pad = pad
 
     def forward(self, x):
-        N, C = x.shape[:2]
         out_h, out_w = _out_size("Pooling", x.shape, self.pool_h, self.pool_w, self.stride,
                                  self.pad)
+        N, C = x.shape[:2]
         col = im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)
         col = col.reshape(-1, self.pool_h * self.pool_w)   # one row per (n, oh, ow, c)
         arg_max = np.argmax(col, axis=1)
