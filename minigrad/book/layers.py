@@ -121,10 +121,11 @@ class SoftmaxWithLoss(Function):
     dL/dx = (softmax(x) − onehot(t)) / N · dL     (t gets no gradient)
 
     x: scores (N, K); t: labels (N,) or one-hot rows (N, K); L: a 0-d array. The gradient is
-    the book's (y − t) / N, which leaves out δ: with the book's δ = 1e-7 it is the gradient
-    of the loss without δ, off from the derivative of the δ loss by at most δ / min y.
-    ``delta=0`` gives the exact log-likelihood (the value of
-    ``minigrad.functional.softmax_cross_entropy``). Saved: ``y`` (softmax(x)) and ``t``.
+    the book's (y − t) / N, which leaves out δ: it is the gradient of the loss without δ, and
+    each sample's part of it differs from the derivative of the δ loss by the factor
+    y_t / (y_t + δ) (1 − 1e-6 at y_t = 0.1 with the book's δ = 1e-7). ``delta=0`` gives the
+    exact log-likelihood (the value of ``minigrad.functional.softmax_cross_entropy``).
+    Saved: ``y`` (softmax(x)) and ``t``.
 
     Args (settings):
         delta: the book's δ inside the log.
