@@ -1,0 +1,99 @@
+"""The chapter-6 scripts (examples/book/ch06_*.py) run with tiny settings and write their
+figures, and the chapter's robust claims hold at a small size, seed by seed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+BOOK = Path(__file__).resolve().parents[1] / "examples" / "book"
+SEEDS = [0, 1, 2]
+
+
+def load(name: str):
+    """Import examples/book/<name>.py as a module (its main is not run)."""
+    if str(BOOK) not in sys.path:
+        sys.path.insert(0, str(BOOK))
+    spec = importlib.util.spec_from_file_location(f"book_{name}", BOOK / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# A tiny MNIST run for every script: a few iterations of a small net on a few images.
+TINY_NET = ["--hidden", "10", "--layers", "3", "--batch-size", "16", "--train", "200"]
+
+
+def assert_figures(result, out: Path, names: list[str]) -> None:
+    assert sorted(Path(p).name for p in result["figures"]) == sorted(names)
+    for name in names:
+        path = out / name
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+# ------------------------------------------------------------------------------ optimisers
+def test_optimizers_script_writes_its_figures(tmp_path):
+    script = load("ch06_optimizers")
+    result = script.main(["--out", str(tmp_path), "--iterations", "4", *TINY_NET])
+    assert_figures(result, tmp_path, ["ch06_optimizers_path.png", "ch06_optimizers_mnist.png"])
+    assert set(result["losses"]) == {"SGD", "Momentum", "AdaGrad", "Adam"}
+    assert all(loss.shape == (4,) and np.isfinite(loss).all()
+               for loss in result["losses"].values())
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "AdaGrad", "Adam"])
+def test_each_path_ends_near_the_minimum(name):
+    script = load("ch06_optimizers")
+    path = script.trajectory(name, script.PATH_LRS[name])
+    start, end = np.hypot(*path[0]), np.hypot(*path[-1])
+    assert path.shape == (31, 2) and tuple(path[0]) == script.START
+    assert end < 0.2 * start, (name, path[-1])
+
+
+def test_sgd_zigzags_across_the_valley():
+    # With lr 0.95, y ← y − 0.95·2y = −0.9·y: y changes sign at every step (figure 6-8's zigzag)
+    # while x creeps towards 0 from one side.
+    script = load("ch06_optimizers")
+    path = script.trajectory("SGD", 0.95)
+    assert (np.sign(path[1:, 1]) == -np.sign(path[:-1, 1])).all()
+    np.testing.assert_allclose(path[1:, 1], -0.9 * path[:-1, 1], rtol=1e-12)
+    assert (path[:, 0] < 0).all() and (np.diff(path[:, 0]) > 0).all()
+
+
+# ------------------------------------------------------------------------------ initialisation
+def test_init_script_writes_its_figures(tmp_path):
+    script = load("ch06_init")
+    result = script.main(["--out", str(tmp_path), "--inputs", "50", "--units", "20",
+                          "--iterations", "4", *TINY_NET])
+    assert_figures(result, tmp_path,
+                   ["ch06_init_sigmoid.png", "ch06_init_relu.png", "ch06_init_mnist.png"])
+    assert all(len(layers) == 5 for layers in result["activations"].values())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_he_keeps_relu_activations_spread_and_std_001_collapses_them(seed):
+    script = load("ch06_init")
+    last = {init: script.activations("relu", init, inputs=200, units=50, seed=seed)[-1]
+            for init in ("he", "xavier", 0.01)}
+    assert last["he"].std() > 0.4
+    assert last[0.01].std() < 1e-4
+    # Xavier sits between: ReLU halves the variance it keeps at each layer.
+    assert last[0.01].std() < last["xavier"].std() < last["he"].std()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sigmoid_activations_saturate_at_std_1_and_sit_at_one_half_at_std_001(seed):
+    script = load("ch06_init")
+    wide = script.activations("sigmoid", 1.0, inputs=200, units=50, seed=seed)[-1]
+    narrow = script.activations("sigmoid", 0.01, inputs=200, units=50, seed=seed)[-1]
+    xavier = script.activations("sigmoid", "xavier", inputs=200, units=50, seed=seed)[-1]
+    saturated = ((wide < 0.05) | (wide > 0.95)).mean()
+    assert saturated > 0.3
+    assert np.abs(narrow - 0.5).max() < 0.05
+    assert ((xavier < 0.05) | (xavier > 0.95)).mean() < 0.05 < saturated
