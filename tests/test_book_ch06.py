@@ -97,3 +97,41 @@ def test_sigmoid_activations_saturate_at_std_1_and_sit_at_one_half_at_std_001(se
     assert saturated > 0.3
     assert np.abs(narrow - 0.5).max() < 0.05
     assert ((xavier < 0.05) | (xavier > 0.95)).mean() < 0.05 < saturated
+
+
+# ------------------------------------------------------------------------------ regularisation
+def test_regularization_script_writes_its_figures(tmp_path):
+    script = load("ch06_regularization")
+    result = script.main(["--out", str(tmp_path), "--train", "50", "--test", "100",
+                          "--epochs", "3", "--dropout-epochs", "4", "--hidden", "10",
+                          "--layers", "3", "--batch-size", "25"])
+    assert_figures(result, tmp_path,
+                   ["ch06_overfit.png", "ch06_weight_decay.png", "ch06_dropout.png"])
+    assert len(result["weight_decay"]["train_acc"]) == 4
+    assert len(result["dropout"]["test_acc"]) == 5 == len(result["plain"]["test_acc"])
+
+
+def test_weight_decay_groups_decay_only_the_linear_weights():
+    common = load("ch06_common")
+    net = common.mlp((6, 5, 3), rng=np.random.default_rng(0))
+    decayed, rest = common.weight_decay_groups(net, 0.1)
+    assert [p.shape for p in decayed["params"]] == [(6, 5), (5, 3)]
+    assert [p.shape for p in rest["params"]] == [(5,), (3,)]
+    assert (decayed["weight_decay"], rest["weight_decay"]) == (0.1, 0.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_weight_decay_narrows_the_gap_between_train_and_test_accuracy(seed):
+    # The textbook's over-fitting set-up at a small size: 200 training images, 4 layers of 40
+    # units, 50 epochs; weight decay λ = 0.1 on the weights. Without it the net learns its
+    # 200 images perfectly; with it the train-test gap (mean of the last 5 epochs) shrinks.
+    script = load("ch06_regularization")
+    common = load("ch06_common")
+    x, t, x_test, t_test = common.mnist(200)
+    data = (x, t, x_test[:1000], t_test[:1000])
+    settings = dict(epochs=50, hidden=40, layers=4, lr=0.05, batch_size=50, seed=seed)
+    plain = script.gap(script.run(data, **settings), last=5)
+    decayed = script.gap(script.run(data, weight_decay=0.1, **settings), last=5)
+    assert plain[0] > 0.99
+    assert decayed[0] < plain[0]
+    assert decayed[2] < plain[2] - 0.03, (plain, decayed)
