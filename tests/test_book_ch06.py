@@ -135,3 +135,28 @@ def test_weight_decay_narrows_the_gap_between_train_and_test_accuracy(seed):
     assert plain[0] > 0.99
     assert decayed[0] < plain[0]
     assert decayed[2] < plain[2] - 0.03, (plain, decayed)
+
+
+# ------------------------------------------------------------------------------ random search
+def test_hyperparam_script_writes_its_figures_and_ranks_the_trials(tmp_path):
+    script = load("ch06_hyperparam")
+    result = script.main(["--out", str(tmp_path), "--trials", "4", "--images", "60",
+                          "--epochs", "2", "--hidden", "10", "--layers", "3",
+                          "--batch-size", "20", "--show", "3"])
+    assert_figures(result, tmp_path, ["ch06_hyperparam.png", "ch06_hyperparam_scatter.png"])
+    results = result["results"]
+    finals = [r["val_acc"][-1] for r in results]
+    assert len(results) == 4 and finals == sorted(finals, reverse=True)
+    for r in results:
+        assert 1e-6 <= r["lr"] <= 1e-2 and 1e-8 <= r["weight_decay"] <= 1e-4
+        assert len(r["val_acc"]) == len(r["train_acc"]) == 3
+
+
+def test_the_validation_split_is_apart_from_the_training_part():
+    script = load("ch06_hyperparam")
+    x = np.arange(50, dtype=np.float32).reshape(50, 1)
+    t = np.arange(50)
+    x_train, t_train, x_val, t_val = script.split(x, t, 0.2, np.random.default_rng(0))
+    assert len(x_val) == 10 and len(x_train) == 40
+    assert sorted(np.concatenate([t_train, t_val]).tolist()) == list(range(50))
+    np.testing.assert_array_equal(x_train[:, 0], t_train)  # rows and labels stay paired
