@@ -160,3 +160,43 @@ def test_the_validation_split_is_apart_from_the_training_part():
     assert len(x_val) == 10 and len(x_train) == 40
     assert sorted(np.concatenate([t_train, t_val]).tolist()) == list(range(50))
     np.testing.assert_array_equal(x_train[:, 0], t_train)  # rows and labels stay paired
+
+
+# ------------------------------------------------------------------------------ BatchNorm
+def _nn():
+    from minigrad import nn
+
+    return nn
+
+
+needs_batchnorm = pytest.mark.skipif(not hasattr(_nn(), "BatchNorm1d"),
+                                     reason="this minigrad has no nn.BatchNorm1d")
+
+
+@needs_batchnorm
+def test_batchnorm_script_writes_its_figures(tmp_path):
+    script = load("ch06_batchnorm")
+    result = script.main(["--out", str(tmp_path), "--train", "100", "--epochs", "2",
+                          "--hidden", "10", "--layers", "3", "--batch-size", "50",
+                          "--scales", "3"])
+    assert_figures(result, tmp_path, ["ch06_batchnorm.png", "ch06_batchnorm_grid.png"])
+    assert len(result["normal"]) == len(result["batchnorm"]) == 3
+    assert all(len(c["train_acc"]) == 3 for c in result["batchnorm"])
+
+
+@needs_batchnorm
+@pytest.mark.parametrize("seed", SEEDS)
+def test_batchnorm_learns_from_a_bad_init_where_the_plain_net_does_not(seed):
+    # Weights of std 0.01 through 5 layers: without BatchNorm the signal (and the gradient)
+    # vanishes and the loss stays at log 10 ≈ 2.30; with it the first 30 iterations already
+    # take the loss well below.
+    script = load("ch06_batchnorm")
+    common = load("ch06_common")
+    x, t, _, _ = common.mnist(300)
+    data = (x, t, x[:10], t[:10])
+    settings = dict(epochs=5, hidden=30, layers=5, lr=0.1, batch_size=50, seed=seed)
+    plain = script.run(data, 0.01, False, **settings)["loss"]
+    normed = script.run(data, 0.01, True, **settings)["loss"]
+    assert len(plain) == len(normed) == 30
+    assert plain[-10:].mean() > 2.25
+    assert normed[-10:].mean() < plain[-10:].mean() - 0.5, (plain[-10:], normed[-10:])

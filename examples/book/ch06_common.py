@@ -64,7 +64,7 @@ def mnist(train: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 # ------------------------------------------------------------------------------ the network
 def mlp(sizes: Sequence[int], activation: str = "relu", init: str | float = "he", *,
-        batchnorm: bool = False, dropout: float = 0.0, bias: bool = True,
+        batchnorm: bool = False, eps: float = 1e-6, dropout: float = 0.0, bias: bool = True,
         rng: np.random.Generator | None = None) -> nn.Sequential:
     """The textbook's multi-layer net: ``sizes = (784, 100, 100, 10)`` gives two hidden layers.
 
@@ -73,6 +73,9 @@ def mlp(sizes: Sequence[int], activation: str = "relu", init: str | float = "he"
         activation: ``"relu"``, ``"sigmoid"`` or ``"tanh"`` after each hidden layer.
         init: every Linear's ``init=``: ``"he"``, ``"xavier"`` or a standard deviation.
         batchnorm: nn.BatchNorm1d between each hidden Linear and its activation.
+        eps: BatchNorm's ε under the square root; the textbook's 10e-7 (= 1e-6) by default,
+            where PyTorch's is 1e-5: with weights of std 10⁻⁴ a layer's batch variance is
+            small enough for that difference to decide whether the net learns.
         dropout: nn.Dropout(p) after each hidden activation when p > 0.
         bias: Linear layers with biases (the activation-histogram experiment has none).
         rng: the generator of the initial weights.
@@ -90,7 +93,7 @@ def mlp(sizes: Sequence[int], activation: str = "relu", init: str | float = "he"
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         layers.append(nn.Linear(n_in, n_out, bias=bias, init=init, rng=rng))
         if batchnorm:
-            layers.append(nn.BatchNorm1d(n_out))
+            layers.append(nn.BatchNorm1d(n_out, eps=eps))
         layers.append(ACTIVATIONS[activation]())
         if dropout:
             layers.append(nn.Dropout(dropout, rng=rng))
