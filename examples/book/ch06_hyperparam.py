@@ -128,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for i, r in enumerate(results[:5]):
         print(f"Best-{i + 1} (val acc: {r['val_acc'][-1]:.2f}) | lr: {r['lr']:.3g}, "
               f"weight decay: {r['weight_decay']:.3g}")
+    best = results[:args.show]
+    lrs, decays = [r["lr"] for r in best], [r["weight_decay"] for r in best]
+    print(f"the best {len(best)}: lr from {min(lrs):.3g} to {max(lrs):.3g}, weight decay from "
+          f"{min(decays):.3g} to {max(decays):.3g}")
     figures = [plot_best(results, args.show, args.out), plot_scatter(results, args.out)]
     return {"results": results, "figures": figures}
 
