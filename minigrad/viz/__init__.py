@@ -1,19 +1,15 @@
 """Pictures of what happens inside a network.
 
-The computation graph on the tape (``draw_graph``, ``render_graph``, ``save_dot``,
-``save_graph``, ``record_grads``) and learning curves (``plot_history``, ``plot_lr_schedule``).
+- :mod:`~minigrad.viz.graph`: ``draw_graph``, the computation graph on the tape;
+  :mod:`~minigrad.viz.gradients`: ``record_grads``, the gradient along every edge;
+  :mod:`~minigrad.viz.render`: ``render_graph``, ``save_dot``, ``save_graph`` write it.
+- :mod:`~minigrad.viz.curves`: ``plot_history`` (learning curves), ``plot_lr_schedule``.
 """
 
 from minigrad.viz.curves import plot_history, plot_lr_schedule
-from minigrad.viz.graph import (
-    DotNotFoundError,
-    GradRecord,
-    draw_graph,
-    record_grads,
-    render_graph,
-    save_dot,
-    save_graph,
-)
+from minigrad.viz.gradients import GradRecord, record_grads
+from minigrad.viz.graph import draw_graph
+from minigrad.viz.render import DotNotFoundError, render_graph, save_dot, save_graph
 
 __all__ = ["DotNotFoundError", "GradRecord", "draw_graph", "plot_history", "plot_lr_schedule",
            "record_grads", "render_graph", "save_dot", "save_graph"]
