@@ -130,3 +130,122 @@ def test_plot_misclassified_flat_images_and_all_correct():
     assert image_axes(fig) == [] and "every image" in fig.axes[0].texts[0].get_text()
     with pytest.raises(ValueError, match=r"misclassified: need as many labels as images"):
         viz.misclassified(Fixed(), x, predicted[:2])
+
+
+# ---------------------------------------------------------------------------- record_activations
+def hooks_on(model):
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def test_record_activations_captures_each_layer_and_removes_its_hooks(cnn):
+    x = np.random.default_rng(0).random((3, 1, 10, 10), dtype=np.float32)
+    with viz.record_activations(cnn) as record:
+        assert hooks_on(cnn) == 2 and record.active
+        first = cnn(x).data
+        cnn(x[:2])
+    assert record.names == ["relu1", "relu2"]
+    assert record["relu1"].shape == (5, 6, 8, 8) and record["relu2"].shape == (5, 8)
+    assert [a.shape[0] for a in record.activations["relu2"]] == [3, 2]
+    # relu2's output is what affine2 turns into the scores
+    np.testing.assert_allclose(record["relu2"][:3] @ cnn.affine2.weight.data
+                               + cnn.affine2.bias.data, first, rtol=1e-5, atol=1e-6)
+    assert hooks_on(cnn) == 0 and not record.active
+    cnn(x)
+    assert record["relu1"].shape[0] == 5  # nothing recorded after the block
+
+
+def test_record_activations_by_name_or_module_and_errors(cnn):
+    x = np.zeros((2, 1, 10, 10), np.float32)
+    record = viz.record_activations(cnn, ["pool1", cnn.conv1])
+    cnn(x)
+    record.remove()
+    assert record.names == ["pool1", "conv1"]
+    assert record["conv1"].shape == (2, 6, 8, 8) and record["pool1"].shape == (2, 6, 4, 4)
+    assert hooks_on(cnn) == 0
+    assert viz.record_activations(cnn, "affine1").names == ["affine1"]  # one name
+    with pytest.raises(ValueError, match=r"no module 'conv9'; its modules are \['conv1',"):
+        viz.record_activations(cnn, ["conv9"])
+    with pytest.raises(ValueError, match=r"Conv2d is not a module of this SimpleConvNet"):
+        viz.record_activations(cnn, [nn.Conv2d(1, 1, 1)])
+    with pytest.raises(KeyError, match=r"no layer 'relu1'; recorded \['pool1', 'conv1'\]"):
+        record["relu1"]
+
+
+def test_record_activations_removes_hooks_when_the_forward_fails(cnn):
+    with pytest.raises(ValueError, match="expected images"):
+        with viz.record_activations(cnn):
+            cnn(np.zeros((2, 1, 9, 9), np.float32))
+    assert hooks_on(cnn) == 0
+
+
+def test_record_activations_gradients_of_the_outputs(cnn):
+    rng = np.random.default_rng(1)
+    x, t = rng.random((4, 1, 10, 10), dtype=np.float32), np.array([0, 3, 1, 1])
+    with viz.record_activations(cnn, grads=True) as record:
+        loss = cnn.loss(x, t)
+    loss.backward()
+    logits = record["relu2"] @ cnn.affine2.weight.data + cnn.affine2.bias.data
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dlogits = (p - np.eye(4)[t]) / len(t)  # softmax cross-entropy, mean over the batch
+    np.testing.assert_allclose(record.grad("relu2"), dlogits @ cnn.affine2.weight.data.T,
+                               rtol=1e-4, atol=1e-7)
+    assert record.grad("relu1").shape == record["relu1"].shape
+    with pytest.raises(ValueError, match="grads=True"):
+        viz.record_activations(cnn).grad("relu1")
+
+
+# ---------------------------------------------------------------------------- histograms
+def test_activation_histograms_one_axes_per_layer(cnn, tmp_path):
+    x = np.random.default_rng(2).random((4, 1, 10, 10), dtype=np.float32)
+    with viz.record_activations(cnn, ["conv1", "relu1", "pool1"]) as record:
+        cnn(x)
+    path = tmp_path / "hist.png"
+    fig = viz.plot_activation_histograms(record, bins=12, range=(0, 1), path=path)
+    assert [ax.get_title() for ax in fig.axes] == ["conv1", "relu1", "pool1"]
+    for ax, name in zip(fig.axes, record.names):
+        heights = [patch.get_height() for patch in ax.patches]
+        expected, _ = np.histogram(record[name], bins=12, range=(0, 1))
+        np.testing.assert_array_equal(heights, expected)
+    assert path.read_bytes().startswith(b"\x89PNG")
+    fig = viz.plot_activation_histograms({"a": np.ones(5), "b": np.zeros(3)}, ncols=1)
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="nothing recorded"):
+        viz.plot_activation_histograms(viz.record_activations(cnn))
+
+
+def test_activation_histograms_of_gradients(cnn):
+    x = np.random.default_rng(3).random((2, 1, 10, 10), dtype=np.float32)
+    with viz.record_activations(cnn, grads=True) as record:
+        cnn.loss(x, np.array([1, 2])).backward()
+    fig = viz.plot_activation_histograms(record, grads=True, bins=5)
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlabel() == "dL/d(output)"
+    assert sum(p.get_height() for p in fig.axes[1].patches) == record.grad("relu2").size
+
+
+# ---------------------------------------------------------------------------- feature maps
+@pytest.mark.parametrize("max_channels, per_layer", [(16, 6), (4, 4)])
+def test_show_feature_maps_one_block_per_layer(cnn, max_channels, per_layer):
+    image = np.random.default_rng(4).random((1, 10, 10), dtype=np.float32)
+    cnn.train()
+    fig = viz.show_feature_maps(cnn, image, max_channels=max_channels, ncols=3)
+    assert len(image_axes(fig)) == 1 + 3 * per_layer   # the input, conv1, relu1, pool1
+    titles = [sub.get_suptitle() for sub in fig.subfigs]
+    assert titles[1].startswith("conv1 · Conv2d: 6×8×8") and titles[3].startswith("pool1")
+    assert hooks_on(cnn) == 0 and cnn.training and cnn.relu1.training
+    with viz.record_activations(cnn, "pool1") as record:
+        cnn.eval()(image[None])
+    pool = [ax for ax in image_axes(fig)][1 + 2 * per_layer]
+    np.testing.assert_array_equal(pool.images[0].get_array(), record["pool1"][0, 0])
+
+
+def test_show_feature_maps_chosen_layers_and_errors(cnn, tmp_path):
+    image = np.zeros((10, 10), np.float32)
+    path = tmp_path / "maps.png"
+    fig = viz.show_feature_maps(cnn, image, layers=["pool1"], path=path)
+    assert len(image_axes(fig)) == 1 + 6 and path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match=r"layer 'affine1' outputs shape \(1, 8\), not feature"):
+        viz.show_feature_maps(cnn, image, layers=["affine1"])
+    with pytest.raises(ValueError, match=r"expected one image .* got shape \(2, 1, 10, 10\)"):
+        viz.show_feature_maps(cnn, np.zeros((2, 1, 10, 10)))
+    assert hooks_on(cnn) == 0

@@ -6,8 +6,15 @@
 - :mod:`~minigrad.viz.curves`: ``plot_history`` (learning curves), ``plot_lr_schedule``.
 - :mod:`~minigrad.viz.network`: ``show_filters``, ``show_feature_maps``, ``misclassified``,
   ``plot_misclassified``: what a trained CNN has learnt and where it fails.
+- :mod:`~minigrad.viz.activations`: ``record_activations`` (forward hooks keeping each
+  layer's outputs) and ``plot_activation_histograms``.
 """
 
+from minigrad.viz.activations import (
+    ActivationRecord,
+    plot_activation_histograms,
+    record_activations,
+)
 from minigrad.viz.curves import plot_history, plot_lr_schedule
 from minigrad.viz.gradients import GradRecord, record_grads
 from minigrad.viz.graph import draw_graph
@@ -19,6 +26,7 @@ from minigrad.viz.network import (
 )
 from minigrad.viz.render import DotNotFoundError, render_graph, save_dot, save_graph
 
-__all__ = ["DotNotFoundError", "GradRecord", "draw_graph", "misclassified",
-           "plot_history", "plot_lr_schedule", "plot_misclassified", "record_grads", "render_graph",
+__all__ = ["ActivationRecord", "DotNotFoundError", "GradRecord", "draw_graph", "misclassified",
+           "plot_activation_histograms", "plot_history", "plot_lr_schedule",
+           "plot_misclassified", "record_activations", "record_grads", "render_graph",
            "save_dot", "save_graph", "show_feature_maps", "show_filters"]
