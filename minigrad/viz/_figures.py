@@ -11,12 +11,16 @@ import numpy as np
 from minigrad.viz._files import _atomic_write
 
 
-def new_figure(width: float, height: float) -> Any:
-    """A ``matplotlib.figure.Figure`` on its own Agg canvas: pyplot's state is left alone."""
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Any:
+    """A ``matplotlib.figure.Figure`` on its own Agg canvas: pyplot's state is left alone.
+
+    Grids of images pass ``layout=None`` and place their cells with :func:`image_grid`:
+    constrained layout costs a lot with dozens of axes and gains nothing there.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
@@ -63,3 +67,11 @@ def grid_shape(count: int, ncols: int) -> tuple[int, int]:
     """(rows, columns) of a grid of ``count`` cells at most ``ncols`` wide."""
     cols = max(1, min(count, ncols))
     return -(-count // cols), cols
+
+
+def image_grid(figure: Any, rows: int, cols: int, height: float, title: float) -> Any:
+    """A ``GridSpec`` of rows × cols image cells filling ``figure`` (or a subfigure) of
+    ``height`` inches below ``title`` inches left for its title."""
+    top = 1.0 - (title + 0.03) / height
+    return figure.add_gridspec(rows, cols, left=0.01, right=0.99, bottom=0.03 / height,
+                               top=top, wspace=0.12, hspace=0.12)

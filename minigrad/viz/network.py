@@ -25,6 +25,7 @@ from minigrad.viz._figures import (
     as_images,
     grid_shape,
     hide_ticks,
+    image_grid,
     new_figure,
     save_figure,
 )
@@ -98,14 +99,16 @@ def show_filters(weight: Any, *, channel: int | None = None, ncols: int = 8,
         for i in range(FN):
             filter_i = _normalise(w[i])
             cells += [(i, c, filter_i[c]) for c in range(C)]
-    figure = new_figure(cols * _CELL + 0.2, rows * _CELL * FH / FW + (0.45 if title else 0.2))
-    grid = figure.add_gridspec(rows, cols)
+    title_height = 0.35 if title else 0.0
+    height = rows * _CELL * FH / FW + title_height + 0.05
+    figure = new_figure(cols * _CELL, height, layout=None)
+    grid = image_grid(figure, rows, cols, height, title_height)
     for row, col, image in cells:
         ax = figure.add_subplot(grid[row, col])
         ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
         hide_ticks(ax)
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, y=1.0 - 0.05 / height, va="top")
     save_figure(figure, path, dpi)
     return figure
 
@@ -161,7 +164,7 @@ def misclassified(model: Any, x: Any, t: Any, batch_size: int = 1000
 
 
 def plot_misclassified(model: Any, x: Any, t: Any, *, max_images: int = 20, ncols: int = 10,
-                       batch_size: int = 1000, title: str | None = None,
+                       batch_size: int = 1000, predicted: Any = None, title: str | None = None,
                        path: str | os.PathLike | None = None, dpi: int = 100) -> Any:
     """Draw the images a classifier gets wrong, the book's figure 8-6.
 
@@ -175,6 +178,8 @@ def plot_misclassified(model: Any, x: Any, t: Any, *, max_images: int = 20, ncol
         max_images: at most this many images are drawn.
         ncols: images per row.
         batch_size: images per forward pass.
+        predicted: the class the model predicts for each image (N,), when already computed
+            (``model.predict(x).argmax(axis=1)``); the model is then not run.
         title: the title; by default "k of N misclassified (accuracy a%)".
         path: if given, the figure is also saved there (format from the suffix), atomically.
         dpi: resolution of a saved PNG.
@@ -189,21 +194,32 @@ def plot_misclassified(model: Any, x: Any, t: Any, *, max_images: int = 20, ncol
     images = as_images(as_array(x, "plot_misclassified"), "plot_misclassified")
     labels = as_array(t, "plot_misclassified")
     labels = labels.argmax(axis=1) if labels.ndim == 2 else labels
-    wrong, predicted = misclassified(model, x, labels, batch_size)
+    if predicted is None:
+        wrong, predicted = misclassified(model, x, labels, batch_size)
+    else:
+        predicted = np.asarray(predicted)
+        if predicted.shape != labels.shape:
+            raise ValueError(f"plot_misclassified: predicted has shape {predicted.shape}, the "
+                             f"labels {labels.shape}")
+        wrong = np.flatnonzero(predicted != labels)
+        predicted = predicted[wrong]
     shown = min(len(wrong), max_images)
     if title is None:
         title = (f"{len(wrong)} of {len(images)} misclassified "
                  f"(accuracy {100 * (1 - len(wrong) / len(images)):.2f}%)")
     rows, cols = grid_shape(max(shown, 1), ncols)
-    figure = new_figure(cols * 0.9 + 0.2, rows * 0.9 + 0.6)
-    figure.suptitle(f"{title}\ntrue label top left, prediction bottom right", fontsize=10)
+    height = rows * 0.9 + 0.5
+    figure = new_figure(max(cols * 0.9, 4.0), height, layout=None)
+    figure.suptitle(f"{title}\ntrue label top left, prediction bottom right", fontsize=10,
+                    y=1.0 - 0.04 / height, va="top")
+    grid = image_grid(figure, rows, cols, height, 0.45)
     if shown == 0:
-        ax = figure.add_subplot(1, 1, 1)
+        ax = figure.add_subplot(grid[:, :])
         ax.text(0.5, 0.5, "every image is classified correctly", ha="center", va="center")
         ax.set_axis_off()
     for k in range(shown):
         i = wrong[k]
-        ax = figure.add_subplot(rows, cols, k + 1)
+        ax = figure.add_subplot(grid[k // cols, k % cols])
         ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
         hide_ticks(ax)
         ax.text(0.04, 0.96, str(labels[i]), transform=ax.transAxes, ha="left", va="top",
@@ -286,20 +302,24 @@ def show_feature_maps(model: Any, image: Any, layers: Sequence[Any] | None = Non
                              f"not feature maps (N, C, H, W)")
         maps.append((name, record.modules[name], out[0]))
     blocks = [("input", None, x[0])] + maps
-    heights = [grid_shape(min(len(m), max_channels), ncols)[0] for _, _, m in blocks]
+    title_height = 0.25
+    heights = [grid_shape(min(len(m), max_channels), ncols)[0] * _CELL + title_height
+               for _, _, m in blocks]
     cols = max(grid_shape(min(len(m), max_channels), ncols)[1] for _, _, m in blocks)
-    figure = new_figure(cols * _CELL + 0.3, sum(h * _CELL + 0.3 for h in heights))
-    subfigures = figure.subfigures(len(blocks), 1, height_ratios=[h + 0.5 for h in heights])
-    for sub, (name, module, m) in zip(np.atleast_1d(subfigures), blocks):
+    figure = new_figure(max(cols * _CELL, 3.0), sum(heights), layout=None)
+    subfigures = figure.subfigures(len(blocks), 1, height_ratios=heights)
+    for sub, height, (name, module, m) in zip(np.atleast_1d(subfigures), heights, blocks):
         count = min(len(m), max_channels)
-        rows, block_cols = grid_shape(count, ncols)
+        block_cols = grid_shape(count, ncols)[1]
+        grid = image_grid(sub, grid_shape(count, ncols)[0], cols, height, title_height)
         C, H, W = m.shape
         kind = "" if module is None else f" · {type(module).__name__}"
         more = f", first {count}" if count < C else ""
-        sub.suptitle(f"{name}{kind}: {C}×{H}×{W}{more}", fontsize=9, x=0.02, ha="left")
+        sub.suptitle(f"{name}{kind}: {C}×{H}×{W}{more}", fontsize=9, x=0.01, ha="left",
+                     y=1.0 - 0.03 / height, va="top")
         lo, hi = float(m[:count].min()), float(m[:count].max())
         for c in range(count):
-            ax = sub.add_subplot(rows, cols, (c // block_cols) * cols + c % block_cols + 1)
+            ax = sub.add_subplot(grid[c // block_cols, c % block_cols])
             ax.imshow(m[c], cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1,
                       interpolation="nearest")
             hide_ticks(ax)
