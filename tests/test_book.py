@@ -267,6 +267,14 @@ def test_batch_normalization_equals_the_formula(data, n, tail):
     np.testing.assert_allclose(rv, 0.9 + 0.1 * var, rtol=1e-12)
     assert gradcheck(lambda x, g, b: book.BatchNormalization()(x, g, b), x, gamma, beta)
     assert gradgradcheck(lambda x, g, b: book.BatchNormalization()(x, g, b), x, gamma, beta)
+    # The fast op normalises per channel of (N, C, *): on x as (N, D) that is per activation.
+    assert_twins(lambda x, g, b: book.BatchNormalization()(x, g, b),
+                 lambda x, g, b: F.batch_norm(x.reshape(n, D), None, None, g, b, training=True,
+                                              eps=eps).reshape(x.shape), x, gamma, beta)
+    assert_twins(lambda x, g, b: book.BatchNormalization(
+                     running_mean=rm, running_var=rv, train_flg=False)(x, g, b),
+                 lambda x, g, b: F.batch_norm(x.reshape(n, D), rm, rv, g, b, training=False,
+                                              eps=eps).reshape(x.shape), x, gamma, beta)
     # Test time: the running statistics, constants.
     test = book.BatchNormalization(running_mean=rm, running_var=rv, train_flg=False)
     y_test = test(Tensor(x), gamma, beta).data.reshape(n, D)

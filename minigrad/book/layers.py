@@ -383,10 +383,12 @@ class BatchNormalization(Function):
     dxc = dxn / std + (2/N) xc ⊙ dσ²    dL/dx = dxc − (1/N) Σₙ dxc
     At test the statistics are constants: dL/dx = γ ⊙ dL/dy / std.
 
-    x:(N, D) or (N, C, H, W); gamma, beta:(D,). The book's momentum 0.9 weighs the old running
-    value; PyTorch's ``momentum=0.1`` weighs the new batch value, the same update. (PyTorch's
-    running variance uses the unbiased N/(N − 1) batch variance; the book's uses σ².) Saved:
-    ``xc``, ``xn``, ``std``, ``batch_size``.
+    x:(N, D) or (N, C, H, W); gamma, beta:(D,). ``minigrad.functional.batch_norm`` normalises
+    per channel of (N, C, *); on x.reshape(N, −1) that is this per-activation normalisation.
+    The book's momentum 0.9 weighs the old running value; PyTorch's (and ``batch_norm``'s)
+    ``momentum=0.1`` weighs the new batch value, the same update. (Their running variance
+    uses the unbiased N/(N − 1) batch variance; the book's uses σ².) Saved: ``xc``, ``xn``,
+    ``std``, ``batch_size``.
 
     Args (settings):
         momentum: the weight of the old running statistics (0.9 in the book).
