@@ -275,3 +275,82 @@ def test_hook_must_be_callable():
         nn.ReLU().register_forward_hook(3)
     with pytest.raises(TypeError, match="register_forward_pre_hook: the hook must be callable"):
         nn.ReLU().register_forward_pre_hook(None)
+
+
+# ----------------------------------------------------------------------------------------------
+# apply, freezing, zero_grad
+
+
+def test_apply_visits_children_first_then_self_and_returns_self():
+    net = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 1))
+    order = []
+    assert net.apply(lambda m: order.append(m.name)) is net
+    assert order == ["0.0", "0.1", "0", "1", ""]
+
+
+def _frozen_net():
+    nn.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert net[0].requires_grad_(False) is net[0]
+    return net
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: minigrad.optim.SGD(ps, lr=0.1, weight_decay=0.1),
+    lambda ps: minigrad.optim.Momentum(ps, lr=0.1),
+    lambda ps: minigrad.optim.Adam(ps, lr=0.1),
+    lambda ps: minigrad.optim.AdamW(ps, lr=0.1, weight_decay=0.5),
+])
+def test_frozen_parameters_get_no_grad_and_optimisers_leave_them(make_optimizer):
+    net = _frozen_net()
+    frozen = [p.data.copy() for p in net[0].parameters()]
+    trained = [p.data.copy() for p in net[2].parameters()]
+    opt = make_optimizer(net.parameters())
+    for _ in range(2):
+        opt.zero_grad()
+        (net(Tensor(np.ones((5, 3)))) ** 2).sum().backward()
+        opt.step()
+    assert all(p.grad is None for p in net[0].parameters())
+    assert all(p.grad is not None for p in net[2].parameters())
+    assert all(np.array_equal(p.data, a) for p, a in zip(net[0].parameters(), frozen))
+    assert not any(np.array_equal(p.data, a) for p, a in zip(net[2].parameters(), trained))
+
+
+def test_unfreezing_brings_gradients_back():
+    net = _frozen_net().requires_grad_()
+    net(Tensor(np.ones((1, 3)))).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    assert nn.Parameter([1.0], requires_grad=False).requires_grad is False
+
+
+@pytest.mark.parametrize("owner", ["module", "optimizer"])
+def test_zero_grad_sets_to_none_or_to_zeros(owner):
+    net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    net[1].requires_grad_(False)
+    net(Tensor(np.ones((1, 3)))).sum().backward()
+    target = net if owner == "module" else minigrad.optim.SGD(net.parameters(), lr=0.1)
+    target.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and p.grad.shape == p.shape and not p.grad.any()
+               for p in net[0].parameters())
+    assert all(p.grad is None for p in net[1].parameters())  # none stays none
+    target.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_load_state_dict_counts_as_an_in_place_change():
+    layer = nn.Linear(2, 2, dtype=np.float64)
+    y = layer(Tensor(np.ones((1, 2)))).sum()
+    layer.load_state_dict(layer.state_dict())
+    with pytest.raises(RuntimeError):
+        y.backward()
+
+
+def test_optimisers_accept_frozen_parameters_but_not_constants_or_results():
+    frozen = nn.Parameter(np.ones(2), requires_grad=False)
+    minigrad.optim.SGD([frozen], lr=0.1)
+    with pytest.raises(ValueError, match=r"SGD: params\[0\] \(shape \(2,\)\) does not require "
+                                         r"grad"):
+        minigrad.optim.SGD([Tensor(np.ones(2))], lr=0.1)
+    w = nn.Parameter(np.ones(2))
+    with pytest.raises(ValueError, match=r"params\[0\] \(shape \(2,\)\) is the result of an op"):
+        minigrad.optim.SGD([w * 2], lr=0.1)

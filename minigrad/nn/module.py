@@ -46,6 +46,7 @@ class Parameter(Tensor):
         data: the initial value (copied into a new array).
         name: its display name; set to the dotted name when assigned to a module.
         dtype: float32 unless given (gradient checks use ``np.float64``).
+        requires_grad: False for a frozen parameter (see ``Module.requires_grad_``).
 
     >>> w = Parameter(np.zeros((2, 3)))
     >>> w.requires_grad, w.dtype, w.shape
@@ -54,10 +55,11 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data: Any, name: str | None = None, dtype: Any = np.float32) -> None:
+    def __init__(self, data: Any, name: str | None = None, dtype: Any = np.float32, *,
+                 requires_grad: bool = True) -> None:
         value = data.data if isinstance(data, Tensor) else data
         array = _as_number_array("Parameter", value).astype(dtype, copy=True)
-        super().__init__(array, requires_grad=True, name=name)
+        super().__init__(array, requires_grad=requires_grad, name=name)
 
     def __repr__(self) -> str:
         return "Parameter" + super().__repr__().removeprefix("Tensor")
@@ -402,10 +404,44 @@ class Module:
         return sum(p.size for p in self.parameters())
 
     # ------------------------------------------------------------ state
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (set ``.grad`` to None)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient: set ``.grad`` to None (the default), or to zeros
+        where there is one (``set_to_none=False``)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = np.zeros_like(p.grad)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (``False``) or unfreeze every parameter: a frozen parameter gets no
+        ``.grad`` from ``backward`` and optimisers, which skip parameters whose ``.grad`` is
+        None, leave it as it is. Returns the module.
+
+        >>> from minigrad.nn import Linear, Sequential
+        >>> net = Sequential(Linear(3, 4), Linear(4, 2))
+        >>> _ = net[0].requires_grad_(False)
+        >>> [name for name, p in net.named_parameters() if p.requires_grad]
+        ['1.weight', '1.bias']
+        """
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn(module)`` on every sub-module (children first, depth first) and then on
+        this module, e.g. to initialise the weights; returns this module.
+
+        >>> from minigrad.nn import Linear, Sequential, init
+        >>> def zero_biases(m):
+        ...     if isinstance(m, Linear):
+        ...         init.zeros_(m.bias)
+        >>> net = Sequential(Linear(3, 4), Linear(4, 2)).apply(zero_biases)
+        """
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (``mode=True``) or evaluation mode here and in every sub-module."""
@@ -475,19 +511,20 @@ class Module:
             ValueError: an entry's shape differs from its parameter's or buffer's (both are
                 named).
         """
-        entries = {name: (kind, array) for name, kind, _, _, array in self._named_state()}
+        entries = {name: (kind, module, key, array)
+                   for name, kind, module, key, array in self._named_state()}
         missing = [k for k in entries if k not in state]
         unexpected = [k for k in state if k not in entries]
         where = type(self).__name__
         if strict and (missing or unexpected):
             lines = [f"{where}.load_state_dict: the state dict does not match the model"]
             lines += [f"  missing key '{k}' ({entries[k][0]} shape "
-                      f"{_shape_str(entries[k][1].shape)})" for k in missing]
+                      f"{_shape_str(entries[k][3].shape)})" for k in missing]
             lines += [f"  unexpected key '{k}' (shape {_shape_str(np.shape(state[k]))})"
                       for k in unexpected]
             raise StateDictError("\n".join(lines))
         values = {}
-        for key, (_, array) in entries.items():
+        for key, (_, _, _, array) in entries.items():
             if key not in state:
                 continue
             value = np.asarray(state[key])
@@ -497,7 +534,9 @@ class Module:
                     f"the model but {_shape_str(value.shape)} in the state dict")
             values[key] = value
         for key, value in values.items():  # only once every entry has been checked
-            array = entries[key][1]
+            kind, module, attribute, array = entries[key]
+            if kind == "parameter":  # an in-place change of the parameter, as a step is
+                array = module._parameters[attribute]._writable()
             array[...] = value.astype(array.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
