@@ -349,6 +349,8 @@ class Flatten(Module):
         return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
 
     def extra_repr(self) -> str:
+        if (self.start_dim, self.end_dim) == (1, -1):
+            return ""
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
