@@ -9,7 +9,9 @@
 - :mod:`minigrad.nn.loss`: ``MSELoss``, ``L1Loss``, ``BCELoss``, ``BCEWithLogitsLoss``,
   ``CrossEntropyLoss``, ``NLLLoss``;
 - :mod:`minigrad.nn.init`: ``manual_seed``, ``default_rng`` and PyTorch's initialisers
-  (``kaiming_normal_``, ``xavier_uniform_``, ...).
+  (``kaiming_normal_``, ``xavier_uniform_``, ...);
+- :mod:`minigrad.nn.utils`: ``clip_grad_norm_``, ``clip_grad_value_``;
+- :func:`summary` (:mod:`minigrad.nn.info`): every layer's output shape and parameter count.
 
 >>> import minigrad
 >>> from minigrad import nn
@@ -23,7 +25,7 @@
 
 import numpy as np  # noqa: F401  (the doctests above use it)
 
-from minigrad.nn import init
+from minigrad.nn import init, utils
 from minigrad.nn.activation import (
     ELU,
     LeakyReLU,
@@ -34,6 +36,7 @@ from minigrad.nn.activation import (
     Softplus,
     Tanh,
 )
+from minigrad.nn.info import ModelSummary, summary
 from minigrad.nn.init import default_rng, init_std, manual_seed
 from minigrad.nn.layers import (
     AdaptiveAvgPool2d,
@@ -72,5 +75,5 @@ __all__ = [
     "Flatten", "Unflatten", "Identity", "Dropout",
     "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "Softplus", "Softmax", "LogSoftmax",
     "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss",
-    "manual_seed", "default_rng", "init_std", "init",
+    "manual_seed", "default_rng", "init_std", "init", "utils", "summary", "ModelSummary",
 ]
