@@ -213,7 +213,7 @@ def test_conv_transpose_equals_functional_and_torch(settings):
         tlayer.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
         if layer.bias is not None:
             tlayer.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
-    np.testing.assert_allclose(y.data, tlayer(torch.from_numpy(x)).detach().numpy(),
+    np.testing.assert_allclose(y.data, tlayer(torch.tensor(x)).detach().numpy(),
                                rtol=1e-10, atol=1e-12)
     assert layer.weight.shape == tuple(tlayer.weight.shape)
 
@@ -332,3 +332,65 @@ def test_loss_reprs_and_bad_reductions():
     with pytest.raises(ValueError, match="CrossEntropyLoss: reduction must be 'mean', 'sum' or "
                                          "'none', got 'avg'"):
         nn.CrossEntropyLoss(reduction="avg")
+
+
+# ----------------------------------------------------------------------------------------------
+# Conv2d with PyTorch's options
+
+
+CONV = [
+    dict(in_channels=3, out_channels=4, kernel_size=3),
+    dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1, groups=2),
+    dict(in_channels=2, out_channels=3, kernel_size=(3, 2), dilation=(2, 1), padding=(1, 0)),
+    dict(in_channels=2, out_channels=2, kernel_size=4, padding="same", dilation=2, bias=False),
+    dict(in_channels=4, out_channels=4, kernel_size=3, padding="valid", groups=4),
+]
+
+
+@pytest.mark.parametrize("settings", CONV)
+def test_conv2d_options_agree_with_torch(settings):
+    layer = nn.Conv2d(**settings, dtype=np.float64, rng=np.random.default_rng(2))
+    if layer.bias is not None:
+        layer.bias.data = RNG.standard_normal(layer.bias.shape)
+    x = RNG.standard_normal((2, settings["in_channels"], 7, 6))
+    y = layer(Tensor(x))
+    expected = F.conv2d(x, layer.weight.data, None if layer.bias is None else layer.bias.data,
+                        stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                        groups=layer.groups)
+    np.testing.assert_array_equal(y.data, expected.data)
+    torch = pytest.importorskip("torch")
+    tlayer = torch.nn.Conv2d(**settings).double()
+    assert layer.weight.shape == tuple(tlayer.weight.shape)
+    with torch.no_grad():
+        tlayer.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
+        if layer.bias is not None:
+            tlayer.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
+    np.testing.assert_allclose(y.data, tlayer(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_conv2d_grouped_he_init_uses_the_channels_of_a_group():
+    layer = nn.Conv2d(64, 64, 5, groups=4, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(layer.weight.data.std(), np.sqrt(2 / (16 * 25)), rtol=0.03)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.Conv2d(3, 4, 3, groups=2), "groups=2 must divide in_channels=3"),
+    (lambda: nn.Conv2d(2, 2, 3, stride=2, padding="same"), "padding='same' needs stride 1"),
+    (lambda: nn.Conv2d(2, 2, 3, padding="full"), "padding must be an int, a pair, 'valid' or "
+                                                 "'same', got 'full'"),
+])
+def test_bad_conv2d_options_are_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_conv2d_checks_the_dilated_kernel_against_the_input():
+    with pytest.raises(ValueError, match=r"the padded input \(4, 4\) is smaller than the kernel "
+                                         r"\(5, 5\)"):
+        nn.Conv2d(1, 1, 3, dilation=2)(Tensor(np.zeros((1, 1, 4, 4), np.float32)))
+
+
+def test_conv2d_repr_lists_options_that_differ():
+    assert repr(nn.Conv2d(4, 8, 3, padding="same", dilation=2, groups=2)).split("  [")[0] == (
+        "Conv2d(4, 8, kernel_size=3, stride=1, padding=same, dilation=2, groups=2)")

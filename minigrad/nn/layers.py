@@ -99,34 +99,57 @@ class Linear(Module):
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as the textbook and PyTorch compute it).
 
-    x:(N, C, H, W) → y:(N, FN, OH, OW), with weight (FN, C, FH, FW), bias (FN,),
-    OH = (H + 2·PH − FH) // SH + 1 and likewise OW.
+    x:(N, C, H, W) → y:(N, FN, OH, OW), with weight (FN, C/G, FH, FW), bias (FN,),
+    OH = (H + 2·PH − DH·(FH − 1) − 1) // SH + 1 and likewise OW (D = 1: the textbook's
+    (H + 2·PH − FH) // SH + 1).
 
     Args:
-        in_channels, out_channels: C and FN.
+        in_channels, out_channels: C and FN (both divisible by ``groups``).
         kernel_size: FH = FW, or (FH, FW).
-        stride, padding: an int or a pair (rows, columns).
+        stride, padding: an int or a pair (rows, columns); padding may also be ``"valid"``
+            (none) or ``"same"`` (stride 1: the output keeps H and W).
+        dilation: the spacing of the kernel's taps (an int or a pair).
+        groups: G: filter f sees only the C/G input channels of its group.
         bias: learn a bias per output channel.
-        init, rng, dtype: as for :class:`Linear`; fan_in = C·FH·FW, fan_out = FN·FH·FW.
+        init, rng, dtype: as for :class:`Linear`; fan_in = (C/G)·FH·FW, fan_out = FN·FH·FW.
 
     >>> conv = Conv2d(1, 30, kernel_size=5)
     >>> conv
     Conv2d(1, 30, kernel_size=5, stride=1, padding=0)  [weight (30, 1, 5, 5)  bias (30,)]
+    >>> Conv2d(4, 8, 3, padding="same", groups=2)(Tensor(np.zeros((1, 4, 9, 9)))).shape
+    (1, 8, 9, 9)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 bias: bool = True, *, init: str | float = "he",
-                 rng: np.random.Generator | None = None, dtype: Any = np.float32) -> None:
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True, *,
+                 init: str | float = "he", rng: np.random.Generator | None = None,
+                 dtype: Any = np.float32) -> None:
         super().__init__()
-        self.in_channels = _count(in_channels, "in_channels", "Conv2d")
-        self.out_channels = _count(out_channels, "out_channels", "Conv2d")
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", 1)
-        self.stride = _pair(stride, "stride", "Conv2d", 1)
-        self.padding = _pair(padding, "padding", "Conv2d", 0)
+        layer = "Conv2d"
+        self.in_channels = _count(in_channels, "in_channels", layer)
+        self.out_channels = _count(out_channels, "out_channels", layer)
+        self.kernel_size = _pair(kernel_size, "kernel_size", layer, 1)
+        self.stride = _pair(stride, "stride", layer, 1)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{layer}: padding must be an int, a pair, 'valid' or 'same', "
+                                 f"got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"{layer}: padding='same' needs stride 1 (as in PyTorch), got "
+                                 f"stride={_show(self.stride)}")
+            self.padding: tuple[int, int] | str = (0, 0) if padding == "valid" else "same"
+        else:
+            self.padding = _pair(padding, "padding", layer, 0)
+        self.dilation = _pair(dilation, "dilation", layer, 1)
+        self.groups = _count(groups, "groups", layer)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"{layer}: groups={self.groups} must divide in_channels="
+                             f"{self.in_channels} and out_channels={self.out_channels}")
         FH, FW = self.kernel_size
-        std = init_std(init, self.in_channels * FH * FW, self.out_channels * FH * FW)
-        shape = (self.out_channels, self.in_channels, FH, FW)
+        C = self.in_channels // self.groups
+        std = init_std(init, C * FH * FW, self.out_channels * FH * FW)
+        shape = (self.out_channels, C, FH, FW)
         self.weight = Parameter(_normal(shape, std, rng, dtype), dtype=dtype)
         self.bias = Parameter(np.zeros(self.out_channels), dtype=dtype) if bias else None
 
@@ -142,17 +165,25 @@ class Conv2d(Module):
         if shape[1] != self.in_channels:
             raise ValueError(f"{self._short()}: input has {shape[1]} channels, expected "
                              f"{self.in_channels}; x.shape={shape}")
-        (FH, FW), (PH, PW) = self.kernel_size, self.padding
-        if shape[2] + 2 * PH < FH or shape[3] + 2 * PW < FW:
-            raise ValueError(f"{self._short()}: the padded input ({shape[2] + 2 * PH}, "
-                             f"{shape[3] + 2 * PW}) is smaller than the kernel ({FH}, {FW}); "
-                             f"x.shape={shape}, padding={_show(self.padding)}")
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        if self.padding != "same":
+            (FH, FW), (PH, PW), (DH, DW) = self.kernel_size, self.padding, self.dilation
+            KH, KW = DH * (FH - 1) + 1, DW * (FW - 1) + 1   # the dilated kernel's extent
+            if shape[2] + 2 * PH < KH or shape[3] + 2 * PW < KW:
+                raise ValueError(f"{self._short()}: the padded input ({shape[2] + 2 * PH}, "
+                                 f"{shape[3] + 2 * PW}) is smaller than the kernel ({KH}, {KW}); "
+                                 f"x.shape={shape}, padding={_show(self.padding)}")
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                        dilation=self.dilation, groups=self.groups)
 
     def extra_repr(self) -> str:
+        padding = self.padding if isinstance(self.padding, str) else _show(self.padding)
         text = (f"{self.in_channels}, {self.out_channels}, "
                 f"kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)}, "
-                f"padding={_show(self.padding)}")
+                f"padding={padding}")
+        if self.dilation != (1, 1):
+            text += f", dilation={_show(self.dilation)}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         return text if self.bias is not None else text + ", bias=False"
 
 
