@@ -47,7 +47,7 @@ def test_activation_equals_its_functional(module, functional, torch_name, torch_
 @pytest.mark.parametrize("module, functional, torch_name, torch_args", ACTIVATIONS, ids=IDS)
 def test_activation_agrees_with_torch(module, functional, torch_name, torch_args):
     torch = pytest.importorskip("torch")
-    expected = getattr(torch.nn, torch_name)(**torch_args)(torch.from_numpy(X)).numpy()
+    expected = getattr(torch.nn, torch_name)(**torch_args)(torch.tensor(X)).numpy()
     np.testing.assert_allclose(module(Tensor(X)).data, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -84,7 +84,7 @@ def test_flatten_merges_the_axes_like_torch(start_dim, end_dim):
     x = RNG.standard_normal((2, 3, 4, 5))
     y = nn.Flatten(start_dim, end_dim)(Tensor(x))
     torch = pytest.importorskip("torch")
-    expected = torch.nn.Flatten(start_dim, end_dim)(torch.from_numpy(x)).numpy()
+    expected = torch.nn.Flatten(start_dim, end_dim)(torch.tensor(x)).numpy()
     assert y.shape == expected.shape
     np.testing.assert_array_equal(y.data, expected)
     assert gradcheck(nn.Flatten(start_dim, end_dim), x)
@@ -100,7 +100,7 @@ def test_unflatten_splits_an_axis_like_torch(dim, sizes, shape):
     assert y.shape == shape
     np.testing.assert_array_equal(y.data, x.reshape(shape))
     torch = pytest.importorskip("torch")
-    expected = torch.nn.Unflatten(dim, sizes)(torch.from_numpy(x)).numpy()
+    expected = torch.nn.Unflatten(dim, sizes)(torch.tensor(x)).numpy()
     np.testing.assert_array_equal(y.data, expected)
 
 
@@ -162,7 +162,7 @@ def test_adaptive_avg_pool_agrees_with_torch(H, W, output_size):  # noqa: N803
     np.testing.assert_array_equal(y.data, F.adaptive_avg_pool2d(x, output_size).data)
     assert gradcheck(pool, x)
     torch = pytest.importorskip("torch")
-    expected = torch.nn.AdaptiveAvgPool2d(output_size)(torch.from_numpy(x)).numpy()
+    expected = torch.nn.AdaptiveAvgPool2d(output_size)(torch.tensor(x)).numpy()
     np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-15)
 
 
@@ -310,10 +310,10 @@ def test_loss_module_equals_its_functional_and_torch(name, kwargs, functional, y
     np.testing.assert_allclose(got.data, functional(reduction)(y, t).data, rtol=1e-12)
     assert gradcheck(lambda y: loss(y, t), y)
     torch = pytest.importorskip("torch")
-    targs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+    targs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v
              for k, v in kwargs.items()}
-    expected = getattr(torch.nn, name)(**targs, reduction=reduction)(torch.from_numpy(y),
-                                                                    torch.from_numpy(t))
+    expected = getattr(torch.nn, name)(**targs, reduction=reduction)(torch.tensor(y),
+                                                                    torch.tensor(t))
     np.testing.assert_allclose(got.data, expected.numpy(), rtol=1e-10, atol=1e-12)
 
 
