@@ -354,3 +354,73 @@ def test_optimisers_accept_frozen_parameters_but_not_constants_or_results():
     w = nn.Parameter(np.ones(2))
     with pytest.raises(ValueError, match=r"params\[0\] \(shape \(2,\)\) is the result of an op"):
         minigrad.optim.SGD([w * 2], lr=0.1)
+
+
+# ----------------------------------------------------------------------------------------------
+# ModuleDict, add_module, register_parameter, get_submodule / get_parameter / get_buffer
+
+
+def test_module_dict_registers_by_key_and_keeps_order():
+    heads = nn.ModuleDict([("cls", nn.Linear(4, 3)), ("box", nn.Linear(4, 2))])
+    net = nn.Sequential()
+    net.add_module("heads", heads)
+    assert [n for n, _ in net.named_parameters()] == [
+        "heads.cls.weight", "heads.cls.bias", "heads.box.weight", "heads.box.bias"]
+    assert heads["box"].weight.name == "heads.box.weight"
+    heads.update({"extra": nn.ReLU()})
+    assert heads.keys() == ["cls", "box", "extra"] and len(heads) == 3
+    assert isinstance(heads.pop("extra"), nn.ReLU) and "extra" not in heads
+    assert [k for k in heads] == ["cls", "box"]
+    assert [type(m).__name__ for m in heads.values()] == ["Linear", "Linear"]
+    heads.clear()
+    assert len(heads) == 0 and list(net.parameters()) == []
+
+
+@pytest.mark.parametrize("action, error, message", [
+    (lambda d: d["missing"], KeyError, r"no module 'missing'; the keys are \['a'\]"),
+    (lambda d: d.__setitem__("keys", nn.ReLU()), KeyError, "would hide ModuleDict.keys"),
+    (lambda d: d.__setitem__("a.b", nn.ReLU()), KeyError, "contain no '.'"),
+    (lambda d: d.__setitem__(3, nn.ReLU()), TypeError, "keys must be str"),
+    (lambda d: d.__setitem__("b", 3), TypeError, "values must be Modules, got int for 'b'"),
+    (lambda d: d(1), NotImplementedError, "ModuleDict has no forward"),
+])
+def test_module_dict_mistakes_are_explained(action, error, message):
+    with pytest.raises(error, match=message):
+        action(nn.ModuleDict({"a": nn.ReLU()}))
+
+
+def test_add_module_and_register_parameter_make_names_at_run_time():
+    m = nn.Module()
+    for i in range(2):
+        m.add_module(f"layer{i}", nn.Linear(2, 2))
+    m.register_module("act", nn.ReLU())
+    m.register_parameter("scale", nn.Parameter(np.ones(2)))
+    m.register_parameter("shift", None)
+    assert [n for n, _ in m.named_children()] == ["layer0", "layer1", "act"]
+    assert [n for n, _ in m.named_parameters()] == ["scale", "layer0.weight", "layer0.bias",
+                                                    "layer1.weight", "layer1.bias"]
+    assert m.shift is None
+    with pytest.raises(TypeError, match="register_parameter: 'w' must be a Parameter or None, "
+                                        "got ndarray"):
+        m.register_parameter("w", np.ones(2))
+    with pytest.raises(TypeError, match="add_module: 'x' must be a Module or None, got int"):
+        m.add_module("x", 3)
+    with pytest.raises(KeyError, match="'forward' is already an attribute"):
+        m.add_module("forward", nn.ReLU())
+
+
+def test_get_submodule_parameter_and_buffer_by_dotted_path():
+    net = nn.Sequential(Holder(), nn.Sequential(nn.Linear(3, 2)))
+    assert net.get_submodule("") is net
+    assert net.get_submodule("1.0") is net[1][0]
+    assert net.get_parameter("1.0.bias") is net[1][0].bias
+    assert net.get_parameter("0.inner.weight") is net[0].inner.weight
+    assert net.get_buffer("0.inner.running_mean") is net[0].inner.running_mean
+    with pytest.raises(AttributeError, match=r"get_submodule: 1 has no sub-module '2' \(looking "
+                                             r"for '1.2'\)"):
+        net.get_parameter("1.2.weight")
+    with pytest.raises(AttributeError, match=r"'1.0' has no parameter 'scale'; it has "
+                                             r"\['weight', 'bias'\]"):
+        net.get_parameter("1.0.scale")
+    with pytest.raises(AttributeError, match="has no buffer 'weight'"):
+        net.get_buffer("0.inner.weight")

@@ -1,7 +1,7 @@
 """Layers with parameters, composed into networks: ``Parameter``, ``Module`` and the usual layers.
 
 - :mod:`minigrad.nn.module`: ``Parameter``, ``Module`` (parameters, buffers, forward hooks,
-  ``state_dict``), ``ModuleList``, ``Sequential``;
+  ``state_dict``), ``ModuleList``, ``ModuleDict``, ``Sequential``;
 - :mod:`minigrad.nn.layers`: ``Linear``, ``Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``,
   ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``Flatten``, ``Unflatten``, ``Identity``, ``Dropout``;
 - :mod:`minigrad.nn.activation`: ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``ELU``,
@@ -61,6 +61,7 @@ from minigrad.nn.loss import (
 from minigrad.nn.module import (
     IncompatibleKeys,
     Module,
+    ModuleDict,
     ModuleList,
     Parameter,
     RemovableHandle,
@@ -69,8 +70,8 @@ from minigrad.nn.module import (
 )
 
 __all__ = [
-    "Parameter", "Module", "Sequential", "ModuleList", "StateDictError", "IncompatibleKeys",
-    "RemovableHandle",
+    "Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "StateDictError",
+    "IncompatibleKeys", "RemovableHandle",
     "Linear", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
     "Flatten", "Unflatten", "Identity", "Dropout",
     "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "Softplus", "Softmax", "LogSoftmax",

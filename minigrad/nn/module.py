@@ -34,7 +34,7 @@ from minigrad.tensor import Tensor, _as_number_array
 
 __all__ = [
     "Parameter", "Module", "Sequential", "ModuleList", "StateDictError", "IncompatibleKeys",
-    "RemovableHandle",
+    "RemovableHandle", "ModuleDict",
 ]
 
 
@@ -248,6 +248,88 @@ class Module:
         else:
             self._non_persistent_buffers.add(name)
         object.__setattr__(self, name, tensor)
+
+    def _check_name(self, what: str, name: Any) -> None:
+        where = f"{type(self).__name__}.{what}"
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: the name must be a str, got {type(name).__name__}")
+        if "." in name or name == "":
+            raise KeyError(f"{where}: the name must be non-empty and contain no '.', "
+                           f"got {name!r}")
+        registered = (name in self._parameters or name in self._modules
+                      or name in self._buffers)
+        if not registered and hasattr(self, name):
+            raise KeyError(f"{where}: '{name}' is already an attribute")
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` under ``name`` (as ``setattr(self, name, module)`` does, for
+        names that are made at run time).
+
+        >>> m = Module()
+        >>> m.add_module("fc0", Module())
+        >>> [name for name, _ in m.named_children()]
+        ['fc0']
+        """
+        self._check_name("add_module", name)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add_module: '{name}' must be a Module or "
+                            f"None, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (None: an absent parameter, e.g. no bias)."""
+        self._check_name("register_parameter", name)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"{type(self).__name__}.register_parameter: '{name}' must be a "
+                            f"Parameter or None, got {type(param).__name__}")
+        setattr(self, name, param)
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at a dotted path ("" is this module).
+
+        >>> from minigrad.nn import Linear, Sequential
+        >>> net = Sequential(Sequential(Linear(2, 2)))
+        >>> net.get_submodule("0.0")
+        Linear(in_features=2, out_features=2, bias=True)  [weight (2, 2)  bias (2,)]
+        """
+        module: Module = self
+        if target == "":
+            return module
+        walked = []
+        for part in target.split("."):
+            child = module._modules.get(part)
+            if child is None:
+                here = ".".join(walked) or type(self).__name__
+                raise AttributeError(f"{type(self).__name__}.get_submodule: {here} has no "
+                                     f"sub-module '{part}' (looking for '{target}'); it has "
+                                     f"{list(module._modules) or 'none'}")
+            walked.append(part)
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at a dotted path (``"encoder.0.weight"``)."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        p = module._parameters.get(name)
+        if p is None:
+            raise AttributeError(f"{type(self).__name__}.get_parameter: '{path or 'the model'}' "
+                                 f"has no parameter '{name}'; it has "
+                                 f"{[k for k, v in module._parameters.items() if v is not None]}")
+        return p
+
+    def get_buffer(self, target: str) -> np.ndarray:
+        """The buffer at a dotted path (``"bn.running_mean"``)."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        b = module._buffers.get(name)
+        if b is None:
+            raise AttributeError(f"{type(self).__name__}.get_buffer: '{path or 'the model'}' "
+                                 f"has no buffer '{name}'; it has "
+                                 f"{[k for k, v in module._buffers.items() if v is not None]}")
+        return b
 
     def _set_name(self, name: str) -> None:
         """Rename this module and everything under it (it was assigned into a parent)."""
@@ -681,3 +763,85 @@ class Sequential(ModuleList):
         for m in self._modules.values():
             x = m(x)
         return x
+
+
+class ModuleDict(Module):
+    """Modules by name, registered under their keys (``heads.cls.weight``); ordered like a dict.
+
+    >>> from minigrad.nn import Linear, ReLU
+    >>> heads = ModuleDict({"cls": Linear(4, 10), "box": Linear(4, 4)})
+    >>> heads["act"] = ReLU()
+    >>> list(heads), len(heads), "box" in heads
+    (['cls', 'box', 'act'], 3, True)
+    >>> heads["box"].weight.name
+    'box.weight'
+    """
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None,
+                 ) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def _key(self, key: Any) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be str, got {type(key).__name__}")
+        if "." in key or key == "":
+            raise KeyError(f"ModuleDict: keys must be non-empty and contain no '.', got {key!r}")
+        if key not in self._modules and hasattr(self, key):
+            raise KeyError(f"ModuleDict: the key {key!r} would hide ModuleDict.{key}; choose "
+                           f"another name")
+        return key
+
+    def __getitem__(self, key: str) -> Module:
+        try:
+            return self._modules[key]
+        except KeyError:
+            raise KeyError(f"ModuleDict: no module {key!r}; the keys are "
+                           f"{list(self._modules)}") from None
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: values must be Modules, got {type(module).__name__} "
+                            f"for {key!r}")
+        setattr(self, self._key(key), module)
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # noqa: B018  (the KeyError names the keys)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._modules))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> list[str]:
+        return list(self._modules)
+
+    def values(self) -> list[Module]:
+        return list(self._modules.values())
+
+    def items(self) -> list[tuple[str, Module]]:
+        return list(self._modules.items())
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        for key, module in pairs:
+            self[key] = module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "ModuleDict has no forward: pick its modules by name in the parent's forward")
