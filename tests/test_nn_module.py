@@ -424,3 +424,26 @@ def test_get_submodule_parameter_and_buffer_by_dotted_path():
         net.get_parameter("1.0.scale")
     with pytest.raises(AttributeError, match="has no buffer 'weight'"):
         net.get_buffer("0.inner.weight")
+
+
+def test_loading_a_buffer_that_a_live_graph_holds_replaces_it():
+    class Shift(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("shift", np.ones(2))
+
+        def forward(self, x):
+            return x * self.shift
+
+    m = Shift()
+    x = Tensor(np.full(2, 3.0), requires_grad=True)
+    y = m(x).sum()   # the op holds m.shift read-only while y's graph lives
+    old = m.shift
+    assert not old.flags.writeable
+    m.load_state_dict({"shift": np.array([5.0, 7.0])})
+    assert m.shift is not old and m.shift.tolist() == [5.0, 7.0]
+    assert m.state_dict()["shift"].tolist() == [5.0, 7.0]
+    y.backward()
+    assert x.grad.tolist() == [1.0, 1.0]   # the recorded graph kept the values it saw
+    m.load_state_dict({"shift": np.array([1.0, 2.0])})   # nothing holds it now: in place
+    assert m.shift.tolist() == [1.0, 2.0]

@@ -216,7 +216,9 @@ class Module:
         The buffer is an attribute (``self.<name>``, a plain ``np.ndarray``); ``state_dict``
         saves it and ``load_state_dict`` restores it when ``persistent``, ``to(dtype)``
         converts it when it is floating point, and ``parameters()`` does not list it.
-        Assigning an array to the attribute later replaces the buffer.
+        Assigning an array to the attribute later replaces the buffer: update running values
+        that way (``self.running_mean = ...``), since an array that an op has read stays
+        read-only while that op's graph may still run backward.
 
         Args:
             name: the attribute name (no dots).
@@ -619,6 +621,11 @@ class Module:
             kind, module, attribute, array = entries[key]
             if kind == "parameter":  # an in-place change of the parameter, as a step is
                 array = module._parameters[attribute]._writable()
+            elif not array.flags.writeable:
+                # a graph still holds this buffer (an op read it): give the module a new array
+                # and leave the recorded one as the graph saw it
+                setattr(module, attribute, value.astype(array.dtype, copy=True))
+                continue
             array[...] = value.astype(array.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
