@@ -5,6 +5,8 @@
 - :mod:`minigrad.nn.layers`: ``Linear``, ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, ``Flatten``,
   ``Dropout``;
 - :mod:`minigrad.nn.activation`: ``ReLU``, ``Sigmoid``, ``Tanh``;
+- :mod:`minigrad.nn.normalization`: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``,
+  ``GroupNorm``;
 - :mod:`minigrad.nn.init`: ``manual_seed``, ``default_rng`` and the initial weights.
 
 >>> import minigrad
@@ -31,10 +33,12 @@ from minigrad.nn.module import (
     Sequential,
     StateDictError,
 )
+from minigrad.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 
 __all__ = [
     "Parameter", "Module", "Sequential", "ModuleList", "StateDictError", "IncompatibleKeys",
     "RemovableHandle",
     "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid", "Tanh", "Flatten",
     "Dropout", "manual_seed", "default_rng", "init_std",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm",
 ]
