@@ -44,8 +44,9 @@ def _as_curve(key: str, values: Any) -> np.ndarray:
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike | None = None,
-                 title: str | None = None) -> Any:
-    """Draw learning curves: the losses on the left, the accuracies on the right.
+                 title: str | None = None, lr_key: str | None = None) -> Any:
+    """Draw learning curves: the losses on the left, the accuracies on the right, and with
+    ``lr_key`` the learning rate in a third panel.
 
     Accepted keys (any may be missing; at least one curve must be present):
 
@@ -57,7 +58,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
       loss and per-epoch accuracies can share one history. Without ``epoch`` or ``step`` a curve
       is drawn against 1, 2, ..., n, and the curves of one axis must then have one length.
 
-    Other keys (a learning rate, timings) are ignored. NaN values leave gaps.
+    Other keys (timings, a learning rate not named by ``lr_key``) are ignored. NaN values
+    leave gaps.
 
     Args:
         history: dict of lists of numbers, as a training loop appends them.
@@ -65,17 +67,22 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
             .svg, .pdf), written to a temporary file and renamed, so a reader never sees half a
             file.
         title: a title above both axes.
+        lr_key: the key of a learning-rate curve (``"lr"``, one value per epoch or per step)
+            to draw in a panel of its own, from 0 up; by default none is drawn.
 
     Returns:
         The ``matplotlib.figure.Figure`` (Jupyter displays it inline).
 
     Raises:
-        ValueError: no curve to draw, an empty curve, or a curve whose length matches neither
-            ``epoch`` nor ``step`` when one of them is given.
+        ValueError: no curve to draw, an empty curve, a curve whose length matches neither
+            ``epoch`` nor ``step`` when one of them is given, or ``lr_key`` not in history.
 
     >>> fig = plot_history({"train_loss": [2.3, 1.1, 0.6], "test_acc": [0.5, 0.8, 0.9]})
     >>> [ax.get_ylabel() for ax in fig.axes]
     ['loss', 'accuracy']
+    >>> fig = plot_history({"test_acc": [0.5, 0.8], "lr": [1e-3, 1e-4]}, lr_key="lr")
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['accuracy', 'learning rate']
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -90,6 +97,11 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         kind = _curve_kind(str(key))
         if kind is not None:
             curves[kind].append((str(key), _as_curve(str(key), values)))
+    if lr_key is not None:
+        if lr_key not in history:
+            raise ValueError(f"plot_history: lr_key={lr_key!r} is not in history (keys "
+                             f"{sorted(history)})")
+        curves["learning rate"] = [(lr_key, _as_curve(lr_key, history[lr_key]))]
     if not curves["loss"] and not curves["accuracy"]:
         raise ValueError(f"plot_history: nothing to draw: history has keys {sorted(history)}, "
                          f"but no curve; name losses '*loss' and accuracies '*acc'")
@@ -109,11 +121,13 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
                              f"or 'step'")
         return "step", np.arange(1, len(values) + 1)
 
-    kinds = [kind for kind in ("loss", "accuracy") if curves[kind]]
-    figure = Figure(figsize=(5.0 * len(kinds), 3.6), layout="constrained")
+    kinds = [kind for kind in curves if curves[kind]]
+    widths = [3.6 if kind == "learning rate" else 5.0 for kind in kinds]
+    figure = Figure(figsize=(sum(widths), 3.6), layout="constrained")
     FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(1, len(kinds), width_ratios=widths)
     for i, kind in enumerate(kinds):
-        ax = figure.add_subplot(1, len(kinds), i + 1)
+        ax = figure.add_subplot(grid[0, i])
         lengths = {key: len(values) for key, values in curves[kind]}
         if not xs and len(set(lengths.values())) > 1:
             raise ValueError(f"plot_history: the {kind} curves have different lengths "
@@ -131,6 +145,9 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
         ax.set_xlabel(" / ".join(sorted(x_names)))
         ax.set_ylabel(kind)
+        if kind == "learning rate":  # from 0, so that a decay looks like one
+            ax.set_ylim(bottom=0)
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:
