@@ -256,3 +256,17 @@ def test_show_feature_maps_chosen_layers_and_errors(cnn, tmp_path):
     with pytest.raises(ValueError, match=r"expected one image .* got shape \(2, 1, 10, 10\)"):
         viz.show_feature_maps(cnn, np.zeros((2, 1, 10, 10)))
     assert hooks_on(cnn) == 0
+
+
+# ---------------------------------------------------------------------------- the package
+def test_the_package_keeps_every_name_and_adds_the_new_ones():
+    import importlib
+
+    before = {"DotNotFoundError", "GradRecord", "draw_graph", "plot_history", "plot_lr_schedule",
+              "record_grads", "render_graph", "save_dot", "save_graph"}
+    new = {"ActivationRecord", "misclassified", "plot_activation_histograms",
+           "plot_misclassified", "record_activations", "show_feature_maps", "show_filters"}
+    assert set(viz.__all__) == before | new
+    for name in viz.__all__:
+        home = importlib.import_module(getattr(viz, name).__module__)
+        assert getattr(home, name) is getattr(viz, name)
