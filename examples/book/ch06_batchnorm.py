@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                             help="BatchNorm's ε (the textbook's 10e-7; PyTorch's is 1e-5)")
 
     args = common.arguments(__doc__, argv, options)
+    if not hasattr(nn, "BatchNorm1d"):
+        raise SystemExit("ch06_batchnorm: this minigrad has no nn.BatchNorm1d")
     x, t, _, _ = common.mnist(args.train)
     data = (x, t, x, t)  # the textbook measures the accuracy on the training images
     settings = dict(epochs=args.epochs, hidden=args.hidden, layers=args.layers, lr=args.lr,
