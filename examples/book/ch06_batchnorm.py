@@ -52,8 +52,9 @@ def plot_pair(ax, normal: np.ndarray, with_bn: np.ndarray, title: str, legend: b
             label="Normal (without BatchNorm)")
     ax.set_ylim(0, 1.0)
     ax.set_title(title, fontsize=9)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     if legend:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="center right", fontsize=8)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
