@@ -163,14 +163,8 @@ def test_the_validation_split_is_apart_from_the_training_part():
 
 
 # ------------------------------------------------------------------------------ BatchNorm
-def _nn():
-    from minigrad import nn
-
-    return nn
-
-
-needs_batchnorm = pytest.mark.skipif(not hasattr(_nn(), "BatchNorm1d"),
-                                     reason="this minigrad has no nn.BatchNorm1d")
+needs_batchnorm = pytest.mark.skipif(not load("ch06_common").has_batch_norm(),
+                                     reason="this minigrad has no Batch Normalization layer")
 
 
 @needs_batchnorm
@@ -200,3 +194,23 @@ def test_batchnorm_learns_from_a_bad_init_where_the_plain_net_does_not(seed):
     assert len(plain) == len(normed) == 30
     assert plain[-10:].mean() > 2.25
     assert normed[-10:].mean() < plain[-10:].mean() - 0.5, (plain[-10:], normed[-10:])
+
+
+def test_the_textbook_batchnorm_module_normalises_and_keeps_running_statistics():
+    pytest.importorskip("minigrad.book")
+    from minigrad import Tensor
+
+    common = load("ch06_common")
+    layer = common.BookBatchNorm(3, eps=1e-6)
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    assert sorted(layer.state_dict()) == ["bias", "running_mean", "running_var", "weight"]
+    x = np.random.default_rng(0).normal(2.0, 3.0, (50, 3)).astype(np.float32)
+    y = layer(Tensor(x)).data
+    np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(y.std(axis=0), 1, rtol=1e-4)
+    # The book's momentum 0.9 keeps 90% of the old running value (zeros here).
+    np.testing.assert_allclose(layer.running_mean, 0.1 * x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(layer.running_var, 0.1 * x.var(axis=0), rtol=1e-4)
+    layer.eval()
+    expected = (x - layer.running_mean) / np.sqrt(layer.running_var + 1e-6)
+    np.testing.assert_allclose(layer(Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)

@@ -32,8 +32,6 @@ def run(data, scale: float, batchnorm: bool, *, epochs: int, hidden: int, layers
         lr: float, batch_size: int, seed: int, eps: float = 1e-6) -> dict[str, np.ndarray]:
     """Train the net once from weights of standard deviation ``scale``; the curves of
     ``train_epochs`` (accuracy per epoch, loss per iteration)."""
-    if batchnorm and not hasattr(nn, "BatchNorm1d"):
-        raise RuntimeError("ch06_batchnorm: this minigrad has no nn.BatchNorm1d")
     sizes = (data[0].shape[1],) + (hidden,) * (layers - 1) + (10,)
     net = common.mlp(sizes, "relu", float(scale), batchnorm=batchnorm, eps=eps,
                      rng=np.random.default_rng(seed))
@@ -54,8 +52,9 @@ def plot_pair(ax, normal: np.ndarray, with_bn: np.ndarray, title: str, legend: b
             label="Normal (without BatchNorm)")
     ax.set_ylim(0, 1.0)
     ax.set_title(title, fontsize=9)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     if legend:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="center right", fontsize=8)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -80,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
                             help="BatchNorm's ε (the textbook's 10e-7; PyTorch's is 1e-5)")
 
     args = common.arguments(__doc__, argv, options)
+    if not common.has_batch_norm():
+        raise SystemExit("ch06_batchnorm: this minigrad has neither nn.BatchNorm1d nor "
+                         "minigrad.book.BatchNormalization")
+    layer = "nn.BatchNorm1d" if hasattr(nn, "BatchNorm1d") else "minigrad.book.BatchNormalization"
+    print(f"Batch Normalization by {layer}")
     x, t, _, _ = common.mnist(args.train)
     data = (x, t, x, t)  # the textbook measures the accuracy on the training images
     settings = dict(epochs=args.epochs, hidden=args.hidden, layers=args.layers, lr=args.lr,

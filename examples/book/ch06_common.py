@@ -72,7 +72,8 @@ def mlp(sizes: Sequence[int], activation: str = "relu", init: str | float = "he"
         sizes: input size, the hidden layers' sizes, output size.
         activation: ``"relu"``, ``"sigmoid"`` or ``"tanh"`` after each hidden layer.
         init: every Linear's ``init=``: ``"he"``, ``"xavier"`` or a standard deviation.
-        batchnorm: nn.BatchNorm1d between each hidden Linear and its activation.
+        batchnorm: nn.BatchNorm1d (see :func:`batch_norm_layer`) between each hidden Linear
+            and its activation.
         eps: BatchNorm's ε under the square root; the textbook's 10e-7 (= 1e-6) by default,
             where PyTorch's is 1e-5: with weights of std 10⁻⁴ a layer's batch variance is
             small enough for that difference to decide whether the net learns.
@@ -93,12 +94,53 @@ def mlp(sizes: Sequence[int], activation: str = "relu", init: str | float = "he"
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         layers.append(nn.Linear(n_in, n_out, bias=bias, init=init, rng=rng))
         if batchnorm:
-            layers.append(nn.BatchNorm1d(n_out, eps=eps))
+            layers.append(batch_norm_layer(n_out, eps=eps))
         layers.append(ACTIVATIONS[activation]())
         if dropout:
             layers.append(nn.Dropout(dropout, rng=rng))
     layers.append(nn.Linear(sizes[-2], sizes[-1], bias=bias, init=init, rng=rng))
     return nn.Sequential(*layers)
+
+
+class BookBatchNorm(nn.Module):
+    """The textbook's BatchNormalization layer (``minigrad.book.BatchNormalization``, the
+    book's algorithm and its ε and momentum) as a module, for a minigrad without
+    nn.BatchNorm1d: γ and β are Parameters, the running mean and variance buffers."""
+
+    def __init__(self, num_features: int, eps: float = 1e-6, momentum: float = 0.9) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(np.ones(num_features))
+        self.bias = nn.Parameter(np.zeros(num_features))
+        self.register_buffer("running_mean", np.zeros(num_features, np.float32))
+        self.register_buffer("running_var", np.zeros(num_features, np.float32))
+        self.eps, self.momentum = eps, momentum
+
+    def forward(self, x: Tensor) -> Tensor:
+        from minigrad import book
+
+        op = book.BatchNormalization(self.momentum, self.running_mean, self.running_var,
+                                     train_flg=self.training, eps=self.eps)
+        return op(x, self.weight, self.bias)
+
+
+def batch_norm_layer(num_features: int, eps: float = 1e-6) -> nn.Module:
+    """``nn.BatchNorm1d(num_features, eps=eps)``, or the textbook's layer where minigrad has
+    no nn.BatchNorm1d (the same normalisation; the book keeps the biased batch variance in
+    its running variance, PyTorch the unbiased one)."""
+    if hasattr(nn, "BatchNorm1d"):
+        return nn.BatchNorm1d(num_features, eps=eps)
+    return BookBatchNorm(num_features, eps=eps)
+
+
+def has_batch_norm() -> bool:
+    """Whether this minigrad has a Batch Normalization layer for :func:`mlp`."""
+    if hasattr(nn, "BatchNorm1d"):
+        return True
+    try:
+        from minigrad import book
+    except ImportError:
+        return False
+    return hasattr(book, "BatchNormalization")
 
 
 def weight_decay_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
