@@ -6,6 +6,7 @@
     python examples/train_mnist.py --resume --epochs 15 # continue the run in runs/mnist
     python examples/train_mnist.py --overwrite          # start runs/mnist afresh
     python examples/train_mnist.py --threads 1          # one core (default: all of them)
+    python examples/train_mnist.py --schedule constant  # keep Adam's learning rate fixed
 
 Full MNIST is used when its four files are found in ``--data-dir``, ``$MINIGRAD_DATA`` or
 ``~/.cache/minigrad/mnist`` (and match the published files); nothing is downloaded here
@@ -17,8 +18,8 @@ accuracy. The output folder (``--out``, default ``runs/mnist``) receives:
 
     checkpoint.npz  everything needed to continue: the model, the optimiser, the data loader's
                     shuffling state, the epoch, the settings and the history, in one file
-    history.json    per-epoch train loss and accuracy (running averages over the epoch),
-                    test loss and accuracy, and seconds
+    history.json    per-epoch learning rate, train loss and accuracy (running averages over
+                    the epoch), test loss and accuracy, and seconds
     history.png     the learning curves
     graph.svg       the graph of one batch's loss, grouped by layer (graph.dot without Graphviz)
 
@@ -32,7 +33,9 @@ or ``--overwrite`` (remove the previous run's files and start again). ``--resume
 bit for bit as if the run had not stopped: same weights, same optimiser state, same batch order.
 The data, ``--limit``, ``--batch-size`` and ``--seed`` must be those of the checkpoint (a
 different value is refused); ``--epochs`` is the new total; ``--lr``, when given, replaces the
-checkpoint's learning rate from the next step on, and the run says so. Ctrl-C stops cleanly:
+checkpoint's learning rate from the next step on, and the run says so (only with
+``--schedule constant``: a schedule sets the rate itself; the schedule's state is in the
+checkpoint too). Ctrl-C stops cleanly:
 the last completed epoch stays on disk.
 """
 
@@ -68,12 +71,30 @@ CHECKPOINT = "checkpoint.npz"
 ARTIFACTS = (CHECKPOINT, "history.json", "history.png", "graph.svg", "graph.dot", "model.npz",
              "optimizer.npz")
 # The settings a checkpoint must be resumed with: changing any would not continue the same run.
-FIXED_SETTINGS = ("data", "train_images", "batch_size", "seed", "model")
+FIXED_SETTINGS = ("data", "train_images", "batch_size", "seed", "model", "schedule")
 # --model: the book's chapter-7 SimpleConvNet or its chapter-8 DeepConvNet.
 MODELS = {"simple": SimpleConvNet, "deep": DeepConvNet}
 MODEL_NAMES = {key: cls.__name__ for key, cls in MODELS.items()}
 # What a checkpoint made before a setting existed was made with.
-SETTING_DEFAULTS = {"model": "simple"}
+SETTING_DEFAULTS = {"model": "simple", "schedule": "constant"}
+# --schedule: how the learning rate moves from epoch to epoch (stepped once per epoch).
+SCHEDULES = ("cosine", "step", "constant")
+DEFAULT_SCHEDULE = "cosine"
+
+
+def make_schedule(name: str, opt: optim.Optimizer, epochs: int):
+    """The per-epoch learning-rate schedule ``name`` over ``epochs`` epochs, or None (constant).
+
+    cosine: ``CosineAnnealingLR(T_max=epochs)``, from the initial rate down to 0 at the last
+    epoch's end. step: ``StepLR`` dividing the rate by 10 after each third of the epochs.
+    """
+    if name == "constant":
+        return None
+    if name == "cosine":
+        return optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    if name == "step":
+        return optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)
+    raise ValueError(f"train_mnist: unknown schedule {name!r}; expected one of {SCHEDULES}")
 
 
 def positive_int(text: str) -> int:
@@ -118,6 +139,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "DeepConvNet (chapter 8)")
     ap.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS,
                     help=f"train until this many epochs in total (default {DEFAULT_EPOCHS})")
+    ap.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE,
+                    help="learning-rate schedule, stepped after each epoch: cosine (default) "
+                         "anneals to 0 over --epochs, step divides by 10 after each third, "
+                         "constant keeps --lr")
     ap.add_argument("--batch-size", type=positive_int, default=100,
                     help="images per step (default 100)")
     ap.add_argument("--lr", type=positive_float, default=None,
@@ -311,6 +336,10 @@ def resume(out: Path, parts: dict, config: dict, lr: float | None) -> tuple[int,
                          "afresh")
     opt = parts["optimizer"]
     print(f"Resume: continuing from epoch {epoch} in {out}")
+    if lr is not None and "schedule" in parts:
+        raise SystemExit(f"Resume: --lr {lr:g} cannot replace the learning rate of a "
+                         f"--schedule {config['schedule']} run (the schedule sets it every "
+                         "epoch); resume without --lr, or start afresh with --overwrite")
     if lr is not None and lr != opt.lr:
         print(f"Resume: learning rate {opt.lr:g} (checkpoint) -> {lr:g} (--lr)")
         opt.lr = lr
@@ -361,15 +390,20 @@ def main(argv: list[str] | None = None) -> dict:
     # What the checkpoint holds besides the trainer's own entries: each part has state_dict
     # and load_state_dict. A learning-rate schedule joins as parts["schedule"] = scheduler.
     parts = {"model": model, "optimizer": opt, "loader": loader}
+    schedule = make_schedule(args.schedule, opt, args.epochs)
+    if schedule is not None:
+        parts["schedule"] = schedule
     config = {"data": data_kind, "train_images": len(x_train), "batch_size": args.batch_size,
-              "seed": args.seed, "model": args.model}
+              "seed": args.seed, "model": args.model, "schedule": args.schedule}
     history = None
     start_epoch = 0
     if args.resume:
         start_epoch, history = resume(out, parts, config, args.lr)
     if history is None:
-        history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [],
+        history = {"epoch": [], "lr": [], "train_loss": [], "train_acc": [], "test_loss": [],
                    "test_acc": [], "seconds": []}
+    # A checkpoint from before the learning rate was recorded: its epochs' rates are unknown.
+    history.setdefault("lr", [None] * len(history["epoch"]))
     if start_epoch == 0 or not any(out.glob("graph.*")):
         drawn = save_graph(model, x_train[:args.batch_size], t_train[:args.batch_size], out)
         print(f"Graph of one batch's loss: {out / drawn}")
@@ -381,19 +415,23 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"Model: {type(model).__name__}, {model.num_parameters():,} parameters; "
           f"Adam(lr={opt.lr:g}), batch {args.batch_size}, {plural(args.epochs, 'epoch')}, "
           f"{plural(threads, 'thread')}")
+    print(f"Learning rate: {args.schedule} schedule, stepped after each epoch")
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, args.epochs + 1):
+            lr = opt.lr
             train_loss, train_acc, seconds = train_epoch(
                 model, opt, loader, f"epoch {epoch}/{args.epochs}")
             test_loss, test_acc = evaluate(model, x_test, t_test)
-            for key, value in (("epoch", epoch), ("train_loss", train_loss),
+            if schedule is not None:
+                schedule.step()
+            for key, value in (("epoch", epoch), ("lr", lr), ("train_loss", train_loss),
                                ("train_acc", train_acc), ("test_loss", test_loss),
                                ("test_acc", test_acc), ("seconds", seconds)):
                 history[key].append(value)
             print(f"epoch {epoch}/{args.epochs}: train loss {train_loss:.4f}, acc "
                   f"{train_acc:.4f} | test loss {test_loss:.4f}, acc {test_acc:.4f} | "
-                  f"{seconds:.1f} s, {len(x_train) / seconds:,.0f} images/s", flush=True)
+                  f"lr {lr:.2g}, {seconds:.1f} s", flush=True)
             save_checkpoint(out, parts, epoch, config, history)
     except KeyboardInterrupt:
         done = len(history["epoch"])

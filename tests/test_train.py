@@ -124,9 +124,10 @@ def test_a_stale_graph_of_the_other_kind_is_removed(train_mnist, tmp_path, witho
 
 def test_resume_continues_bit_for_bit(train_mnist, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train_mnist.main([*TINY, "--epochs", "3", "--out", str(straight)])
-    train_mnist.main([*TINY, "--epochs", "1", "--out", str(resumed)])
-    history = train_mnist.main([*TINY, "--epochs", "3", "--out", str(resumed), "--resume"])
+    constant = [*TINY, "--schedule", "constant"]
+    train_mnist.main([*constant, "--epochs", "3", "--out", str(straight)])
+    train_mnist.main([*constant, "--epochs", "1", "--out", str(resumed)])
+    history = train_mnist.main([*constant, "--epochs", "3", "--out", str(resumed), "--resume"])
     assert history["epoch"] == [1, 2, 3]
     expected = read_history(straight)
     for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
@@ -151,11 +152,13 @@ def test_resume_refuses_other_settings(train_mnist, tmp_path, capsys):
 
 def test_resume_applies_a_new_learning_rate_and_says_so(train_mnist, tmp_path, capsys):
     out = tmp_path / "run"
-    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
-    train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume", "--lr", "5e-4"])
+    train_mnist.main([*TINY, "--schedule", "constant", "--epochs", "1", "--out", str(out)])
+    train_mnist.main([*TINY, "--schedule", "constant", "--epochs", "2", "--out", str(out),
+                      "--resume", "--lr", "5e-4"])
     assert "learning rate 0.001 (checkpoint) -> 0.0005 (--lr)" in capsys.readouterr().out
     assert float(read_checkpoint(out)["optimizer.param_groups.0.lr"]) == 5e-4
-    train_mnist.main([*TINY, "--epochs", "3", "--out", str(out), "--resume"])
+    train_mnist.main([*TINY, "--schedule", "constant", "--epochs", "3", "--out", str(out),
+                      "--resume"])
     printed = capsys.readouterr().out
     assert "learning rate" not in printed and "Adam(lr=0.0005)" in printed  # kept
     assert float(read_checkpoint(out)["optimizer.param_groups.0.lr"]) == 5e-4

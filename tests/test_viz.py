@@ -43,6 +43,22 @@ def test_plot_history_missing_keys_give_one_axis():
     np.testing.assert_array_equal(fig.axes[0].get_lines()[0].get_xdata(), [1, 2, 3])
 
 
+def test_plot_history_draws_the_learning_rate_in_a_panel_of_its_own():
+    history = {"train_loss": [2.3, 1.2, 0.7], "test_acc": [0.2, 0.5, 0.7],
+               "lr": [1e-3, 5e-4, 1e-4], "epoch": [1, 2, 3]}
+    assert [ax.get_ylabel() for ax in viz.plot_history(history).axes] == ["loss", "accuracy"]
+    fig = viz.plot_history(history, lr_key="lr")
+    loss_ax, acc_ax, lr_ax = fig.axes
+    assert lr_ax.get_ylabel() == "learning rate" and lr_ax.get_xlabel() == "epoch"
+    (line,) = lr_ax.get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(line.get_ydata(), [1e-3, 5e-4, 1e-4])
+    assert lr_ax.get_ylim()[0] == 0
+    assert lr_ax.get_position().width < acc_ax.get_position().width
+    with pytest.raises(ValueError, match=r"lr_key='learning_rate' is not in history"):
+        viz.plot_history(history, lr_key="learning_rate")
+
+
 @pytest.mark.parametrize("history, message", [
     ({}, "nothing to draw"),
     ({"epoch": [1, 2], "lr": [0.1, 0.1]}, "nothing to draw"),

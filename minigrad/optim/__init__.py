@@ -307,6 +307,9 @@ class Optimizer:
                 grad = p.grad
                 if grad is None:
                     continue
+                # A 0-d parameter's gradient can be a NumPy scalar, which has no memory to
+                # update in place: running values made from it would never accumulate.
+                grad = np.asarray(grad)
                 if grad.shape != p.data.shape:
                     raise ValueError(f"{type(self).__name__}.step: parameter {p.name or ''} "
                                      f"has shape {p.data.shape} but its grad has shape "
@@ -543,7 +546,7 @@ class SGD(Optimizer):
         if momentum:
             v = state.get("v")
             if v is None:
-                v = state["v"] = grad.astype(p.dtype, copy=True)
+                v = state["v"] = np.array(grad, dtype=p.dtype)  # an array even for 0-d p
             else:
                 v *= f(momentum)
                 if group["dampening"]:

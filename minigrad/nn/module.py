@@ -1,10 +1,15 @@
-"""Layers with parameters, composed into networks: ``Parameter``, ``Module`` and the usual layers.
+"""Parameters and modules: ``Parameter``, ``Module``, ``ModuleList``, ``Sequential``.
 
 A :class:`Module` holds :class:`Parameter` tensors and other modules as attributes; assigning
 one registers it under the attribute's name, so ``model.parameters()`` finds every weight and
 ``model.state_dict()`` names them with dotted paths (``conv1.weight``, ``layers.0.bias``). Every
 module's ``name`` is its own dotted path from the root module and every parameter's ``name`` is
 its dotted name: drawn graphs label weights and group ops by module with them.
+
+A module also holds buffers (``register_buffer``): plain arrays that are part of its state
+(saved by ``state_dict``, restored by ``load_state_dict``) but are not learned, such as the
+running statistics of batch normalisation. Forward hooks (``register_forward_pre_hook``,
+``register_forward_hook``) see, and may replace, a module's inputs and output on every call.
 
 >>> import minigrad
 >>> from minigrad import nn
@@ -14,101 +19,24 @@ its dotted name: drawn graphs label weights and group ops by module with them.
 [('0.weight', (4, 3)), ('0.bias', (3,)), ('2.weight', (3, 2)), ('2.bias', (2,))]
 >>> net(minigrad.Tensor(np.ones((5, 4), np.float32))).shape
 (5, 2)
-
-Initialisation: weights are drawn from a normal distribution with standard deviation
-``sqrt(2 / fan_in)`` (He et al., suited to ReLU networks), where ``fan_in`` is the number of
-inputs of one output unit (``in_features`` for ``Linear``, ``C·FH·FW`` for ``Conv2d``). Pass
-``init="xavier"`` for ``sqrt(1 / fan_in)`` (the textbook's Xavier, suited to sigmoid and tanh
-networks) or a number for a fixed standard deviation (the textbook's ``weight_init_std=0.01``).
-Biases start at zero. The draws come from a ``np.random.Generator``: pass ``rng=`` to a layer,
-or call :func:`manual_seed` to reseed the generators that layers and dropout use by default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from minigrad import functional as F
 from minigrad.function import _module_scope
 from minigrad.tensor import Tensor, _as_number_array
 
 __all__ = [
     "Parameter", "Module", "Sequential", "ModuleList", "StateDictError", "IncompatibleKeys",
-    "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid", "Tanh", "Flatten",
-    "Dropout", "manual_seed", "default_rng", "init_std",
+    "RemovableHandle",
 ]
 
-# ----------------------------------------------------------------------------------------------
-# Random initialisation
-
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed: int | None) -> None:
-    """Reseed the random draws of nn: initial weights (for layers given no ``rng=``) and
-    dropout masks (for dropout given no ``rng=``, as ``minigrad.functional.manual_seed`` does).
-
-    The two get independent streams spawned from one ``np.random.SeedSequence(seed)``.
-
-    Args:
-        seed: an int, or None for fresh entropy.
-
-    >>> manual_seed(1); a = Linear(2, 2).weight.data
-    >>> manual_seed(1); b = Linear(2, 2).weight.data
-    >>> bool((a == b).all())
-    True
-    """
-    global _rng
-    init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
-    _rng = np.random.default_rng(init_seed)
-    F.manual_seed(dropout_seed)
-
-
-def default_rng() -> np.random.Generator:
-    """The generator layers use when they are given no ``rng=`` (reseeded by ``manual_seed``)."""
-    return _rng
-
-
-def init_std(init: str | float, fan_in: int) -> float:
-    """Standard deviation of the initial weights for an ``init`` choice and a fan-in.
-
-    Args:
-        init: ``"he"`` (sqrt(2 / fan_in)), ``"xavier"`` (sqrt(1 / fan_in)) or a positive number
-            used as it is.
-        fan_in: inputs per output unit.
-
-    Returns:
-        The standard deviation.
-
-    >>> init_std("he", 50), init_std("xavier", 100), init_std(0.01, 100)
-    (0.2, 0.1, 0.01)
-    """
-    if isinstance(init, str):
-        key = init.lower()
-        if key == "he":
-            return float(np.sqrt(2.0 / fan_in))
-        if key == "xavier":
-            return float(np.sqrt(1.0 / fan_in))
-        raise ValueError(f"init: expected 'he', 'xavier' or a positive number, got {init!r}")
-    if isinstance(init, bool) or not isinstance(init, (int, float, np.floating, np.integer)):
-        raise TypeError(f"init: expected 'he', 'xavier' or a positive number, "
-                        f"got {type(init).__name__}")
-    if not init > 0:
-        raise ValueError(f"init: a standard deviation must be positive, got {init}")
-    return float(init)
-
-
-def _normal(shape: tuple[int, ...], std: float, rng: np.random.Generator | None,
-            dtype: Any) -> np.ndarray:
-    rng = _rng if rng is None else rng
-    return (rng.standard_normal(shape) * std).astype(dtype)
-
-
-# ----------------------------------------------------------------------------------------------
-# Parameter and Module
 
 
 class Parameter(Tensor):
@@ -158,20 +86,54 @@ def _shape_str(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return: ``remove()``
+    unregisters the hook; as a context manager, the hook is removed on leaving the block.
+
+    >>> from minigrad.nn import ReLU
+    >>> relu, seen = ReLU(), []
+    >>> with relu.register_forward_hook(lambda m, inputs, y: seen.append(y.shape)):
+    ...     _ = relu(Tensor(np.ones((2, 3))))
+    >>> _ = relu(Tensor(np.ones((4, 3))))
+    >>> seen
+    [(2, 3)]
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict[int, Callable[..., Any]]) -> None:
+        self._hooks = hooks
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        """Unregister the hook (removing it twice does nothing)."""
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
 class Module:
     """Base class of layers and networks: subclass it, build the parts in ``__init__``, write
     ``forward``.
 
     Parameters and sub-modules assigned as attributes are registered (also inside a
-    :class:`ModuleList` or :class:`Sequential`); call ``super().__init__()`` first. Calling the
-    module runs ``forward`` and records the module on every op it performs (``fn.scope``), so a
-    drawn graph can group the ops by module.
+    :class:`ModuleList` or :class:`Sequential`); call ``super().__init__()`` first. Buffers
+    (arrays that are state but are not learned) are registered with ``register_buffer``.
+    Calling the module runs the forward pre-hooks, ``forward`` and the forward hooks, and records
+    the module on every op it performs (``fn.scope``), so a drawn graph can group the ops by
+    module.
 
     Attributes:
         training: True in training mode (dropout active); set by ``train()`` and ``eval()``.
         name: the dotted path from the root module ("" for a root), kept up to date when the
             module is assigned into another.
 
+    >>> from minigrad import functional as F
+    >>> from minigrad.nn import Linear
     >>> class TwoLayer(Module):
     ...     def __init__(self):
     ...         super().__init__()
@@ -188,7 +150,11 @@ class Module:
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "name", "")
 
@@ -199,10 +165,19 @@ class Module:
                 f"{type(self).__name__}: cannot assign {type(value).__name__} '{key}' before "
                 f"Module.__init__() has run; call super().__init__() first in "
                 f"{type(self).__name__}.__init__")
-        registries = self.__dict__.get("_parameters"), self.__dict__.get("_modules")
-        for registry in registries:
+        buffers = self.__dict__.get("_buffers")
+        if (buffers is not None and key in buffers
+                and not isinstance(value, (Parameter, Module))):
+            # assigning to a buffer's name replaces the buffer's array
+            buffers[key] = self._check_buffer(key, value)
+            object.__setattr__(self, key, value)
+            return
+        for registry in (self.__dict__.get("_parameters"), buffers,
+                         self.__dict__.get("_modules")):
             if registry is not None:
                 registry.pop(key, None)
+        if buffers is not None:
+            self._non_persistent_buffers.discard(key)
         if isinstance(value, Parameter):
             self._parameters[key] = value
             value.name = _join(self.name, key)
@@ -219,8 +194,58 @@ class Module:
 
     def __delattr__(self, key: str) -> None:
         self._parameters.pop(key, None)
+        self._buffers.pop(key, None)
+        self._non_persistent_buffers.discard(key)
         self._modules.pop(key, None)
         object.__delattr__(self, key)
+
+    def _check_buffer(self, key: str, value: Any) -> np.ndarray | None:
+        if value is not None and (not isinstance(value, np.ndarray) or isinstance(value, Tensor)):
+            raise TypeError(
+                f"{type(self).__name__}: buffer '{key}' must be a NumPy array or None, got "
+                f"{type(value).__name__}" + (" (give its .data)" if isinstance(value, Tensor)
+                                             else " (wrap it in np.asarray)"))
+        return value
+
+    def register_buffer(self, name: str, tensor: np.ndarray | None,
+                        persistent: bool = True) -> None:
+        """Add an array that is part of the module's state but is not learned.
+
+        The buffer is an attribute (``self.<name>``, a plain ``np.ndarray``); ``state_dict``
+        saves it and ``load_state_dict`` restores it when ``persistent``, ``to(dtype)``
+        converts it when it is floating point, and ``parameters()`` does not list it.
+        Assigning an array to the attribute later replaces the buffer.
+
+        Args:
+            name: the attribute name (no dots).
+            tensor: the array, or None (a buffer that is not set yet and is not saved).
+            persistent: include it in ``state_dict``.
+
+        >>> m = Module()
+        >>> m.register_buffer("running_mean", np.zeros(3))
+        >>> m.running_mean, list(m.state_dict()), list(m.parameters())
+        (array([0., 0., 0.]), ['running_mean'], [])
+        """
+        where = f"{type(self).__name__}.register_buffer"
+        if "_buffers" not in self.__dict__:
+            raise AttributeError(f"{where}: call super().__init__() first in "
+                                 f"{type(self).__name__}.__init__")
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: the name must be a str, got {type(name).__name__}")
+        if "." in name or name == "":
+            raise KeyError(f"{where}: the name must be non-empty and contain no '.', "
+                           f"got {name!r}")
+        if name in self._parameters or name in self._modules:
+            kind = "parameter" if name in self._parameters else "sub-module"
+            raise KeyError(f"{where}: '{name}' is already a {kind}")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"{where}: '{name}' is already an attribute")
+        self._buffers[name] = self._check_buffer(name, tensor)
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+        object.__setattr__(self, name, tensor)
 
     def _set_name(self, name: str) -> None:
         """Rename this module and everything under it (it was assigned into a parent)."""
@@ -237,9 +262,69 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _module_scope.append(self)
         try:
-            return self.forward(*args, **kwargs)
+            for hook in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+            output = self.forward(*args, **kwargs)
+            for hook in list(self.__dict__.get("_forward_hooks", {}).values()):
+                result = hook(self, args, output)
+                if result is not None:
+                    output = result
+            return output
         finally:
             _module_scope.pop()
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call ``hook(module, inputs)`` before every ``forward``.
+
+        ``inputs`` is the tuple of positional arguments. The hook returns None to leave them
+        as they are, or replacements: a tuple, or a single value (made a 1-tuple). Hooks run in
+        the order they were registered.
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook (also a context manager).
+
+        >>> from minigrad.nn import ReLU
+        >>> relu = ReLU()
+        >>> handle = relu.register_forward_pre_hook(lambda m, inputs: -inputs[0])
+        >>> relu(Tensor([1.0, -2.0])).data
+        array([0., 2.], dtype=float32)
+        >>> handle.remove()
+        """
+        return self._add_hook("_forward_pre_hooks", "register_forward_pre_hook", hook)
+
+    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call ``hook(module, inputs, output)`` after every ``forward``.
+
+        ``inputs`` is the tuple of positional arguments (after the pre-hooks). The hook returns
+        None to leave the output as it is, or a replacement output, which later hooks and the
+        caller receive. Hooks run in the order they were registered.
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook (also a context manager).
+
+        >>> from minigrad.nn import Linear
+        >>> layer, shapes = Linear(3, 2), []
+        >>> handle = layer.register_forward_hook(lambda m, inputs, y: shapes.append(y.shape))
+        >>> _ = layer(Tensor(np.ones((4, 3))))
+        >>> handle.remove(); _ = layer(Tensor(np.ones((5, 3))))
+        >>> shapes
+        [(4, 2)]
+        """
+        return self._add_hook("_forward_hooks", "register_forward_hook", hook)
+
+    def _add_hook(self, registry: str, what: str, hook: Callable[..., Any]) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}.{what}: the hook must be callable, got "
+                            f"{type(hook).__name__}")
+        if registry not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{what}: call super().__init__() first "
+                                 f"in {type(self).__name__}.__init__")
+        hooks = self.__dict__[registry]
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------ traversal
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -288,9 +373,29 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+        """Every buffer that is set (not None) with its dotted name, in registration order,
+        persistent or not; a buffer shared by several modules once unless
+        ``remove_duplicate`` is False."""
+        seen: set[int] = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for key, b in module._buffers.items():
+                if b is None or (remove_duplicate and id(b) in seen):
+                    continue
+                seen.add(id(b))
+                yield _join(module_name, key), b
+
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        """Every buffer that is set, once, in registration order."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
     def num_parameters(self) -> int:
         """The number of learnable numbers.
 
+        >>> from minigrad.nn import Linear
         >>> Linear(784, 10).num_parameters()
         7850
         """
@@ -313,7 +418,8 @@ class Module:
         return self.train(False)
 
     def to(self, dtype: Any) -> Module:
-        """Convert every parameter to ``dtype`` (``np.float64`` for gradient checks).
+        """Convert every parameter and every floating-point buffer to ``dtype`` (``np.float64``
+        for gradient checks); integer buffers (counters) stay as they are.
 
         Gradients are dropped. Do it before creating the optimiser, whose running state has
         the dtype the parameters had then.
@@ -325,24 +431,40 @@ class Module:
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None
+        for m in self.modules():
+            for key, b in list(m._buffers.items()):
+                if b is not None and b.dtype.kind == "f":
+                    setattr(m, key, b.astype(dtype))
         return self
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter's values, by dotted name.
+    def _named_state(self) -> Iterator[tuple[str, str, Module, str, np.ndarray]]:
+        """(dotted name, "parameter" or "buffer", owner, attribute, array) of every entry of
+        the state dict: each module's parameters, then its persistent buffers, depth first."""
+        for module_name, module in self.named_modules():
+            for key, p in module._parameters.items():
+                if p is not None:
+                    yield _join(module_name, key), "parameter", module, key, p.data
+            for key, b in module._buffers.items():
+                if b is not None and key not in module._non_persistent_buffers:
+                    yield _join(module_name, key), "buffer", module, key, b
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter's and every persistent buffer's values, by dotted name.
+
+        >>> from minigrad.nn import Linear
         >>> sd = Linear(3, 2).state_dict()
         >>> {k: v.shape for k, v in sd.items()}
         {'weight': (3, 2), 'bias': (2,)}
         """
-        return {name: p.data.copy()
-                for name, p in self.named_parameters(remove_duplicate=False)}
+        return {name: array.copy() for name, _, _, _, array in self._named_state()}
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy values into the parameters, by dotted name, casting to each parameter's dtype.
+        """Copy values into the parameters and persistent buffers, by dotted name, casting to
+        each one's dtype; all or nothing (every entry is checked before any is copied).
 
         Args:
             state: name to array, as ``state_dict()`` or ``minigrad.io.load`` give.
-            strict: raise when a parameter has no entry or an entry names no parameter.
+            strict: raise when a parameter or buffer has no entry or an entry names none.
 
         Returns:
             ``(missing_keys, unexpected_keys)``; both empty when ``strict``.
@@ -350,31 +472,33 @@ class Module:
         Raises:
             StateDictError: (a KeyError) ``strict`` and some names do not match; the message
                 lists each missing and unexpected name with its shape.
-            ValueError: an entry's shape differs from its parameter's (both are named).
+            ValueError: an entry's shape differs from its parameter's or buffer's (both are
+                named).
         """
-        params = dict(self.named_parameters(remove_duplicate=False))
-        missing = [k for k in params if k not in state]
-        unexpected = [k for k in state if k not in params]
+        entries = {name: (kind, array) for name, kind, _, _, array in self._named_state()}
+        missing = [k for k in entries if k not in state]
+        unexpected = [k for k in state if k not in entries]
         where = type(self).__name__
         if strict and (missing or unexpected):
             lines = [f"{where}.load_state_dict: the state dict does not match the model"]
-            lines += [f"  missing key '{k}' (parameter shape {_shape_str(params[k].shape)})"
-                      for k in missing]
+            lines += [f"  missing key '{k}' ({entries[k][0]} shape "
+                      f"{_shape_str(entries[k][1].shape)})" for k in missing]
             lines += [f"  unexpected key '{k}' (shape {_shape_str(np.shape(state[k]))})"
                       for k in unexpected]
             raise StateDictError("\n".join(lines))
         values = {}
-        for key, p in params.items():
+        for key, (_, array) in entries.items():
             if key not in state:
                 continue
             value = np.asarray(state[key])
-            if value.shape != p.shape:
+            if value.shape != array.shape:
                 raise ValueError(
-                    f"{where}.load_state_dict: '{key}' has shape {_shape_str(p.shape)} in the "
-                    f"model but {_shape_str(value.shape)} in the state dict")
+                    f"{where}.load_state_dict: '{key}' has shape {_shape_str(array.shape)} in "
+                    f"the model but {_shape_str(value.shape)} in the state dict")
             values[key] = value
         for key, value in values.items():  # only once every entry has been checked
-            params[key].data[...] = value.astype(params[key].dtype, copy=False)
+            array = entries[key][1]
+            array[...] = value.astype(array.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ display
@@ -401,6 +525,7 @@ class Module:
 class ModuleList(Module):
     """A list of modules, registered under their indices (``layers.0.weight``).
 
+    >>> from minigrad.nn import Linear
     >>> layers = ModuleList([Linear(2, 2) for _ in range(3)])
     >>> len(layers), layers[1].name, [name for name, _ in layers.named_parameters()][:2]
     (3, '1', ['0.weight', '0.bias'])
@@ -486,6 +611,7 @@ class Sequential(ModuleList):
 
     Pass the modules, named ``0``, ``1``, ... in order, or one dict of name to module.
 
+    >>> from minigrad.nn import Linear, Sigmoid, manual_seed
     >>> manual_seed(0)
     >>> net = Sequential({"fc": Linear(4, 2), "act": Sigmoid()})
     >>> net
@@ -516,235 +642,3 @@ class Sequential(ModuleList):
         for m in self._modules.values():
             x = m(x)
         return x
-
-
-# ----------------------------------------------------------------------------------------------
-# Layers
-
-
-def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each ≥ minimum, as a pair."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                 for v in pair):
-        raise TypeError(f"{layer}: {what} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{layer}: {what} must be at least {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _count(value: Any, what: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{layer}: {what} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value}")
-    return int(value)
-
-
-def _show(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else str(pair)
-
-
-class Linear(Module):
-    """Affine layer: y = x·W + b with W of shape (in_features, out_features), as the textbook.
-
-    Inputs of shape (N, ...) are flattened to (N, in_features) first, so a Linear layer may
-    follow a convolution or pooling layer directly.
-
-    Args:
-        in_features, out_features: D and M in x:(N, D), W:(D, M), b:(M,).
-        bias: learn b (otherwise y = x·W).
-        init: ``"he"`` (default), ``"xavier"`` or a standard deviation (see the module doc).
-        rng: the generator for the initial weights (default: the one ``manual_seed`` sets).
-        dtype: of the parameters.
-
-    >>> layer = Linear(784, 100)
-    >>> layer.weight.shape, layer.bias.shape, float(layer.bias.data.max())
-    ((784, 100), (100,), 0.0)
-    """
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 init: str | float = "he", rng: np.random.Generator | None = None,
-                 dtype: Any = np.float32) -> None:
-        super().__init__()
-        self.in_features = _count(in_features, "in_features", "Linear")
-        self.out_features = _count(out_features, "out_features", "Linear")
-        std = init_std(init, self.in_features)
-        self.weight = Parameter(_normal((self.in_features, self.out_features), std, rng, dtype),
-                                dtype=dtype)
-        self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
-        if features != self.in_features:
-            got = (f"input has {features} features" if features is not None
-                   else f"input has {len(shape)} dimension(s), expected (N, ...)")
-            raise ValueError(f"Linear({self.in_features}, {self.out_features}): {got}, "
-                             f"expected {self.in_features}; x.shape={shape}")
-        return F.affine(x, self.weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
-
-
-class Conv2d(Module):
-    """2-D convolution (cross-correlation, as the textbook and PyTorch compute it).
-
-    x:(N, C, H, W) → y:(N, FN, OH, OW), with weight (FN, C, FH, FW), bias (FN,),
-    OH = (H + 2·PH − FH) // SH + 1 and likewise OW.
-
-    Args:
-        in_channels, out_channels: C and FN.
-        kernel_size: FH = FW, or (FH, FW).
-        stride, padding: an int or a pair (rows, columns).
-        bias: learn a bias per output channel.
-        init, rng, dtype: as for :class:`Linear`; fan_in = C·FH·FW.
-
-    >>> conv = Conv2d(1, 30, kernel_size=5)
-    >>> conv
-    Conv2d(1, 30, kernel_size=5, stride=1, padding=0)  [weight (30, 1, 5, 5)  bias (30,)]
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 bias: bool = True, *, init: str | float = "he",
-                 rng: np.random.Generator | None = None, dtype: Any = np.float32) -> None:
-        super().__init__()
-        self.in_channels = _count(in_channels, "in_channels", "Conv2d")
-        self.out_channels = _count(out_channels, "out_channels", "Conv2d")
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", 1)
-        self.stride = _pair(stride, "stride", "Conv2d", 1)
-        self.padding = _pair(padding, "padding", "Conv2d", 0)
-        FH, FW = self.kernel_size
-        std = init_std(init, self.in_channels * FH * FW)
-        shape = (self.out_channels, self.in_channels, FH, FW)
-        self.weight = Parameter(_normal(shape, std, rng, dtype), dtype=dtype)
-        self.bias = Parameter(np.zeros(self.out_channels), dtype=dtype) if bias else None
-
-    def _short(self) -> str:
-        return (f"Conv2d({self.in_channels}, {self.out_channels}, "
-                f"kernel_size={_show(self.kernel_size)})")
-
-    def forward(self, x: Tensor) -> Tensor:
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        if len(shape) != 4:
-            raise ValueError(f"{self._short()}: expected input (N, C, H, W), got "
-                             f"{len(shape)} dimension(s); x.shape={shape}")
-        if shape[1] != self.in_channels:
-            raise ValueError(f"{self._short()}: input has {shape[1]} channels, expected "
-                             f"{self.in_channels}; x.shape={shape}")
-        (FH, FW), (PH, PW) = self.kernel_size, self.padding
-        if shape[2] + 2 * PH < FH or shape[3] + 2 * PW < FW:
-            raise ValueError(f"{self._short()}: the padded input ({shape[2] + 2 * PH}, "
-                             f"{shape[3] + 2 * PW}) is smaller than the kernel ({FH}, {FW}); "
-                             f"x.shape={shape}, padding={_show(self.padding)}")
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
-
-    def extra_repr(self) -> str:
-        text = (f"{self.in_channels}, {self.out_channels}, "
-                f"kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)}, "
-                f"padding={_show(self.padding)}")
-        return text if self.bias is not None else text + ", bias=False"
-
-
-class _Pool2d(Module):
-    _function = staticmethod(F.max_pool2d)
-
-    def __init__(self, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] | None = None,
-                 padding: int | tuple[int, int] = 0) -> None:
-        super().__init__()
-        layer = type(self).__name__
-        self.kernel_size = _pair(kernel_size, "kernel_size", layer, 1)
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", layer, 1)
-        self.padding = _pair(padding, "padding", layer, 0)
-
-    def forward(self, x: Tensor) -> Tensor:
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        if len(shape) != 4:
-            raise ValueError(f"{type(self).__name__}(kernel_size={_show(self.kernel_size)}): "
-                             f"expected input (N, C, H, W), got {len(shape)} dimension(s); "
-                             f"x.shape={shape}")
-        return type(self)._function(x, self.kernel_size, stride=self.stride,
-                                    padding=self.padding)
-
-    def extra_repr(self) -> str:
-        text = f"kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)}"
-        return text + (f", padding={_show(self.padding)}" if any(self.padding) else "")
-
-
-class MaxPool2d(_Pool2d):
-    """Max pooling over KH×KW windows (stride defaults to the kernel size).
-
-    >>> MaxPool2d(2)(Tensor(np.arange(16.0).reshape(1, 1, 4, 4))).data[0, 0]
-    array([[ 5.,  7.], [13., 15.]])
-    """
-
-    _function = staticmethod(F.max_pool2d)
-
-
-class AvgPool2d(_Pool2d):
-    """Average pooling over KH×KW windows (stride defaults to the kernel size).
-
-    >>> AvgPool2d(2)(Tensor(np.arange(16.0).reshape(1, 1, 4, 4))).data[0, 0]
-    array([[ 2.5,  4.5], [10.5, 12.5]])
-    """
-
-    _function = staticmethod(F.avg_pool2d)
-
-
-class ReLU(Module):
-    """y = max(x, 0), elementwise."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
-
-
-class Sigmoid(Module):
-    """y = 1 / (1 + e⁻ˣ), elementwise."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.sigmoid(x)
-
-
-class Tanh(Module):
-    """y = tanh x, elementwise."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.tanh(x)
-
-
-class Flatten(Module):
-    """(N, ...) → (N, everything else), e.g. between the conv layers and the affine layers."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.flatten(x)
-
-
-class Dropout(Module):
-    """In training mode, zero each element with probability ``p`` and scale the rest by
-    1 / (1 − p) (inverted dropout: nothing to rescale at test time); in eval mode, y = x.
-
-    Args:
-        p: the drop probability, in [0, 1).
-        rng: the generator for the masks (default: the one ``manual_seed`` sets).
-
-    >>> drop = Dropout(0.5).eval()
-    >>> drop(Tensor([1.0, 2.0])).data
-    array([1., 2.], dtype=float32)
-    """
-
-    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None) -> None:
-        super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
-        self.p = float(p)
-        self.rng = rng
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, p=self.p, training=self.training, rng=self.rng)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
