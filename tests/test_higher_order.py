@@ -296,6 +296,7 @@ OPS = {
 # in tests/test_higher_order_ops.py beside their own tests.
 OPS.update(MORE_OPS)
 
+
 def _draw_normalization(kind):
     """(x, w, b) for batch_norm (training or eval), layer_norm or group_norm, and settings."""
     def draw(data):
