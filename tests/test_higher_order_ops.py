@@ -2,8 +2,9 @@
 drawn shapes and options, both formulations of each gradient equal, Hessian-vector products
 equal to PyTorch's, and the choices at kinks, ties and constant rows.
 
-``MORE_OPS`` joins the table ``OPS`` of tests/test_higher_order.py, which then runs its
-property tests (PyTorch's double backward included) on these ops too.
+``MORE_OPS`` joins the table ``OPS`` of tests/test_higher_order.py, whose comparison with
+PyTorch's double backward then covers these ops too (its gradgradcheck test leaves them to
+``test_gradgradcheck`` here).
 """
 
 import contextlib
