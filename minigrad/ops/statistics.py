@@ -105,6 +105,9 @@ def _deviations(x, axes):
     first = tuple(slice(0, 1) if axes is None or i in axes else slice(None)
                   for i in range(data.ndim))
     shifted = x - np.asarray(data[first])
+    if isinstance(shifted, np.ndarray):   # a fresh array: one buffer, as x − mean(x) takes
+        shifted -= shifted.mean(axis=axes, keepdims=True)
+        return shifted
     return shifted - shifted.mean(axis=axes, keepdims=True)
 
 
