@@ -3,7 +3,8 @@
     python examples/train_mnist.py                      # full MNIST if found, else the subset
     python examples/train_mnist.py --model deep         # the book's chapter-8 DeepConvNet
     python examples/train_mnist.py --data-dir ~/mnist --epochs 10
-    python examples/train_mnist.py --resume --epochs 15 # continue the run in runs/mnist
+    python examples/train_mnist.py --resume             # continue the run in runs/mnist
+    python examples/train_mnist.py --resume --epochs 15 # ... up to epoch 15
     python examples/train_mnist.py --overwrite          # start runs/mnist afresh
     python examples/train_mnist.py --threads 1          # one core (default: all of them)
     python examples/train_mnist.py --schedule constant  # keep Adam's learning rate fixed
@@ -17,26 +18,34 @@ Each epoch shows a progress bar (loss, running accuracy, images/s) and then the 
 accuracy. The output folder (``--out``, default ``runs/mnist``) receives:
 
     checkpoint.npz  everything needed to continue: the model, the optimiser, the data loader's
-                    shuffling state, the epoch, the settings and the history, in one file
+                    shuffling state, the schedule, the dropout generator, the epoch, the
+                    settings and the history, in one file
+    best.npz        the model of the epoch with the best test accuracy (the first of equals),
+                    with that epoch and accuracy
     history.json    per-epoch learning rate, train loss and accuracy (running averages over
-                    the epoch), test loss and accuracy, and seconds
-    history.png     the learning curves
+                    the epoch), test loss and accuracy, and seconds; the best epoch under "best"
+    history.png     the learning curves and the learning rate
     graph.svg       the graph of one batch's loss, grouped by layer (graph.dot without Graphviz)
 
 The checkpoint is written after every epoch with ``minigrad.save``: to a temporary file, then
 renamed over the previous one, so it always holds one whole epoch, never a mix of two. Its
-entries are ``model.*`` (``model.load_state_dict`` reads them), ``optimizer.*``, ``loader.*``
-and ``trainer.*`` (epoch, settings and history as JSON text in uint8 arrays).
+entries are ``model.*`` (``model.load_state_dict`` reads them), ``optimizer.*``, ``loader.*``,
+``schedule.*`` (not with ``--schedule constant``), ``dropout.*`` (for a model with dropout:
+DeepConvNet) and ``trainer.*`` (epoch, settings and history as JSON text in uint8 arrays).
+``best.npz`` is written the same way, before the checkpoint of the epoch that improved on it.
 
 A run never overwrites another silently: a non-empty ``--out`` needs ``--resume`` (continue)
 or ``--overwrite`` (remove the previous run's files and start again). ``--resume`` continues
-bit for bit as if the run had not stopped: same weights, same optimiser state, same batch order.
-The data, ``--limit``, ``--batch-size`` and ``--seed`` must be those of the checkpoint (a
-different value is refused); ``--epochs`` is the new total; ``--lr``, when given, replaces the
+bit for bit as if the run had not stopped: same weights, same optimiser state, same schedule,
+same batch order, same dropout masks. ``--model``, ``--schedule`` and ``--epochs`` left out
+take the checkpoint's values. The data, ``--limit``, ``--batch-size``, ``--seed``, ``--model``
+and ``--schedule`` must be those of the checkpoint (a different value is refused).
+``--epochs`` is the new total; under a cosine or step schedule, whose shape follows the total,
+a new total replans the rest of the schedule: from the next epoch on the rate is that of an
+uninterrupted run of the new total, and the run says so. ``--lr``, when given, replaces the
 checkpoint's learning rate from the next step on, and the run says so (only with
-``--schedule constant``: a schedule sets the rate itself; the schedule's state is in the
-checkpoint too). Ctrl-C stops cleanly:
-the last completed epoch stays on disk.
+``--schedule constant``: a schedule sets the rate itself). Ctrl-C stops cleanly: the last
+completed epoch stays on disk.
 """
 
 from __future__ import annotations
