@@ -44,6 +44,7 @@ from minigrad.ops.loss import (
     Softmax,
     SoftmaxCrossEntropy,
 )
+from minigrad.ops.normalization import BatchNorm, GroupNorm, LayerNorm
 from minigrad.ops.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minigrad.ops.shape import Reshape
 from minigrad.tensor import Tensor
@@ -487,3 +488,143 @@ def flatten(x: Any) -> Tensor:
     if len(shape) < 1:
         raise ValueError(f"flatten: input must have a batch axis, got x.shape={shape}")
     return Reshape((shape[0], math.prod(shape[1:])))(x)
+
+
+# ---------------------------------------------------------------------------- normalisation
+__all__ += ["batch_norm", "layer_norm", "group_norm"]
+
+
+def _affine_params(x: Any, w: Any, b: Any, shape: tuple[int, ...]) -> tuple:
+    """w and b as op inputs; a missing one becomes a constant of ones or zeros in x's dtype
+    (it then gets no gradient)."""
+    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    dtype = data.dtype if data.dtype.kind == "f" else np.float32
+    w = np.ones(shape, dtype) if w is None else _tensor(w)
+    b = np.zeros(shape, dtype) if b is None else _tensor(b)
+    return w, b
+
+
+def _stat_array(name: str, value: Any) -> np.ndarray | None:
+    """The array a running statistic is kept in (a Tensor's data, or the array itself)."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, Tensor):
+        return value.data
+    raise TypeError(f"batch_norm: {name} must be an ndarray or a Tensor (updated in place), "
+                    f"got {type(value).__name__}")
+
+
+def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
+               bias: Any = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalisation per channel, as PyTorch's ``batch_norm``.
+
+    In training, each channel is normalised with the mean and the biased variance of the
+    batch (over N and the further axes), and the running statistics, when given, are updated
+    in place: ``running = (1 − momentum)·running + momentum·batch``, with the *unbiased*
+    variance of the batch in ``running_var``. Out of training, the running statistics
+    normalise.
+
+    Args:
+        x: (N, C) or (N, C, *) (e.g. (N, C, L) or (N, C, H, W)).
+        running_mean, running_var: (C,) ndarrays or Tensors, or None (training only: no
+            running statistics kept).
+        weight, bias: (C,), or None for 1 and 0.
+        training: use the batch's statistics (and update the running ones).
+        momentum: the weight of the new batch in the running statistics, in [0, 1]. None
+            (PyTorch's cumulative average) needs the count of batches seen, which only the
+            modules keep (``minigrad.nn.BatchNorm1d(momentum=None)``); here it is an error.
+        eps: ε added to the variance.
+
+    Returns:
+        y, shaped like x.
+
+    >>> x = np.array([[1.0, 10.0], [3.0, 30.0]])
+    >>> mean, var = np.zeros(2), np.ones(2)
+    >>> batch_norm(x, mean, var, training=True, eps=0.0).data
+    array([[-1., -1.],
+           [ 1.,  1.]])
+    >>> mean, var                    # 0.9·old + 0.1·batch (unbiased variance)
+    (array([0.2, 2. ]), array([ 1.1, 20.9]))
+    """
+    op = "batch_norm"
+    if momentum is None:
+        raise ValueError(f"{op}: momentum=None (a cumulative average) needs the number of "
+                         f"batches seen, which the BatchNorm modules keep; pass the factor "
+                         f"1/num_batches_tracked as momentum, or use minigrad.nn.BatchNorm1d/"
+                         f"BatchNorm2d(momentum=None)")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.number)) \
+            or not 0 <= momentum <= 1:
+        raise ValueError(f"{op}: momentum must be a number in [0, 1], got {momentum!r}")
+    mean_array = _stat_array("running_mean", running_mean)
+    var_array = _stat_array("running_var", running_var)
+    x = _tensor(x)
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    C = shape[1] if len(shape) >= 2 else 0
+    w, b = _affine_params(x, weight, bias, (C,))
+    fn = BatchNorm(training, eps, mean_array, var_array)
+    y = fn(x, w, b)
+    if training and (mean_array is not None or var_array is not None):
+        m = math.prod(shape) // C
+        for name, array in (("running_mean", mean_array), ("running_var", var_array)):
+            if array is not None and array.shape != (C,):
+                raise ValueError(f"{op}: {name} must have shape ({C},) (one value per "
+                                 f"channel) for an input of shape {shape}; got "
+                                 f"{name}.shape={array.shape}")
+        for stat, array, batch in ((running_mean, mean_array, fn.mu),
+                                   (running_var, var_array, fn.var * (m / (m - 1)))):
+            if array is None:
+                continue
+            if isinstance(stat, Tensor):
+                array = stat._writable()      # counts as an in-place change of the Tensor
+            array *= 1 - momentum
+            array += momentum * batch.astype(array.dtype, copy=False)
+    return y
+
+
+def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Tensor:
+    """Layer normalisation over the trailing axes, as PyTorch's ``layer_norm``.
+
+    Args:
+        x: (*, D₁, …, D_k).
+        normalized_shape: (D₁, …, D_k), or an int for k = 1.
+        weight, bias: of ``normalized_shape`` (elementwise), or None for 1 and 0.
+        eps: ε added to the variance.
+
+    Returns:
+        y, shaped like x: each sample standardised over its trailing axes (mean 0, biased
+        variance 1), then scaled and shifted.
+
+    >>> layer_norm(np.array([[1.0, 3.0], [0.0, 10.0]]), 2, eps=0.0).data
+    array([[-1.,  1.],
+           [-1.,  1.]])
+    """
+    fn = LayerNorm(normalized_shape, eps)
+    x = _tensor(x)
+    w, b = _affine_params(x, weight, bias, fn.normalized_shape)
+    return fn(x, w, b)
+
+
+def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Tensor:
+    """Group normalisation, as PyTorch's ``group_norm``: each sample's channels in
+    ``num_groups`` groups, each group standardised over its channels and further axes.
+
+    Args:
+        x: (N, C) or (N, C, *), C divisible by ``num_groups``.
+        num_groups: G.
+        weight, bias: (C,) per channel, or None for 1 and 0.
+        eps: ε added to the variance.
+
+    Returns:
+        y, shaped like x.
+
+    >>> group_norm(np.array([[1.0, 3.0, 0.0, 10.0]]), 2, eps=0.0).data
+    array([[-1.,  1., -1.,  1.]])
+    """
+    fn = GroupNorm(num_groups, eps)
+    x = _tensor(x)
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    w, b = _affine_params(x, weight, bias, shape[1:2])
+    return fn(x, w, b)

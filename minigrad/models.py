@@ -135,13 +135,15 @@ class DeepConvNet(_Classifier):
     on the 4th, as the book), 2×2 max pooling with stride 2 after the 2nd, 4th and 6th; then an
     affine layer 64·4·4 = 1024 → ``hidden_size`` with ReLU and dropout 0.5, and an affine layer
     to the class scores followed by dropout 0.5. He initialisation (std √(2 / fan_in)), as the
-    book. Dropout is inverted here (scaled in training, identity in eval); the book scales at
-    test time instead, which gives the same expected activations and the same predictions.
+    book. Dropout is inverted here (scaled by 1/(1 − p) in training, identity in eval); the
+    book's is not (``minigrad.book.Dropout``: kept values unscaled in training, every value
+    times (1 − p) at test), which gives the same expected activations in training but
+    different weights for the same eval outputs: see ``load_book_params``.
 
     The parameters come in the book's order: ``book_params()`` names them W1…W8, b1…b8 (W1–W6
     the convolutions, W7 and W8 the affine layers), and ``load_book_params(params)`` loads the
     book's trained weights from any mapping of those names to arrays (e.g. ``np.load`` of an
-    .npz made from them).
+    .npz made from them), converting them to this network's inverted dropout.
 
     Args:
         input_dim: (C, H, W) of one image; 28×28 gives the book's 1024 features after pooling.
@@ -209,34 +211,67 @@ class DeepConvNet(_Classifier):
     def _book_layers(self) -> list[nn.Module]:
         return [getattr(self, f"conv{i}") for i in range(1, 7)] + [self.affine1, self.affine2]
 
+    def _book_scales(self) -> tuple[float, float]:
+        """(scale of W8, scale of b8) between the book's weights and this network's.
+
+        At test time the book's network computes, with q1 = 1 − p of dropout1 and q2 = 1 − p
+        of dropout2 (both 0.5),
+
+            y = q2 · ((q1 · h7) · W8 + b8) = h7 · (q1 · q2 · W8) + q2 · b8,
+
+        where this network in eval mode computes y = h7 · W8' + b8' (its dropout is the
+        identity). So W8' = q1·q2·W8 (¼ W8) and b8' = q2·b8 (½ b8) give the same outputs;
+        W1…W7 and b1…b7 come before any dropout and are the same in both.
+        """
+        q1, q2 = 1.0 - self.dropout1.p, 1.0 - self.dropout2.p
+        return q1 * q2, q2
+
     def book_params(self) -> dict[str, np.ndarray]:
-        """The parameters under the book's names W1…W8, b1…b8 (copies of the arrays)."""
+        """The parameters under the book's names W1…W8, b1…b8 (new arrays), in the book's
+        convention: W8 and b8 divided by the factors ``load_book_params`` multiplies them by,
+        so that ``load_book_params(book_params())`` changes nothing."""
+        w_scale, b_scale = self._book_scales()
         params = {}
         for i, layer in enumerate(self._book_layers(), start=1):
             params[f"W{i}"] = layer.weight.data.copy()
             params[f"b{i}"] = layer.bias.data.copy()
+        params["W8"] = (params["W8"] / w_scale).astype(self.affine2.weight.dtype)
+        params["b8"] = (params["b8"] / b_scale).astype(self.affine2.bias.dtype)
         return params
 
     def load_book_params(self, params: Any) -> None:
-        """Load the book's W1…W8, b1…b8 (a mapping of names to arrays, such as an ``np.load``
-        of an .npz). Every entry is checked before any is written: a missing or extra name, or
-        a shape that differs from the layer's, raises ValueError naming it."""
+        """Load the book's trained W1…W8, b1…b8 (a mapping of names to arrays, such as an
+        ``np.load`` of an .npz), so that this network in eval mode gives the book's network's
+        test-time outputs.
+
+        The book trained with non-inverted dropout, which scales at test time: its last two
+        layers compute y = q2·((q1·h)·W8 + b8) with q1 = q2 = 1 − 0.5 (see ``_book_scales``).
+        This network's dropout is the identity in eval mode, so W8 is loaded as q1·q2·W8
+        (W8 / 4) and b8 as q2·b8 (b8 / 2); the other parameters are loaded as they are.
+
+        Every entry is checked before any is written: a missing or extra name, or a shape that
+        differs from the layer's, raises ValueError naming it; an array that does not hold
+        real numbers raises TypeError naming it and its dtype.
+        """
         expected = {f"{kind}{i}" for i in range(1, 9) for kind in "Wb"}
         names = set(params.keys())
         if names != expected:
             missing, extra = sorted(expected - names), sorted(names - expected)
             raise ValueError(f"DeepConvNet.load_book_params: expected W1…W8 and b1…b8; "
                              f"missing {missing}, unexpected {extra}")
+        w_scale, b_scale = self._book_scales()
         staged = []
         for i, layer in enumerate(self._book_layers(), start=1):
             for kind, param in (("W", layer.weight), ("b", layer.bias)):
                 value = np.asarray(params[f"{kind}{i}"])
                 if value.dtype.kind not in "fiu":
-                    raise ValueError(f"DeepConvNet.load_book_params: {kind}{i} must hold "
-                                     f"numbers, got dtype {value.dtype}")
+                    raise TypeError(f"DeepConvNet.load_book_params: {kind}{i} must hold real "
+                                    f"numbers, got dtype {value.dtype}")
                 if value.shape != param.shape:
                     raise ValueError(f"DeepConvNet.load_book_params: {kind}{i} has shape "
                                      f"{value.shape}, the layer expects {param.shape}")
+                if i == 8:
+                    value = value * (w_scale if kind == "W" else b_scale)
                 staged.append((param, value))
         for param, value in staged:
             param.data = value.astype(param.dtype)

@@ -136,6 +136,48 @@ def test_float32_stays_float32_in_place(kind, cls, settings):
     np.testing.assert_allclose(p.data, reference(kind, settings, 3)[-1], rtol=1e-5, atol=1e-6)
 
 
+# --------------------------------------------------------------------------- 0-d parameters
+
+ZERO_D_CASES = [(SGD, {"lr": 0.1}), (SGD, {"lr": 0.1, "weight_decay": 0.1}),
+                (Momentum, {"lr": 0.1}), (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+                (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.5}), (AdaGrad, {"lr": 1.5}),
+                (Adam, {"lr": 0.3}), (AdamW, {"lr": 0.3}),
+                (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True}), (Adadelta, {})]
+
+
+@pytest.mark.parametrize("cls, settings", ZERO_D_CASES,
+                         ids=[f"{c.__name__}-{s}" for c, s in ZERO_D_CASES])
+def test_zero_d_parameters_step_as_one_element_ones(cls, settings):
+    # f(x, y) = x²/20 + y² (the textbook's optimiser example) on 0-d parameters, whose
+    # gradients backward may return as NumPy scalars, and on shape-(1,) ones: the same path.
+    def trajectory(shape):
+        x, y = Parameter(np.full(shape, -7.0)), Parameter(np.full(shape, 2.0))
+        opt = cls([x, y], **settings)
+        out = []
+        for _ in range(4):
+            opt.zero_grad()
+            (x * x / 20 + y * y).sum().backward()
+            opt.step()
+            out.append((x.data.copy(), y.data.copy()))
+        return out, x
+
+    scalar, x = trajectory(())
+    vector, _ = trajectory((1,))
+    assert x.data.shape == ()
+    np.testing.assert_array_equal(np.array(scalar).reshape(-1), np.array(vector).reshape(-1))
+
+
+def test_zero_d_momentum_accumulates():
+    # v = 0.9·g1 + g2 on the second step, by hand, for a 0-d parameter with scalar gradients.
+    w = Parameter(np.float32(1.0))
+    opt = Momentum([w], lr=0.1, momentum=0.9)
+    for g in (np.float32(1.0), np.float32(2.0)):
+        w.grad = g
+        opt.step()
+    np.testing.assert_allclose(w.data, 1.0 - 0.1 * 1.0 - 0.1 * (0.9 * 1.0 + 2.0), rtol=1e-6)
+    assert isinstance(opt.state[0]["v"], np.ndarray)
+
+
 def test_parameters_without_grad_are_skipped():
     a, b = Parameter(W0), Parameter(W0)
     opt = Adam([a, b], lr=0.1)

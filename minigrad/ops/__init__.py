@@ -8,7 +8,7 @@ AdaptiveAvgPool2d; ``linear``: Affine;
 NLLLoss, MSELoss, L1Loss, BinaryCrossEntropy, BinaryCrossEntropyWithLogits); ``dropout``:
 Dropout; ``elementwise``: Abs, Clip, Sin, Cos, Maximum, Minimum, Where, LeakyReLU, ELU,
 Softplus; ``statistics``: Min, Var, Std, LogSumExp; ``join``: Concatenate, Stack, Pad,
-BroadcastTo, SumTo.
+BroadcastTo, SumTo; ``normalization``: BatchNorm, LayerNorm, GroupNorm.
 The lowercase functions users call are in ``minigrad.functional``.
 """
 
@@ -41,6 +41,7 @@ from minigrad.ops.loss import (
     Softmax,
     SoftmaxCrossEntropy,
 )
+from minigrad.ops.normalization import BatchNorm, GroupNorm, LayerNorm
 from minigrad.ops.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minigrad.ops.reduction import Max, Mean, Sum
 from minigrad.ops.shape import GetItem, Reshape, Transpose
@@ -59,4 +60,5 @@ __all__ = [
     "Concatenate", "Stack", "Pad", "BroadcastTo", "SumTo",
     "CrossEntropy", "NLLLoss", "MSELoss", "L1Loss", "BinaryCrossEntropy",
     "BinaryCrossEntropyWithLogits",
+    "BatchNorm", "LayerNorm", "GroupNorm",
 ]

@@ -21,7 +21,10 @@ MaxPool2dGather        each window's winner picked from g           MaxPool2dBac
 AvgPool2dBackward      dy spread over each window (its backward)    AvgPool2d (or adaptive)
 =====================  ==========================================  ==========================
 
-ConvTranspose2d needs no op of its own: it is the adjoint of a Conv2d in x.
+BroadcastTo and SumTo are the user-facing ops of ``minigrad.ops.join`` (``t.broadcast_to``,
+``t.sum_to``), imported here with their helpers ``broadcast_to`` and ``sum_to`` (which skip the
+op when the shape is already right). ConvTranspose2d needs no op of its own: it is the adjoint
+of a Conv2d in x.
 
 Notation as in ``minigrad.ops.conv``: x (N, C, H, W), w (FN, C, FH, FW), dy (N, FN, OH, OW).
 """
@@ -32,70 +35,9 @@ import math
 
 import numpy as np
 
-from minigrad.function import Function, unbroadcast
+from minigrad.function import Function
+from minigrad.ops.join import BroadcastTo, SumTo, broadcast_to, sum_to  # noqa: F401 (re-exported)
 from minigrad.ops.shape import GetItem, _is_basic
-
-
-def sum_to(x, shape):
-    """x summed back to ``shape`` (undoing broadcasting), recorded; x itself if it has it."""
-    shape = tuple(shape)
-    return x if x.shape == shape else SumTo(shape)(x)
-
-
-def broadcast_to(x, shape):
-    """x broadcast to ``shape``, recorded; x itself if it has it."""
-    shape = tuple(shape)
-    return x if x.shape == shape else BroadcastTo(shape)(x)
-
-
-class BroadcastTo(Function):
-    """y = x broadcast to ``shape`` (NumPy's rule).    dL/dx = unbroadcast(dL/dy, x.shape)
-
-    Linear. Saved: x's shape. The output is a read-only broadcast view of x.
-    """
-
-    def __init__(self, shape):
-        self.shape = tuple(int(n) for n in shape)
-
-    def forward(self, x):
-        try:
-            y = np.broadcast_to(x, self.shape)
-        except ValueError:
-            raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {np.shape(x)} "
-                             f"to {self.shape}") from None
-        self.x_shape = np.shape(x)
-        return y
-
-    def backward(self, dy):
-        return unbroadcast(dy, self.x_shape)
-
-    def backward_graph(self, dy):
-        return sum_to(dy, self.x_shape)
-
-
-class SumTo(Function):
-    """y = x summed over the axes that broadcasting to x.shape would add or stretch.
-
-    dL/dx = dL/dy broadcast to x.shape.    Linear. Saved: x's shape.
-    """
-
-    def __init__(self, shape):
-        self.shape = tuple(int(n) for n in shape)
-
-    def forward(self, x):
-        shape = self.shape
-        if len(shape) > x.ndim or any(n != 1 and n != m for n, m in
-                                      zip(reversed(shape), reversed(x.shape))):
-            raise ValueError(f"sum_to: a tensor of shape {x.shape} cannot be summed to "
-                             f"{shape}: {shape} does not broadcast to {x.shape}")
-        self.x_shape = x.shape
-        return np.asarray(unbroadcast(x, shape))
-
-    def backward(self, dy):
-        return np.broadcast_to(dy, self.x_shape)
-
-    def backward_graph(self, dy):
-        return broadcast_to(dy, self.x_shape)
 
 
 class ScatterAdd(Function):

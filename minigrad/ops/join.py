@@ -4,6 +4,12 @@ Each is a linear map A, and each backward is its adjoint Aᵀ (⟨A x, y⟩ = �
 by the tests): concatenate's adjoint slices dy into pieces, pad's crops it, broadcast_to's sums
 it back (``unbroadcast``), and sum_to's broadcasts it out. ``split``, ``squeeze`` and
 ``expand_dims`` are compositions of GetItem and Reshape (see ``minigrad/tensor.py``).
+
+Each ``backward_graph`` (the gradient as recorded ops, for ``create_graph=True``) is the same
+adjoint written with ops: GetItem for the slices and the crop, SumTo and BroadcastTo for each
+other. An adjoint of a linear map is linear, so every order of derivative follows.
+BroadcastTo and SumTo are also the ops the other ops' recorded gradients are made of
+(``minigrad.ops.grad_ops`` re-exports them with ``sum_to`` and ``broadcast_to``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function, unbroadcast
+from minigrad.ops.shape import GetItem
 
 
 def _join_axis(op: str, axis, ndim: int, shapes) -> int:
@@ -25,7 +32,8 @@ def _join_axis(op: str, axis, ndim: int, shapes) -> int:
 class Concatenate(Function):
     """y = [x₀, x₁, …] joined along ``axis``.
 
-    dL/dxᵢ = dL/dy[…, offᵢ : offᵢ + nᵢ, …], the slice of dy where xᵢ landed.
+    dL/dxᵢ = dL/dy[…, offᵢ : offᵢ + nᵢ, …], the slice of dy where xᵢ landed (recorded: a
+    GetItem of dy, whose own gradient puts the slice back in place).
 
     Shapes: every xᵢ has the same shape except along ``axis``, where the sizes nᵢ add up.
     Linear; saved: the offsets.
@@ -64,12 +72,23 @@ class Concatenate(Function):
             grads.append(dy[tuple(index)])
         return tuple(grads)
 
+    def backward_graph(self, dy):
+        index = [slice(None)] * dy.ndim
+        grads = []
+        for need, start, stop in zip(self.needs_input_grad, self.bounds[:-1], self.bounds[1:]):
+            if not need:
+                grads.append(None)
+                continue
+            index[self.ax] = slice(int(start), int(stop))
+            grads.append(GetItem(tuple(index))(dy))
+        return tuple(grads)
+
 
 class Stack(Function):
     """y = [x₀, x₁, …] stacked along a new axis ``axis``: y[…, i, …] = xᵢ.
 
-    dL/dxᵢ = dL/dy[…, i, …]. Shapes: every xᵢ has the same shape S; y has S with len(xs)
-    inserted at ``axis``. Linear; saves nothing.
+    dL/dxᵢ = dL/dy[…, i, …] (recorded: a GetItem of dy). Shapes: every xᵢ has the same
+    shape S; y has S with len(xs) inserted at ``axis``. Linear; saves nothing.
     """
 
     def __init__(self, axis=0):
@@ -88,6 +107,11 @@ class Stack(Function):
 
     def backward(self, dy):
         return tuple(np.take(dy, i, axis=self.ax) if need else None
+                     for i, need in enumerate(self.needs_input_grad))
+
+    def backward_graph(self, dy):
+        before = (slice(None),) * self.ax
+        return tuple(GetItem(before + (i,))(dy) if need else None
                      for i, need in enumerate(self.needs_input_grad))
 
 
@@ -116,7 +140,8 @@ class Pad(Function):
     """y = x surrounded by ``value``: pad_width[k] = (before, after) cells along axis k.
 
     dL/dx = dL/dy cropped to x's place, dy[before₀ : before₀ + n₀, …] (the padding is constant,
-    so it gets no gradient). Shapes: y has n_k + before_k + after_k along axis k. Linear in x.
+    so it gets no gradient; recorded: a GetItem of dy). Shapes: y has n_k + before_k + after_k
+    along axis k. Linear in x.
     """
 
     def __init__(self, pad_width, value=0.0):
@@ -130,11 +155,27 @@ class Pad(Function):
     def backward(self, dy):
         return dy[self.crop]
 
+    def backward_graph(self, dy):
+        return GetItem(self.crop)(dy)
+
+
+def sum_to(x, shape):
+    """x summed back to ``shape`` (undoing broadcasting), recorded; x itself if it has it."""
+    shape = tuple(shape)
+    return x if x.shape == shape else SumTo(shape)(x)
+
+
+def broadcast_to(x, shape):
+    """x broadcast to ``shape``, recorded; x itself if it has it."""
+    shape = tuple(shape)
+    return x if x.shape == shape else BroadcastTo(shape)(x)
+
 
 class BroadcastTo(Function):
     """y = x broadcast to ``shape`` (NumPy's rule: new leading axes, size-1 axes repeated).
 
-    dL/dx = sum_to(dL/dy, x.shape) (``unbroadcast``). Linear; y is a copy, not a view.
+    dL/dx = sum_to(dL/dy, x.shape) (``unbroadcast``; recorded: SumTo). Linear; y is a copy,
+    not a view. Saved: x's shape.
     """
 
     def __init__(self, shape):
@@ -144,35 +185,43 @@ class BroadcastTo(Function):
         try:
             y = np.broadcast_to(x, self.shape)
         except ValueError:
-            raise ValueError(f"broadcast_to: a tensor of shape {x.shape} cannot be broadcast "
-                             f"to {self.shape}") from None
-        self.x_shape = x.shape
+            raise ValueError(f"broadcast_to: a tensor of shape {np.shape(x)} cannot be "
+                             f"broadcast to {self.shape}") from None
+        self.x_shape = np.shape(x)
         return np.array(y)
 
     def backward(self, dy):
         return unbroadcast(dy, self.x_shape)
+
+    def backward_graph(self, dy):
+        return sum_to(dy, self.x_shape)
 
 
 class SumTo(Function):
     """y = x summed down to ``shape`` (the adjoint of broadcast_to; DeZero's ``sum_to``).
 
     Leading axes x has beyond ``shape`` are summed away, and so is every axis where ``shape``
-    has 1 and x does not. dL/dx = dL/dy broadcast to x's shape. Linear.
+    has 1 and x does not. dL/dx = dL/dy broadcast to x's shape (recorded: BroadcastTo).
+    Linear. Saved: x's shape.
     """
 
     def __init__(self, shape):
         self.shape = tuple(int(n) for n in shape)
 
     def forward(self, x):
-        try:
-            ok = np.broadcast_shapes(self.shape, x.shape) == x.shape
-        except ValueError:
-            ok = False
-        if not ok:
+        shape = self.shape
+        # NumPy's broadcasting rule written out (np.broadcast_shapes costs microseconds, and
+        # every recorded gradient of a broadcast op goes through here).
+        if len(shape) > x.ndim or any(n != 1 and n != m for n, m in
+                                      zip(reversed(shape), reversed(x.shape))):
             raise ValueError(f"sum_to: a tensor of shape {x.shape} cannot be summed to "
-                             f"{self.shape} (the shape must broadcast to the tensor's)")
+                             f"{shape} (the shape must broadcast to the tensor's)")
         self.x_shape = x.shape
-        return np.array(unbroadcast(x, self.shape))
+        y = unbroadcast(x, shape)
+        return y.copy() if y is x else np.asarray(y)
 
     def backward(self, dy):
         return np.broadcast_to(dy, self.x_shape)
+
+    def backward_graph(self, dy):
+        return broadcast_to(dy, self.x_shape)

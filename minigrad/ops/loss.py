@@ -10,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.ops.activation import Sigmoid
+from minigrad.ops.arithmetic import Mul, Sub
+from minigrad.ops.elementwise import Maximum, Softplus, Where
+from minigrad.ops.join import broadcast_to
 from minigrad.tensor import Tensor, _float_dtype
 
 
@@ -228,6 +232,10 @@ class SoftmaxCrossEntropy(Function):
 # are reduced to L = Σ lᵢ / D ('mean', D the number of elements, or the total weight of the
 # counted labels for the class losses), L = Σ lᵢ ('sum'), or returned as they are ('none');
 # the gradient of each lᵢ is then scaled by dL/dL / D, dL/dL, or dL/dlᵢ.
+#
+# Each has ``backward_graph`` too: the same gradient as recorded ops on dL/dL, the inputs and the
+# output, so second and higher derivatives follow (Hessians of a loss, Newton steps). Labels,
+# weights, masks and ignored labels enter as constants, exactly as in ``backward``.
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -255,6 +263,13 @@ def _upstream(dy: np.ndarray, reduction: str, count) -> np.ndarray:
     return dy
 
 
+def _graph_operands(fn: Function, dtype) -> list:
+    """fn's inputs for its recorded gradient: Tensors as they are, arrays (inputs that need no
+    gradient) in the loss's float ``dtype``, as ``forward`` saw them."""
+    return [x if isinstance(x, Tensor) else np.asarray(x).astype(dtype, copy=False)
+            for x in fn.inputs]
+
+
 def _pair(op: str, y: np.ndarray, t: np.ndarray, names=("input", "target")):
     """y and t as arrays of one float dtype (y's when float), with equal shapes."""
     y, t = np.asarray(y), np.asarray(t)
@@ -270,6 +285,7 @@ class MSELoss(Function):
     """Mean squared error: lᵢ = (yᵢ − tᵢ)², reduced by ``reduction``.
 
     dL/dy = 2 (y − t) · g    dL/dt = −2 (y − t) · g    (g = dL/dlᵢ: dL/dL / n for 'mean')
+    d²L/dy² = d²L/dt² = −d²L/dy dt = 2g (elementwise); recorded: the same products.
 
     Shapes: y and t equal (no broadcasting) → 0-d, or y's shape for 'none'. Smooth.
     Saved: y − t.
@@ -290,12 +306,19 @@ class MSELoss(Function):
         need_y, need_t = self.needs_input_grad
         return (g if need_y else None), (-g if need_t else None)
 
+    def backward_graph(self, dy):
+        y, t = _graph_operands(self, dy.dtype)
+        g = 2 * Sub()(y, t) * _upstream(dy, self.reduction, self.d.size)
+        need_y, need_t = self.needs_input_grad
+        return (g if need_y else None), (-g if need_t else None)
+
 
 class L1Loss(Function):
     """Mean absolute error: lᵢ = |yᵢ − tᵢ|, reduced by ``reduction``.
 
     dL/dy = sign(y − t) · g    dL/dt = −sign(y − t) · g; at y = t the gradient is 0 (as in
-    PyTorch). Shapes: as MSELoss. Saved: sign(y − t).
+    PyTorch). Piecewise linear: the second derivatives in y and t are 0 off y = t; recorded,
+    the gradient is g times the same constant signs. Shapes: as MSELoss. Saved: sign(y − t).
     """
 
     float_inputs = True
@@ -314,6 +337,11 @@ class L1Loss(Function):
         need_y, need_t = self.needs_input_grad
         return (g if need_y else None), (-g if need_t else None)
 
+    def backward_graph(self, dy):
+        g = Mul()(self.sign, _upstream(dy, self.reduction, self.sign.size))
+        need_y, need_t = self.needs_input_grad
+        return (g if need_y else None), (-g if need_t else None)
+
 
 # PyTorch's floor of p (1 − p) in the gradient: 1e-12 as a float32 constant.
 _BCE_EPS = float(np.float32(1e-12))
@@ -327,7 +355,10 @@ class BinaryCrossEntropy(Function):
     log(1 − p) computed as log1p(−p).
 
     dL/dp = w · (p − t) / max(p (1 − p), 1e-12) · g    dL/dt = w · (log(1 − p) − log p) · g
-    (the clamped logs). Shapes: p and t equal, every value in [0, 1] (else a ValueError).
+    (the clamped logs). Recorded: the same formulas, so
+    d²L/dp² = w · (p² − 2pt + t) / (p (1 − p))² · g (where p (1 − p) > 1e-12),
+    d²L/dp dt = −w · g / (p (1 − p)), d²L/dt² = 0; a log clamped at −100 is a constant there.
+    Shapes: p and t equal, every value in [0, 1] (else a ValueError).
     Saved: p, t and the clamped logs.
     """
 
@@ -369,6 +400,34 @@ class BinaryCrossEntropy(Function):
         dt = (self.log_q - self.log_p) * g if need_t else None
         return _fit(dp, p.shape), _fit(dt, p.shape)
 
+    def backward_graph(self, dy):
+        g = _upstream(dy, self.reduction, self.p.size)
+        if self.w is not None:
+            g = g * self.w
+        need_p, need_t = self.needs_input_grad
+        p, t = _graph_operands(self, dy.dtype)
+        dp = dt = None
+        if need_p:
+            floor = np.asarray(_BCE_EPS, dy.dtype)
+            dp = Sub()(p, t) / Maximum()(p * (1 - p), floor) * g
+        if need_t:
+            if isinstance(p, Tensor):
+                dt = (_clamped_log(1 - p, self.log_q) - _clamped_log(p, self.log_p)) * g
+            else:
+                dt = Mul()(self.log_q - self.log_p, g)
+        return _fit_graph(dp, self.p.shape), _fit_graph(dt, self.p.shape)
+
+
+def _clamped_log(x: Tensor, saved: np.ndarray) -> Tensor:
+    """max(log x, −100) recorded, with the clamp of ``saved`` (the forward's clamped log) as a
+    constant mask: log of x where it was not clamped, −100 (no gradient) where it was. x is
+    replaced by 1 at the clamped places before the log, so no log(0) enters the tape."""
+    kept = saved > -100
+    one, floor = np.ones((), x.dtype), np.asarray(-100, x.dtype)
+    if kept.all():
+        return x.log()
+    return Where()(kept, Where()(kept, x, one).log(), floor)
+
 
 class BinaryCrossEntropyWithLogits(Function):
     """Binary cross-entropy of sigmoid(z), fused:
@@ -380,7 +439,9 @@ class BinaryCrossEntropyWithLogits(Function):
     an underflowed 0: finite and exact at logits of ±1e4.
 
     dL/dz = w · (c · σ(z) − p_w · t) · g    dL/dt = w · ((p_w − 1) · softplus(−z) − z) · g
-    (with no pos_weight: (σ(z) − t) · w · g and −z · w · g).
+    (with no pos_weight: (σ(z) − t) · w · g and −z · w · g). Recorded: the same formulas with
+    Sigmoid and Softplus ops, so d²L/dz² = w · c · σ(z)(1 − σ(z)) · g,
+    d²L/dz dt = w · ((p_w − 1) σ(z) − p_w) · g, d²L/dt² = 0.
 
     Shapes: z and t equal (t in [0, 1], not checked: soft targets beyond it are allowed as in
     PyTorch). Smooth. Saved: z, t, softplus(−z). The composed version
@@ -420,6 +481,30 @@ class BinaryCrossEntropyWithLogits(Function):
             dt = (-z if pw is None else (pw - 1) * self.sp - z) * g
         return _fit(dz, z.shape), _fit(dt, z.shape)
 
+    def backward_graph(self, dy):
+        g = _upstream(dy, self.reduction, self.z.size)
+        if self.w is not None:
+            g = g * self.w
+        need_z, need_t = self.needs_input_grad
+        z, t = _graph_operands(self, dy.dtype)
+        pw = self.pw
+        dz = dt = None
+        if need_z:
+            sigma = Sigmoid()(z)
+            if pw is None:
+                dz = Sub()(sigma, t) * g
+            else:
+                c = 1 + Mul()(pw - 1, t)
+                dz = Sub()(c * sigma, Mul()(pw, t)) * g
+        if need_t:
+            if pw is None:
+                dt = Mul()(-z, g)
+            else:
+                # softplus(−z) exactly as forward's (no switch to the linear branch)
+                sp = Softplus(threshold=np.inf)(-z) if isinstance(z, Tensor) else self.sp
+                dt = Mul()(Mul()(pw - 1, sp) - z, g)
+        return _fit_graph(dz, self.z.shape), _fit_graph(dt, self.z.shape)
+
 
 def _constant(op: str, name: str, value, z: np.ndarray):
     """An optional weight array in z's dtype that broadcasts to z's shape (no gradient)."""
@@ -441,6 +526,11 @@ def _constant(op: str, name: str, value, z: np.ndarray):
 def _fit(grad, shape):
     """A gradient broadcast to the input's full shape (weights may have fewer axes)."""
     return grad if grad is None or grad.shape == shape else np.broadcast_to(grad, shape)
+
+
+def _fit_graph(grad, shape):
+    """``_fit`` for recorded gradients."""
+    return None if grad is None else broadcast_to(grad, shape)
 
 
 def _class_layout(op: str, z: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -525,7 +615,8 @@ class CrossEntropy(Function):
     (per-class ``weight``, ``label_smoothing`` ε, ``ignore_index``), then ``reduction``.
 
     Backward: dL/dz[i] = (softmax(z[i]) · Σ_c q[i, c] − q[i]) · gᵢ, gᵢ = dL/dlᵢ. The labels
-    get None.
+    get None. Recorded: the same with softmax = exp(log_softmax(z)) along axis 1 (no moving
+    of axes), so d²L/dz[i]² = (diag(s) − s sᵀ) · Σ_c q[i, c] · gᵢ, s = softmax(z[i]).
 
     Shapes: z (N, C) or (N, C, d1, …); t (N, d1, …) class indices or soft labels like z →
     0-d, or (N, d1, …) for 'none'. Smooth. Saved: log softmax(z) as rows (M, C) and q.
@@ -558,6 +649,22 @@ class CrossEntropy(Function):
         dz *= g
         return _rows_back(dz, self.z_shape), None
 
+    def backward_graph(self, dy):
+        if not self.needs_input_grad[0]:
+            return None, None
+        q = _rows_back(self.q, self.z_shape)
+        p = LogSoftmax(axis=1)(self.inputs[0]).exp()
+        g = _class_axis(_upstream(dy, self.reduction, self.count), self.reduction)
+        return (p * q.sum(axis=1, keepdims=True) - q) * g, None
+
+
+def _class_axis(g, reduction: str):
+    """dL/dlᵢ (N, d1, …) for 'none' with a class axis inserted, (N, 1, d1, …), to broadcast
+    against the input (N, C, d1, …); a 0-d g as it is."""
+    if reduction != "none":
+        return g
+    return g.reshape((g.shape[0], 1, *g.shape[1:]))
+
 
 def _rows_back(rows: np.ndarray, shape) -> np.ndarray:
     """Rows (M, C) back to the layout (N, C, d1, …) of ``_class_layout``."""
@@ -571,7 +678,8 @@ class NLLLoss(Function):
     ``reduction`` ('mean' divides by Σ w[tᵢ] over counted labels, as PyTorch).
 
     dL/dx[i, c] = −w[tᵢ] · 1[c = tᵢ] · gᵢ. Labels equal to ``ignore_index`` count for nothing.
-    Shapes: x (N, C) or (N, C, d1, …); t (N, d1, …) class indices. Linear in x. Saved: the
+    Linear in x: d²L/dx² = 0; recorded, the gradient is gᵢ times the constant −q, a function of
+    dL/dL only. Shapes: x (N, C) or (N, C, d1, …); t (N, d1, …) class indices. Saved: the
     label weights q (M, C).
     """
 
@@ -597,3 +705,9 @@ class NLLLoss(Function):
         g = _upstream(dy, self.reduction, self.count)
         g = g.reshape(-1, 1) if self.reduction == "none" else g
         return _rows_back(-self.q * g, self.x_shape), None
+
+    def backward_graph(self, dy):
+        if not self.needs_input_grad[0]:
+            return None, None
+        g = _class_axis(_upstream(dy, self.reduction, self.count), self.reduction)
+        return _fit_graph(Mul()(-_rows_back(self.q, self.x_shape), g), self.x_shape), None

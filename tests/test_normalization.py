@@ -1,0 +1,571 @@
+"""batch_norm, layer_norm and group_norm: PyTorch, gradcheck, gradgradcheck, a composed oracle,
+the textbook's node-by-node backward, running statistics, and the errors."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minigrad.functional as F
+from minigrad import Tensor
+from minigrad.ops import BatchNorm
+from minigrad.testing import arrays, distinct_arrays, gradcheck, gradgradcheck
+
+# ------------------------------------------------------------------------------ drawn cases
+# Each case: the drawn arrays (x, w or None, b or None), the settings, and the statistics
+# for batch_norm. Sizes stay small: every case is also checked with central differences.
+
+
+def spread(*shape):
+    """x with no two values closer than 0.02: where all are equal, σ² is rounding noise and
+    derivatives that are 0 come out as noise of 1e-12 (in PyTorch too, differently)."""
+    return distinct_arrays(shape, min_gap=0.02)
+
+
+def _draw_batch_norm(data, training):
+    layout = data.draw(st.sampled_from(["N, D", "N, C, L", "N, C, H, W"]), label="layout")
+    spatial = {"N, D": 0, "N, C, L": 1, "N, C, H, W": 2}[layout]
+    C = data.draw(st.integers(1, 3), label="C")
+    rest = tuple(data.draw(st.integers(1, 3), label="side") for _ in range(spatial))
+    N = data.draw(st.integers(1 if math.prod(rest) > 1 or not training else 2, 3), label="N")
+    x = data.draw(spread(N, C, *rest), label="x")
+    stats = {"running_mean": data.draw(arrays((C,)), label="running_mean"),
+             "running_var": data.draw(arrays((C,), low=0.2, high=3.0), label="running_var")}
+    return x, (C,), {"training": training, "momentum": data.draw(st.sampled_from([0.1, 0.5]))}, \
+        stats
+
+
+def _draw_layer_norm(data):
+    lead = data.draw(st.lists(st.integers(1, 3), max_size=2).map(tuple), label="lead")
+    normalized = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple),
+                           label="normalized_shape")
+    x = data.draw(spread(*lead, *normalized), label="x")
+    return x, normalized, {"normalized_shape": normalized}, None
+
+
+def _draw_group_norm(data):
+    G = data.draw(st.integers(1, 3), label="num_groups")
+    C = G * data.draw(st.integers(1, 2), label="channels per group")
+    rest = data.draw(st.lists(st.integers(1, 3), max_size=2).map(tuple), label="rest")
+    x = data.draw(spread(data.draw(st.integers(1, 2), label="N"), C, *rest), label="x")
+    return x, (C,), {"num_groups": G}, None
+
+
+DRAW = {
+    "batch_norm_train": lambda data: _draw_batch_norm(data, training=True),
+    "batch_norm_eval": lambda data: _draw_batch_norm(data, training=False),
+    "layer_norm": _draw_layer_norm,
+    "group_norm": _draw_group_norm,
+}
+
+
+def draw_case(data, name, affine=None):
+    """(x, w, b, kwargs, stats); w and b are each drawn or None unless ``affine`` is True."""
+    x, param_shape, kwargs, stats = DRAW[name](data)
+    w = b = None
+    if affine or (affine is None and data.draw(st.booleans(), label="weight")):
+        w = data.draw(arrays(param_shape), label="w")
+    if affine or (affine is None and data.draw(st.booleans(), label="bias")):
+        b = data.draw(arrays(param_shape), label="b")
+    return x, w, b, kwargs, stats
+
+
+def mine(name, x, w, b, kwargs, stats):
+    """The minigrad call; ``stats`` (arrays) are updated in place by batch_norm in training."""
+    if name.startswith("batch_norm"):
+        return F.batch_norm(x, stats["running_mean"], stats["running_var"], w, b, **kwargs)
+    if name == "layer_norm":
+        return F.layer_norm(x, kwargs["normalized_shape"], w, b)
+    return F.group_norm(x, kwargs["num_groups"], w, b)
+
+
+def theirs(torch, name, x, w, b, kwargs, stats):
+    nf = torch.nn.functional
+    if name.startswith("batch_norm"):
+        return nf.batch_norm(x, stats["running_mean"], stats["running_var"], w, b, **kwargs)
+    if name == "layer_norm":
+        return nf.layer_norm(x, kwargs["normalized_shape"], w, b)
+    if w is None and b is not None:   # PyTorch's group_norm backward fails on that pair
+        w = torch.ones(b.shape, dtype=b.dtype)
+    return nf.group_norm(x, kwargs["num_groups"], w, b)
+
+
+def copied(stats):
+    return None if stats is None else {k: v.copy() for k, v in stats.items()}
+
+
+def with_params(name, w, b, kwargs, stats):
+    """fn(x, w, b) for gradcheck: the statistics copied on every call (training updates them)."""
+    def fn(xt, wt, bt):
+        return mine(name, xt, wt, bt, kwargs, copied(stats))
+    return fn
+
+
+# ----------------------------------------------------------------------------- PyTorch
+@pytest.mark.parametrize("name", DRAW)
+@given(data=st.data())
+def test_values_gradients_and_running_statistics_match_torch(name, data):
+    torch = pytest.importorskip("torch")
+    x, w, b, kwargs, stats = draw_case(data, name)
+    # PyTorch's group_norm refuses N·(C/G)·∏* = 1 (its batch_norm check); minigrad gives y = b.
+    assume(name != "group_norm" or x.size // kwargs["num_groups"] > 1)
+    given_ = [a for a in (x, w, b) if a is not None]
+    ts = [Tensor(a.copy(), requires_grad=True) for a in given_]
+    it = iter(ts)
+    tx, tw, tb = (next(it) if a is not None else None for a in (x, w, b))
+    mine_stats = copied(stats)
+    y = mine(name, tx, tw, tb, kwargs, mine_stats)
+    u = np.random.default_rng(data.draw(st.integers(0, 99), label="seed")).standard_normal(
+        y.shape)
+    y.backward(u)
+
+    qs = [torch.tensor(a, requires_grad=True) for a in given_]
+    iq = iter(qs)
+    qx, qw, qb = (next(iq) if a is not None else None for a in (x, w, b))
+    torch_stats = None if stats is None else {k: torch.tensor(v) for k, v in stats.items()}
+    ty = theirs(torch, name, qx, qw, qb, kwargs, torch_stats)
+    ty.backward(torch.tensor(u))
+
+    assert y.dtype == np.float64 and y.shape == x.shape
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-9, atol=1e-12)
+    for t, q in zip(ts, qs):
+        np.testing.assert_allclose(t.grad, q.grad.numpy(), rtol=1e-9, atol=1e-12)
+    if stats is not None:
+        for key in stats:
+            np.testing.assert_allclose(mine_stats[key], torch_stats[key].numpy(), rtol=1e-9,
+                                       atol=1e-12, err_msg=key)
+        if not kwargs["training"]:
+            for key in stats:          # evaluation reads the running statistics, never writes
+                np.testing.assert_array_equal(mine_stats[key], stats[key])
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.3, 1.0])
+def test_running_statistics_after_several_steps_equal_torch(momentum):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    mean, var = np.zeros(3), np.ones(3)
+    tmean, tvar = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    for step in range(5):
+        x = rng.standard_normal((4, 3, 2, 2)) * (step + 1) + step
+        F.batch_norm(x, mean, var, training=True, momentum=momentum)
+        torch.nn.functional.batch_norm(torch.tensor(x), tmean, tvar, training=True,
+                                       momentum=momentum)
+    np.testing.assert_allclose(mean, tmean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(var, tvar.numpy(), rtol=1e-12)
+    x = rng.standard_normal((2, 3, 2, 2))
+    np.testing.assert_allclose(
+        F.batch_norm(x, mean, var).data,
+        torch.nn.functional.batch_norm(torch.tensor(x), tmean, tvar).numpy(), rtol=1e-9)
+
+
+def test_running_statistics_may_be_tensors_and_float32():
+    x = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
+    mean, var = Tensor(np.zeros(2, np.float32)), Tensor(np.ones(2, np.float32))
+    y = F.batch_norm(Tensor(x, requires_grad=True), mean, var, training=True)
+    assert y.dtype == np.float32 and mean.dtype == np.float32 and var.dtype == np.float32
+    np.testing.assert_allclose(mean.data, 0.1 * x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(var.data, 0.9 + 0.1 * x.var(0, ddof=1), rtol=1e-5)
+    y.sum().backward()
+
+
+# ------------------------------------------------------------------------- gradient checks
+@pytest.mark.parametrize("name", DRAW)
+@given(data=st.data())
+def test_gradcheck(name, data):
+    x, w, b, kwargs, stats = draw_case(data, name, affine=True)
+    assert gradcheck(with_params(name, w, b, kwargs, stats), x, w, b)
+
+
+@pytest.mark.parametrize("name", DRAW)
+@settings(max_examples=10)
+@given(data=st.data())
+def test_gradgradcheck(name, data):
+    x, w, b, kwargs, stats = draw_case(data, name, affine=True)
+    assert gradgradcheck(with_params(name, w, b, kwargs, stats), x, w, b)
+
+
+# ------------------------------------------------------------------ the composed oracle
+def composed(name, x, w, b, kwargs, stats, eps=1e-5):
+    """The same layer built from elementwise ops and reductions (no fused backward)."""
+    if name == "batch_norm_eval":
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        mu = stats["running_mean"].reshape(shape)
+        var = stats["running_var"].reshape(shape)
+        return w.reshape(shape) * ((x - mu) / (var + eps) ** 0.5) + b.reshape(shape)
+    if name == "batch_norm_train":
+        axes, shape, view = (0,) + tuple(range(2, x.ndim)), (-1,) + (1,) * (x.ndim - 2), x
+    elif name == "layer_norm":
+        k = len(kwargs["normalized_shape"])
+        axes, shape, view = tuple(range(x.ndim - k, x.ndim)), w.shape, x
+    else:
+        axes, shape = (2,), (-1,) + (1,) * (x.ndim - 2)
+        view = x.reshape(x.shape[0], kwargs["num_groups"], -1)
+    mu = view.mean(axis=axes, keepdims=True)
+    var = ((view - mu) ** 2).mean(axis=axes, keepdims=True)
+    xhat = ((view - mu) / (var + eps) ** 0.5).reshape(x.shape)
+    return w.reshape(shape) * xhat + b.reshape(shape)
+
+
+@pytest.mark.parametrize("name", DRAW)
+@given(data=st.data())
+def test_fused_op_equals_the_composed_layer(name, data):
+    x, w, b, kwargs, stats = draw_case(data, name, affine=True)
+    u = np.random.default_rng(0).standard_normal(x.shape)
+    results = []
+    for fn in (with_params(name, w, b, kwargs, stats),
+               lambda *ts: composed(name, *ts, kwargs, stats)):
+        ts = [Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+        y = fn(*ts)
+        y.backward(u)
+        results.append([y.data] + [t.grad for t in ts])
+    for fused, plain in zip(*results):
+        np.testing.assert_allclose(fused, plain, rtol=1e-9, atol=1e-12)
+
+
+def test_backward_equals_the_textbook_graph_node_by_node():
+    """The node-by-node backward written in BatchNorm's docstring, in plain NumPy."""
+    rng = np.random.default_rng(1)
+    x, w, b, dy = (rng.standard_normal(s) for s in ((6, 4), (4,), (4,), (6, 4)))
+    eps, m = 1e-5, x.shape[0]
+    mu = x.mean(axis=0)
+    xc = x - mu
+    var = (xc ** 2).mean(axis=0)
+    std = np.sqrt(var + eps)
+    xhat = xc / std
+    db, dw = dy.sum(axis=0), (dy * xhat).sum(axis=0)
+    dxhat = w * dy
+    dstd = -(dxhat * xc / std ** 2).sum(axis=0)
+    dvar = dstd / (2 * std)
+    dxc = dxhat / std + (2 / m) * xc * dvar
+    dmu = -dxc.sum(axis=0)
+    dx = dxc + dmu / m
+
+    ts = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = BatchNorm(training=True, eps=eps)(*ts)
+    y.backward(dy)
+    np.testing.assert_allclose(y.data, w * xhat + b, rtol=1e-12)
+    for got, expected in zip((t.grad for t in ts), (dx, dw, db)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
+
+
+# ------------------------------------------------------------------------------- details
+@pytest.mark.parametrize("call, axis", [
+    (lambda x: F.layer_norm(x, 4), 1),
+    (lambda x: F.group_norm(x, 1), 1),
+    (lambda x: F.batch_norm(x, None, None, training=True), 0),
+])
+def test_missing_weight_and_bias_get_no_gradient_and_keep_float32(call, axis):
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32) * 5 + 2,
+               requires_grad=True)
+    y = call(x)
+    assert y.dtype == np.float32
+    assert y.creator.needs_input_grad == (True, False, False)
+    np.testing.assert_allclose(y.data.mean(axis=axis), 0, atol=1e-5)
+    np.testing.assert_allclose(y.data.var(axis=axis), 1, rtol=1e-3)
+    y.backward(np.ones(y.shape, np.float32))
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, 0, atol=1e-5)   # Σ x̂ = 0: a constant dy changes nothing
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.layer_norm(x, (2, 3)),
+    lambda x: F.group_norm(x, 2),
+    lambda x: F.batch_norm(x, None, None, training=True),
+])
+def test_constant_input_gives_the_bias_and_finite_gradients(call):
+    x = Tensor(np.full((4, 2, 3), 0.7), requires_grad=True)
+    y = call(x)
+    np.testing.assert_allclose(y.data, 0, atol=1e-8)
+    y.backward(np.random.default_rng(0).standard_normal(y.shape))
+    assert np.all(np.isfinite(x.grad))
+
+
+def test_batch_norm_eval_is_an_affine_map_of_x():
+    x = np.array([[1.0, 2.0], [3.0, 6.0]])
+    y = F.batch_norm(x, np.array([1.0, 2.0]), np.array([4.0, 16.0]), np.array([2.0, 1.0]),
+                     np.array([0.0, 1.0]), eps=0.0)
+    np.testing.assert_allclose(y.data, [[0.0, 1.0], [2.0, 2.0]])   # w·(x − μ)/σ + b
+
+
+# -------------------------------------------------------------------------------- errors
+ERRORS = [
+    (lambda: F.batch_norm(np.ones((1, 3)), np.zeros(3), np.ones(3), training=True),
+     "batch_norm: expected more than 1 value per channel when training, got input of shape "
+     "(1, 3)"),
+    (lambda: F.batch_norm(np.ones((1, 3, 1, 1)), None, None, training=True),
+     "more than 1 value per channel when training, got input of shape (1, 3, 1, 1)"),
+    (lambda: F.batch_norm(np.ones((2, 3)), np.zeros(4), np.ones(4)),
+     "running_mean must have shape (3,) (one value per channel) for an input of shape (2, 3); "
+     "got running_mean.shape=(4,)"),
+    (lambda: F.batch_norm(np.ones((2, 3)), np.zeros(4), np.ones(4), training=True),
+     "running_mean must have shape (3,)"),
+    (lambda: F.batch_norm(np.ones((2, 3, 5)), None, None, np.ones(5), training=True),
+     "batch_norm: weight must have shape (3,) (one value per channel) for an input of shape "
+     "(2, 3, 5); got weight.shape=(5,)"),
+    (lambda: F.batch_norm(np.ones(3), np.zeros(3), np.ones(3)),
+     "batch_norm: input must be (N, C) or (N, C, *), got x.shape=(3,)"),
+    (lambda: F.batch_norm(np.ones((2, 3)), None, None),
+     "running_mean and running_var are needed when not training"),
+    (lambda: F.batch_norm(np.ones((2, 3)), np.zeros(3), np.ones(3), training=True,
+                          momentum=None),
+     "momentum=None (a cumulative average) needs the number of batches seen"),
+    (lambda: F.batch_norm(np.ones((2, 3)), np.zeros(3), np.ones(3), momentum=1.5),
+     "momentum must be a number in [0, 1], got 1.5"),
+    (lambda: F.layer_norm(np.ones((2, 4)), 3),
+     "layer_norm: normalized_shape=(3,) must match the trailing axes of the input, expected "
+     "x.shape=(*, 3); got x.shape=(2, 4)"),
+    (lambda: F.layer_norm(np.ones((2, 4)), (2, 4, 1)),
+     "normalized_shape=(2, 4, 1) must match the trailing axes"),
+    (lambda: F.layer_norm(np.ones((2, 4)), 4, np.ones(3)),
+     "layer_norm: weight must have shape (4,) (normalized_shape) for an input of shape (2, 4); "
+     "got weight.shape=(3,)"),
+    (lambda: F.layer_norm(np.ones((2, 4)), ()), "normalized_shape must be an int or a"),
+    (lambda: F.group_norm(np.ones((2, 6, 3)), 4),
+     "group_norm: num_channels=6 is not divisible by num_groups=4 (x.shape=(2, 6, 3))"),
+    (lambda: F.group_norm(np.ones((2, 6)), 0), "num_groups must be a positive int, got 0"),
+    (lambda: F.group_norm(np.ones((2, 6)), 3, None, np.ones(3)),
+     "group_norm: bias must have shape (6,) (one value per channel) for an input of shape "
+     "(2, 6); got bias.shape=(3,)"),
+    (lambda: F.group_norm(np.ones(6), 3), "group_norm: input must be (N, C) or (N, C, *)"),
+    (lambda: F.layer_norm(np.ones((2, 4)), 4, eps=-1.0), "eps must be a number ≥ 0, got -1.0"),
+]
+
+
+@pytest.mark.parametrize("call, message", ERRORS)
+def test_misuse_errors_name_the_op_and_the_shapes(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+
+
+def test_a_failed_training_call_leaves_the_running_statistics_alone():
+    mean, var = np.zeros(3), np.ones(3)
+    with pytest.raises(ValueError):
+        F.batch_norm(np.ones((1, 3)), mean, var, training=True)
+    np.testing.assert_array_equal(mean, 0)
+    np.testing.assert_array_equal(var, 1)
+
+
+# ------------------------------------------------------------------------------- modules
+def _torch_module(torch, module):
+    """The PyTorch layer with the same settings, in float64, with the same parameters."""
+    nn = torch.nn
+    name = type(module).__name__
+    if name.startswith("BatchNorm"):
+        theirs_ = getattr(nn, name)(module.num_features, eps=module.eps, momentum=module.momentum,
+                                    affine=module.affine,
+                                    track_running_stats=module.track_running_stats)
+    elif name == "LayerNorm":
+        theirs_ = nn.LayerNorm(module.normalized_shape, eps=module.eps,
+                               elementwise_affine=module.elementwise_affine,
+                               bias=module.bias is not None)
+    else:
+        theirs_ = nn.GroupNorm(module.num_groups, module.num_channels, eps=module.eps,
+                               affine=module.affine)
+    theirs_ = theirs_.double()
+    with torch.no_grad():
+        for key, p in module.named_parameters():
+            getattr(theirs_, key).copy_(torch.tensor(p.data))
+    return theirs_
+
+
+def _random_parameters(module, rng):
+    for p in module.parameters():
+        p.data = rng.standard_normal(p.shape) + 1.0
+
+
+def _step(torch, module, theirs_, x, rng):
+    """One forward and backward of both; compares the outputs and every gradient."""
+    for p in module.parameters():
+        p.grad = None
+    theirs_.zero_grad()
+    tx = Tensor(x.copy(), requires_grad=True)
+    qx = torch.tensor(x, requires_grad=True)
+    y, qy = module(tx), theirs_(qx)
+    u = rng.standard_normal(y.shape)
+    y.backward(u)
+    qy.backward(torch.tensor(u))
+    np.testing.assert_allclose(y.data, qy.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(tx.grad, qx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for key, p in module.named_parameters():
+        np.testing.assert_allclose(p.grad, getattr(theirs_, key).grad.numpy(), rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
+
+
+def _same_state(module, theirs_):
+    state, expected = module.state_dict(), theirs_.state_dict()
+    assert list(state) == list(expected)
+    for key, value in state.items():
+        assert value.shape == tuple(expected[key].shape), key
+        np.testing.assert_allclose(value, expected[key].numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=key)
+
+
+BATCH_NORMS = [
+    ("BatchNorm1d", (6, 3), {}),
+    ("BatchNorm1d", (4, 3, 5), {}),
+    ("BatchNorm2d", (4, 3, 3, 2), {}),
+    ("BatchNorm1d", (6, 3), {"momentum": None}),
+    ("BatchNorm2d", (2, 3, 2, 2), {"momentum": None, "affine": False}),
+    ("BatchNorm1d", (4, 3, 5), {"track_running_stats": False}),
+    ("BatchNorm2d", (2, 3, 2, 2), {"momentum": 0.5, "eps": 1e-3}),
+]
+
+
+@pytest.mark.parametrize("name, shape, kwargs", BATCH_NORMS)
+def test_batch_norm_modules_follow_torch_in_training_and_evaluation(name, shape, kwargs):
+    torch = pytest.importorskip("torch")
+    from minigrad import nn
+
+    rng = np.random.default_rng(4)
+    module = getattr(nn, name)(shape[1], **kwargs).to(np.float64)
+    _random_parameters(module, rng)
+    theirs_ = _torch_module(torch, module)
+    for step in range(4):
+        _step(torch, module, theirs_, rng.standard_normal(shape) * (step + 1) + step, rng)
+        _same_state(module, theirs_)
+    if module.track_running_stats:
+        assert int(module.num_batches_tracked) == 4
+    module.eval()
+    theirs_.eval()
+    before = module.state_dict()
+    _step(torch, module, theirs_, rng.standard_normal(shape), rng)
+    _step(torch, module, theirs_, rng.standard_normal((1,) + shape[1:]), rng)  # a batch of one
+    for key, value in module.state_dict().items():          # evaluation changes nothing
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+def test_evaluation_uses_the_running_statistics():
+    from minigrad import nn
+
+    bn = nn.BatchNorm2d(2).to(np.float64).eval()
+    bn.running_mean[...] = [1.0, -2.0]
+    bn.running_var[...] = [4.0, 0.25]
+    x = np.random.default_rng(0).standard_normal((3, 2, 2, 2))
+    expected = (x - bn.running_mean.reshape(2, 1, 1)) / np.sqrt(
+        bn.running_var.reshape(2, 1, 1) + bn.eps)
+    np.testing.assert_allclose(bn(x).data, expected, rtol=1e-12)
+    np.testing.assert_allclose(bn(x[:1]).data, expected[:1], rtol=1e-12)   # sample by sample
+
+
+def test_state_dict_round_trip_keeps_the_buffers(tmp_path):
+    from minigrad import io, nn
+
+    rng = np.random.default_rng(5)
+    bn = nn.BatchNorm2d(3)
+    for _ in range(3):
+        bn(rng.standard_normal((4, 3, 2, 2)).astype(np.float32))
+    state = bn.state_dict()
+    assert list(state) == ["weight", "bias", "running_mean", "running_var",
+                           "num_batches_tracked"]
+    assert state["num_batches_tracked"].dtype == np.int64 and int(state["num_batches_tracked"]) == 3
+    io.save(state, tmp_path / "bn.npz")
+    fresh = nn.BatchNorm2d(3)
+    fresh.load_state_dict(io.load(tmp_path / "bn.npz"))
+    for key, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+        assert value.dtype == state[key].dtype, key
+    x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    np.testing.assert_array_equal(fresh.eval()(x).data, bn.eval()(x).data)
+    fresh.train()(x)
+    assert int(fresh.num_batches_tracked) == 4 and int(bn.num_batches_tracked) == 3
+
+
+def test_torch_state_dict_loads_into_the_module():
+    torch = pytest.importorskip("torch")
+    from minigrad import nn
+
+    theirs_ = torch.nn.BatchNorm1d(3).double()
+    for _ in range(2):
+        theirs_(torch.randn(5, 3, dtype=torch.float64) * 3 + 1)
+    module = nn.BatchNorm1d(3).to(np.float64)
+    module.load_state_dict({k: v.numpy() for k, v in theirs_.state_dict().items()})
+    x = np.random.default_rng(6).standard_normal((4, 3))
+    np.testing.assert_allclose(module.eval()(x).data,
+                               theirs_.eval()(torch.tensor(x)).detach().numpy(), rtol=1e-9)
+    assert int(module.num_batches_tracked) == 2
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda nn: nn.LayerNorm(5), (4, 5)),
+    (lambda nn: nn.LayerNorm((3, 2), eps=1e-3), (2, 4, 3, 2)),
+    (lambda nn: nn.LayerNorm(4, elementwise_affine=False), (3, 4)),
+    (lambda nn: nn.LayerNorm(4, bias=False), (2, 3, 4)),
+    (lambda nn: nn.GroupNorm(2, 4), (3, 4, 2, 2)),
+    (lambda nn: nn.GroupNorm(3, 3, affine=False), (2, 3, 5)),
+    (lambda nn: nn.GroupNorm(1, 2, eps=1e-2), (2, 2)),
+])
+def test_layer_and_group_norm_modules_follow_torch(make, shape):
+    torch = pytest.importorskip("torch")
+    from minigrad import nn
+
+    rng = np.random.default_rng(7)
+    module = make(nn).to(np.float64)
+    _random_parameters(module, rng)
+    theirs_ = _torch_module(torch, module)
+    for training in (True, False):
+        module.train(training)
+        theirs_.train(training)
+        _step(torch, module, theirs_, rng.standard_normal(shape) * 2 + 1, rng)
+    assert list(module.state_dict()) == list(theirs_.state_dict())
+
+
+def test_fresh_layers_only_standardise_and_show_their_settings():
+    from minigrad import nn
+
+    bn = nn.BatchNorm1d(3)
+    assert bn.weight.dtype == np.float32 and np.all(bn.weight.data == 1)
+    assert np.all(bn.bias.data == 0) and bn.running_var.dtype == np.float32
+    assert repr(bn).startswith("BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True, "
+                               "track_running_stats=True)")
+    assert repr(nn.LayerNorm(4)).startswith("LayerNorm((4,), eps=1e-05, elementwise_affine=True)")
+    assert repr(nn.GroupNorm(2, 4)).startswith("GroupNorm(2, 4, eps=1e-05, affine=True)")
+    no_stats = nn.BatchNorm2d(2, affine=False, track_running_stats=False)
+    assert list(no_stats.state_dict()) == [] and list(no_stats.parameters()) == []
+
+
+MODULE_ERRORS = [
+    (lambda nn: nn.BatchNorm1d(3)(np.ones((2, 3, 4, 4))),
+     "BatchNorm1d(3): expected 2-D (N, C) or 3-D (N, C, L) input, got 4-D input; "
+     "x.shape=(2, 3, 4, 4)"),
+    (lambda nn: nn.BatchNorm2d(3)(np.ones((2, 3, 4))),
+     "BatchNorm2d(3): expected 4-D (N, C, H, W) input, got 3-D input; x.shape=(2, 3, 4)"),
+    (lambda nn: nn.BatchNorm2d(3)(np.ones((2, 4, 5, 5))),
+     "BatchNorm2d(3): input has C=4 channels, expected num_features=3; x.shape=(2, 4, 5, 5)"),
+    (lambda nn: nn.BatchNorm1d(3, affine=False, track_running_stats=False)(np.ones((2, 5))),
+     "BatchNorm1d(3): input has C=5 channels, expected num_features=3; x.shape=(2, 5)"),
+    (lambda nn: nn.BatchNorm1d(3)(np.ones((1, 3))),
+     "batch_norm: expected more than 1 value per channel when training, got input of shape "
+     "(1, 3)"),
+    (lambda nn: nn.BatchNorm1d(3, momentum=2.0), "BatchNorm1d: momentum must be a number in "
+     "[0, 1] or None (a cumulative average), got 2.0"),
+    (lambda nn: nn.BatchNorm1d(0), "BatchNorm1d: num_features must be a positive int, got 0"),
+    (lambda nn: nn.GroupNorm(4, 6),
+     "GroupNorm: num_channels=6 is not divisible by num_groups=4"),
+    (lambda nn: nn.GroupNorm(2, 6)(np.ones((2, 4, 3))),
+     "GroupNorm(2, 6): input has C=4 channels, expected num_channels=6; x.shape=(2, 4, 3)"),
+    (lambda nn: nn.LayerNorm((2, 3))(np.ones((4, 3, 2))),
+     "LayerNorm((2, 3)): expected input of shape (*, 2, 3); x.shape=(4, 3, 2)"),
+    (lambda nn: nn.LayerNorm(-1), "LayerNorm: normalized_shape must be an int or a non-empty "
+     "tuple of positive ints, got -1"),
+]
+
+
+@pytest.mark.parametrize("call, message", MODULE_ERRORS)
+def test_module_misuse_errors(call, message):
+    from minigrad import nn
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(nn)
+
+
+def test_a_refused_batch_is_not_counted():
+    from minigrad import nn
+
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError):
+        bn(np.ones((1, 3)))
+    assert int(bn.num_batches_tracked) == 0
+    np.testing.assert_array_equal(bn.running_mean, 0)
