@@ -271,6 +271,26 @@ def test_resume_with_other_epochs_replans_the_cosine_and_says_so(train_mnist, tm
     assert "changes the" not in capsys.readouterr().out
 
 
+def test_the_dropout_generator_as_a_checkpoint_part(train_mnist, tmp_path, without_dot):
+    from minigrad.models import DeepConvNet
+    from minigrad.ops.dropout import generator
+
+    nn.manual_seed(0)
+    part = train_mnist.DropoutRNG()
+    saved = minigrad.io.unflatten(part.state_dict())
+    first = generator().random(5)
+    part.load_state_dict(saved)
+    np.testing.assert_array_equal(generator().random(5), first)  # the same draws again
+    before = generator().bit_generator.state
+    with pytest.raises(ValueError, match="dropout.rng is not the state of a PCG64 generator"):
+        part.load_state_dict({"rng": train_mnist.text_array({"bit_generator": "MT19937"})})
+    assert generator().bit_generator.state == before  # unchanged
+
+    x, t = load_mnist(subset=True)[0]
+    train_mnist.save_graph(DeepConvNet(), x[:2], t[:2], tmp_path)  # draws one batch's masks
+    assert generator().bit_generator.state == before  # and puts the generator back
+
+
 def test_resume_refuses_a_new_learning_rate_under_a_schedule(train_mnist, tmp_path,
                                                              one_epoch_run):
     out = tmp_path / "run"
