@@ -171,7 +171,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.mark.parametrize("model, schedule", [("simple", "cosine"), ("simple", "step"),
-                                             ("deep", "cosine")])
+                                             ("simple", "constant"), ("deep", "cosine")])
 def test_resume_continues_bit_for_bit(train_mnist, tmp_path, capsys, model, schedule):
     """Two epochs straight, and one, Ctrl-C, then --resume give the same run."""
     tiny = ["--subset", "--limit", "100", "--batch-size", "25"]  # 4 steps per epoch
@@ -198,7 +198,8 @@ def test_resume_continues_bit_for_bit(train_mnist, tmp_path, capsys, model, sche
     assert history["epoch"] == [1, 2]                         # epochs: the checkpoint's
     assert "changes the" not in capsys.readouterr().out
     assert_same_run(straight, resumed)
-    assert history["lr"] == pytest.approx([1e-3, 5e-4 if schedule == "cosine" else 1e-4])
+    assert history["lr"] == pytest.approx(
+        [1e-3, {"cosine": 5e-4, "step": 1e-4, "constant": 1e-3}[schedule]])
     if model == "deep":  # the dropout masks matter: without their generator's state, they differ
         assert "dropout.rng" in read_checkpoint(half)
         with pytest.MonkeyPatch.context() as patch:
