@@ -100,8 +100,10 @@ def test_main_writes_every_artifact(train_mnist, tmp_path, capsys, request, grap
         assert (out / "graph.dot").read_text().startswith("digraph")
         assert not (out / "graph.svg").exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["checkpoint.npz", "history.json", "history.png",
+        ["checkpoint.npz", "best.npz", "history.json", "history.png",
          "graph.svg" if graphviz == "with dot" else "graph.dot"])
+    assert "lr 0.001, " in printed and "lr 0.0005, " in printed  # cosine over two epochs
+    assert history["lr"] == [1e-3, 5e-4]
 
     flat = read_checkpoint(out)
     model = SimpleConvNet()
@@ -112,6 +114,39 @@ def test_main_writes_every_artifact(train_mnist, tmp_path, capsys, request, grap
     assert int(flat["trainer.epoch"]) == 2
     assert train_mnist.array_text(flat["trainer.history"]) == history
     assert flat["loader.rng"].dtype == np.uint8
+    assert "dropout.rng" not in flat  # SimpleConvNet has no dropout
+
+    best_epoch = int(np.argmax(history["test_acc"])) + 1  # the first of equals
+    assert history["best"] == {"epoch": best_epoch, "test_acc": max(history["test_acc"])}
+    assert (f"Best test accuracy {max(history['test_acc']):.4f} at epoch {best_epoch}: its "
+            f"weights are in {out / 'best.npz'}") in printed
+    best = minigrad.load(out / "best.npz")
+    assert int(best["epoch"]) == best_epoch and float(best["test_acc"]) == history["best"][
+        "test_acc"]
+    model.load_state_dict(train_mnist.section(best, "model"))
+
+
+def test_best_npz_holds_the_best_epochs_weights(train_mnist, tmp_path, monkeypatch):
+    """Test accuracies 0.5, 0.75, 0.75: best.npz holds the weights after epoch 2."""
+    accuracies = iter([0.5, 0.75, 0.75])
+    weights = []
+    real_evaluate = train_mnist.evaluate
+
+    def evaluate(model, x, t):
+        weights.append({k: v.copy() for k, v in model.state_dict().items()})
+        return real_evaluate(model, x, t)[0], next(accuracies)
+
+    monkeypatch.setattr(train_mnist, "evaluate", evaluate)
+    out = tmp_path / "run"
+    history = train_mnist.main([*TINY, "--epochs", "3", "--out", str(out)])
+    assert history["best"] == {"epoch": 2, "test_acc": 0.75}
+    best = minigrad.load(out / "best.npz")
+    assert int(best["epoch"]) == 2 and float(best["test_acc"]) == 0.75
+    saved = train_mnist.section(best, "model")
+    assert saved.keys() == weights[1].keys()
+    for key in saved:
+        np.testing.assert_array_equal(saved[key], weights[1][key], err_msg=key)
+    assert not np.array_equal(saved["affine2.weight"], weights[2]["affine2.weight"])
 
 
 def test_a_stale_graph_of_the_other_kind_is_removed(train_mnist, tmp_path, without_dot):
@@ -122,32 +157,148 @@ def test_a_stale_graph_of_the_other_kind_is_removed(train_mnist, tmp_path, witho
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.dot"]
 
 
-def test_resume_continues_bit_for_bit(train_mnist, tmp_path):
+def assert_same_run(a: Path, b: Path) -> None:
+    """The runs in folders a and b are the same to the bit, but for the seconds they took."""
+    history_a, history_b = read_history(a), read_history(b)
+    del history_a["seconds"], history_b["seconds"]
+    assert history_a == history_b
+    for name in ("checkpoint.npz", "best.npz"):
+        flat_a, flat_b = minigrad.load(a / name), minigrad.load(b / name)
+        assert list(flat_a) == list(flat_b)
+        for key in flat_a:  # weights, optimiser moments and step, loader, schedule, dropout...
+            if key != "trainer.history":  # holds the seconds (compared above without them)
+                np.testing.assert_array_equal(flat_a[key], flat_b[key], err_msg=f"{name} {key}")
+
+
+@pytest.mark.parametrize("model, schedule", [("simple", "cosine"), ("simple", "step"),
+                                             ("simple", "constant"), ("deep", "cosine")])
+def test_resume_continues_bit_for_bit(train_mnist, tmp_path, capsys, model, schedule):
+    """Two epochs straight, and one, Ctrl-C, then --resume give the same run."""
+    tiny = ["--subset", "--limit", "100", "--batch-size", "25"]  # 4 steps per epoch
+    run = [*tiny, "--model", model, "--schedule", schedule, "--epochs", "2"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    constant = [*TINY, "--schedule", "constant"]
-    train_mnist.main([*constant, "--epochs", "3", "--out", str(straight)])
-    train_mnist.main([*constant, "--epochs", "1", "--out", str(resumed)])
-    history = train_mnist.main([*constant, "--epochs", "3", "--out", str(resumed), "--resume"])
-    assert history["epoch"] == [1, 2, 3]
-    expected = read_history(straight)
-    for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
-        assert history[key] == expected[key], key
-    a, b = read_checkpoint(straight), read_checkpoint(resumed)
-    assert list(a) == list(b)
-    for key in a:  # weights, optimiser moments and step, loader state, epoch, settings
-        if key != "trainer.history":  # holds the seconds each epoch took
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    train_mnist.main([*run, "--out", str(straight)])
+
+    real_step = optim.Adam.step
+    calls = []
+
+    def interrupted_step(self):
+        calls.append(1)
+        if len(calls) == 6:  # in the second epoch (4 steps per epoch)
+            raise KeyboardInterrupt
+        real_step(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optim.Adam, "step", interrupted_step)
+        assert train_mnist.main([*run, "--out", str(resumed)])["epoch"] == [1]
+    half = tmp_path / "half"
+    shutil.copytree(resumed, half)
+    capsys.readouterr()
+    history = train_mnist.main([*tiny, "--out", str(resumed), "--resume"])  # model, schedule,
+    assert history["epoch"] == [1, 2]                         # epochs: the checkpoint's
+    assert "changes the" not in capsys.readouterr().out
+    assert_same_run(straight, resumed)
+    assert history["lr"] == pytest.approx(
+        [1e-3, {"cosine": 5e-4, "step": 1e-4, "constant": 1e-3}[schedule]])
+    if model == "deep":  # the dropout masks matter: without their generator's state, they differ
+        assert "dropout.rng" in read_checkpoint(half)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(train_mnist.DropoutRNG, "load_state_dict", lambda self, state: None)
+            train_mnist.main([*run, "--out", str(half), "--resume"])
+        assert read_history(half)["train_loss"][1] != history["train_loss"][1]
 
 
-def test_resume_refuses_other_settings(train_mnist, tmp_path, capsys):
+@pytest.mark.parametrize("option, message", [
+    (["--batch-size", "40"], r"'batch_size': \(50, 40\)"),
+    (["--schedule", "step"], r"'schedule': \('cosine', 'step'\)"),
+    (["--schedule", "constant"], r"'schedule': \('cosine', 'constant'\)"),
+    (["--model", "deep"], r"'model': \('simple', 'deep'\)"),
+])
+def test_resume_refuses_other_settings(train_mnist, tmp_path, capsys, one_epoch_run, option,
+                                       message):
     out = tmp_path / "run"
-    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
-    with pytest.raises(SystemExit, match=r"different settings.*'batch_size': \(50, 40\)"):
-        train_mnist.main(["--subset", "--limit", "200", "--batch-size", "40", "--epochs", "2",
-                          "--out", str(out), "--resume"])
+    shutil.copytree(one_epoch_run, out)
+    before = read_checkpoint(out)
+    args = ["--subset", "--limit", "200", "--batch-size", "50", *option]
+    with pytest.raises(SystemExit, match=f"different settings.*{message}.*resume with the saved "
+                                         "ones .* or use --overwrite or another --out"):
+        train_mnist.main([*args, "--epochs", "2", "--out", str(out), "--resume"])
+    after = read_checkpoint(out)
+    assert list(after) == list(before)
+    assert all(np.array_equal(after[k], before[k]) for k in before)
     history = train_mnist.main([*TINY, "--epochs", "1", "--out", str(out), "--resume"])
     assert history["epoch"] == [1]
     assert "Already trained for 1 epoch;" in capsys.readouterr().out
+
+
+def test_resume_takes_the_checkpoints_options_unless_given(train_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    train_mnist.main([*TINY, "--schedule", "step", "--epochs", "1", "--out", str(out)])
+    capsys.readouterr()
+    history = train_mnist.main([*TINY, "--out", str(out), "--resume"])  # not 10 epochs
+    assert history["epoch"] == [1]
+    assert "Already trained for 1 epoch;" in capsys.readouterr().out
+    history = train_mnist.main([*TINY, "--out", str(out), "--resume", "--epochs", "2"])
+    printed = capsys.readouterr().out
+    assert "Learning rate: step schedule" in printed and "SimpleConvNet" in printed
+    assert history["lr"] == pytest.approx([1e-3, 1e-4])  # divided by 10 after each epoch
+    assert "changes the" not in printed  # a step of one epoch for one epoch, and for two
+
+
+def test_resume_with_other_epochs_replans_the_cosine_and_says_so(train_mnist, tmp_path, capsys):
+    """A finished one-epoch cosine (the rate at 0) continued to three epochs takes, from epoch
+    2 on, the rates of a three-epoch cosine."""
+    out = tmp_path / "run"
+    train_mnist.main([*TINY, "--epochs", "1", "--out", str(out)])
+    capsys.readouterr()
+    history = train_mnist.main([*TINY, "--epochs", "3", "--out", str(out), "--resume"])
+    printed = capsys.readouterr().out
+    assert ("Resume: --epochs 3 changes the cosine schedule planned over 1 epoch: from epoch 2 "
+            "on,\n        the rate is that of a 3-epoch run (epoch 2: lr 0.00075 instead of 0)"
+            ) in printed
+    assert max(len(line) for line in printed.replace(str(out), "runs/mnist").splitlines()) <= 100
+    opt = optim.Adam([nn.Parameter(np.zeros(1))], lr=1e-3)  # the rates of a three-epoch run
+    three = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=3)
+    rates = [opt.lr]
+    for _ in range(2):
+        opt.step()
+        three.step()
+        rates.append(opt.lr)
+    assert history["lr"] == [1e-3, rates[1], rates[2]]  # bit for bit from epoch 2
+    saved = train_mnist.section(read_checkpoint(out), "schedule")
+    assert int(saved["T_max"]) == 3 and int(saved["last_epoch"]) == 3
+    assert train_mnist.array_text(read_checkpoint(out)["trainer.config"])["epochs"] == 3
+    train_mnist.main([*TINY, "--out", str(out), "--resume"])
+    assert "changes the" not in capsys.readouterr().out
+
+
+def test_the_dropout_generator_as_a_checkpoint_part(train_mnist, tmp_path, without_dot):
+    from minigrad.models import DeepConvNet
+    from minigrad.ops.dropout import generator
+
+    nn.manual_seed(0)
+    part = train_mnist.DropoutRNG()
+    saved = minigrad.io.unflatten(part.state_dict())
+    first = generator().random(5)
+    part.load_state_dict(saved)
+    np.testing.assert_array_equal(generator().random(5), first)  # the same draws again
+    before = generator().bit_generator.state
+    with pytest.raises(ValueError, match="dropout.rng is not the state of a PCG64 generator"):
+        part.load_state_dict({"rng": train_mnist.text_array({"bit_generator": "MT19937"})})
+    assert generator().bit_generator.state == before  # unchanged
+
+    x, t = load_mnist(subset=True)[0]
+    train_mnist.save_graph(DeepConvNet(), x[:2], t[:2], tmp_path)  # draws one batch's masks
+    assert generator().bit_generator.state == before  # and puts the generator back
+
+
+def test_resume_refuses_a_new_learning_rate_under_a_schedule(train_mnist, tmp_path,
+                                                             one_epoch_run):
+    out = tmp_path / "run"
+    shutil.copytree(one_epoch_run, out)
+    with pytest.raises(SystemExit, match="--lr 0.0005 cannot replace the learning rate of a "
+                                         "--schedule cosine run"):
+        train_mnist.main([*TINY, "--epochs", "2", "--out", str(out), "--resume", "--lr", "5e-4"])
 
 
 def test_resume_applies_a_new_learning_rate_and_says_so(train_mnist, tmp_path, capsys):
@@ -309,12 +460,22 @@ def damaged(flat: dict, how: str, train_mnist) -> dict | bytes:
         flat["trainer.history"] = train_mnist.text_array({"epoch": []})
     elif how == "weights of another shape":
         flat["model.conv1.weight"] = np.zeros(3, np.float32)
+    elif how == "best epoch beyond the epoch":
+        history = train_mnist.array_text(flat["trainer.history"])
+        flat["trainer.history"] = train_mnist.text_array(
+            {**history, "best": {"epoch": 2, "test_acc": 0.5}})
+    elif how == "no schedule state":
+        flat = {k: v for k, v in flat.items() if not k.startswith("schedule.")}
+    elif how == "unknown schedule":
+        config = train_mnist.array_text(flat["trainer.config"])
+        flat["trainer.config"] = train_mnist.text_array({**config, "schedule": "linear"})
     return flat
 
 
 @pytest.mark.parametrize("how", ["garbage", "no optimizer state", "no history",
                                  "history not JSON", "history too short",
-                                 "weights of another shape"])
+                                 "weights of another shape", "best epoch beyond the epoch",
+                                 "no schedule state", "unknown schedule"])
 def test_resume_from_a_damaged_checkpoint_says_so_in_one_line(train_mnist, tmp_path, how,
                                                                one_epoch_run):
     out = tmp_path / "run"
