@@ -275,3 +275,175 @@ def test_hook_must_be_callable():
         nn.ReLU().register_forward_hook(3)
     with pytest.raises(TypeError, match="register_forward_pre_hook: the hook must be callable"):
         nn.ReLU().register_forward_pre_hook(None)
+
+
+# ----------------------------------------------------------------------------------------------
+# apply, freezing, zero_grad
+
+
+def test_apply_visits_children_first_then_self_and_returns_self():
+    net = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 1))
+    order = []
+    assert net.apply(lambda m: order.append(m.name)) is net
+    assert order == ["0.0", "0.1", "0", "1", ""]
+
+
+def _frozen_net():
+    nn.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert net[0].requires_grad_(False) is net[0]
+    return net
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: minigrad.optim.SGD(ps, lr=0.1, weight_decay=0.1),
+    lambda ps: minigrad.optim.Momentum(ps, lr=0.1),
+    lambda ps: minigrad.optim.Adam(ps, lr=0.1),
+    lambda ps: minigrad.optim.AdamW(ps, lr=0.1, weight_decay=0.5),
+])
+def test_frozen_parameters_get_no_grad_and_optimisers_leave_them(make_optimizer):
+    net = _frozen_net()
+    frozen = [p.data.copy() for p in net[0].parameters()]
+    trained = [p.data.copy() for p in net[2].parameters()]
+    opt = make_optimizer(net.parameters())
+    for _ in range(2):
+        opt.zero_grad()
+        (net(Tensor(np.ones((5, 3)))) ** 2).sum().backward()
+        opt.step()
+    assert all(p.grad is None for p in net[0].parameters())
+    assert all(p.grad is not None for p in net[2].parameters())
+    assert all(np.array_equal(p.data, a) for p, a in zip(net[0].parameters(), frozen))
+    assert not any(np.array_equal(p.data, a) for p, a in zip(net[2].parameters(), trained))
+
+
+def test_unfreezing_brings_gradients_back():
+    net = _frozen_net().requires_grad_()
+    net(Tensor(np.ones((1, 3)))).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    assert nn.Parameter([1.0], requires_grad=False).requires_grad is False
+
+
+@pytest.mark.parametrize("owner", ["module", "optimizer"])
+def test_zero_grad_sets_to_none_or_to_zeros(owner):
+    net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    net[1].requires_grad_(False)
+    net(Tensor(np.ones((1, 3)))).sum().backward()
+    target = net if owner == "module" else minigrad.optim.SGD(net.parameters(), lr=0.1)
+    target.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and p.grad.shape == p.shape and not p.grad.any()
+               for p in net[0].parameters())
+    assert all(p.grad is None for p in net[1].parameters())  # none stays none
+    target.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_load_state_dict_counts_as_an_in_place_change():
+    layer = nn.Linear(2, 2, dtype=np.float64)
+    y = layer(Tensor(np.ones((1, 2)))).sum()
+    layer.load_state_dict(layer.state_dict())
+    with pytest.raises(RuntimeError):
+        y.backward()
+
+
+def test_optimisers_accept_frozen_parameters_but_not_constants_or_results():
+    frozen = nn.Parameter(np.ones(2), requires_grad=False)
+    minigrad.optim.SGD([frozen], lr=0.1)
+    with pytest.raises(ValueError, match=r"SGD: params\[0\] \(shape \(2,\)\) does not require "
+                                         r"grad"):
+        minigrad.optim.SGD([Tensor(np.ones(2))], lr=0.1)
+    w = nn.Parameter(np.ones(2))
+    with pytest.raises(ValueError, match=r"params\[0\] \(shape \(2,\)\) is the result of an op"):
+        minigrad.optim.SGD([w * 2], lr=0.1)
+
+
+# ----------------------------------------------------------------------------------------------
+# ModuleDict, add_module, register_parameter, get_submodule / get_parameter / get_buffer
+
+
+def test_module_dict_registers_by_key_and_keeps_order():
+    heads = nn.ModuleDict([("cls", nn.Linear(4, 3)), ("box", nn.Linear(4, 2))])
+    net = nn.Sequential()
+    net.add_module("heads", heads)
+    assert [n for n, _ in net.named_parameters()] == [
+        "heads.cls.weight", "heads.cls.bias", "heads.box.weight", "heads.box.bias"]
+    assert heads["box"].weight.name == "heads.box.weight"
+    heads.update({"extra": nn.ReLU()})
+    assert heads.keys() == ["cls", "box", "extra"] and len(heads) == 3
+    assert isinstance(heads.pop("extra"), nn.ReLU) and "extra" not in heads
+    assert [k for k in heads] == ["cls", "box"]
+    assert [type(m).__name__ for m in heads.values()] == ["Linear", "Linear"]
+    heads.clear()
+    assert len(heads) == 0 and list(net.parameters()) == []
+
+
+@pytest.mark.parametrize("action, error, message", [
+    (lambda d: d["missing"], KeyError, r"no module 'missing'; the keys are \['a'\]"),
+    (lambda d: d.__setitem__("keys", nn.ReLU()), KeyError, "would hide ModuleDict.keys"),
+    (lambda d: d.__setitem__("a.b", nn.ReLU()), KeyError, "contain no '.'"),
+    (lambda d: d.__setitem__(3, nn.ReLU()), TypeError, "keys must be str"),
+    (lambda d: d.__setitem__("b", 3), TypeError, "values must be Modules, got int for 'b'"),
+    (lambda d: d(1), NotImplementedError, "ModuleDict has no forward"),
+])
+def test_module_dict_mistakes_are_explained(action, error, message):
+    with pytest.raises(error, match=message):
+        action(nn.ModuleDict({"a": nn.ReLU()}))
+
+
+def test_add_module_and_register_parameter_make_names_at_run_time():
+    m = nn.Module()
+    for i in range(2):
+        m.add_module(f"layer{i}", nn.Linear(2, 2))
+    m.register_module("act", nn.ReLU())
+    m.register_parameter("scale", nn.Parameter(np.ones(2)))
+    m.register_parameter("shift", None)
+    assert [n for n, _ in m.named_children()] == ["layer0", "layer1", "act"]
+    assert [n for n, _ in m.named_parameters()] == ["scale", "layer0.weight", "layer0.bias",
+                                                    "layer1.weight", "layer1.bias"]
+    assert m.shift is None
+    with pytest.raises(TypeError, match="register_parameter: 'w' must be a Parameter or None, "
+                                        "got ndarray"):
+        m.register_parameter("w", np.ones(2))
+    with pytest.raises(TypeError, match="add_module: 'x' must be a Module or None, got int"):
+        m.add_module("x", 3)
+    with pytest.raises(KeyError, match="'forward' is already an attribute"):
+        m.add_module("forward", nn.ReLU())
+
+
+def test_get_submodule_parameter_and_buffer_by_dotted_path():
+    net = nn.Sequential(Holder(), nn.Sequential(nn.Linear(3, 2)))
+    assert net.get_submodule("") is net
+    assert net.get_submodule("1.0") is net[1][0]
+    assert net.get_parameter("1.0.bias") is net[1][0].bias
+    assert net.get_parameter("0.inner.weight") is net[0].inner.weight
+    assert net.get_buffer("0.inner.running_mean") is net[0].inner.running_mean
+    with pytest.raises(AttributeError, match=r"get_submodule: 1 has no sub-module '2' \(looking "
+                                             r"for '1.2'\)"):
+        net.get_parameter("1.2.weight")
+    with pytest.raises(AttributeError, match=r"'1.0' has no parameter 'scale'; it has "
+                                             r"\['weight', 'bias'\]"):
+        net.get_parameter("1.0.scale")
+    with pytest.raises(AttributeError, match="has no buffer 'weight'"):
+        net.get_buffer("0.inner.weight")
+
+
+def test_loading_a_buffer_that_a_live_graph_holds_replaces_it():
+    class Shift(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("shift", np.ones(2))
+
+        def forward(self, x):
+            return x * self.shift
+
+    m = Shift()
+    x = Tensor(np.full(2, 3.0), requires_grad=True)
+    y = m(x).sum()   # the op holds m.shift read-only while y's graph lives
+    old = m.shift
+    assert not old.flags.writeable
+    m.load_state_dict({"shift": np.array([5.0, 7.0])})
+    assert m.shift is not old and m.shift.tolist() == [5.0, 7.0]
+    assert m.state_dict()["shift"].tolist() == [5.0, 7.0]
+    y.backward()
+    assert x.grad.tolist() == [1.0, 1.0]   # the recorded graph kept the values it saw
+    m.load_state_dict({"shift": np.array([1.0, 2.0])})   # nothing holds it now: in place
+    assert m.shift.tolist() == [1.0, 2.0]

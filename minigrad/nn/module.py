@@ -34,7 +34,7 @@ from minigrad.tensor import Tensor, _as_number_array
 
 __all__ = [
     "Parameter", "Module", "Sequential", "ModuleList", "StateDictError", "IncompatibleKeys",
-    "RemovableHandle",
+    "RemovableHandle", "ModuleDict",
 ]
 
 
@@ -46,6 +46,7 @@ class Parameter(Tensor):
         data: the initial value (copied into a new array).
         name: its display name; set to the dotted name when assigned to a module.
         dtype: float32 unless given (gradient checks use ``np.float64``).
+        requires_grad: False for a frozen parameter (see ``Module.requires_grad_``).
 
     >>> w = Parameter(np.zeros((2, 3)))
     >>> w.requires_grad, w.dtype, w.shape
@@ -54,10 +55,11 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data: Any, name: str | None = None, dtype: Any = np.float32) -> None:
+    def __init__(self, data: Any, name: str | None = None, dtype: Any = np.float32, *,
+                 requires_grad: bool = True) -> None:
         value = data.data if isinstance(data, Tensor) else data
         array = _as_number_array("Parameter", value).astype(dtype, copy=True)
-        super().__init__(array, requires_grad=True, name=name)
+        super().__init__(array, requires_grad=requires_grad, name=name)
 
     def __repr__(self) -> str:
         return "Parameter" + super().__repr__().removeprefix("Tensor")
@@ -214,7 +216,9 @@ class Module:
         The buffer is an attribute (``self.<name>``, a plain ``np.ndarray``); ``state_dict``
         saves it and ``load_state_dict`` restores it when ``persistent``, ``to(dtype)``
         converts it when it is floating point, and ``parameters()`` does not list it.
-        Assigning an array to the attribute later replaces the buffer.
+        Assigning an array to the attribute later replaces the buffer: update running values
+        that way (``self.running_mean = ...``), since an array that an op has read stays
+        read-only while that op's graph may still run backward.
 
         Args:
             name: the attribute name (no dots).
@@ -246,6 +250,88 @@ class Module:
         else:
             self._non_persistent_buffers.add(name)
         object.__setattr__(self, name, tensor)
+
+    def _check_name(self, what: str, name: Any) -> None:
+        where = f"{type(self).__name__}.{what}"
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: the name must be a str, got {type(name).__name__}")
+        if "." in name or name == "":
+            raise KeyError(f"{where}: the name must be non-empty and contain no '.', "
+                           f"got {name!r}")
+        registered = (name in self._parameters or name in self._modules
+                      or name in self._buffers)
+        if not registered and hasattr(self, name):
+            raise KeyError(f"{where}: '{name}' is already an attribute")
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` under ``name`` (as ``setattr(self, name, module)`` does, for
+        names that are made at run time).
+
+        >>> m = Module()
+        >>> m.add_module("fc0", Module())
+        >>> [name for name, _ in m.named_children()]
+        ['fc0']
+        """
+        self._check_name("add_module", name)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add_module: '{name}' must be a Module or "
+                            f"None, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (None: an absent parameter, e.g. no bias)."""
+        self._check_name("register_parameter", name)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"{type(self).__name__}.register_parameter: '{name}' must be a "
+                            f"Parameter or None, got {type(param).__name__}")
+        setattr(self, name, param)
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at a dotted path ("" is this module).
+
+        >>> from minigrad.nn import Linear, Sequential
+        >>> net = Sequential(Sequential(Linear(2, 2)))
+        >>> net.get_submodule("0.0")
+        Linear(in_features=2, out_features=2, bias=True)  [weight (2, 2)  bias (2,)]
+        """
+        module: Module = self
+        if target == "":
+            return module
+        walked = []
+        for part in target.split("."):
+            child = module._modules.get(part)
+            if child is None:
+                here = ".".join(walked) or type(self).__name__
+                raise AttributeError(f"{type(self).__name__}.get_submodule: {here} has no "
+                                     f"sub-module '{part}' (looking for '{target}'); it has "
+                                     f"{list(module._modules) or 'none'}")
+            walked.append(part)
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at a dotted path (``"encoder.0.weight"``)."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        p = module._parameters.get(name)
+        if p is None:
+            raise AttributeError(f"{type(self).__name__}.get_parameter: '{path or 'the model'}' "
+                                 f"has no parameter '{name}'; it has "
+                                 f"{[k for k, v in module._parameters.items() if v is not None]}")
+        return p
+
+    def get_buffer(self, target: str) -> np.ndarray:
+        """The buffer at a dotted path (``"bn.running_mean"``)."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        b = module._buffers.get(name)
+        if b is None:
+            raise AttributeError(f"{type(self).__name__}.get_buffer: '{path or 'the model'}' "
+                                 f"has no buffer '{name}'; it has "
+                                 f"{[k for k, v in module._buffers.items() if v is not None]}")
+        return b
 
     def _set_name(self, name: str) -> None:
         """Rename this module and everything under it (it was assigned into a parent)."""
@@ -402,10 +488,44 @@ class Module:
         return sum(p.size for p in self.parameters())
 
     # ------------------------------------------------------------ state
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (set ``.grad`` to None)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient: set ``.grad`` to None (the default), or to zeros
+        where there is one (``set_to_none=False``)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = np.zeros_like(p.grad)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (``False``) or unfreeze every parameter: a frozen parameter gets no
+        ``.grad`` from ``backward`` and optimisers, which skip parameters whose ``.grad`` is
+        None, leave it as it is. Returns the module.
+
+        >>> from minigrad.nn import Linear, Sequential
+        >>> net = Sequential(Linear(3, 4), Linear(4, 2))
+        >>> _ = net[0].requires_grad_(False)
+        >>> [name for name, p in net.named_parameters() if p.requires_grad]
+        ['1.weight', '1.bias']
+        """
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn(module)`` on every sub-module (children first, depth first) and then on
+        this module, e.g. to initialise the weights; returns this module.
+
+        >>> from minigrad.nn import Linear, Sequential, init
+        >>> def zero_biases(m):
+        ...     if isinstance(m, Linear):
+        ...         init.zeros_(m.bias)
+        >>> net = Sequential(Linear(3, 4), Linear(4, 2)).apply(zero_biases)
+        """
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (``mode=True``) or evaluation mode here and in every sub-module."""
@@ -475,19 +595,20 @@ class Module:
             ValueError: an entry's shape differs from its parameter's or buffer's (both are
                 named).
         """
-        entries = {name: (kind, array) for name, kind, _, _, array in self._named_state()}
+        entries = {name: (kind, module, key, array)
+                   for name, kind, module, key, array in self._named_state()}
         missing = [k for k in entries if k not in state]
         unexpected = [k for k in state if k not in entries]
         where = type(self).__name__
         if strict and (missing or unexpected):
             lines = [f"{where}.load_state_dict: the state dict does not match the model"]
             lines += [f"  missing key '{k}' ({entries[k][0]} shape "
-                      f"{_shape_str(entries[k][1].shape)})" for k in missing]
+                      f"{_shape_str(entries[k][3].shape)})" for k in missing]
             lines += [f"  unexpected key '{k}' (shape {_shape_str(np.shape(state[k]))})"
                       for k in unexpected]
             raise StateDictError("\n".join(lines))
         values = {}
-        for key, (_, array) in entries.items():
+        for key, (_, _, _, array) in entries.items():
             if key not in state:
                 continue
             value = np.asarray(state[key])
@@ -497,7 +618,14 @@ class Module:
                     f"the model but {_shape_str(value.shape)} in the state dict")
             values[key] = value
         for key, value in values.items():  # only once every entry has been checked
-            array = entries[key][1]
+            kind, module, attribute, array = entries[key]
+            if kind == "parameter":  # an in-place change of the parameter, as a step is
+                array = module._parameters[attribute]._writable()
+            elif not array.flags.writeable:
+                # a graph still holds this buffer (an op read it): give the module a new array
+                # and leave the recorded one as the graph saw it
+                setattr(module, attribute, value.astype(array.dtype, copy=True))
+                continue
             array[...] = value.astype(array.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
@@ -642,3 +770,85 @@ class Sequential(ModuleList):
         for m in self._modules.values():
             x = m(x)
         return x
+
+
+class ModuleDict(Module):
+    """Modules by name, registered under their keys (``heads.cls.weight``); ordered like a dict.
+
+    >>> from minigrad.nn import Linear, ReLU
+    >>> heads = ModuleDict({"cls": Linear(4, 10), "box": Linear(4, 4)})
+    >>> heads["act"] = ReLU()
+    >>> list(heads), len(heads), "box" in heads
+    (['cls', 'box', 'act'], 3, True)
+    >>> heads["box"].weight.name
+    'box.weight'
+    """
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None,
+                 ) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def _key(self, key: Any) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be str, got {type(key).__name__}")
+        if "." in key or key == "":
+            raise KeyError(f"ModuleDict: keys must be non-empty and contain no '.', got {key!r}")
+        if key not in self._modules and hasattr(self, key):
+            raise KeyError(f"ModuleDict: the key {key!r} would hide ModuleDict.{key}; choose "
+                           f"another name")
+        return key
+
+    def __getitem__(self, key: str) -> Module:
+        try:
+            return self._modules[key]
+        except KeyError:
+            raise KeyError(f"ModuleDict: no module {key!r}; the keys are "
+                           f"{list(self._modules)}") from None
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: values must be Modules, got {type(module).__name__} "
+                            f"for {key!r}")
+        setattr(self, self._key(key), module)
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # noqa: B018  (the KeyError names the keys)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._modules))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> list[str]:
+        return list(self._modules)
+
+    def values(self) -> list[Module]:
+        return list(self._modules.values())
+
+    def items(self) -> list[tuple[str, Module]]:
+        return list(self._modules.items())
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        for key, module in pairs:
+            self[key] = module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "ModuleDict has no forward: pick its modules by name in the parent's forward")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad.nn.module import Parameter
 from minigrad.parallel import parallel_for
 from minigrad.tensor import Tensor
 
@@ -236,9 +237,14 @@ class Optimizer:
                                 f"expected a Parameter")
             described = f"{where}[{i}] (shape {p.shape}" + (f", name {p.name!r}" if p.name
                                                               else "") + ")"
-            if not p.requires_grad:
+            # A frozen Parameter (requires_grad_(False)) is welcome: it gets no gradient, so
+            # step() skips it until it is unfrozen, as in PyTorch.
+            if not p.requires_grad and not isinstance(p, Parameter):
                 raise ValueError(f"{caller}: {described} does not require grad, "
                                  f"so it can never be updated")
+            if p.creator is not None:
+                raise ValueError(f"{caller}: {described} is the result of an op, not a leaf; "
+                                 f"optimise the Parameters it was computed from")
             if p.data.dtype.kind != "f":
                 raise TypeError(f"{caller}: {where}[{i}] has dtype "
                                 f"{p.data.dtype}; only floating-point parameters can be "
@@ -293,10 +299,14 @@ class Optimizer:
             work = self._scratch[key] = np.empty_like(p)
         return work
 
-    def zero_grad(self) -> None:
-        """Forget the gradients of the parameters (set ``.grad`` to None)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of the parameters: set ``.grad`` to None (the default), or to
+        zeros where there is one (``set_to_none=False``, as PyTorch)."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = np.zeros_like(p.grad)
 
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
