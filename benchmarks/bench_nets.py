@@ -13,12 +13,14 @@ and initial weights), trained with Adam(lr 1e-3) at batch 100 in float32 on MNIS
   (convolutions without bias), affine 1568→10.
 
 Measured per network and framework, each (network, framework) in a process of its own:
-training images/s (one pass over ``--images`` images; the first step, which allocates and
-starts thread pools, is left out), inference images/s at batch 100 (eval mode, no graph,
-forward + argmax over up to ``--images`` test images) and the latency of one forward pass at
-batch 1 and batch 8 (median of ``--latency-calls`` calls), the child's peak RSS, and the
-GFLOP/s achieved on the network's matrix products as a fraction of this machine's float32 GEMM
-peak (``_common.measure_sgemm``, in a child with the same threads).
+training images/s (passes over ``--images`` images until ``--min-seconds`` are timed; a step
+is tensors from the batch, forward, loss, backward and Adam; the first step, which allocates
+and starts thread pools, is left out), inference images/s at batch 100 (eval mode, no graph,
+forward + argmax over up to ``--images`` test images, repeated until ``--min-seconds``) and the
+latency of one forward pass at batch 1 and batch 8 (median of ``--latency-calls`` calls), the
+child's peak RSS (VmHWM), and the GFLOP/s achieved on the network's matrix products as a
+fraction of this machine's float32 GEMM peak (``_common.measure_sgemm``, in a child with the
+same threads).
 
 The protocol is bench_cnn's (``_common``): every child gets the same OMP/OPENBLAS/MKL thread
 counts (and ``torch.set_num_threads`` / ``minigrad.set_num_threads``), the OpenBLAS kernel
@@ -352,6 +354,17 @@ class Framework:
         return sorted({str(p.dtype).replace("torch.", "") for p in self.model.parameters()})
 
 
+def batch_orders(n, seed):
+    """Batch index arrays without end: epoch after epoch, the orders of
+    ``_common.epoch_orders(n, epochs, seed)`` (the peers' for the first epochs)."""
+    import numpy as np
+
+    rs = np.random.RandomState(seed + 1)
+    steps = n // _common.BATCH
+    while True:
+        yield from rs.permutation(n)[: steps * _common.BATCH].reshape(steps, _common.BATCH)
+
+
 def peak_rss_mb():
     """This process's peak resident set (VmHWM), in MB.
 
@@ -382,30 +395,40 @@ def run_worker(args):
     fw = Framework(args.worker, args.net, params, args.threads, args.seed)
     del params
 
-    # training: one pass over the images in the peers' batch order
-    order = _common.epoch_orders(len(xtr), 1, args.seed)[0]
+    # training: passes over the images in the peers' batch order (each pass a new
+    # permutation, as _common.epoch_orders draws them) until --min-seconds have been timed
     losses, step_s = [], []
-    for idx in order:
+    for idx in batch_orders(len(xtr), args.seed):
         x, t = xtr[idx], ttr[idx]
         ts = time.perf_counter()
         losses.append(fw.step(x, t))
         step_s.append(time.perf_counter() - ts)
+        if len(losses) % (len(xtr) // _common.BATCH) == 0 and \
+                sum(step_s[1:]) >= args.min_seconds:
+            break
     if not all(np.isfinite(losses)):
         raise SystemExit(f"bench_nets: {args.worker} {args.net}: the loss is not finite")
     timed = step_s[1:] if len(step_s) > 1 else step_s
     train_ips = len(timed) * _common.BATCH / sum(timed)
 
-    # inference at batch 100, eval mode (dropout off, BatchNorm's running statistics)
+    # inference at batch 100, eval mode (dropout off, BatchNorm's running statistics): passes
+    # over the test images until --min-seconds have been timed
     fw.model.eval()
     n_inf = min(len(xte), args.images)
     with fw.inference():
         fw.forward(xte[:_common.BATCH])           # warm-up
-        correct = 0
-        ti = time.perf_counter()
-        for i in range(0, n_inf, _common.BATCH):
-            y = fw.forward(xte[i:i + _common.BATCH])
-            correct += int((y.argmax(axis=1) == tte[i:i + _common.BATCH]).sum())
-        infer_s = time.perf_counter() - ti
+        correct = passes = 0
+        infer_s = 0.0
+        while passes == 0 or infer_s < args.min_seconds:
+            ti = time.perf_counter()
+            for i in range(0, n_inf, _common.BATCH):
+                y = fw.forward(xte[i:i + _common.BATCH])
+                if passes == 0:
+                    correct += int((y.argmax(axis=1) == tte[i:i + _common.BATCH]).sum())
+                else:
+                    y.argmax(axis=1)
+            infer_s += time.perf_counter() - ti
+            passes += 1
 
         # latency: one forward pass of a batch of b test images
         latency = {}
@@ -430,6 +453,7 @@ def run_worker(args):
         "framework": args.worker, "net": args.net, "version": fw.version,
         "threads": args.threads, "images": len(xtr), "batch": _common.BATCH,
         "steps": len(losses),
+        "epochs": round(len(losses) * _common.BATCH / len(xtr), 2),
         "train_images_per_second": round(train_ips, 1),
         "first_step_seconds": round(step_s[0], 4),
         "step_ms_p10_p50_p90": [round(float(v) * 1e3, 3)
@@ -437,7 +461,8 @@ def run_worker(args):
         "first_loss": round(losses[0], 6),
         "final_train_loss": round(float(np.mean(losses[-10:])), 4),
         "inference_images": n_inf,
-        "inference_images_per_second": round(n_inf / infer_s, 1),
+        "inference_passes": passes,
+        "inference_images_per_second": round(passes * n_inf / infer_s, 1),
         "test_accuracy": round(correct / n_inf, 4),
         "latency": latency,
         "load_seconds": round(load_s, 3),
@@ -467,13 +492,15 @@ def run_profile(args):
     ttr = np.load(data_dir / "ttr.npy")
     fw = Framework("minigrad", args.net, init_params(NETS[args.net][1], args.seed),
                    args.threads, args.seed)
-    batches = _common.epoch_orders(len(xtr), 1, args.seed)[0]
-    steps = len(batches) - 3
-    for idx in batches[:3]:
+    batches = batch_orders(len(xtr), args.seed)
+    steps = args.profile_steps
+    for _ in range(3):
+        idx = next(batches)
         fw.step(xtr[idx], ttr[idx])
     t0 = time.perf_counter()
     with profile() as prof:
-        for idx in batches[3:]:
+        for _ in range(steps):
+            idx = next(batches)
             fw.step(xtr[idx], ttr[idx])
     total = time.perf_counter() - t0
     print(f"# minigrad {NETS[args.net][0]}, {steps} training steps of batch {_common.BATCH}, "
@@ -500,6 +527,9 @@ def parse_args(argv=None):
                          "minigrad.set_num_threads); 1 for the one-thread figures")
     ap.add_argument("--rounds", type=int, default=5, help="measured rounds (after the warm-up)")
     ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
+    ap.add_argument("--min-seconds", type=float, default=1.0,
+                    help="training repeats whole passes over the images, and inference over "
+                         "the test images, until this many seconds are timed")
     ap.add_argument("--latency-calls", type=int, default=100,
                     help="forward passes timed per latency batch size")
     ap.add_argument("--seed", type=int, default=0)
@@ -514,6 +544,8 @@ def parse_args(argv=None):
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per child")
     ap.add_argument("--profile", choices=list(NETS), default=None, metavar="NET",
                     help="instead of the benchmark, profile minigrad's training steps on NET")
+    ap.add_argument("--profile-steps", type=int, default=30, metavar="STEPS",
+                    help="training steps profiled (after 3 warm-up steps)")
     # a child's own arguments
     ap.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     ap.add_argument("--net", choices=list(NETS), help=argparse.SUPPRESS)
@@ -556,7 +588,7 @@ def child_command(args, framework, net, folder):
     return [sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--net", net,
             "--data-dir", str(folder), "--images", str(args.images), "--threads",
             str(args.threads), "--seed", str(args.seed), "--latency-calls",
-            str(args.latency_calls)]
+            str(args.latency_calls), "--min-seconds", str(args.min_seconds)]
 
 
 def _ratio(a, b):
@@ -774,6 +806,7 @@ def main(argv=None):
         "config": {"nets": args.nets, "frameworks": frameworks, "images": args.images,
                    "test_images": n_test, "threads": args.threads, "rounds": args.rounds,
                    "warmup": args.warmup, "latency_calls": args.latency_calls,
+                   "min_seconds": args.min_seconds,
                    "seed": args.seed, "data": source,
                    "minigrad_revision": bench_cnn.minigrad_revision(),
                    "blas_env_kept": args.keep_blas_env},

@@ -32,6 +32,14 @@ def test_simple_convnet_counts_and_weights_match_bench_cnn(bench):
         np.testing.assert_array_equal(value, peers[name], err_msg=name)
 
 
+def test_batch_orders_continue_the_peers_epochs(bench):
+    import itertools
+
+    expected = np.concatenate(bench._common.epoch_orders(300, 3, 5))
+    got = np.stack(list(itertools.islice(bench.batch_orders(300, 5), 9)))
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_mlp_flops_skip_the_first_dx(bench):
     # 784·100 + 3·100·100 + 100·10 multiply-adds forward; training adds dW for all, dX for all
     # but the first layer
@@ -85,6 +93,7 @@ def test_smallest_run_has_the_result_structure(bench, tmp_path):
     out = tmp_path / "nets.json"
     argv = ["--nets", "mlp", "--frameworks", "minigrad", "--images", "100", "--rounds", "1",
             "--warmup", "0", "--no-sgemm", "--latency-calls", "2", "--threads", "1",
+            "--min-seconds", "0",
             "--subset", "--json", str(out)]
     result = bench.main(argv)
     assert json.loads(out.read_text())["config"] == result["config"]
