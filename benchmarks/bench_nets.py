@@ -683,8 +683,9 @@ def print_table(result, file=sys.stdout):
 
     fmt = bench_cnn.fmt
     cfg, m = result["config"], result["machine"]
-    print(f"\n{cfg['images']} training images (1 pass, batch 100), up to {cfg['images']} test "
-          f"images at batch 100, latency at batch {'/'.join(map(str, LATENCY_BATCHES))}; "
+    print(f"\n{cfg['images']} training images at batch 100 (passes until {cfg['min_seconds']:g} s "
+          f"are timed), up to {cfg['images']} test images at batch 100, latency at batch "
+          f"{'/'.join(map(str, LATENCY_BATCHES))}; "
           f"{cfg['threads']} thread(s); medians of {cfg['rounds']} rounds (+{cfg['warmup']} "
           f"warm-up); data: {cfg['data']}")
     print(f"machine: {m['cpu']}, nproc {m['nproc']}, numpy {m['numpy']}, BLAS {m['blas']}; "
@@ -693,12 +694,16 @@ def print_table(result, file=sys.stdout):
     if load:
         print(f"1-min load average before each child: median {load['median']:.1f}, "
               f"max {load['max']:.1f}")
+        if load["median"] > m["nproc"] + 1:  # our own child accounts for up to ~nproc
+            print(f"WARNING: the machine was busy (load above its {m['nproc']} CPUs): threads "
+                  f"that spin (PyTorch's OpenMP) or sleep (minigrad's) fare very differently "
+                  f"then; these ratios do not describe an idle machine")
     peak = result.get("sgemm")
     if peak:
         print(f"float32 GEMM peak {peak['peak_gflops']:.1f} GFLOP/s (np.matmul 2048³)")
-    head = (f"{'network':<18}{'framework':<10}{'train img/s':>12}{'×':>6}{'infer img/s':>12}"
-            f"{'×':>6}{'b1 ms':>8}{'×':>6}{'b8 ms':>8}{'×':>6}{'train GF/s':>11}{'%peak':>7}"
-            f"{'RSS MB':>8}{'×':>6}{'acc':>7}")
+    head = (f"{'network':<18}{'framework':<10}{'train img/s':>12}{'×':>7}{'infer img/s':>12}"
+            f"{'×':>7}{'b1 ms':>8}{'×':>7}{'b8 ms':>8}{'×':>7}{'train GF/s':>11}{'%peak':>7}"
+            f"{'RSS MB':>8}{'×':>7}")
     print(head)
     print("-" * len(head))
     for s in result["summary"].values():
@@ -711,13 +716,10 @@ def print_table(result, file=sys.stdout):
             def r(name, ratio=ratio):
                 return fmt(ratio.get(name, {}).get("median"), ".2f") if ratio else ""
 
-            print(f"{s['title']:<18}{fw:<10}{fmt(x['train'], ',.0f'):>12}{r('train'):>6}"
-                  f"{fmt(x['infer'], ',.0f'):>12}{r('infer'):>6}"
-                  f"{fmt(x['latency_1'], '.3f'):>8}{r('latency_1'):>6}"
-                  f"{fmt(x['latency_8'], '.3f'):>8}{r('latency_8'):>6}"
+XX
                   f"{fmt(x['train_gflops'], '.1f'):>11}"
                   f"{fmt(x.get('train_fraction_of_peak'), '.1%'):>7}"
-                  f"{fmt(x['rss'], ',.0f'):>8}{r('rss'):>6}{fmt(x['test_accuracy'], '.3f'):>7}")
+                  f"{fmt(x['rss'], ',.0f'):>8}{r('rss'):>7}")
     print("× = median of the per-round ratios minigrad / PyTorch (speed: > 1 is minigrad faster; "
           "latency: PyTorch's ms / minigrad's; RSS: minigrad's MB / PyTorch's)")
     for s in result["summary"].values():
@@ -766,19 +768,22 @@ def main(argv=None):
             for net in args.nets:
                 for fw in order:
                     load = os.getloadavg()[0]
+                    tc = time.perf_counter()
                     res, err = bench_cnn.run_child(child_command(args, fw, net, folder), env,
                                                    args.timeout)
+                    child_s = time.perf_counter() - tc
                     if err:
                         failures.setdefault(f"{net}/{fw}", []).append(err)
                         log(f"{label:>12} {net:<7}{fw:<9} FAILED: {err}")
                         continue
                     res["loadavg_1m_before"] = round(load, 2)
+                    res["child_seconds"] = round(child_s, 2)
                     results.setdefault(net, {})[fw] = res
                     log(f"{label:>12} {net:<7}{fw:<9} train {res['train_images_per_second']:>8,.0f}"
                         f" img/s  infer {res['inference_images_per_second']:>8,.0f} img/s  "
                         f"b1 {res['latency']['1']['ms_median']:.3f} ms  "
                         f"b8 {res['latency']['8']['ms_median']:.3f} ms  "
-                        f"RSS {res['peak_rss_mb']:,.0f} MB")
+                        f"RSS {res['peak_rss_mb']:,.0f} MB  ({child_s:.0f} s)")
             if counted:
                 runs.append(results)
         if not args.no_sgemm:
