@@ -716,7 +716,10 @@ def print_table(result, file=sys.stdout):
             def r(name, ratio=ratio):
                 return fmt(ratio.get(name, {}).get("median"), ".2f") if ratio else ""
 
-XX
+            print(f"{s['title']:<18}{fw:<10}{fmt(x['train'], ',.0f'):>12}{r('train'):>7}"
+                  f"{fmt(x['infer'], ',.0f'):>12}{r('infer'):>7}"
+                  f"{fmt(x['latency_1'], '.3f'):>8}{r('latency_1'):>7}"
+                  f"{fmt(x['latency_8'], '.3f'):>8}{r('latency_8'):>7}"
                   f"{fmt(x['train_gflops'], '.1f'):>11}"
                   f"{fmt(x.get('train_fraction_of_peak'), '.1%'):>7}"
                   f"{fmt(x['rss'], ',.0f'):>8}{r('rss'):>7}")
