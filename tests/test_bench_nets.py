@@ -109,3 +109,25 @@ def test_smallest_run_has_the_result_structure(bench, tmp_path):
     assert s["train_gflops"] == pytest.approx(
         s["train"] * bench.flops_per_image(bench.NETS["mlp"][1])[0] / 1e9)
     assert "ratio" not in result["summary"]["mlp"]       # no PyTorch run to compare with
+
+
+def _child(fw, train, infer, b1, b8, rss):
+    return {"framework": fw, "train_images_per_second": train,
+            "inference_images_per_second": infer,
+            "latency": {"1": {"ms_median": b1}, "8": {"ms_median": b8}}, "peak_rss_mb": rss,
+            "test_accuracy": 0.9, "final_train_loss": 0.3, "first_loss": 2.3, "version": "x"}
+
+
+def test_summary_ratios_point_the_stated_way(bench):
+    # minigrad trains 1.5× as fast, infers at half the speed, answers batch 1 in half the time
+    # (2× as fast) and batch 8 in the same time, with 0.8× PyTorch's memory
+    runs = [{"mlp": {"minigrad": _child("minigrad", 150 * k, 50, 1.0, 4.0, 80),
+                     "torch": _child("torch", 100 * k, 100, 2.0, 4.0, 100)}} for k in (1, 2, 3)]
+    s = bench.summarise(runs, ["mlp"], ["minigrad", "torch"], peak_gflops=100.0)["mlp"]
+    ratios = {m: s["ratio"][m]["median"] for m in bench.METRICS}
+    assert ratios == pytest.approx({"train": 1.5, "infer": 0.5, "latency_1": 2.0,
+                                    "latency_8": 1.0, "rss": 0.8})
+    assert s["frameworks"]["minigrad"]["train"] == 300
+    met = {t["metric"]: t["met"] for t in s["targets"]}
+    assert met == {"train": True, "infer": False, "latency_1": True, "latency_8": True,
+                   "rss": True}
