@@ -81,6 +81,16 @@ def test_col2im_is_the_adjoint_of_im2col_and_equals_minigrads(s, data):
     np.testing.assert_allclose(back, fast, rtol=1e-12, atol=1e-12)
 
 
+@given(s=book_windows(), data=st.data())
+def test_im2col_and_col2im_ops_are_differentiable_twice(s, data):
+    x = data.draw(arrays((1, 1, s["H"], s["W"])))         # one plane: the check is per element
+    settings = (s["FH"], s["FW"], s["stride"], s["pad"])
+    col = book.im2col(x, *settings)
+    y = data.draw(arrays(col.shape))
+    assert gradgradcheck(lambda t: book.layers.Im2col(*settings)(t) ** 2, x)
+    assert gradgradcheck(lambda t: book.layers.Col2im(x.shape, *settings)(t) ** 2, y)
+
+
 def test_im2col_keeps_float32_and_names_a_filter_that_does_not_fit():
     x = np.ones((1, 1, 3, 3), np.float32)
     assert book.im2col(x, 2, 2).dtype == np.float32
@@ -100,6 +110,7 @@ def test_convolution_equals_conv2d(s, data):
     assert_twins(lambda x, W, b: book.Convolution(stride, pad)(x, W, b),
                  lambda x, W, b: F.conv2d(x, W, b, stride=stride, padding=pad), x, W, b)
     assert gradcheck(lambda x, W, b: book.Convolution(stride, pad)(x, W, b), x, W, b)
+    assert gradgradcheck(lambda x, W, b: book.Convolution(stride, pad)(x, W, b), x, W, b)
 
 
 @given(s=book_windows(pool=True), data=st.data())
@@ -112,6 +123,7 @@ def test_pooling_equals_max_pool2d(s, data):
                  lambda x: F.max_pool2d(x, (s["FH"], s["FW"]), stride=s["stride"],
                                         padding=s["pad"]), x)
     assert gradcheck(lambda x: book.Pooling(*settings)(x), x)
+    assert gradgradcheck(lambda x: book.Pooling(*settings)(x), x)
 
 
 def test_pooling_pads_with_zeros_as_the_book_does():
@@ -121,10 +133,18 @@ def test_pooling_pads_with_zeros_as_the_book_does():
     np.testing.assert_array_equal(F.max_pool2d(x, 2, stride=2, padding=1).data, x)
 
 
-def test_convolution_names_the_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"Convolution: .*x.shape=\(1, 3, 5, 5\), "
-                                         r"W.shape=\(2, 1, 3, 3\)"):
-        book.Convolution()(np.ones((1, 3, 5, 5)), np.ones((2, 1, 3, 3)), np.ones(2))
+@pytest.mark.parametrize("call, message", [
+    (lambda: book.Convolution()(np.ones((1, 3, 5, 5)), np.ones((2, 1, 3, 3)), np.ones(2)),
+     r"Convolution: .*x.shape=\(1, 3, 5, 5\), W.shape=\(2, 1, 3, 3\)"),
+    (lambda: book.Pooling(2, 2)(np.ones(4)), r"Pooling: expected \(N, C, H, W\), got shape \(4,\)"),
+    (lambda: book.Affine()(np.ones((2, 3)), np.ones((4, 5)), np.ones(5)),
+     r"Affine: .*x.shape=\(2, 3\) \(D=3\), W.shape=\(4, 5\)"),
+    (lambda: book.BatchNormalization()(np.ones((2, 3)), np.ones(4), np.ones(3)),
+     r"BatchNormalization: gamma and beta need shape \(D,\)=\(3,\).*gamma.shape=\(4,\)"),
+])
+def test_bad_shapes_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 # --------------------------------------------------------------------- affine, activations
@@ -246,12 +266,24 @@ def test_batch_normalization_equals_the_formula(data, n, tail):
     np.testing.assert_allclose(rm, 0.1 * mean, rtol=1e-12)
     np.testing.assert_allclose(rv, 0.9 + 0.1 * var, rtol=1e-12)
     assert gradcheck(lambda x, g, b: book.BatchNormalization()(x, g, b), x, gamma, beta)
+    assert gradgradcheck(lambda x, g, b: book.BatchNormalization()(x, g, b), x, gamma, beta)
+    # The fast op normalises per channel of (N, C, *): on x as (N, D) that is per activation.
+    assert_twins(lambda x, g, b: book.BatchNormalization()(x, g, b),
+                 lambda x, g, b: F.batch_norm(x.reshape(n, D), None, None, g, b, training=True,
+                                              eps=eps).reshape(x.shape), x, gamma, beta)
+    assert_twins(lambda x, g, b: book.BatchNormalization(
+                     running_mean=rm, running_var=rv, train_flg=False)(x, g, b),
+                 lambda x, g, b: F.batch_norm(x.reshape(n, D), rm, rv, g, b, training=False,
+                                              eps=eps).reshape(x.shape), x, gamma, beta)
     # Test time: the running statistics, constants.
     test = book.BatchNormalization(running_mean=rm, running_var=rv, train_flg=False)
     y_test = test(Tensor(x), gamma, beta).data.reshape(n, D)
     np.testing.assert_allclose(y_test, gamma * (x2 - rm) / np.sqrt(rv + eps) + beta,
                                rtol=1e-12)
     assert gradcheck(lambda x, g, b: book.BatchNormalization(
+        running_mean=rm.copy(), running_var=rv.copy(), train_flg=False)(x, g, b),
+        x, gamma, beta)
+    assert gradgradcheck(lambda x, g, b: book.BatchNormalization(
         running_mean=rm.copy(), running_var=rv.copy(), train_flg=False)(x, g, b),
         x, gamma, beta)
 

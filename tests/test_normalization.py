@@ -346,3 +346,226 @@ def test_a_failed_training_call_leaves_the_running_statistics_alone():
         F.batch_norm(np.ones((1, 3)), mean, var, training=True)
     np.testing.assert_array_equal(mean, 0)
     np.testing.assert_array_equal(var, 1)
+
+
+# ------------------------------------------------------------------------------- modules
+def _torch_module(torch, module):
+    """The PyTorch layer with the same settings, in float64, with the same parameters."""
+    nn = torch.nn
+    name = type(module).__name__
+    if name.startswith("BatchNorm"):
+        theirs_ = getattr(nn, name)(module.num_features, eps=module.eps, momentum=module.momentum,
+                                    affine=module.affine,
+                                    track_running_stats=module.track_running_stats)
+    elif name == "LayerNorm":
+        theirs_ = nn.LayerNorm(module.normalized_shape, eps=module.eps,
+                               elementwise_affine=module.elementwise_affine,
+                               bias=module.bias is not None)
+    else:
+        theirs_ = nn.GroupNorm(module.num_groups, module.num_channels, eps=module.eps,
+                               affine=module.affine)
+    theirs_ = theirs_.double()
+    with torch.no_grad():
+        for key, p in module.named_parameters():
+            getattr(theirs_, key).copy_(torch.tensor(p.data))
+    return theirs_
+
+
+def _random_parameters(module, rng):
+    for p in module.parameters():
+        p.data = rng.standard_normal(p.shape) + 1.0
+
+
+def _step(torch, module, theirs_, x, rng):
+    """One forward and backward of both; compares the outputs and every gradient."""
+    for p in module.parameters():
+        p.grad = None
+    theirs_.zero_grad()
+    tx = Tensor(x.copy(), requires_grad=True)
+    qx = torch.tensor(x, requires_grad=True)
+    y, qy = module(tx), theirs_(qx)
+    u = rng.standard_normal(y.shape)
+    y.backward(u)
+    qy.backward(torch.tensor(u))
+    np.testing.assert_allclose(y.data, qy.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(tx.grad, qx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for key, p in module.named_parameters():
+        np.testing.assert_allclose(p.grad, getattr(theirs_, key).grad.numpy(), rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
+
+
+def _same_state(module, theirs_):
+    state, expected = module.state_dict(), theirs_.state_dict()
+    assert list(state) == list(expected)
+    for key, value in state.items():
+        assert value.shape == tuple(expected[key].shape), key
+        np.testing.assert_allclose(value, expected[key].numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=key)
+
+
+BATCH_NORMS = [
+    ("BatchNorm1d", (6, 3), {}),
+    ("BatchNorm1d", (4, 3, 5), {}),
+    ("BatchNorm2d", (4, 3, 3, 2), {}),
+    ("BatchNorm1d", (6, 3), {"momentum": None}),
+    ("BatchNorm2d", (2, 3, 2, 2), {"momentum": None, "affine": False}),
+    ("BatchNorm1d", (4, 3, 5), {"track_running_stats": False}),
+    ("BatchNorm2d", (2, 3, 2, 2), {"momentum": 0.5, "eps": 1e-3}),
+]
+
+
+@pytest.mark.parametrize("name, shape, kwargs", BATCH_NORMS)
+def test_batch_norm_modules_follow_torch_in_training_and_evaluation(name, shape, kwargs):
+    torch = pytest.importorskip("torch")
+    from minigrad import nn
+
+    rng = np.random.default_rng(4)
+    module = getattr(nn, name)(shape[1], **kwargs).to(np.float64)
+    _random_parameters(module, rng)
+    theirs_ = _torch_module(torch, module)
+    for step in range(4):
+        _step(torch, module, theirs_, rng.standard_normal(shape) * (step + 1) + step, rng)
+        _same_state(module, theirs_)
+    if module.track_running_stats:
+        assert int(module.num_batches_tracked) == 4
+    module.eval()
+    theirs_.eval()
+    before = module.state_dict()
+    _step(torch, module, theirs_, rng.standard_normal(shape), rng)
+    _step(torch, module, theirs_, rng.standard_normal((1,) + shape[1:]), rng)  # a batch of one
+    for key, value in module.state_dict().items():          # evaluation changes nothing
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+def test_evaluation_uses_the_running_statistics():
+    from minigrad import nn
+
+    bn = nn.BatchNorm2d(2).to(np.float64).eval()
+    bn.running_mean[...] = [1.0, -2.0]
+    bn.running_var[...] = [4.0, 0.25]
+    x = np.random.default_rng(0).standard_normal((3, 2, 2, 2))
+    expected = (x - bn.running_mean.reshape(2, 1, 1)) / np.sqrt(
+        bn.running_var.reshape(2, 1, 1) + bn.eps)
+    np.testing.assert_allclose(bn(x).data, expected, rtol=1e-12)
+    np.testing.assert_allclose(bn(x[:1]).data, expected[:1], rtol=1e-12)   # sample by sample
+
+
+def test_state_dict_round_trip_keeps_the_buffers(tmp_path):
+    from minigrad import io, nn
+
+    rng = np.random.default_rng(5)
+    bn = nn.BatchNorm2d(3)
+    for _ in range(3):
+        bn(rng.standard_normal((4, 3, 2, 2)).astype(np.float32))
+    state = bn.state_dict()
+    assert list(state) == ["weight", "bias", "running_mean", "running_var",
+                           "num_batches_tracked"]
+    assert state["num_batches_tracked"].dtype == np.int64 and int(state["num_batches_tracked"]) == 3
+    io.save(state, tmp_path / "bn.npz")
+    fresh = nn.BatchNorm2d(3)
+    fresh.load_state_dict(io.load(tmp_path / "bn.npz"))
+    for key, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+        assert value.dtype == state[key].dtype, key
+    x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    np.testing.assert_array_equal(fresh.eval()(x).data, bn.eval()(x).data)
+    fresh.train()(x)
+    assert int(fresh.num_batches_tracked) == 4 and int(bn.num_batches_tracked) == 3
+
+
+def test_torch_state_dict_loads_into_the_module():
+    torch = pytest.importorskip("torch")
+    from minigrad import nn
+
+    theirs_ = torch.nn.BatchNorm1d(3).double()
+    for _ in range(2):
+        theirs_(torch.randn(5, 3, dtype=torch.float64) * 3 + 1)
+    module = nn.BatchNorm1d(3).to(np.float64)
+    module.load_state_dict({k: v.numpy() for k, v in theirs_.state_dict().items()})
+    x = np.random.default_rng(6).standard_normal((4, 3))
+    np.testing.assert_allclose(module.eval()(x).data,
+                               theirs_.eval()(torch.tensor(x)).detach().numpy(), rtol=1e-9)
+    assert int(module.num_batches_tracked) == 2
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda nn: nn.LayerNorm(5), (4, 5)),
+    (lambda nn: nn.LayerNorm((3, 2), eps=1e-3), (2, 4, 3, 2)),
+    (lambda nn: nn.LayerNorm(4, elementwise_affine=False), (3, 4)),
+    (lambda nn: nn.LayerNorm(4, bias=False), (2, 3, 4)),
+    (lambda nn: nn.GroupNorm(2, 4), (3, 4, 2, 2)),
+    (lambda nn: nn.GroupNorm(3, 3, affine=False), (2, 3, 5)),
+    (lambda nn: nn.GroupNorm(1, 2, eps=1e-2), (2, 2)),
+])
+def test_layer_and_group_norm_modules_follow_torch(make, shape):
+    torch = pytest.importorskip("torch")
+    from minigrad import nn
+
+    rng = np.random.default_rng(7)
+    module = make(nn).to(np.float64)
+    _random_parameters(module, rng)
+    theirs_ = _torch_module(torch, module)
+    for training in (True, False):
+        module.train(training)
+        theirs_.train(training)
+        _step(torch, module, theirs_, rng.standard_normal(shape) * 2 + 1, rng)
+    assert list(module.state_dict()) == list(theirs_.state_dict())
+
+
+def test_fresh_layers_only_standardise_and_show_their_settings():
+    from minigrad import nn
+
+    bn = nn.BatchNorm1d(3)
+    assert bn.weight.dtype == np.float32 and np.all(bn.weight.data == 1)
+    assert np.all(bn.bias.data == 0) and bn.running_var.dtype == np.float32
+    assert repr(bn).startswith("BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True, "
+                               "track_running_stats=True)")
+    assert repr(nn.LayerNorm(4)).startswith("LayerNorm((4,), eps=1e-05, elementwise_affine=True)")
+    assert repr(nn.GroupNorm(2, 4)).startswith("GroupNorm(2, 4, eps=1e-05, affine=True)")
+    no_stats = nn.BatchNorm2d(2, affine=False, track_running_stats=False)
+    assert list(no_stats.state_dict()) == [] and list(no_stats.parameters()) == []
+
+
+MODULE_ERRORS = [
+    (lambda nn: nn.BatchNorm1d(3)(np.ones((2, 3, 4, 4))),
+     "BatchNorm1d(3): expected 2-D (N, C) or 3-D (N, C, L) input, got 4-D input; "
+     "x.shape=(2, 3, 4, 4)"),
+    (lambda nn: nn.BatchNorm2d(3)(np.ones((2, 3, 4))),
+     "BatchNorm2d(3): expected 4-D (N, C, H, W) input, got 3-D input; x.shape=(2, 3, 4)"),
+    (lambda nn: nn.BatchNorm2d(3)(np.ones((2, 4, 5, 5))),
+     "BatchNorm2d(3): input has C=4 channels, expected num_features=3; x.shape=(2, 4, 5, 5)"),
+    (lambda nn: nn.BatchNorm1d(3, affine=False, track_running_stats=False)(np.ones((2, 5))),
+     "BatchNorm1d(3): input has C=5 channels, expected num_features=3; x.shape=(2, 5)"),
+    (lambda nn: nn.BatchNorm1d(3)(np.ones((1, 3))),
+     "batch_norm: expected more than 1 value per channel when training, got input of shape "
+     "(1, 3)"),
+    (lambda nn: nn.BatchNorm1d(3, momentum=2.0), "BatchNorm1d: momentum must be a number in "
+     "[0, 1] or None (a cumulative average), got 2.0"),
+    (lambda nn: nn.BatchNorm1d(0), "BatchNorm1d: num_features must be a positive int, got 0"),
+    (lambda nn: nn.GroupNorm(4, 6),
+     "GroupNorm: num_channels=6 is not divisible by num_groups=4"),
+    (lambda nn: nn.GroupNorm(2, 6)(np.ones((2, 4, 3))),
+     "GroupNorm(2, 6): input has C=4 channels, expected num_channels=6; x.shape=(2, 4, 3)"),
+    (lambda nn: nn.LayerNorm((2, 3))(np.ones((4, 3, 2))),
+     "LayerNorm((2, 3)): expected input of shape (*, 2, 3); x.shape=(4, 3, 2)"),
+    (lambda nn: nn.LayerNorm(-1), "LayerNorm: normalized_shape must be an int or a non-empty "
+     "tuple of positive ints, got -1"),
+]
+
+
+@pytest.mark.parametrize("call, message", MODULE_ERRORS)
+def test_module_misuse_errors(call, message):
+    from minigrad import nn
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(nn)
+
+
+def test_a_refused_batch_is_not_counted():
+    from minigrad import nn
+
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError):
+        bn(np.ones((1, 3)))
+    assert int(bn.num_batches_tracked) == 0
+    np.testing.assert_array_equal(bn.running_mean, 0)

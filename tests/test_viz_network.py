@@ -119,6 +119,11 @@ def test_plot_misclassified_draws_the_wrong_ones_with_both_labels(tmp_path):
     assert "3 of 8 misclassified (accuracy 62.50%)" in fig.get_suptitle()
     assert path.read_bytes().startswith(b"\x89PNG")
     assert len(image_axes(viz.plot_misclassified(Fixed(), x, t, max_images=2))) == 2
+    model = Fixed()
+    fig = viz.plot_misclassified(model, x, t, predicted=predicted)  # the model is not run
+    assert model.modes == [] and len(image_axes(fig)) == 3
+    with pytest.raises(ValueError, match=r"predicted has shape \(7,\), the labels \(8,\)"):
+        viz.plot_misclassified(model, x, t, predicted=predicted[:7])
 
 
 def test_plot_misclassified_flat_images_and_all_correct():
@@ -237,6 +242,8 @@ def test_show_feature_maps_one_block_per_layer(cnn, max_channels, per_layer):
         cnn.eval()(image[None])
     pool = [ax for ax in image_axes(fig)][1 + 2 * per_layer]
     np.testing.assert_array_equal(pool.images[0].get_array(), record["pool1"][0, 0])
+    channel = record["pool1"][0, 0]  # each channel on its own scale
+    assert pool.images[0].get_clim() == (channel.min(), channel.max())
 
 
 def test_show_feature_maps_chosen_layers_and_errors(cnn, tmp_path):
@@ -249,3 +256,17 @@ def test_show_feature_maps_chosen_layers_and_errors(cnn, tmp_path):
     with pytest.raises(ValueError, match=r"expected one image .* got shape \(2, 1, 10, 10\)"):
         viz.show_feature_maps(cnn, np.zeros((2, 1, 10, 10)))
     assert hooks_on(cnn) == 0
+
+
+# ---------------------------------------------------------------------------- the package
+def test_the_package_keeps_every_name_and_adds_the_new_ones():
+    import importlib
+
+    before = {"DotNotFoundError", "GradRecord", "draw_graph", "plot_history", "plot_lr_schedule",
+              "record_grads", "render_graph", "save_dot", "save_graph"}
+    new = {"ActivationRecord", "misclassified", "plot_activation_histograms",
+           "plot_misclassified", "record_activations", "show_feature_maps", "show_filters"}
+    assert set(viz.__all__) == before | new
+    for name in viz.__all__:
+        home = importlib.import_module(getattr(viz, name).__module__)
+        assert getattr(home, name) is getattr(viz, name)

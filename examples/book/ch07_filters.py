@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"test accuracy {accuracy:.4f}")
 
     viz.show_filters(model.conv1.weight, title="conv1 after training", path=written[1], dpi=dpi)
-    viz.show_feature_maps(model, x_test[args.digit], max_channels=10, ncols=10,
+    viz.show_feature_maps(model, x_test[args.digit], max_channels=30, ncols=15,
                           path=written[2], dpi=dpi)
     with viz.record_activations(model) as record:  # relu1 and relu2
         model.predict(x_test[:500])

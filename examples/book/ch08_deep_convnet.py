@@ -16,7 +16,8 @@ by ``examples/train_mnist.py --model deep`` (its ``model.*`` entries), a bare mo
 (``minigrad.save(model.state_dict(), path)``), or the book's W1…W8, b1…b8. The test set is full
 MNIST when it is found (``--data-dir``, ``$MINIGRAD_DATA`` or ``~/.cache/minigrad/mnist``),
 else the subset's. It writes ``ch08_misclassified.png`` and, from the ``history.json`` beside
-the checkpoint (or ``--history PATH``), the learning curves ``ch08_history.png``.
+the checkpoint (or ``--history PATH``), the learning curves ``ch08_history.png`` (with the
+learning rate of each epoch when the history has one).
 
 The misclassified figure is the book's figure 8-6: each wrong digit with its true label at the
 top left and the network's answer at the bottom right.
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
         except (OSError, ValueError) as error:
             raise SystemExit(f"--history: cannot read {history}: {error}") from None
         written.append(args.out / "ch08_history.png")
-        viz.plot_history(curves, path=written[-1], title="DeepConvNet on MNIST")
+        viz.plot_history(curves, path=written[-1], title="DeepConvNet on MNIST",
+                         lr_key="lr" if "lr" in curves else None)
     for path in written:
         print("wrote", path)
     return {"accuracy": accuracy, "wrong": len(wrong), "test_images": len(x_test),

@@ -9,7 +9,8 @@ hold the code beside the book's page and still run it on minigrad's tape (draw i
 - :mod:`minigrad.book.functions`: ``softmax``, ``cross_entropy_error``
 - :mod:`minigrad.book.gradient`: ``numerical_gradient`` (central differences, chapter 4)
 - :mod:`minigrad.book.layers`: ``Relu``, ``Sigmoid``, ``Affine``, ``SoftmaxWithLoss``,
-  ``Convolution``, ``Pooling``, ``Dropout``, ``BatchNormalization``
+  ``Convolution``, ``Pooling``, ``Dropout``, ``BatchNormalization`` (and ``Im2col``,
+  ``Col2im``: im2col and col2im as ops, which the layers' second derivatives record)
 - :mod:`minigrad.book.nets`: ``TwoLayerNet``, ``SimpleConvNet``
 
 The fast ops of :mod:`minigrad.functional` compute the same values and gradients; the tests
@@ -30,8 +31,10 @@ from minigrad.book.gradient import numerical_gradient
 from minigrad.book.layers import (
     Affine,
     BatchNormalization,
+    Col2im,
     Convolution,
     Dropout,
+    Im2col,
     Pooling,
     Relu,
     Sigmoid,
@@ -42,4 +45,4 @@ from minigrad.book.util import col2im, im2col
 
 __all__ = ["im2col", "col2im", "softmax", "cross_entropy_error", "numerical_gradient",
            "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Convolution", "Pooling",
-           "Dropout", "BatchNormalization", "TwoLayerNet", "SimpleConvNet"]
+           "Dropout", "BatchNormalization", "Im2col", "Col2im", "TwoLayerNet", "SimpleConvNet"]

@@ -26,7 +26,7 @@ from minigrad.function import Function
 from minigrad.ops import dropout as _dropout
 
 __all__ = ["Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Convolution", "Pooling", "Dropout",
-           "BatchNormalization"]
+           "BatchNormalization", "Im2col", "Col2im"]
 
 
 class Relu(Function):
@@ -121,10 +121,11 @@ class SoftmaxWithLoss(Function):
     dL/dx = (softmax(x) − onehot(t)) / N · dL     (t gets no gradient)
 
     x: scores (N, K); t: labels (N,) or one-hot rows (N, K); L: a 0-d array. The gradient is
-    the book's (y − t) / N, which leaves out δ: with the book's δ = 1e-7 it is the gradient
-    of the loss without δ, off from the derivative of the δ loss by at most δ / min y.
-    ``delta=0`` gives the exact log-likelihood (the value of
-    ``minigrad.functional.softmax_cross_entropy``). Saved: ``y`` (softmax(x)) and ``t``.
+    the book's (y − t) / N, which leaves out δ: it is the gradient of the loss without δ, and
+    each sample's part of it differs from the derivative of the δ loss by the factor
+    y_t / (y_t + δ) (1 − 1e-6 at y_t = 0.1 with the book's δ = 1e-7). ``delta=0`` gives the
+    exact log-likelihood (the value of ``minigrad.functional.softmax_cross_entropy``).
+    Saved: ``y`` (softmax(x)) and ``t``.
 
     Args (settings):
         delta: the book's δ inside the log.
@@ -165,6 +166,48 @@ class SoftmaxWithLoss(Function):
         if t.size != x.data.size:  # labels → one-hot rows
             t = np.eye(x.shape[1], dtype=x.dtype)[t]
         return (softmax_op(x, axis=-1) - t.astype(x.dtype)) * (dout / len(t)), None
+
+
+class Im2col(Function):
+    """im2col as an op: col = im2col(x) (N·OH·OW, C·FH·FW).    dL/dx = col2im(dL/dcol).
+
+    im2col only copies elements, so its gradient adds each copy's gradient back: col2im, its
+    adjoint. Recorded in the gradients of ``Convolution`` and ``Pooling`` (``backward_graph``),
+    so that they can be differentiated again.
+    """
+
+    def __init__(self, filter_h, filter_w, stride=1, pad=0):
+        self.filter_h, self.filter_w = filter_h, filter_w
+        self.stride, self.pad = stride, pad
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return im2col(x, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    def backward(self, dcol):
+        return col2im(dcol, self.x_shape, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    def backward_graph(self, dcol):
+        return Col2im(self.x_shape, self.filter_h, self.filter_w, self.stride, self.pad)(dcol)
+
+
+class Col2im(Function):
+    """col2im as an op: x = col2im(col).    dL/dcol = im2col(dL/dx), its adjoint."""
+
+    def __init__(self, input_shape, filter_h, filter_w, stride=1, pad=0):
+        self.input_shape = tuple(input_shape)
+        self.filter_h, self.filter_w = filter_h, filter_w
+        self.stride, self.pad = stride, pad
+
+    def forward(self, col):
+        return col2im(col, self.input_shape, self.filter_h, self.filter_w, self.stride,
+                      self.pad)
+
+    def backward(self, dx):
+        return im2col(dx, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    def backward_graph(self, dx):
+        return Im2col(self.filter_h, self.filter_w, self.stride, self.pad)(dx)
 
 
 class Convolution(Function):
@@ -212,6 +255,16 @@ class Convolution(Function):
         dx = col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
         return dx, dW, db
 
+    def backward_graph(self, dout):
+        x, W, _ = self.inputs
+        FN, C, FH, FW = W.shape
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+        col = Im2col(FH, FW, self.stride, self.pad)(x)
+        dW = (col.T @ dout).T.reshape(FN, C, FH, FW)
+        dcol = dout @ W.reshape(FN, -1)                  # col_Wᵀ
+        dx = Col2im(x.shape, FH, FW, self.stride, self.pad)(dcol)
+        return dx, dW, dout.sum(axis=0)
+
 
 class Pooling(Function):
     """Max pooling (book 7.4.4): im2col, then the maximum of each row and its argmax.
@@ -241,9 +294,9 @@ class Pooling(Function):
         self.pad = pad
 
     def forward(self, x):
-        N, C = x.shape[:2]
         out_h, out_w = _out_size("Pooling", x.shape, self.pool_h, self.pool_w, self.stride,
                                  self.pad)
+        N, C = x.shape[:2]
         col = im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)
         col = col.reshape(-1, self.pool_h * self.pool_w)   # one row per (n, oh, ow, c)
         arg_max = np.argmax(col, axis=1)
@@ -260,6 +313,15 @@ class Pooling(Function):
         dmax = dmax.reshape(dout.shape + (pool_size,))
         dcol = dmax.reshape(dmax.shape[0] * dmax.shape[1] * dmax.shape[2], -1)
         return col2im(dcol, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)
+
+    def backward_graph(self, dout):
+        # The winners are constants: dmax is dout times a one-hot row per window.
+        pool_size = self.pool_h * self.pool_w
+        winners = np.zeros((self.arg_max.size, pool_size), dout.dtype)
+        winners[np.arange(self.arg_max.size), self.arg_max] = 1
+        dmax = dout.transpose(0, 2, 3, 1).reshape(-1, 1) * winners
+        dcol = dmax.reshape(-1, self.x_shape[1] * pool_size)
+        return Col2im(self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)(dcol)
 
 
 class Dropout(Function):
@@ -321,10 +383,12 @@ class BatchNormalization(Function):
     dxc = dxn / std + (2/N) xc ⊙ dσ²    dL/dx = dxc − (1/N) Σₙ dxc
     At test the statistics are constants: dL/dx = γ ⊙ dL/dy / std.
 
-    x:(N, D) or (N, C, H, W); gamma, beta:(D,). The book's momentum 0.9 weighs the old running
-    value; PyTorch's ``momentum=0.1`` weighs the new batch value, the same update. (PyTorch's
-    running variance uses the unbiased N/(N − 1) batch variance; the book's uses σ².) Saved:
-    ``xc``, ``xn``, ``std``, ``batch_size``.
+    x:(N, D) or (N, C, H, W); gamma, beta:(D,). ``minigrad.functional.batch_norm`` normalises
+    per channel of (N, C, *); on x.reshape(N, −1) that is this per-activation normalisation.
+    The book's momentum 0.9 weighs the old running value; PyTorch's (and ``batch_norm``'s)
+    ``momentum=0.1`` weighs the new batch value, the same update. (Their running variance
+    uses the unbiased N/(N − 1) batch variance; the book's uses σ².) Saved: ``xc``, ``xn``,
+    ``std``, ``batch_size``.
 
     Args (settings):
         momentum: the weight of the old running statistics (0.9 in the book).
@@ -388,3 +452,27 @@ class BatchNormalization(Function):
         dmu = np.sum(dxc, axis=0)
         dx = dxc - dmu / self.batch_size
         return dx.reshape(*self.input_shape), dgamma, dbeta
+
+    def backward_graph(self, dout):
+        # backward's steps on Tensors, with xc, std and xn recomputed from x on the tape.
+        x, gamma, _ = self.inputs
+        N = x.shape[0]
+        x = x.reshape(N, -1)
+        dout = dout.reshape(N, -1)
+        if self.train_flg:
+            xc = x - x.mean(axis=0)
+            std = ((xc * xc).mean(axis=0) + self.eps).sqrt()
+        else:
+            xc = x - self._running_mean
+            std = self.std                                   # a constant at test time
+        xn = xc / std
+        dbeta = dout.sum(axis=0)
+        dgamma = (xn * dout).sum(axis=0)
+        dxn = gamma * dout
+        dxc = dxn / std
+        if self.train_flg:
+            dstd = -((dxn * xc) / (std * std)).sum(axis=0)
+            dvar = 0.5 * dstd / std
+            dxc = dxc + (2.0 / N) * xc * dvar
+            dxc = dxc - dxc.sum(axis=0) / N
+        return dxc.reshape(*self.input_shape), dgamma, dbeta

@@ -6,6 +6,8 @@
   ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``Flatten``, ``Unflatten``, ``Identity``, ``Dropout``;
 - :mod:`minigrad.nn.activation`: ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``ELU``,
   ``Softplus``, ``Softmax``, ``LogSoftmax``;
+- :mod:`minigrad.nn.normalization`: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``,
+  ``GroupNorm``;
 - :mod:`minigrad.nn.loss`: ``MSELoss``, ``L1Loss``, ``BCELoss``, ``BCEWithLogitsLoss``,
   ``CrossEntropyLoss``, ``NLLLoss``;
 - :mod:`minigrad.nn.init`: ``manual_seed``, ``default_rng`` and PyTorch's initialisers
@@ -68,6 +70,7 @@ from minigrad.nn.module import (
     Sequential,
     StateDictError,
 )
+from minigrad.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 
 __all__ = [
     "Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "StateDictError",
@@ -77,4 +80,5 @@ __all__ = [
     "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "Softplus", "Softmax", "LogSoftmax",
     "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss",
     "manual_seed", "default_rng", "init_std", "init", "utils", "summary", "ModelSummary",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm",
 ]

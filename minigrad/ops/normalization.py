@@ -99,9 +99,21 @@ class BatchNorm(Function):
         dxc = dx̂ / std + (2/m)·xc·dσ²   (xc reaches L through x̂ and through σ²)
         dμ  = −Σ dxc                    dx  = dxc + dμ / m
 
-    Since Σ xc = 0, these collapse to one line, which is what backward computes:
+    Since Σ xc = 0, these collapse to one line (``backward_graph`` computes it so):
 
         dx = (1/std)·(dx̂ − mean dx̂ − x̂·mean(dx̂·x̂))
+
+    ``backward`` computes it from the two sums that db and dw need anyway: w is one number per
+    channel, so mean dx̂ = w·db/m and mean(dx̂·x̂) = w·dw/m, and
+
+        dx = (w/std)·(dy − db/m − x̂·dw/m)
+
+    That is four passes over dy and one new array of x's size, written in place; forward
+    likewise makes only x̂ and y. Every new array of a large activation costs page faults as
+    well as a pass, so this matters more than the arithmetic: forward and backward of a
+    (100, 16, 24, 24) float32 batch take about 7 ms on one core, against about 40 ms with the
+    formulas above applied array by array and 95 ms for the layer composed of ``mean``,
+    ``−``, ``*``, ``**`` (which a test holds equal to this op).
 
     In evaluation (``training=False``) μ and σ² are the given running statistics, constants,
     so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above).
@@ -110,7 +122,7 @@ class BatchNorm(Function):
     refused in training, as PyTorch refuses it. The running statistics are not inputs and get
     no gradient; the op does not update them (``minigrad.functional.batch_norm`` does, from
     the batch's ``mu`` and ``var`` that forward leaves on the op).
-    Saved: x̂, 1/std (C,), w; in training also μ and σ² (for the running statistics).
+    Saved: x̂, 1/std (C,), w; in training also μ and σ² (for the running statistics) and m.
     """
 
     float_inputs = True
@@ -135,8 +147,17 @@ class BatchNorm(Function):
                 raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                                  f"training, got input of shape {x.shape} ({m} value per "
                                  f"channel: N·∏(*) = {m})")
-            self.xhat, mu, var, self.istd = _normalize(x, self.axes, self.eps)
-            self.mu, self.var = mu.reshape(C), var.reshape(C)
+            self.m = m
+            mu = x.mean(axis=self.axes, keepdims=True)
+            xhat = x - mu                                   # xc, made x̂ in place below
+            y = np.square(xhat)                             # xc², then y in the same array
+            var = y.mean(axis=self.axes, keepdims=True)
+            self.istd = (var + self.eps) ** -0.5
+            xhat *= self.istd
+            self.xhat, self.mu, self.var = xhat, mu.reshape(C), var.reshape(C)
+            np.multiply(xhat, self.w, out=y)
+            y += np.asarray(b, x.dtype).reshape(shape)
+            return y
         else:
             if self.running_mean is None or self.running_var is None:
                 raise ValueError("batch_norm: running_mean and running_var are needed when "
@@ -151,23 +172,32 @@ class BatchNorm(Function):
             self.mu = np.array(_data(self.running_mean), x.dtype).reshape(shape)
             self.istd = (np.array(_data(self.running_var), x.dtype).reshape(shape)
                          + self.eps) ** -0.5
-            self.xhat = (x - self.mu) * self.istd
-        return self.w * self.xhat + np.asarray(b, x.dtype).reshape(shape)
+            self.xhat = x - self.mu
+            self.xhat *= self.istd
+        y = self.w * self.xhat
+        y += np.asarray(b, x.dtype).reshape(shape)
+        return y
 
     def backward(self, dy):
         need_x, need_w, need_b = self.needs_input_grad
+        xhat, axes = self.xhat, self.axes
         dx = dw = db = None
-        if need_x:
-            dxhat = dy * self.w
-            if self.training:
-                dx = _normalized_grad(dxhat, self.xhat, self.istd, self.axes)
-            else:
-                dx = dxhat * self.istd
-        if need_w:
-            dw = (dy * self.xhat).sum(axis=self.axes)
-        if need_b:
-            db = dy.sum(axis=self.axes)
-        return dx, dw, db
+        if need_x and self.training:
+            shape = self.w.shape
+            db = dy.sum(axis=axes)
+            dx = dy * xhat
+            dw = dx.sum(axis=axes)
+            np.multiply(xhat, (dw / self.m).reshape(shape), out=dx)       # x̂·dw/m
+            np.subtract(dy, dx, out=dx)
+            dx -= (db / self.m).reshape(shape)
+            dx *= self.w * self.istd
+        elif need_x:
+            dx = dy * (self.w * self.istd)
+        if need_w and dw is None:
+            dw = (dy * xhat).sum(axis=axes)
+        if need_b and db is None:
+            db = dy.sum(axis=axes)
+        return dx, dw if need_w else None, db if need_b else None
 
     def backward_graph(self, dy):
         need_x, need_w, need_b = self.needs_input_grad

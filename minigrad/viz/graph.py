@@ -78,12 +78,12 @@ def draw_graph(*outputs: Any, show_values: bool = False, show_grads: Any = False
     ['t0 -> op0', 't0 -> op0', 'op0 -> t1', 't1 -> op1', 'op1 -> t2']
     """
     outputs = _check_arguments(outputs, show_grads, rankdir, max_nodes, profile)
-    tensors, ops = _collect_nodes(outputs)
-    groups = _group_by_module(tensors, ops, collapse, group_modules)
+    tensors, ops = _collect_nodes(outputs)                            # 1. what is drawn
+    groups = _group_by_module(tensors, ops, collapse, group_modules)  # 2. in which module
     _check_size(tensors, ops, groups, collapse, max_nodes)
-    look = Look(ops, show_values=show_values, show_grads=show_grads, profile=profile,
-                collapse=collapse)
-    return _emit_dot(tensors, ops, groups, look, rankdir=rankdir, legend=legend)
+    look = Look(ops, show_values=show_values, show_grads=show_grads,  # 3. how it looks
+                profile=profile, collapse=collapse)
+    return _emit_dot(tensors, ops, groups, look, rankdir=rankdir, legend=legend)  # 4. DOT
 
 
 def _check_arguments(outputs: tuple[Any, ...], show_grads: Any, rankdir: str, max_nodes: Any,
@@ -230,27 +230,6 @@ def _collect_nodes(outputs: Sequence[Any]) -> tuple[dict[int, _TensorNode], list
 
 
 # ---------------------------------------------------------------------------- 2. group by module
-def _tensor_group(node: _TensorNode, collapse: bool) -> _Group | None:
-    """The cluster a tensor is drawn in: its producer's, or its consumers' for parameters."""
-    if collapse:
-        return None
-    if node.producer is not None:
-        return node.producer.group
-    if node.role in ("parameter", "constant", "data") and node.consumers:
-        groups = [op.group for op, _ in node.consumers]
-        name = getattr(node.obj, "name", None) or ""
-        owner = name.rsplit(".", 1)[0] if "." in name else None
-        if owner is not None:
-            for group in groups:  # the module whose dotted name owns the parameter
-                while group is not None:
-                    if getattr(group.module, "name", None) == owner:
-                        return group
-                    group = group.parent
-        first = groups[0]
-        return first if all(g is first for g in groups) else None
-    return None
-
-
 def _group_by_module(tensors: dict[int, _TensorNode], ops: list[_OpNode], collapse: bool,
                      group_modules: bool) -> list[_Group]:
     """Step 2: put each op in the module it ran in (its scope on the tape).
@@ -293,6 +272,27 @@ def _group_by_module(tensors: dict[int, _TensorNode], ops: list[_OpNode], collap
     return order
 
 
+def _tensor_group(node: _TensorNode, collapse: bool) -> _Group | None:
+    """The cluster a tensor is drawn in: its producer's, or its consumers' for parameters."""
+    if collapse:
+        return None
+    if node.producer is not None:
+        return node.producer.group
+    if node.role in ("parameter", "constant", "data") and node.consumers:
+        groups = [op.group for op, _ in node.consumers]
+        name = getattr(node.obj, "name", None) or ""
+        owner = name.rsplit(".", 1)[0] if "." in name else None
+        if owner is not None:
+            for group in groups:  # the module whose dotted name owns the parameter
+                while group is not None:
+                    if getattr(group.module, "name", None) == owner:
+                        return group
+                    group = group.parent
+        first = groups[0]
+        return first if all(g is first for g in groups) else None
+    return None
+
+
 def _check_size(tensors: dict[int, _TensorNode], ops: list[_OpNode], groups: list[_Group],
                 collapse: bool, max_nodes: int) -> None:
     """Refuse a picture of more than ``max_nodes`` nodes, suggesting ``collapse=True``."""
@@ -305,6 +305,10 @@ def _check_size(tensors: dict[int, _TensorNode], ops: list[_OpNode], groups: lis
                                                      "larger max_nodes"
         raise ValueError(f"draw_graph: the graph has {count} nodes ({len(tensors)} tensors, "
                          f"{len(ops)} ops), more than max_nodes={max_nodes}; pass {hint}")
+
+
+# ---------------------------------------------------------------------------- 3. label
+# The label and look of every node and edge: labels.Look.
 
 
 # ---------------------------------------------------------------------------- 4. emit DOT

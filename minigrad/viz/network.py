@@ -253,8 +253,9 @@ def show_feature_maps(model: Any, image: Any, layers: Sequence[Any] | None = Non
 
     The model runs once on the image, in evaluation mode and without a graph, while
     :func:`record_activations` records the outputs of ``layers``. Each block shows the first
-    ``max_channels`` channels of one layer's output (C, H, W), all on the layer's own scale
-    (its smallest value white, its largest black), so channels of one layer can be compared.
+    ``max_channels`` channels of one layer's output (C, H, W), each channel scaled by its own
+    smallest (white) and largest (black) value, so a weak channel shows its pattern too; a
+    channel that is constant (a ReLU that never fired) is white.
 
     Args:
         model: an ``nn.Module``.
@@ -317,9 +318,9 @@ def show_feature_maps(model: Any, image: Any, layers: Sequence[Any] | None = Non
         more = f", first {count}" if count < C else ""
         sub.suptitle(f"{name}{kind}: {C}×{H}×{W}{more}", fontsize=9, x=0.01, ha="left",
                      y=1.0 - 0.03 / height, va="top")
-        lo, hi = float(m[:count].min()), float(m[:count].max())
         for c in range(count):
             ax = sub.add_subplot(grid[c // block_cols, c % block_cols])
+            lo, hi = float(m[c].min()), float(m[c].max())
             ax.imshow(m[c], cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1,
                       interpolation="nearest")
             hide_ticks(ax)
