@@ -200,7 +200,7 @@ def build_minigrad(net, params):
                 _, c, fn, k, pad, bias = layer
                 mods.append(nn.Conv2d(c, fn, k, padding=pad, bias=bias))
             elif kind == "bn":
-                mods.append(_batch_norm_2d(nn)(layer[1]))
+                mods.append(nn.BatchNorm2d(layer[1]))
             elif kind == "relu":
                 mods.append(nn.ReLU())
             elif kind == "pool":
@@ -223,31 +223,6 @@ def build_minigrad(net, params):
                              f"does not match the layer list's {kind} {shape}")
         p.data = value.copy()
     return model
-
-
-def _batch_norm_2d(nn):
-    """``minigrad.nn.BatchNorm2d``, or the same layer composed from ``F.batch_norm``."""
-    if hasattr(nn, "BatchNorm2d"):
-        return nn.BatchNorm2d
-    import numpy as np
-
-    from minigrad import functional as F
-
-    class BatchNorm2d(nn.Module):
-        def __init__(self, num_features, eps=1e-5, momentum=0.1):
-            super().__init__()
-            self.eps, self.momentum = eps, momentum
-            self.weight = nn.Parameter(np.ones(num_features, np.float32))
-            self.bias = nn.Parameter(np.zeros(num_features, np.float32))
-            self.register_buffer("running_mean", np.zeros(num_features, np.float32))
-            self.register_buffer("running_var", np.ones(num_features, np.float32))
-
-        def forward(self, x):
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
-                                self.bias, training=self.training, momentum=self.momentum,
-                                eps=self.eps)
-
-    return BatchNorm2d
 
 
 def build_torch(net, params):
@@ -471,10 +446,6 @@ def run_worker(args):
         "involuntary_ctx_switches": ru.ru_nivcsw,
         "dtype": dtypes[0],
     }
-    if args.worker == "minigrad" and args.net == "bn":
-        from minigrad import nn
-        res["batch_norm"] = ("minigrad.nn.BatchNorm2d" if hasattr(nn, "BatchNorm2d")
-                             else "composed from minigrad.functional.batch_norm")
     print(json.dumps(res), flush=True)
 
 
@@ -645,8 +616,6 @@ def summarise(runs, nets, frameworks, peak_gflops):
             x["final_train_loss"] = median([row["final_train_loss"] for row in rows])
             x["first_loss"] = rows[0]["first_loss"]
             x["version"] = rows[0]["version"]
-            if rows[0].get("batch_norm"):
-                x["batch_norm"] = rows[0]["batch_norm"]
             s["frameworks"][fw] = x
         pairs = [(r[net]["minigrad"], r[net]["torch"]) for r in runs
                  if r.get(net, {}).get("minigrad") and r.get(net, {}).get("torch")]
