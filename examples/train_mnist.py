@@ -544,6 +544,7 @@ def main(argv: list[str] | None = None) -> dict:
         return history
 
     threads = minigrad.get_num_threads()
+    nn.summary(model, (1, *x_train.shape[1:]))  # the layers, their output shapes and sizes
     print(f"Model: {type(model).__name__}, {model.num_parameters():,} parameters; "
           f"Adam(lr={opt.lr:g}), batch {args.batch_size}, {plural(epochs, 'epoch')}, "
           f"{plural(threads, 'thread')}")

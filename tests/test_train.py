@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def test_main_writes_every_artifact(train_mnist, tmp_path, capsys, request, grap
     printed = capsys.readouterr().out
     assert "Data: the MNIST subset shipped with minigrad: 200 training and 200 test" in printed
     assert "epoch 2/2: train loss" in printed
+    # the model summary: every layer with its output shape, and the total
+    assert re.search(r"conv1 \(Conv2d\) +\(1, 30, 24, 24\) +780\n", printed)
+    assert "Total params: 433,890" in printed
     assert max(len(line) for line in printed.replace(str(out), "runs/mnist").splitlines()) <= 100
     assert read_history(out) == history and history["epoch"] == [1, 2]
     assert set(history) >= {"train_loss", "train_acc", "test_loss", "test_acc"}
