@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import minigrad.functional as F
 import minigrad.ops.conv as conv_module
-from minigrad import Tensor
+from minigrad import Tensor, book
 from minigrad.testing import arrays, check_op, conv_settings
 
 
@@ -81,6 +81,7 @@ def test_conv2d_does_not_run_col2im_when_x_needs_no_grad(monkeypatch):
         raise AssertionError("col2im ran")
 
     monkeypatch.setattr(conv_module, "_col2im", recording_col2im)
+    monkeypatch.setattr(conv_module.Conv2d, "dx_conv_ratio", 0)   # dx by col2im when needed
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 3, 6, 6)))                      # data: no grad
     w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
@@ -325,6 +326,71 @@ def test_conv2d_fast_path_equals_the_general_path(data):
     np.testing.assert_allclose(y_fast.data, y_plain.data, rtol=1e-12, atol=1e-12)
     for a, c in zip(fast, plain):
         np.testing.assert_allclose(a.grad, c.grad, rtol=1e-12, atol=1e-12)
+
+
+# The fast path computes dL/dx in one of two ways, picked by a size rule: col2im of
+# w.reshape(FN, K)ᵀ · dy (the textbook's), or, for stride 1 with FN ≤ dx_conv_ratio·C, the
+# convolution of dy with the turned filters, a block of images at a time.
+DX_PATHS = {"col2im": {"dx_conv_ratio": 0},
+            "convolution, one image per block": {"dx_conv_ratio": 10**6, "block_bytes": 1},
+            "convolution, one block": {"dx_conv_ratio": 10**6, "block_bytes": 1 << 40}}
+
+
+@pytest.mark.parametrize("path", DX_PATHS)
+@given(data=st.data())
+def test_conv2d_dx_paths_equal_the_book_convolution_and_the_general_path(path, data):
+    max_stride = data.draw(st.sampled_from([1, 3]), label="max_stride")
+    x, w, b, stride, padding = draw_conv(data, max_stride=max_stride, max_padding=3)
+    b = np.zeros(w.shape[0]) if b is None else b
+    dy = None
+    results = []
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in DX_PATHS[path].items():
+            mp.setattr(conv_module.Conv2d, name, value)
+        ops = [lambda *t: F.conv2d(*t, stride=stride, padding=padding),
+               lambda *t: GeneralConv2d(stride=stride, padding=padding)(*t)]
+        if stride[0] == stride[1] and padding[0] == padding[1]:
+            ops.append(lambda *t: book.Convolution(stride[0], padding[0])(*t))
+        for op in ops:
+            tensors = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+            y = op(*tensors)
+            if dy is None:
+                (FH, FW), (PH, PW) = w.shape[2:], padding
+                by_convolution = (path != "col2im" and stride == (1, 1)
+                                  and PH <= FH - 1 and PW <= FW - 1)
+                assert y.creator._dx_by_convolution() is by_convolution
+                dy = np.random.default_rng(3).standard_normal(y.shape)
+            y.backward(dy)
+            results.append((y.data, [t.grad for t in tensors]))
+    (y_fast, grads_fast), *others = results
+    for y_other, grads_other in others:
+        np.testing.assert_allclose(y_fast, y_other, rtol=1e-10, atol=1e-12)
+        for g_fast, g_other in zip(grads_fast, grads_other):
+            np.testing.assert_allclose(g_fast, g_other, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("w_shape, stride, padding, by_convolution", [
+    ((16, 16, 3, 3), 1, 1, True),
+    ((32, 16, 3, 3), 1, 1, True),              # FN = 2·C: still the convolution
+    ((33, 16, 3, 3), 1, 1, False),             # FN > 2·C: col2im
+    ((16, 1, 3, 3), 1, 1, False),              # the input layer's shape
+    ((16, 16, 3, 3), 2, 1, False),             # stride 2: col2im
+    ((16, 16, 3, 3), 1, 2, True),              # padding FH − 1
+    ((16, 16, 3, 3), 1, 3, False),             # padding beyond FH − 1: col2im
+    ((4, 4, 5, 3), 1, (4, 2), True),
+])
+def test_conv2d_dx_size_rule(w_shape, stride, padding, by_convolution):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, w_shape[1], 9, 8)), requires_grad=True)
+    w = Tensor(rng.standard_normal(w_shape), requires_grad=True)
+    y = F.conv2d(x, w, stride=stride, padding=padding)
+    assert y.creator._dx_by_convolution() is by_convolution
+    dy = rng.standard_normal(y.shape)
+    y.backward(dy)
+    expected = ref.conv2d_backward(x.data, w.data, dy, conv_module.pair("", "", stride, 1),
+                                   conv_module.pair("", "", padding, 0))
+    np.testing.assert_allclose(x.grad, expected[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(w.grad, expected[1], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, w_shape, general", [

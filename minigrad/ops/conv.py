@@ -332,11 +332,23 @@ class Conv2d(Function):
     so forward is a single product (no separate pass to add b) and one product in backward
     gives dL/dw and dL/db together. Saved: col (with its row of ones) when w or b needs a
     gradient, w when x needs one. No col2im is run when x needs no gradient (the input layer).
-    """
+
+    dL/dx has a second, faster formulation, used at stride 1 when FN ≤ ``dx_conv_ratio``·C (2)
+    and PH ≤ FH − 1, PW ≤ FW − 1: it is the convolution of dy, zero-padded by FH − 1 − PH rows
+    and FW − 1 − PW columns, with the filters turned by 180° and their channel axes swapped,
+    dx = conv2d(dyp, w[:, :, ::−1, ::−1] as (C, FN, FH, FW)). That is an im2col of dy (a plain
+    copy of FN·FH·FW·H·W values per image) and one product, where col2im adds FH·FW strided
+    slices of C·OH·OW values each, slow for the small images and few channels of a deep
+    network; when FN is much larger than C the copy costs more than the adds and col2im stays.
+    Its columns are built a block of images at a time (``block_bytes`` of them, 512 KiB) so
+    that the product reads them from the cache.
 
     # Defaults at class level: settings() lists dilation and groups only when they were given.
     dilation = (1, 1)
     groups = 1
+    # The fast path's two size rules (see the docstring); tests change them to force each side.
+    block_bytes = 1 << 19
+    dx_conv_ratio = 2
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = pair("conv2d", "stride", stride, 1)
@@ -416,13 +428,25 @@ class Conv2d(Function):
             self.x_shape = x.shape
         return y.reshape(N, FN, OH, OW)
 
+    def _block(self, per_image: int, dtype) -> int:
+        """Images per block: as many as keep one block's columns within ``block_bytes``."""
+        return max(1, self.block_bytes // (per_image * np.dtype(dtype).itemsize))
+
+    def _dx_by_convolution(self) -> bool:
+        """The size rule for dL/dx: True to compute it as a convolution of dy (see backward)."""
+        FN, C, FH, FW = self.w_shape
+        PH, PW = self.pad
+        return (self.stride == (1, 1) and PH <= FH - 1 and PW <= FW - 1
+                and FN <= self.dx_conv_ratio * C)
+
     def backward(self, dy):
         if self.general:
             return self._backward_general(dy)
         needs = self.needs_input_grad
         N, FN, OH, OW = dy.shape
-        dy = dy.reshape(N, FN, OH * OW)
+        dy3 = dy.reshape(N, FN, OH * OW)
         dx = dw = db = None
+        K = math.prod(self.w_shape[1:])
         if any(needs[1:]):
             # (N, FN, P) · (N, P, rows) → (N, FN, rows), summed over the batch: the last
             # column (from the row of ones) is dL/db.
@@ -430,26 +454,66 @@ class Conv2d(Function):
             per_image = np.empty((N, FN, col.shape[1]), dtype=np.result_type(dy, col))
 
             def images(lo, hi):
-                np.matmul(dy[lo:hi], col[lo:hi].transpose(0, 2, 1), out=per_image[lo:hi])
+                np.matmul(dy3[lo:hi], col[lo:hi].transpose(0, 2, 1), out=per_image[lo:hi])
 
             parallel_for(N, images, work=col.size + dy.size, blas=True)
             dwb = per_image.sum(axis=0)
-            K = math.prod(self.w_shape[1:])
             if needs[1]:
                 dw = dwb[:, :K].reshape(self.w_shape)
             if len(needs) == 3 and needs[2]:
                 db = np.ascontiguousarray(dwb[:, K])
         if needs[0]:
-            w = self.w
-            dx = np.empty(self.x_shape, dtype=np.result_type(dy, w))
-
-            def images(lo, hi):
-                dcol = np.matmul(w.reshape(FN, -1).T, dy[lo:hi])  # (K, FN) · (n, FN, P)
-                _col2im(dcol, dx[lo:hi].shape, w.shape[2:], self.stride, self.pad,
-                        (OH, OW), dx=dx[lo:hi])
-
-            parallel_for(N, images, work=2 * w[0].size * N * OH * OW, blas=True)
+            dx = self._dx_conv(dy) if self._dx_by_convolution() else self._dx_col2im(dy3, OH, OW)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    def _dx_col2im(self, dy3, OH, OW):
+        """dL/dx = col2im(w.reshape(FN, K)ᵀ · dy[n]), the textbook's way."""
+        w = self.w
+        FN = w.shape[0]
+        N = dy3.shape[0]
+        dx = np.empty(self.x_shape, dtype=np.result_type(dy3, w))
+
+        def images(lo, hi):
+            dcol = np.matmul(w.reshape(FN, -1).T, dy3[lo:hi])  # (K, FN) · (n, FN, P)
+            _col2im(dcol, dx[lo:hi].shape, w.shape[2:], self.stride, self.pad,
+                    (OH, OW), dx=dx[lo:hi])
+
+        parallel_for(N, images, work=2 * w[0].size * N * OH * OW, blas=True)
+        return dx
+
+    def _dx_conv(self, dy):
+        """dL/dx as the convolution of dy, padded by FH − 1 − PH rows and FW − 1 − PW columns,
+        with the filters turned by 180° and their two channel axes swapped (stride 1 only):
+
+            dx[n, c, h, v] = Σ_{f,i,j} dyp[n, f, h + i, v + j] · w[f, c, FH − 1 − i, FW − 1 − j]
+
+        im2col of dy (a plain copy) and one product per block, where col2im would add FH·FW
+        strided slices."""
+        w = self.w
+        FN, C, FH, FW = w.shape
+        N, _, OH, OW = dy.shape
+        H, W = self.x_shape[2:]
+        QH, QW = FH - 1 - self.pad[0], FW - 1 - self.pad[1]
+        dtype = np.result_type(dy, w)
+        KT = FN * FH * FW
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), dtype=dtype)
+        w_t = w_t.reshape(C, KT)
+        dx = np.empty(self.x_shape, dtype=dtype)
+        step = self._block(KT * H * W, dtype)
+
+        def images(lo, hi):
+            n = min(step, hi - lo)
+            dyp = np.zeros((n, FN, OH + 2 * QH, OW + 2 * QW), dtype=dtype)  # borders stay 0
+            view = window_view(dyp, (FH, FW), (1, 1), (H, W))
+            col = np.empty((n, KT, H * W), dtype=dtype)
+            for s in range(lo, hi, step):
+                e = min(hi, s + step)
+                dyp[:e - s, :, QH:QH + OH, QW:QW + OW] = dy[s:e]
+                np.copyto(col[:e - s].reshape(e - s, FN, FH, FW, H, W), view[:e - s])
+                np.matmul(w_t, col[:e - s], out=dx[s:e].reshape(e - s, C, H * W))
+
+        parallel_for(N, images, work=N * (KT + C) * H * W, blas=True)
+        return dx
 
     def backward_graph(self, dy):
         from minigrad.ops.grad_ops import conv2d_backward_graph
