@@ -342,6 +342,7 @@ class Conv2d(Function):
     network; when FN is much larger than C the copy costs more than the adds and col2im stays.
     Its columns are built a block of images at a time (``block_bytes`` of them, 512 KiB) so
     that the product reads them from the cache.
+    """
 
     # Defaults at class level: settings() lists dilation and groups only when they were given.
     dilation = (1, 1)
