@@ -393,6 +393,48 @@ def test_conv2d_dx_size_rule(w_shape, stride, padding, by_convolution):
     np.testing.assert_allclose(w.grad, expected[1], rtol=1e-10, atol=1e-12)
 
 
+def test_conv2d_recycles_columns_only_once_their_graph_is_done():
+    """A released op's columns serve the next convolution of the same shape; an op whose graph
+    is still alive (or kept by retain_graph) keeps its own, and every gradient stays right."""
+    conv_module._recycled.clear()
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((3, 2, 6, 5)), requires_grad=True)
+    ws = [Tensor(rng.standard_normal((4, 2, 3, 3)), requires_grad=True) for _ in range(3)]
+    y1 = F.conv2d(x, ws[0], padding=1)
+    y2 = F.conv2d(x, ws[1], padding=1)
+    col1, col2 = y1.creator.col, y2.creator.col
+    assert col1 is not col2
+    dy = rng.standard_normal(y1.shape)
+    y1.backward(dy)                                   # y1's graph is released: col1 goes back
+    y3 = F.conv2d(x, ws[2], padding=1)
+    assert y3.creator.col is col1                     # ... and serves y3
+    y2.backward(dy, retain_graph=True)                # y2 still holds col2
+    assert y2.creator.col is col2
+    y4 = F.conv2d(x, ws[0], padding=1)
+    assert y4.creator.col is not col2                 # col2 was not handed back
+    y2.backward(dy)                                   # a second pass through the kept graph
+    y3.backward(dy)
+    for w in ws:
+        expected = ref.conv2d_backward(x.data, w.data, dy, (1, 1), (1, 1))[1]
+        np.testing.assert_allclose(w.grad, 2 * expected if w is ws[1] else expected,
+                                   rtol=1e-10, atol=1e-12)
+    conv_module._recycled.clear()
+
+
+def test_recycled_columns_keep_within_their_budget():
+    pool = conv_module._Recycled(max_bytes=1000)
+    a, b, c = np.empty(50), np.empty(50), np.empty(200)   # 400, 400, 1600 bytes
+    pool.give(a)
+    pool.give(b)
+    pool.give(c)                                           # larger than the budget: not kept
+    assert pool.bytes == 800
+    pool.give(np.empty(60))                                # 480 more: the oldest (a) goes
+    assert pool.bytes == 880
+    assert pool.empty((50,), np.float64) is b
+    assert pool.empty((50,), np.float64) is not a          # a fresh array
+    assert pool.empty((50,), np.float32).dtype == np.float32
+
+
 @pytest.mark.parametrize("kwargs, w_shape, general", [
     ({}, (2, 3, 3, 3), False),
     ({"padding": "valid"}, (2, 3, 3, 3), False),
