@@ -190,10 +190,15 @@ class Function:
         arrays = []
         needs = []
         versions = []
+        # The arrays that came from outside the tape (leaves, plain arrays): if the op is
+        # recorded they stay read-only while it may still run backward (see ``_Hold``).
+        held = []
         float_inputs = self.float_inputs
         for x in inputs:
             if isinstance(x, Tensor):
                 a = x._data
+                if x.creator is None:
+                    held.append(a)
                 if float_inputs and a.dtype.kind not in "fc":
                     a = a.astype(_float_dtype(a.dtype))
                 arrays.append(a)
@@ -201,6 +206,8 @@ class Function:
                 versions.append(x._version)
             else:
                 if type(x) is np.ndarray:
+                    if x.ndim:
+                        held.append(x)
                     kind = x.dtype.kind
                     if kind not in "fc":
                         if kind not in _NUMBER_KINDS:
@@ -234,11 +241,7 @@ class Function:
             scope = _module_scope.stack
             self.scope = tuple(scope) if scope else ()
             self._versions = versions
-            # The arrays that came from outside the tape (leaves, plain arrays) stay read-only
-            # while this op may still run backward: a write into one would change its result.
-            held = [x._data if type(x) is not np.ndarray else x for x in inputs
-                    if (type(x) is np.ndarray and x.ndim) or
-                    (isinstance(x, Tensor) and x.creator is None)]
+            # A write into a held array would change this op's backward: read-only until then.
             self._hold = _Hold(held) if held else None
         else:
             out = Tensor._from_op(y, False, None)
@@ -324,7 +327,9 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 f"backward: trying to go through the graph a second time: the values that "
                 f"{type(fn).__name__} saved were freed by the first backward(); pass "
                 f"retain_graph=True to that first call to keep them")
-        _check_versions(fn)
+        for x, version in zip(fn.inputs, fn._versions):  # inline: this loop is the hot path
+            if version is not None and x._version != version:
+                _check_versions(fn)  # raises, naming the op and the input
         if _observers:
             start = time.perf_counter()
             gxs = fn.backward(dy)

@@ -159,6 +159,30 @@ def test_summary_of_simple_conv_net(capsys):
     assert "Total params: 433,890" in printed and "affine1 (Linear)" in printed
 
 
+def test_summary_of_a_batchnorm_cnn():
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 7 * 7, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    running = net[1].running_mean.copy()
+    info = nn.summary(net, (3, 1, 28, 28), verbose=False)
+    rows = [(r.name, r.type, r.output_shape, r.num_params) for r in info.rows[1:]]
+    assert rows == [
+        ("0", "Conv2d", (3, 8, 28, 28), 8 * 9 + 8), ("1", "BatchNorm2d", (3, 8, 28, 28), 16),
+        ("2", "ReLU", (3, 8, 28, 28), 0), ("3", "MaxPool2d", (3, 8, 14, 14), 0),
+        ("4", "Conv2d", (3, 16, 14, 14), 16 * 8 * 9 + 16),
+        ("5", "BatchNorm2d", (3, 16, 14, 14), 32),
+        ("6", "ReLU", (3, 16, 14, 14), 0), ("7", "MaxPool2d", (3, 16, 7, 7), 0),
+        ("8", "Flatten", (3, 784), 0), ("9", "Linear", (3, 32), 784 * 32 + 32),
+        ("10", "BatchNorm1d", (3, 32), 64), ("11", "ReLU", (3, 32), 0),
+        ("12", "Linear", (3, 10), 32 * 10 + 10)]
+    assert info.total_params == net.num_parameters() == sum(r[3] for r in rows)
+    # running mean and variance of each BatchNorm, and its num_batches_tracked
+    assert info.total_buffers == 2 * (8 + 16 + 32) + 3
+    np.testing.assert_array_equal(net[1].running_mean, running)  # eval: statistics untouched
+    assert int(net[1].num_batches_tracked) == 0
+
+
 def test_summary_counts_frozen_parameters_and_buffers_and_restores_the_model():
     class WithBuffer(nn.Module):
         def __init__(self):
