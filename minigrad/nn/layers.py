@@ -15,6 +15,7 @@ layers and dropout use by default. :mod:`minigrad.nn.init` re-initialises any we
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
+        features = math.prod(shape[1:]) if len(shape) >= 2 else None
         if features != self.in_features:
             got = (f"input has {features} features" if features is not None
                    else f"input has {len(shape)} dimension(s), expected (N, ...)")
