@@ -258,3 +258,19 @@ def plot_accuracy(ax: Any, curves: dict[str, np.ndarray], title: str) -> None:
     ax.set_ylim(0, 1.0)
     ax.set_title(title)
     ax.legend(loc="lower right")
+
+
+def plot_losses(losses: dict[str, np.ndarray], markers: dict[str, str], ylim: float, out: Path,
+                name: str) -> Path:
+    """The smoothed training loss per iteration of each run, the textbook's way (its figures
+    6-9 and 6-15), written as ``out/name``."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, loss in losses.items():
+        ax.plot(np.arange(len(loss)), smooth(loss), marker=markers[label],
+                markevery=max(len(loss) // 20, 1), markersize=4, label=label)
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("loss")
+    ax.set_ylim(0, ylim)
+    ax.legend()
+    return save(fig, out, name)

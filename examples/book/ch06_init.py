@@ -86,17 +86,8 @@ def plot_histograms(activation: str, outputs: dict[str, list[np.ndarray]], out: 
 
 
 def plot_losses(losses: dict[str, np.ndarray], out: Path) -> Path:
-    plt = common.pyplot()
     markers = {"std=0.01": "o", "Xavier": "s", "He": "D"}
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for label, loss in losses.items():
-        ax.plot(np.arange(len(loss)), common.smooth(loss), marker=markers[label],
-                markevery=max(len(loss) // 20, 1), markersize=4, label=label)
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("loss")
-    ax.set_ylim(0, 2.5)
-    ax.legend()
-    return common.save(fig, out, "ch06_init_mnist.png")
+    return common.plot_losses(losses, markers, 2.5, out, "ch06_init_mnist.png")
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -87,17 +87,8 @@ def plot_paths(paths: dict[str, np.ndarray], out: Path) -> Path:
 
 
 def plot_losses(losses: dict[str, np.ndarray], out: Path) -> Path:
-    plt = common.pyplot()
     markers = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D"}
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name, loss in losses.items():
-        ax.plot(np.arange(len(loss)), common.smooth(loss), marker=markers[name],
-                markevery=max(len(loss) // 20, 1), markersize=4, label=name)
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("loss")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    return common.save(fig, out, "ch06_optimizers_mnist.png")
+    return common.plot_losses(losses, markers, 1, out, "ch06_optimizers_mnist.png")
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
