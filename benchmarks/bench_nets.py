@@ -193,25 +193,7 @@ def build_minigrad(net, params):
     elif net == "deep":
         model = minigrad.models.DeepConvNet()
     else:
-        mods = []
-        for layer in layers:
-            kind = layer[0]
-            if kind == "conv":
-                _, c, fn, k, pad, bias = layer
-                mods.append(nn.Conv2d(c, fn, k, padding=pad, bias=bias))
-            elif kind == "bn":
-                mods.append(nn.BatchNorm2d(layer[1]))
-            elif kind == "relu":
-                mods.append(nn.ReLU())
-            elif kind == "pool":
-                mods.append(nn.MaxPool2d(2, stride=2))
-            elif kind == "flatten":
-                mods.append(nn.Flatten())
-            elif kind == "affine":
-                mods.append(nn.Linear(layer[1], layer[2]))
-            elif kind == "dropout":
-                mods.append(nn.Dropout(layer[1]))
-        model = nn.Sequential(*mods)
+        model = nn.Sequential(*modules(nn, layers))
     named = list(model.named_parameters())
     specs = param_specs(layers)
     if len(named) != len(specs):
@@ -225,13 +207,11 @@ def build_minigrad(net, params):
     return model
 
 
-def build_torch(net, params):
-    """The PyTorch twin: ``torch.nn.Sequential`` of the same layers, ``params`` copied in."""
-    import torch
-    from torch import nn
-
+def modules(nn, layers):
+    """The modules of a layer list, from ``nn`` (``minigrad.nn`` or ``torch.nn``: the layers
+    used here have the same names and constructor arguments in both)."""
     mods = []
-    for layer in NETS[net][1]:
+    for layer in layers:
         kind = layer[0]
         if kind == "conv":
             _, c, fn, k, pad, bias = layer
@@ -243,11 +223,20 @@ def build_torch(net, params):
         elif kind == "pool":
             mods.append(nn.MaxPool2d(2, stride=2))
         elif kind == "flatten":
-            mods.append(nn.Flatten())   # C order, as minigrad's reshape
+            mods.append(nn.Flatten())   # C order in both
         elif kind == "affine":
             mods.append(nn.Linear(layer[1], layer[2]))
         elif kind == "dropout":
             mods.append(nn.Dropout(layer[1]))
+    return mods
+
+
+def build_torch(net, params):
+    """The PyTorch twin: ``torch.nn.Sequential`` of the same layers, ``params`` copied in."""
+    import torch
+    from torch import nn
+
+    mods = modules(nn, NETS[net][1])
     model = nn.Sequential(*mods)
     tparams = list(model.parameters())
     specs = param_specs(NETS[net][1])

@@ -11,14 +11,7 @@ A module also holds buffers (``register_buffer``): plain arrays that are part of
 running statistics of batch normalisation. Forward hooks (``register_forward_pre_hook``,
 ``register_forward_hook``) see, and may replace, a module's inputs and output on every call.
 
->>> import minigrad
->>> from minigrad import nn
->>> nn.manual_seed(0)
->>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
->>> [(name, p.shape) for name, p in net.named_parameters()]
-[('0.weight', (4, 3)), ('0.bias', (3,)), ('2.weight', (3, 2)), ('2.bias', (2,))]
->>> net(minigrad.Tensor(np.ones((5, 4), np.float32))).shape
-(5, 2)
+The package docstring (:mod:`minigrad.nn`) shows a small network built from them.
 """
 
 from __future__ import annotations
@@ -313,25 +306,22 @@ class Module:
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at a dotted path (``"encoder.0.weight"``)."""
-        path, _, name = target.rpartition(".")
-        module = self.get_submodule(path)
-        p = module._parameters.get(name)
-        if p is None:
-            raise AttributeError(f"{type(self).__name__}.get_parameter: '{path or 'the model'}' "
-                                 f"has no parameter '{name}'; it has "
-                                 f"{[k for k, v in module._parameters.items() if v is not None]}")
-        return p
+        return self._get_entry(target, "_parameters", "parameter")
 
     def get_buffer(self, target: str) -> np.ndarray:
         """The buffer at a dotted path (``"bn.running_mean"``)."""
+        return self._get_entry(target, "_buffers", "buffer")
+
+    def _get_entry(self, target: str, table: str, kind: str) -> Any:
+        """The entry of the submodule's ``table`` (``_parameters``, ``_buffers``) at ``target``."""
         path, _, name = target.rpartition(".")
-        module = self.get_submodule(path)
-        b = module._buffers.get(name)
-        if b is None:
-            raise AttributeError(f"{type(self).__name__}.get_buffer: '{path or 'the model'}' "
-                                 f"has no buffer '{name}'; it has "
-                                 f"{[k for k, v in module._buffers.items() if v is not None]}")
-        return b
+        entries = getattr(self.get_submodule(path), table)
+        entry = entries.get(name)
+        if entry is None:
+            raise AttributeError(f"{type(self).__name__}.get_{kind}: '{path or 'the model'}' "
+                                 f"has no {kind} '{name}'; it has "
+                                 f"{[k for k, v in entries.items() if v is not None]}")
+        return entry
 
     def _set_name(self, name: str) -> None:
         """Rename this module and everything under it (it was assigned into a parent)."""
