@@ -311,7 +311,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     gradient that is ``dy`` itself, a view of another array or read-only is copied first.
     """
     if root.creator is None:  # a leaf: its gradient is the seed
-        root.grad = seed.copy() if root.grad is None else root.grad + seed
+        root.grad = seed.copy() if root.grad is None else _sum(root.grad, seed)
         return
     grads: dict[int, np.ndarray] = {id(root): seed}
     given: set[int] = set()  # arrays already made some leaf's .grad in this pass
@@ -321,7 +321,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         if dy is None:  # nothing downstream of this op reached the root
             continue
         if out._retains_grad:
-            out.grad = dy.copy() if out.grad is None else out.grad + dy
+            out.grad = dy.copy() if out.grad is None else _sum(out.grad, dy)
         if fn._released:
             raise RuntimeError(
                 f"backward: trying to go through the graph a second time: the values that "
@@ -365,13 +365,20 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                     x.grad = gx if fresh else gx.copy()
                     given.add(id(x.grad))
                 else:
-                    x.grad = x.grad + gx
+                    x.grad = _sum(x.grad, gx)
             else:
                 key = id(x)
                 previous = grads.get(key)
-                grads[key] = gx if previous is None else previous + gx
+                grads[key] = gx if previous is None else _sum(previous, gx)
         if not retain_graph:
             fn._release()
+
+
+def _sum(a: Any, b: Any) -> Any:
+    """a + b for accumulating gradients: an ndarray even for 0-d arrays (whose sum NumPy gives
+    as a scalar, which has no memory to update in place), or a Tensor under create_graph."""
+    total = a + b
+    return np.asarray(total) if isinstance(total, np.generic) else total
 
 
 def _check_versions(fn: Function) -> None:
@@ -415,7 +422,7 @@ def run_grad(outputs: list[Tensor], seeds: list[Any], inputs: list[Tensor],
     grads: dict[int, Any] = {}
     for out, seed in zip(outputs, seeds):
         key = id(out)
-        grads[key] = seed if key not in grads else grads[key] + seed
+        grads[key] = seed if key not in grads else _sum(grads[key], seed)
     found: dict[int, Any] = {}
     order = topological_order([o.creator for o in outputs if o.creator is not None])
     step = _graph_step if create_graph else _array_step
@@ -445,7 +452,7 @@ def run_grad(outputs: list[Tensor], seeds: list[Any], inputs: list[Tensor],
             gx = _checked(fn, i, gx, x, create_graph)
             key = id(x)
             previous = grads.get(key)
-            grads[key] = gx if previous is None else previous + gx
+            grads[key] = gx if previous is None else _sum(previous, gx)
         if not retain_graph:
             fn._release()
     for x in inputs:                     # leaves, and tensors no op beyond them consumed

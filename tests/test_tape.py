@@ -17,6 +17,18 @@ def test_a_tensor_used_twice_accumulates():
     np.testing.assert_array_equal(x.grad, 2 * x.data + 1)
 
 
+def test_a_0d_tensor_used_twice_keeps_an_array_gradient():
+    """0-d arrays add up to a NumPy scalar; accumulated gradients stay arrays (an optimiser
+    updates its running values in place)."""
+    import minigrad
+
+    x = Tensor(np.array(-7.0), requires_grad=True)
+    (x * x + x).backward()
+    assert type(x.grad) is np.ndarray and x.grad.shape == () and x.grad == -13.0
+    (g,) = minigrad.grad(x * x + x, [x])
+    assert type(g.data) is np.ndarray and g.data == -13.0
+
+
 def test_diamond_graph():
     r"""x → a → (b, c) → d: both paths reach a, then x.
 

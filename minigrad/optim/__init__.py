@@ -317,8 +317,8 @@ class Optimizer:
                 grad = p.grad
                 if grad is None:
                     continue
-                # A 0-d parameter's gradient can be a NumPy scalar, which has no memory to
-                # update in place: running values made from it would never accumulate.
+                # backward() gives arrays; a gradient assigned by hand may be a NumPy scalar,
+                # which has no memory to update in place (running values would not accumulate).
                 grad = np.asarray(grad)
                 if grad.shape != p.data.shape:
                     raise ValueError(f"{type(self).__name__}.step: parameter {p.name or ''} "
