@@ -9,6 +9,7 @@ import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 
+import minigrad
 import minigrad.functional as F
 import minigrad.ops.conv as conv_module
 from minigrad import Tensor, book
@@ -367,6 +368,33 @@ def test_conv2d_dx_paths_equal_the_book_convolution_and_the_general_path(path, d
         np.testing.assert_allclose(y_fast, y_other, rtol=1e-10, atol=1e-12)
         for g_fast, g_other in zip(grads_fast, grads_other):
             np.testing.assert_allclose(g_fast, g_other, rtol=1e-10, atol=1e-12)
+
+
+# Without a gradient for w and b (inference, frozen filters) the forward pass builds its
+# columns a block of images at a time in a buffer of each thread's own and keeps none.
+@pytest.mark.parametrize("block_bytes", [1, 1 << 12, 1 << 40])
+@given(data=st.data())
+def test_conv2d_forward_without_weight_grad_equals_the_kept_columns_path(block_bytes, data):
+    x, w, b, stride, padding = draw_conv(data, max_stride=3, max_padding=3)
+    inputs = (x, w) if b is None else (x, w, b)
+    kept = F.conv2d(*[Tensor(a, requires_grad=True) for a in inputs], stride=stride,
+                    padding=padding)
+    assert kept.creator.col is not None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module.Conv2d, "block_bytes", block_bytes)
+        with minigrad.no_grad():
+            blocked = F.conv2d(*inputs, stride=stride, padding=padding)
+        xt = Tensor(x, requires_grad=True)
+        x_only = F.conv2d(xt, *inputs[1:], stride=stride, padding=padding)
+    assert "col" not in x_only.creator.__dict__
+    np.testing.assert_array_equal(blocked.data, x_only.data)
+    np.testing.assert_allclose(blocked.data, kept.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(blocked.data, ref.conv2d(x, w, b, stride, padding),
+                               rtol=1e-10, atol=1e-12)
+    dy = np.random.default_rng(1).standard_normal(x_only.shape)
+    x_only.backward(dy)
+    expected = ref.conv2d_backward(x, w, dy, stride, padding)[0]
+    np.testing.assert_allclose(xt.grad, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("w_shape, stride, padding, by_convolution", [
