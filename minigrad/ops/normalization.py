@@ -239,28 +239,38 @@ class BatchNorm(Function):
         if self.training:
             mu, var = _batch_statistics(x2, C, P)
             self.mu, self.var = mu.astype(dtype), var.astype(dtype)
-            istd = (var + self.eps) ** -0.5
         else:
             # Copies: the running statistics may be updated in place before backward runs.
             mu = np.array(_data(self.running_mean), dtype).astype(np.float64)
-            istd = (np.array(_data(self.running_var), dtype) + self.eps) ** -0.5
-            istd = istd.astype(np.float64)
+            var = np.array(_data(self.running_var), dtype).astype(np.float64)
+        istd = (var + self.eps) ** -0.5
         self.x2, self.shape, self.C, self.P = x2, x.shape, C, P
         self.mu64, self.istd64 = mu, istd
         self.w64 = np.asarray(w, dtype).astype(np.float64)
+        # x − μ is formed only where μ is large next to σ (see _centred).
+        self.centred = _centred(mu, var)
         # Kept for backward_graph in evaluation (its constants), as the plain path keeps them.
         self.mu_c = mu.astype(dtype).reshape(_channel_shape(x.ndim))
         self.istd = istd.astype(dtype).reshape(_channel_shape(x.ndim))
         rows = _RowConstants(dtype, P)
-        mu_row, scale_row = rows(mu), rows(self.w64 * istd)
-        b_row = rows(np.asarray(b, dtype))
+        scale = self.w64 * istd                             # w/std
+        bias = np.asarray(b, dtype).astype(np.float64)
         y2 = np.empty_like(x2)
+        if self.centred:
+            mu_row, scale_row, b_row = rows(mu), rows(scale), rows(bias)
 
-        def affine(lo, hi, t):                  # y = (x − μ)·(w/std) + b on samples lo..hi−1
-            yb = y2[lo:hi]
-            np.subtract(x2[lo:hi], mu_row, out=yb)
-            yb *= scale_row
-            yb += b_row
+            def affine(lo, hi, t):              # y = (x − μ)·(w/std) + b, samples lo..hi−1
+                yb = y2[lo:hi]
+                np.subtract(x2[lo:hi], mu_row, out=yb)
+                yb *= scale_row
+                yb += b_row
+        else:
+            scale_row, shift_row = rows(scale), rows(bias - mu * scale)
+
+            def affine(lo, hi, t):              # y = x·(w/std) + (b − μ·w/std)
+                yb = y2[lo:hi]
+                np.multiply(x2[lo:hi], scale_row, out=yb)
+                yb += shift_row
 
         _over_blocks(x2, affine, scratch=False)
         return y2.reshape(x.shape)
@@ -271,24 +281,15 @@ class BatchNorm(Function):
         N, dtype = x2.shape[0], x2.dtype
         dy2 = np.ascontiguousarray(dy, dtype=dtype).reshape(x2.shape)
         rows = _RowConstants(dtype, P)
-        a = self.w64 * self.istd64                          # w/std per channel
+        mu, a = self.mu64, self.w64 * self.istd64           # a = w/std per channel
         dx = dw = db = None
         if self.training and need_x or need_w:
-            # db = Σ dy, g = Σ dy·(x − μ) = std·dw, one pass over dy and x.
-            mu_row = rows(self.mu64)
-            sum_dy = np.empty((N, C), dtype)
-            sum_dyxc = np.empty((N, C), dtype)
-
-            def sums(lo, hi, t):
-                np.subtract(x2[lo:hi], mu_row, out=t)
-                dyb = dy2[lo:hi].reshape(-1, P)
-                np.add.reduce(dyb, axis=1, out=sum_dy[lo:hi].reshape(-1))
-                np.einsum("ij,ij->i", t.reshape(-1, P), dyb,
-                          out=sum_dyxc[lo:hi].reshape(-1))
-
-            _over_blocks(x2, sums, scratch=True)
+            # db = Σ dy and g = Σ dy·(x − μ) = std·dw, in one pass over dy and x.
+            sum_dy, sum_dyx = _gradient_sums(x2, dy2, C, P, mu if self.centred else None)
             db64 = sum_dy.sum(axis=0, dtype=np.float64)
-            g = sum_dyxc.sum(axis=0, dtype=np.float64)
+            g = sum_dyx.sum(axis=0, dtype=np.float64)
+            if not self.centred:
+                g -= mu * db64                              # Σ dy·x − μ·Σ dy
             dw, db = (g * self.istd64).astype(dtype), db64.astype(dtype)
         elif need_b:
             db = dy2.reshape(N, C, P).sum(axis=(0, 2))
@@ -297,17 +298,27 @@ class BatchNorm(Function):
             a_row = rows(a)
             if self.training:
                 # dx = (w/std)·(dy − db/m − x̂·dw/m) = a·dy + k·(x − μ) + c per channel
-                k_row = rows(-a * self.istd64 ** 2 * g / self.m)
-                c_row = rows(-a * db64 / self.m)
-                mu_row = rows(self.mu64)
+                k = -a * self.istd64 ** 2 * g / self.m
+                c = -a * db64 / self.m
+                if self.centred:
+                    mu_row, k_row, c_row = rows(mu), rows(k), rows(c)
 
-                def grad(lo, hi, t):
-                    dxb = dx2[lo:hi]
-                    np.subtract(x2[lo:hi], mu_row, out=t)
-                    t *= k_row
-                    np.multiply(dy2[lo:hi], a_row, out=dxb)
-                    dxb += t
-                    dxb += c_row
+                    def grad(lo, hi, t):
+                        np.subtract(x2[lo:hi], mu_row, out=t)
+                        t *= k_row
+                        dxb = dx2[lo:hi]
+                        np.multiply(dy2[lo:hi], a_row, out=dxb)
+                        dxb += t
+                        dxb += c_row
+                else:
+                    k_row, c_row = rows(k), rows(c - mu * k)
+
+                    def grad(lo, hi, t):            # a·dy + k·x + (c − μ·k)
+                        np.multiply(x2[lo:hi], k_row, out=t)
+                        t += c_row
+                        dxb = dx2[lo:hi]
+                        np.multiply(dy2[lo:hi], a_row, out=dxb)
+                        dxb += t
 
                 _over_blocks(x2, grad, scratch=True)
             else:
@@ -358,12 +369,17 @@ class _RowConstants:
         return np.repeat(np.asarray(values).astype(self.dtype), self.P)
 
 
+def _block_samples(x2) -> int:
+    """Samples per block: about _BLOCK_BYTES of x2, at least one sample."""
+    return max(1, _BLOCK_BYTES // max(1, x2.shape[1] * x2.itemsize))
+
+
 def _over_blocks(x2, body, scratch: bool) -> None:
     """``body(lo, hi, t)`` over samples lo..hi−1 of x2 (N, C·P), a block at a time, the blocks
     split over minigrad's threads. ``t`` is a scratch block shaped like x2[lo:hi] (one per
     thread, reused), or None."""
     N, row = x2.shape
-    step = max(1, _BLOCK_BYTES // max(1, row * x2.itemsize))
+    step = _block_samples(x2)
 
     def samples(lo, hi):
         buf = np.empty((min(step, hi - lo), row), x2.dtype) if scratch else None
@@ -374,44 +390,83 @@ def _over_blocks(x2, body, scratch: bool) -> None:
     parallel_for(N, samples, work=2 * x2.size)
 
 
-def _batch_statistics(x2, C, P):  # noqa: N803
-    """μ and the biased σ² (C,) in float64 of x2 (N, C·P), in one pass when the shift works.
+def _centred(mu, var) -> bool:
+    """Whether the blocked path forms x − μ (where |μ| > σ for some channel), or works with x
+    itself: its sums Σ x and Σ dy·x then lose at most as much to rounding as centred ones would
+    lose on values twice as large, and it saves one step per block."""
+    return bool(np.any(mu * mu > var))
 
-    Sums per plane of t = x − K, K the mean of the first block (a shift near μ, so that
-    Q/m − (S/m)² does not cancel), added up per channel in float64. If the shift is off by more
-    than σ/2, the pass is repeated with K = μ: then it is the two-pass Σ (x − μ)².
+
+def _batch_statistics(x2, C, P):  # noqa: N803
+    """μ and the biased σ² (C,) in float64 of x2 (N, C·P), in one pass when a shift works.
+
+    Sums per plane of t = x − K, added up per channel in float64: μ = K + S/m and
+    σ² = Q/m − (S/m)². Rounding in Q is magnified by (Q/m)/σ² = 1 + (μ − K)²/σ², so K must be
+    near μ: K = 0 (no subtraction at all) when the first block's mean is within its σ of 0,
+    else that mean. If the factor still exceeds 4, the pass is repeated with K = μ: then it is
+    the two-pass formula Σ (x − μ)², and the factor is 1.
     """
     N = x2.shape[0]
     m = N * P
-    step = max(1, _BLOCK_BYTES // max(1, x2.shape[1] * x2.itemsize))
-    first = x2[:step].reshape(-1, C, P)
-    shift = first.sum(axis=(0, 2), dtype=np.float64) / (first.shape[0] * P)
+    first = x2[:_block_samples(x2)].reshape(-1, P)             # a rough estimate suffices
+    n = first.shape[0] // C * P
+    shift = np.einsum("ij->i", first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
+    spread = np.einsum("ij,ij->i", first, first).reshape(-1, C).sum(
+        axis=0, dtype=np.float64) / n - shift * shift
+    if not np.any(shift * shift > spread):
+        shift = None                                        # K = 0
     for _ in range(2):
-        shift = shift.astype(x2.dtype).astype(np.float64)    # the K that is subtracted
+        if shift is not None:
+            shift = shift.astype(x2.dtype).astype(np.float64)  # the K that is subtracted
         sums, squares = _shifted_sums(x2, C, P, shift)
         d = sums.sum(axis=0, dtype=np.float64) / m             # μ − K
         var = squares.sum(axis=0, dtype=np.float64) / m - d * d
-        mu = shift + d
-        if not np.any(4 * d * d > var):                       # also when var is NaN: no retry
+        mu = d if shift is None else shift + d
+        if not np.any(d * d > 3 * var):                       # also when var is NaN: no retry
             break
         shift = mu
     return mu, np.maximum(var, 0.0)
 
 
 def _shifted_sums(x2, C, P, shift):  # noqa: N803
-    """Per plane (N, C): Σ t and Σ t² of t = x − shift[c] over the plane's P values."""
+    """Per plane (N, C): Σ t and Σ t² of t = x − shift[c] (t = x when shift is None)."""
     N = x2.shape[0]
-    shift_row = _RowConstants(x2.dtype, P)(shift)
     sums, squares = np.empty((N, C), x2.dtype), np.empty((N, C), x2.dtype)
+    if shift is None:
+        def planes(lo, hi, t):
+            t = x2[lo:hi].reshape(-1, P)
+            np.einsum("ij->i", t, out=sums[lo:hi].reshape(-1))
+            np.einsum("ij,ij->i", t, t, out=squares[lo:hi].reshape(-1))
+    else:
+        shift_row = _RowConstants(x2.dtype, P)(shift)
+
+        def planes(lo, hi, t):
+            np.subtract(x2[lo:hi], shift_row, out=t)
+            t = t.reshape(-1, P)
+            np.einsum("ij->i", t, out=sums[lo:hi].reshape(-1))
+            np.einsum("ij,ij->i", t, t, out=squares[lo:hi].reshape(-1))
+
+    _over_blocks(x2, planes, scratch=shift is not None)
+    return sums, squares
+
+
+def _gradient_sums(x2, dy2, C, P, mu):  # noqa: N803
+    """Per plane (N, C): Σ dy and Σ dy·(x − μ[c]) (Σ dy·x when mu is None)."""
+    N = x2.shape[0]
+    sum_dy, sum_dyx = np.empty((N, C), x2.dtype), np.empty((N, C), x2.dtype)
+    mu_row = None if mu is None else _RowConstants(x2.dtype, P)(mu)
 
     def planes(lo, hi, t):
-        np.subtract(x2[lo:hi], shift_row, out=t)
-        t = t.reshape(-1, P)
-        np.add.reduce(t, axis=1, out=sums[lo:hi].reshape(-1))
-        np.einsum("ij,ij->i", t, t, out=squares[lo:hi].reshape(-1))
+        if mu_row is None:
+            t = x2[lo:hi]
+        else:
+            np.subtract(x2[lo:hi], mu_row, out=t)
+        dyb = dy2[lo:hi].reshape(-1, P)
+        np.einsum("ij->i", dyb, out=sum_dy[lo:hi].reshape(-1))
+        np.einsum("ij,ij->i", t.reshape(-1, P), dyb, out=sum_dyx[lo:hi].reshape(-1))
 
-    _over_blocks(x2, planes, scratch=True)
-    return sums, squares
+    _over_blocks(x2, planes, scratch=mu_row is not None)
+    return sum_dy, sum_dyx
 
 
 class LayerNorm(Function):
