@@ -110,25 +110,30 @@ class BatchNorm(Function):
         dx = (w/std)·(dy − db/m − x̂·dw/m)
 
     Two paths compute these formulas. The plain one (``_forward_plain``, ``_backward_plain``)
-    applies them array by array over the whole batch. The blocked one, taken when each sample's
-    channel holds at least ``_MIN_PLANE`` values (images, sequences), sees x as N rows of C·P
-    values (P = ∏*) and goes over them a block of samples at a time, small enough to stay in
-    the core's cache (``_BLOCK_BYTES``), the blocks split over minigrad's threads: forward reads
-    x twice (once for both statistics, once for y) and writes only y; backward reads dy and x
+    applies them array by array over the whole batch; it serves x (N, C) and small planes, and
+    a test holds the other equal to it. The blocked one, taken when each sample's channel holds
+    at least ``_MIN_PLANE`` values (images, sequences), sees x as N rows of C·P values
+    (P = ∏*) and goes over them a block of samples at a time, small enough to stay in the
+    core's cache (``_BLOCK_BYTES``), the blocks split over minigrad's threads: forward reads x
+    twice (once for both statistics, once for y) and writes only y; backward reads dy and x
     twice and writes only dx; every temporary lives in one block. Per-channel constants are
     repeated P times into one row of C·P values, so every step is a long contiguous NumPy loop
     (a (C, 1) column broadcast runs one short loop per plane, about twice as slow). The
-    statistics of a block are sums per plane (the P values of one sample and channel), added
-    up per channel in float64:
+    statistics are sums per plane (the P values of one sample and channel, by ``einsum``),
+    added up per channel in float64:
 
         t = x − K (K a per-channel shift)    S = Σ t    Q = Σ t²
         μ = K + S/m                          σ² = Q/m − (S/m)²
 
-    With K the mean of the first block, S/m is small next to σ and the difference loses
-    nothing; when it is not ((S/m)² > σ²/4: the first block is unlike the rest), the pass is
-    repeated with K = μ, which makes it the two-pass formula Σ (x − μ)². Saved: x itself
-    (the input, kept by the tape), μ and 1/std per channel; backward recomputes x − μ a block at
-    a time, and finds db = Σ dy and dw = (1/std)·Σ dy·(x − μ) in one pass before writing dx.
+    Rounding in Q is magnified by (Q/m)/σ² = 1 + (μ − K)²/σ², so K must lie near μ: K = 0 (t
+    is x, no subtraction) when the first block's mean is within its σ of 0, else that mean;
+    if the factor still exceeds 4, the pass is repeated with K = μ, the two-pass formula
+    Σ (x − μ)². Then, per channel, y = x·(w/std) + (b − μ·w/std) and
+    dx = a·dy + k·x + (c − k·μ) with a = w/std, k = −a·dw/(m·std), c = −a·db/m, which is
+    the formula above; where |μ| > σ for some channel, x − μ is formed first instead (x·k and
+    k·μ would cancel). Backward finds db = Σ dy and dw = (1/std)·Σ dy·(x − μ) in one pass
+    over dy and x (Σ dy·x − μ·Σ dy when |μ| ≤ σ). Saved: x itself (the input, which the tape
+    keeps anyway), μ and 1/std per channel.
 
     In evaluation (``training=False``) μ and σ² are the given running statistics, constants,
     so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above).
@@ -137,7 +142,7 @@ class BatchNorm(Function):
     refused in training, as PyTorch refuses it. The running statistics are not inputs and get
     no gradient; the op does not update them (``minigrad.functional.batch_norm`` does, from
     the batch's ``mu`` and ``var`` that forward leaves on the op).
-    Saved (plain path): x̂, 1/std (C,), w; in training also μ and σ² (for the running
+    Saved on the plain path: x̂, 1/std (C,), w; in training also μ and σ² (for the running
     statistics) and m.
     """
 
