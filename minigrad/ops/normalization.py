@@ -177,7 +177,9 @@ class BatchNorm(Function):
                     raise ValueError(f"batch_norm: {name} must have shape ({C},) (one value "
                                      f"per channel) for an input of shape {x.shape}; got "
                                      f"{name}.shape={np.shape(value)}")
-        self.blocked = x.ndim >= 3 and x.size > 0 and x.size // (x.shape[0] * C) >= _MIN_PLANE
+        # float16 keeps the plain path, whose means NumPy accumulates in float32.
+        self.blocked = (x.ndim >= 3 and x.size > 0 and x.dtype in _BLOCKED_DTYPES
+                        and x.size // (x.shape[0] * C) >= _MIN_PLANE)
         if self.blocked:
             return self._forward_blocked(x, w, b)
         return self._forward_plain(x, w, b)
@@ -361,6 +363,7 @@ class BatchNorm(Function):
 # The blocked path of BatchNorm: samples whose channels hold at least _MIN_PLANE values each, a
 # block of about _BLOCK_BYTES of x at a time (its temporaries stay in a core's L2 cache).
 _MIN_PLANE = 16
+_BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BLOCK_BYTES = 1 << 18
 
 
