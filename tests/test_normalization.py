@@ -309,15 +309,17 @@ def test_batch_norm_blocked_path_equals_the_plain_path(data):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 
-@settings(deadline=None)
+@settings(deadline=None, max_examples=25)
 @given(data=st.data())
 def test_batch_norm_blocked_path_gradcheck(data):
     x, w, b, kwargs, stats = draw_case(
         data, data.draw(st.sampled_from(["batch_norm_train", "batch_norm_eval"])), affine=True)
     assume(x.ndim > 2)
+    fn = with_params("batch_norm_train" if kwargs["training"] else "batch_norm_eval", w, b,
+                     kwargs, stats)
     with batch_norm_path(blocked=True, block_bytes=8 * x[0].size):
-        assert gradcheck(with_params("batch_norm_train" if kwargs["training"] else
-                                     "batch_norm_eval", w, b, kwargs, stats), x, w, b)
+        assert gradcheck(fn, x, w, b)
+        assert gradgradcheck(fn, x, w, b)
 
 
 def test_batch_norm_blocked_path_on_images_matches_torch_and_keeps_float32():
