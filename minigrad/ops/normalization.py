@@ -110,17 +110,17 @@ class BatchNorm(Function):
         dx = (w/std)·(dy − db/m − x̂·dw/m)
 
     Two paths compute these formulas. The plain one (``_forward_plain``, ``_backward_plain``)
-    applies them array by array over the whole batch; it serves x (N, C) and small planes, and
-    a test holds the other equal to it. The blocked one, taken when each sample's channel holds
-    at least ``_MIN_PLANE`` values (images, sequences), sees x as N rows of C·P values
-    (P = ∏*) and goes over them a block of samples at a time, small enough to stay in the
-    core's cache (``_BLOCK_BYTES``), the blocks split over minigrad's threads: forward reads x
-    twice (once for both statistics, once for y) and writes only y; backward reads dy and x
-    twice and writes only dx; every temporary lives in one block. Per-channel constants are
-    repeated P times into one row of C·P values, so every step is a long contiguous NumPy loop
-    (a (C, 1) column broadcast runs one short loop per plane, about twice as slow). The
-    statistics are sums per plane (the P values of one sample and channel, by ``einsum``),
-    added up per channel in float64:
+    applies them array by array over the whole batch; it serves x (N, C) and small planes, and a
+    test holds the other equal to it. The blocked one, taken for float32 and float64 when each
+    sample's channel holds at least ``_MIN_PLANE`` values (images, sequences), sees x as N rows
+    of C·P values (P = ∏*) and goes over them a block of samples at a time, small enough to stay
+    in the core's cache (``_BLOCK_BYTES``), the blocks split over minigrad's threads: forward
+    reads x twice (once for both statistics, once for y) and writes only y; backward reads dy
+    and x twice and writes only dx; every temporary lives in one block. Per-channel constants
+    are repeated P times into one row of C·P values, so every step is a long contiguous NumPy
+    loop (a (C, 1) column broadcast runs one short loop per plane, up to twice as slow). The
+    statistics are sums per plane (the P values of one sample and channel, by ``einsum``), added
+    up per channel in float64:
 
         t = x − K (K a per-channel shift)    S = Σ t    Q = Σ t²
         μ = K + S/m                          σ² = Q/m − (S/m)²
