@@ -4,7 +4,7 @@ For a before/after of a change: each checkout runs in a worker process of its ow
 copy of minigrad imported, the same thread count), both build the network of
 ``bench_nets.NETS`` with the same random batch of 100 images, and the parent asks them in turn
 (the first one changing from pair to pair) for a sample: 4 training steps (forward, loss,
-backward, Adam) and 4 inference passes (eval mode, no graph), in ms per step. The two samples
+backward, Adam) and 10 inference passes (eval mode, no graph), in ms per step. The two samples
 of a pair are taken within a second of each other, so their ratio cancels most of the drift of
 a shared machine; the figure is the median of the pairs' ratios B / A.
 
@@ -52,11 +52,11 @@ infer()
 print("ready", flush=True)
 for _ in sys.stdin:
     times = []
-    for fn in (step, infer):
+    for fn, calls in ((step, 4), (infer, 10)):
         start = time.perf_counter()
-        for _ in range(4):
+        for _ in range(calls):
             fn()
-        times.append((time.perf_counter() - start) / 4 * 1e3)
+        times.append((time.perf_counter() - start) / calls * 1e3)
     print(json.dumps(times), flush=True)
 """
 
