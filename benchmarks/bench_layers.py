@@ -1,6 +1,7 @@
 """Time each layer of the textbook CNN in minigrad beside torch.nn.functional, one process each.
 
-The layers and shapes of the textbook's SimpleConvNet at batch 100, float32:
+The layers and shapes of the textbook's SimpleConvNet at batch 100, float32 (summed in the
+table's last row):
 
     conv2d         x (100, 1, 28, 28), w (30, 1, 5, 5), b (30,)   stride 1, padding 0
     relu           (100, 30, 24, 24)
@@ -9,6 +10,12 @@ The layers and shapes of the textbook's SimpleConvNet at batch 100, float32:
     relu           (100, 100)
     affine         (100, 100) · (100, 10) + b
     softmax_cross_entropy   logits (100, 10), integer labels
+
+then the element-wise layers of bench_nets.py's BatchNorm CNN and DeepConvNet at batch 100:
+batch_norm in training and in evaluation (running statistics kept by each library) on the BN
+CNN's (100, 16, 28, 28) and (100, 32, 14, 14), ReLU on those, and 2×2 max pooling with stride 2
+on them and on DeepConvNet's (100, 32, 16, 16) and (100, 64, 8, 8). Their inputs are half
+zeros, as after a ReLU, so pooling meets ties.
 
 For every layer it times the forward pass alone (recorded on the tape, as in training) and the
 forward pass followed by backward with a fixed upstream gradient, for minigrad and, when torch
@@ -98,8 +105,22 @@ LAYERS = (
     ("relu", "(100,100)", ("hidden",), (True,)),
     ("affine", "(100,100)·(100,10)", ("hidden", "w3", "b3"), (True, True, True)),
     ("softmax_cross_entropy", "(100,10) int labels", ("logits", "labels"), (True, False)),
+    # The BatchNorm CNN's and DeepConvNet's element-wise layers (bench_nets.py --nets bn deep).
+    ("batch_norm", "(100,16,28,28) train", ("bn_in1", "bn_w1", "bn_b1"), (True, True, True)),
+    ("batch_norm", "(100,32,14,14) train", ("bn_in2", "bn_w2", "bn_b2"), (True, True, True)),
+    ("batch_norm_eval", "(100,16,28,28) eval", ("bn_in1", "bn_w1", "bn_b1"),
+     (True, True, True)),
+    ("batch_norm_eval", "(100,32,14,14) eval", ("bn_in2", "bn_w2", "bn_b2"),
+     (True, True, True)),
+    ("relu", "(100,16,28,28)", ("bn_in1",), (True,)),
+    ("relu", "(100,32,14,14)", ("bn_in2",), (True,)),
+    ("max_pool2d", "(100,16,28,28) 2x2 s2", ("bn_in1",), (True,)),
+    ("max_pool2d", "(100,32,14,14) 2x2 s2", ("bn_in2",), (True,)),
+    ("max_pool2d", "(100,32,16,16) 2x2 s2", ("deep_pool2",), (True,)),
+    ("max_pool2d", "(100,64,8,8) 2x2 s2", ("deep_pool3",), (True,)),
 )
 LAYER_NAMES = tuple(dict.fromkeys(layer[0] for layer in LAYERS))
+TEXTBOOK_LAYERS = {(layer[0], layer[1]) for layer in LAYERS[:7]}   # summed in the table
 
 
 def default_threads() -> int:
@@ -179,6 +200,10 @@ def make_inputs(seed: int = INPUT_SEED) -> dict:
     def normal(*shape, scale=1.0):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
+    def relu_like(a):
+        """Half the values set to 0, as after a ReLU (max pooling then meets ties of 0)."""
+        return np.maximum(a, 0, out=a)
+
     return {
         "images": rng.random((BATCH, 1, 28, 28), dtype=np.float32),
         "w1": normal(30, 1, 5, 5, scale=np.sqrt(2 / 25)),
@@ -193,6 +218,13 @@ def make_inputs(seed: int = INPUT_SEED) -> dict:
         "b3": normal(10, scale=0.1),
         "logits": normal(BATCH, 10, scale=3.0),
         "labels": rng.integers(0, 10, BATCH),
+        # drawn after the textbook CNN's arrays, which stay as they were
+        "bn_in1": relu_like(normal(BATCH, 16, 28, 28)),
+        "bn_in2": relu_like(normal(BATCH, 32, 14, 14)),
+        "bn_w1": 1 + normal(16, scale=0.1), "bn_b1": normal(16, scale=0.1),
+        "bn_w2": 1 + normal(32, scale=0.1), "bn_b2": normal(32, scale=0.1),
+        "deep_pool2": relu_like(normal(BATCH, 32, 16, 16)),
+        "deep_pool3": relu_like(normal(BATCH, 64, 8, 8)),
     }
 
 
@@ -207,10 +239,28 @@ def upstream_grad(shape: tuple):
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def running_stats(make):
+    """batch_norm(x, w, b, training) with running statistics (C,) made by ``make(C, fill)``
+    the first time a channel count is seen, then updated in place as in training."""
+    stats = {}
+
+    def call(f, x, w, b, training):
+        C = x.shape[1]
+        if C not in stats:
+            stats[C] = (make(C, 0.0), make(C, 1.0))
+        return f(x, *stats[C], w, b, training=training)
+    return call
+
+
 def minigrad_fn(name: str):
+    import numpy as np
+
     import minigrad.functional as F
 
+    bn = running_stats(lambda C, v: np.full(C, v, np.float32))
     return {
+        "batch_norm": lambda x, w, b: bn(F.batch_norm, x, w, b, True),
+        "batch_norm_eval": lambda x, w, b: bn(F.batch_norm, x, w, b, False),
         "conv2d": lambda x, w, b: F.conv2d(x, w, b),
         "relu": F.relu,
         "max_pool2d": lambda x: F.max_pool2d(x, 2, 2),
@@ -220,9 +270,13 @@ def minigrad_fn(name: str):
 
 
 def torch_fn(name: str):
+    import torch
     import torch.nn.functional as tf
 
+    bn = running_stats(lambda C, v: torch.full((C,), v))
     return {
+        "batch_norm": lambda x, w, b: bn(tf.batch_norm, x, w, b, True),
+        "batch_norm_eval": lambda x, w, b: bn(tf.batch_norm, x, w, b, False),
         "conv2d": lambda x, w, b: tf.conv2d(x, w, b),
         "relu": tf.relu,
         "max_pool2d": lambda x: tf.max_pool2d(x, 2, 2),
@@ -543,17 +597,20 @@ def table(result: dict) -> str:
                 cells += [f"{r[f'torch_{phase}_ms']:.3f}", f"{r[f'ratio_{phase}']:.2f}",
                           spread(r[f"ratio_{phase}_rounds"])]
         lines.append("| " + " | ".join(cells) + " |")
-    # The sum of the per-layer medians, and per round the sum of that round's medians.
-    cells = ["sum of layers", ""]
+    # The sum of the textbook CNN's per-layer medians, and per round the sum of that round's.
+    rows = [r for r in result["rows"] if (r["layer"], r["shapes"]) in TEXTBOOK_LAYERS]
+    if not rows:
+        return "\n".join(lines)
+    cells = ["sum of the textbook CNN's layers", ""]
     for phase in PHASES:
-        mg = sum(r[f"minigrad_{phase}_ms"] for r in result["rows"])
+        mg = sum(r[f"minigrad_{phase}_ms"] for r in rows)
         cells.append(f"{mg:.3f}")
         if has_torch:
-            th = sum(r[f"torch_{phase}_ms"] for r in result["rows"])
+            th = sum(r[f"torch_{phase}_ms"] for r in rows)
             per_round = [
                 sum(ms) / sum(ts) for ms, ts in zip(
-                    zip(*(r[f"minigrad_{phase}_round_medians_ms"] for r in result["rows"])),
-                    zip(*(r[f"torch_{phase}_round_medians_ms"] for r in result["rows"])))]
+                    zip(*(r[f"minigrad_{phase}_round_medians_ms"] for r in rows)),
+                    zip(*(r[f"torch_{phase}_round_medians_ms"] for r in rows)))]
             cells += [f"{th:.3f}", f"{mg / th:.2f}", spread(per_round)]
     lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

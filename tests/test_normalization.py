@@ -1,6 +1,7 @@
 """batch_norm, layer_norm and group_norm: PyTorch, gradcheck, gradgradcheck, a composed oracle,
 the textbook's node-by-node backward, running statistics, and the errors."""
 
+import contextlib
 import math
 import re
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 import minigrad.functional as F
 from minigrad import Tensor
-from minigrad.ops import BatchNorm
+from minigrad.ops import BatchNorm, normalization
 from minigrad.testing import arrays, distinct_arrays, gradcheck, gradgradcheck
 
 # ------------------------------------------------------------------------------ drawn cases
@@ -249,6 +250,152 @@ def test_backward_equals_the_textbook_graph_node_by_node():
     np.testing.assert_allclose(y.data, w * xhat + b, rtol=1e-12)
     for got, expected in zip((t.grad for t in ts), (dx, dw, db)):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
+
+
+# ---------------------------------------------------------- BatchNorm's blocked path
+@contextlib.contextmanager
+def batch_norm_path(blocked, block_bytes=None):
+    """BatchNorm forced onto its blocked path (every input with spatial axes, blocks of
+    ``block_bytes``) or onto its plain path (every input)."""
+    saved = normalization._MIN_PLANE, normalization._BLOCK_BYTES
+    normalization._MIN_PLANE = 1 if blocked else 1 << 62
+    if block_bytes is not None:
+        normalization._BLOCK_BYTES = block_bytes
+    try:
+        yield
+    finally:
+        normalization._MIN_PLANE, normalization._BLOCK_BYTES = saved
+
+
+def _batch_norm_run(x, w, b, stats, training, needs, dy):
+    """y, the gradients asked for by ``needs`` (x, w, b), and the running statistics after."""
+    ts = [Tensor(a.copy(), requires_grad=n) for a, n in zip((x, w, b), needs)]
+    stats = copied(stats)
+    y = F.batch_norm(ts[0], stats["running_mean"], stats["running_var"], ts[1], ts[2],
+                     training=training)
+    if any(needs):
+        y.backward(dy)
+    return [y.data] + [t.grad for t, n in zip(ts, needs) if n] + list(stats.values())
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_batch_norm_blocked_path_equals_the_plain_path(data):
+    """Values, gradients and running statistics, in training and evaluation, on inputs whose
+    channels sit near 0 or far from it (x − μ formed or not; the statistics' shift kept, or
+    the pass repeated), in blocks of one sample or more."""
+    spatial = tuple(data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=2),
+                              label="spatial"))
+    N, C = data.draw(st.integers(2, 5), label="N"), data.draw(st.integers(1, 4), label="C")
+    x = data.draw(arrays((N, C) + spatial), label="x")
+    offset = data.draw(arrays((1, C) + (1,) * len(spatial), low=-40, high=40), label="offset")
+    x = x + offset * data.draw(st.sampled_from([0.0, 0.05, 1.0]), label="offset scale")
+    if data.draw(st.booleans(), label="first sample apart"):
+        x[0] += 30.0                  # the first block's mean is far from the batch's
+    w, b = data.draw(arrays((C,)), label="w"), data.draw(arrays((C,)), label="b")
+    stats = {"running_mean": data.draw(arrays((C,), low=-40, high=40), label="running_mean"),
+             "running_var": data.draw(arrays((C,), low=0.2, high=3.0), label="running_var")}
+    training = data.draw(st.booleans(), label="training")
+    needs = data.draw(st.sampled_from([(True, True, True), (False, True, True),
+                                       (True, False, False), (False, False, True)]),
+                      label="needs")
+    block = data.draw(st.sampled_from([1, 8 * x[0].size, 1 << 18]), label="block bytes")
+    dy = np.random.default_rng(0).standard_normal(x.shape)
+    with batch_norm_path(blocked=False):
+        plain = _batch_norm_run(x, w, b, stats, training, needs, dy)
+    with batch_norm_path(blocked=True, block_bytes=block):
+        blocked = _batch_norm_run(x, w, b, stats, training, needs, dy)
+    for got, expected in zip(blocked, plain):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@settings(deadline=None, max_examples=25)
+@given(data=st.data())
+def test_batch_norm_blocked_path_gradcheck(data):
+    x, w, b, kwargs, stats = draw_case(
+        data, data.draw(st.sampled_from(["batch_norm_train", "batch_norm_eval"])), affine=True)
+    assume(x.ndim > 2)
+    fn = with_params("batch_norm_train" if kwargs["training"] else "batch_norm_eval", w, b,
+                     kwargs, stats)
+    with batch_norm_path(blocked=True, block_bytes=8 * x[0].size):
+        assert gradcheck(fn, x, w, b)
+        assert gradgradcheck(fn, x, w, b)
+
+
+def test_batch_norm_blocked_path_on_images_matches_torch_and_keeps_float32():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 5, 9, 7))
+    w, b = rng.standard_normal(5), rng.standard_normal(5)
+    stats = {"running_mean": np.zeros(5), "running_var": np.ones(5)}
+    dy = rng.standard_normal(x.shape)
+    for training in (True, False):
+        mine_ = _batch_norm_run(x, w, b, stats, training, (True, True, True), dy)
+        qs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+        tstats = {k: torch.tensor(v) for k, v in stats.items()}
+        y = torch.nn.functional.batch_norm(qs[0], tstats["running_mean"],
+                                           tstats["running_var"], qs[1], qs[2],
+                                           training=training)
+        y.backward(torch.tensor(dy))
+        expected = [y.detach().numpy()] + [q.grad.numpy() for q in qs] + [
+            v.numpy() for v in tstats.values()]
+        for got, want in zip(mine_, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    x32 = Tensor(x.astype(np.float32), requires_grad=True)
+    y32 = F.batch_norm(x32, None, None, training=True)
+    y32.backward(dy.astype(np.float32))
+    assert y32.dtype == np.float32 and x32.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("first_apart", [False, True])
+def test_batch_norm_float32_statistics_stay_accurate_for_a_large_mean(first_apart):
+    """float32 images around 1000 with σ = 1 (a naive E[x²] − E[x]² in float32 loses every
+    digit of σ² there): σ², y and the gradients as float64 computes them from the same values,
+    also when the first sample lies far from the rest (its mean, the shift, is then no good)."""
+    rng = np.random.default_rng(7)
+    x = (1000 + rng.standard_normal((8, 3, 8, 8))).astype(np.float32)
+    if first_apart:
+        x[0] -= 200
+    x64 = x.astype(np.float64)
+    dy = rng.standard_normal(x.shape)
+    for block_bytes in (None, 4 * x[0].size):          # one block; one sample per block
+        with batch_norm_path(blocked=True, block_bytes=block_bytes):
+            got = _batch_norm_run(x, np.ones(3, np.float32), np.zeros(3, np.float32),
+                                  {"running_mean": np.zeros(3, np.float32),
+                                   "running_var": np.zeros(3, np.float32)}, True,
+                                  (True, True, True), dy.astype(np.float32))
+        want = _batch_norm_run(x64, np.ones(3), np.zeros(3),
+                               {"running_mean": np.zeros(3), "running_var": np.zeros(3)}, True,
+                               (True, True, True), dy)
+        names = ["y", "dx", "dw", "db", "running_mean", "running_var"]
+        scale = [1.0, np.abs(want[1]).max(), np.abs(want[2]).max(), np.abs(want[3]).max(),
+                 100.0, want[5].max()]
+        for name, g, e, s in zip(names, got, want, scale):
+            # x − μ in float32 is off by up to half an ulp of μ (3e-5): relative errors of
+            # that order are float32's own; the naive formula's are of order 1.
+            assert np.abs(g - e).max() <= 2e-4 * s, name
+
+
+def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
+    import minigrad
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 4, 64, 64)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    stats = {"running_mean": np.zeros(4, np.float32), "running_var": np.ones(4, np.float32)}
+    w, b = np.ones(4, np.float32), np.zeros(4, np.float32)
+    threads = minigrad.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            minigrad.set_num_threads(n)
+            results.append([_batch_norm_run(x, w, b, stats, training, (True, True, True), dy)
+                            for training in (True, False)])
+    finally:
+        minigrad.set_num_threads(threads)
+    for one, two in zip(*results):
+        for a, c in zip(one, two):
+            np.testing.assert_array_equal(a, c)
 
 
 # ------------------------------------------------------------------------------- details

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.parallel import parallel_for
 
 
 def _normalize(x, axes: tuple[int, ...], eps: float):
@@ -108,12 +109,31 @@ class BatchNorm(Function):
 
         dx = (w/std)·(dy − db/m − x̂·dw/m)
 
-    That is four passes over dy and one new array of x's size, written in place; forward
-    likewise makes only x̂ and y. Every new array of a large activation costs page faults as
-    well as a pass, so this matters more than the arithmetic: forward and backward of a
-    (100, 16, 24, 24) float32 batch take about 7 ms on one core, against about 40 ms with the
-    formulas above applied array by array and 95 ms for the layer composed of ``mean``,
-    ``−``, ``*``, ``**`` (which a test holds equal to this op).
+    Two paths compute these formulas. The plain one (``_forward_plain``, ``_backward_plain``)
+    applies them array by array over the whole batch; it serves x (N, C) and small planes, and a
+    test holds the other equal to it. The blocked one, taken for float32 and float64 when each
+    sample's channel holds at least ``_MIN_PLANE`` values (images, sequences), sees x as N rows
+    of C·P values (P = ∏*) and goes over them a block of samples at a time, small enough to stay
+    in the core's cache (``_BLOCK_BYTES``), the blocks split over minigrad's threads: forward
+    reads x twice (once for both statistics, once for y) and writes only y; backward reads dy
+    and x twice and writes only dx; every temporary lives in one block. Per-channel constants
+    are repeated P times into one row of C·P values, so every step is a long contiguous NumPy
+    loop (a (C, 1) column broadcast runs one short loop per plane, up to twice as slow). The
+    statistics are sums per plane (the P values of one sample and channel, by ``einsum``), added
+    up per channel in float64:
+
+        t = x − K (K a per-channel shift)    S = Σ t    Q = Σ t²
+        μ = K + S/m                          σ² = Q/m − (S/m)²
+
+    Rounding in Q is magnified by (Q/m)/σ² = 1 + (μ − K)²/σ², so K must lie near μ: K = 0 (t
+    is x, no subtraction) when the first block's mean is within its σ of 0, else that mean;
+    if the factor still exceeds 4, the pass is repeated with K = μ, the two-pass formula
+    Σ (x − μ)². Then, per channel, y = x·(w/std) + (b − μ·w/std) and
+    dx = a·dy + k·x + (c − k·μ) with a = w/std, k = −a·dw/(m·std), c = −a·db/m, which is
+    the formula above; where |μ| > σ for some channel, x − μ is formed first instead (x·k and
+    k·μ would cancel). Backward finds db = Σ dy and dw = (1/std)·Σ dy·(x − μ) in one pass
+    over dy and x (Σ dy·x − μ·Σ dy when |μ| ≤ σ). Saved: x itself (the input, which the tape
+    keeps anyway), μ and 1/std per channel.
 
     In evaluation (``training=False``) μ and σ² are the given running statistics, constants,
     so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above).
@@ -122,7 +142,8 @@ class BatchNorm(Function):
     refused in training, as PyTorch refuses it. The running statistics are not inputs and get
     no gradient; the op does not update them (``minigrad.functional.batch_norm`` does, from
     the batch's ``mu`` and ``var`` that forward leaves on the op).
-    Saved: x̂, 1/std (C,), w; in training also μ and σ² (for the running statistics) and m.
+    Saved on the plain path: x̂, 1/std (C,), w; in training also μ and σ² (for the running
+    statistics) and m.
     """
 
     float_inputs = True
@@ -139,8 +160,6 @@ class BatchNorm(Function):
         C = x.shape[1]
         _check_params(op, x.shape, "one value per channel", (C,), np.shape(w), np.shape(b))
         self.axes = (0,) + tuple(range(2, x.ndim))
-        shape = _channel_shape(x.ndim)
-        self.w = np.asarray(w, x.dtype).reshape(shape)
         if self.training:
             m = x.size // C if C else 0
             if m <= 1:
@@ -148,16 +167,6 @@ class BatchNorm(Function):
                                  f"training, got input of shape {x.shape} ({m} value per "
                                  f"channel: N·∏(*) = {m})")
             self.m = m
-            mu = x.mean(axis=self.axes, keepdims=True)
-            xhat = x - mu                                   # xc, made x̂ in place below
-            y = np.square(xhat)                             # xc², then y in the same array
-            var = y.mean(axis=self.axes, keepdims=True)
-            self.istd = (var + self.eps) ** -0.5
-            xhat *= self.istd
-            self.xhat, self.mu, self.var = xhat, mu.reshape(C), var.reshape(C)
-            np.multiply(xhat, self.w, out=y)
-            y += np.asarray(b, x.dtype).reshape(shape)
-            return y
         else:
             if self.running_mean is None or self.running_var is None:
                 raise ValueError("batch_norm: running_mean and running_var are needed when "
@@ -168,17 +177,45 @@ class BatchNorm(Function):
                     raise ValueError(f"batch_norm: {name} must have shape ({C},) (one value "
                                      f"per channel) for an input of shape {x.shape}; got "
                                      f"{name}.shape={np.shape(value)}")
-            # Copies: the running statistics may be updated in place before backward runs.
-            self.mu = np.array(_data(self.running_mean), x.dtype).reshape(shape)
-            self.istd = (np.array(_data(self.running_var), x.dtype).reshape(shape)
-                         + self.eps) ** -0.5
-            self.xhat = x - self.mu
-            self.xhat *= self.istd
+        # float16 keeps the plain path, whose means NumPy accumulates in float32.
+        self.blocked = (x.ndim >= 3 and x.size > 0 and x.dtype in _BLOCKED_DTYPES
+                        and x.size // (x.shape[0] * C) >= _MIN_PLANE)
+        if self.blocked:
+            return self._forward_blocked(x, w, b)
+        return self._forward_plain(x, w, b)
+
+    def backward(self, dy):
+        if self.blocked:
+            return self._backward_blocked(dy)
+        return self._backward_plain(dy)
+
+    # ------------------------------------------------------------------------ plain path
+
+    def _forward_plain(self, x, w, b):
+        C, shape = x.shape[1], _channel_shape(x.ndim)
+        self.w = np.asarray(w, x.dtype).reshape(shape)
+        if self.training:
+            mu = x.mean(axis=self.axes, keepdims=True)
+            xhat = x - mu                                   # xc, made x̂ in place below
+            y = np.square(xhat)                             # xc², then y in the same array
+            var = y.mean(axis=self.axes, keepdims=True)
+            self.istd = (var + self.eps) ** -0.5
+            xhat *= self.istd
+            self.xhat, self.mu, self.var = xhat, mu.reshape(C), var.reshape(C)
+            np.multiply(xhat, self.w, out=y)
+            y += np.asarray(b, x.dtype).reshape(shape)
+            return y
+        # Copies: the running statistics may be updated in place before backward runs.
+        self.mu = np.array(_data(self.running_mean), x.dtype).reshape(shape)
+        self.istd = (np.array(_data(self.running_var), x.dtype).reshape(shape)
+                     + self.eps) ** -0.5
+        self.xhat = x - self.mu
+        self.xhat *= self.istd
         y = self.w * self.xhat
         y += np.asarray(b, x.dtype).reshape(shape)
         return y
 
-    def backward(self, dy):
+    def _backward_plain(self, dy):
         need_x, need_w, need_b = self.needs_input_grad
         xhat, axes = self.xhat, self.axes
         dx = dw = db = None
@@ -199,12 +236,114 @@ class BatchNorm(Function):
             db = dy.sum(axis=axes)
         return dx, dw if need_w else None, db if need_b else None
 
+    # ---------------------------------------------------------------------- blocked path
+
+    def _forward_blocked(self, x, w, b):
+        N, C = x.shape[:2]
+        P = x.size // (N * C)
+        x2 = np.ascontiguousarray(x).reshape(N, C * P)
+        dtype = x.dtype
+        if self.training:
+            mu, var = _batch_statistics(x2, C, P)
+            self.mu, self.var = mu.astype(dtype), var.astype(dtype)
+        else:
+            # Copies: the running statistics may be updated in place before backward runs.
+            mu = np.array(_data(self.running_mean), dtype).astype(np.float64)
+            var = np.array(_data(self.running_var), dtype).astype(np.float64)
+        istd = (var + self.eps) ** -0.5
+        self.x2, self.shape, self.C, self.P = x2, x.shape, C, P
+        self.mu64, self.istd64 = mu, istd
+        self.w64 = np.asarray(w, dtype).astype(np.float64)
+        # x − μ is formed only where μ is large next to σ (see _centred).
+        self.centred = _centred(mu, var)
+        # Kept for backward_graph in evaluation (its constants), as the plain path keeps them.
+        self.mu_c = mu.astype(dtype).reshape(_channel_shape(x.ndim))
+        self.istd = istd.astype(dtype).reshape(_channel_shape(x.ndim))
+        rows = _RowConstants(dtype, P)
+        scale = self.w64 * istd                             # w/std
+        bias = np.asarray(b, dtype).astype(np.float64)
+        y2 = np.empty_like(x2)
+        if self.centred:
+            mu_row, scale_row, b_row = rows(mu), rows(scale), rows(bias)
+
+            def affine(lo, hi, t):              # y = (x − μ)·(w/std) + b, samples lo..hi−1
+                yb = y2[lo:hi]
+                np.subtract(x2[lo:hi], mu_row, out=yb)
+                yb *= scale_row
+                yb += b_row
+        else:
+            scale_row, shift_row = rows(scale), rows(bias - mu * scale)
+
+            def affine(lo, hi, t):              # y = x·(w/std) + (b − μ·w/std)
+                yb = y2[lo:hi]
+                np.multiply(x2[lo:hi], scale_row, out=yb)
+                yb += shift_row
+
+        _over_blocks(x2, affine, scratch=False)
+        return y2.reshape(x.shape)
+
+    def _backward_blocked(self, dy):
+        need_x, need_w, need_b = self.needs_input_grad
+        x2, C, P = self.x2, self.C, self.P
+        N, dtype = x2.shape[0], x2.dtype
+        dy2 = np.ascontiguousarray(dy, dtype=dtype).reshape(x2.shape)
+        rows = _RowConstants(dtype, P)
+        mu, a = self.mu64, self.w64 * self.istd64           # a = w/std per channel
+        dx = dw = db = None
+        if self.training and need_x or need_w:
+            # db = Σ dy and g = Σ dy·(x − μ) = std·dw, in one pass over dy and x.
+            sum_dy, sum_dyx = _gradient_sums(x2, dy2, C, P, mu if self.centred else None)
+            db64 = sum_dy.sum(axis=0, dtype=np.float64)
+            g = sum_dyx.sum(axis=0, dtype=np.float64)
+            if not self.centred:
+                g -= mu * db64                              # Σ dy·x − μ·Σ dy
+            dw, db = (g * self.istd64).astype(dtype), db64.astype(dtype)
+        elif need_b:
+            db = dy2.reshape(N, C, P).sum(axis=(0, 2))
+        if need_x:
+            dx2 = np.empty_like(x2)
+            a_row = rows(a)
+            if self.training:
+                # dx = (w/std)·(dy − db/m − x̂·dw/m) = a·dy + k·(x − μ) + c per channel
+                k = -a * self.istd64 ** 2 * g / self.m
+                c = -a * db64 / self.m
+                if self.centred:
+                    mu_row, k_row, c_row = rows(mu), rows(k), rows(c)
+
+                    def grad(lo, hi, t):
+                        np.subtract(x2[lo:hi], mu_row, out=t)
+                        t *= k_row
+                        dxb = dx2[lo:hi]
+                        np.multiply(dy2[lo:hi], a_row, out=dxb)
+                        dxb += t
+                        dxb += c_row
+                else:
+                    k_row, c_row = rows(k), rows(c - mu * k)
+
+                    def grad(lo, hi, t):            # a·dy + k·x + (c − μ·k)
+                        np.multiply(x2[lo:hi], k_row, out=t)
+                        t += c_row
+                        dxb = dx2[lo:hi]
+                        np.multiply(dy2[lo:hi], a_row, out=dxb)
+                        dxb += t
+
+                _over_blocks(x2, grad, scratch=True)
+            else:
+                _over_blocks(x2, lambda lo, hi, t: np.multiply(dy2[lo:hi], a_row,
+                                                               out=dx2[lo:hi]), scratch=False)
+            dx = dx2.reshape(self.shape)
+        return dx, dw if need_w else None, db if need_b else None
+
+    # ----------------------------------------------------------------------- second order
+
     def backward_graph(self, dy):
         need_x, need_w, need_b = self.needs_input_grad
         x, w, _ = self.inputs
         shape = _channel_shape(x.ndim)
         if self.training:
             xhat, _, _, istd = _normalize(x, self.axes, self.eps)     # recorded from x
+        elif self.blocked:
+            xhat, istd = (x - self.mu_c) * self.istd, self.istd
         else:
             xhat, istd = (x - self.mu) * self.istd, self.istd
         dx = dw = db = None
@@ -219,6 +358,123 @@ class BatchNorm(Function):
         if need_b:
             db = dy.sum(axis=self.axes)
         return dx, dw, db
+
+
+# The blocked path of BatchNorm: samples whose channels hold at least _MIN_PLANE values each, a
+# block of about _BLOCK_BYTES of x at a time (its temporaries stay in a core's L2 cache).
+_MIN_PLANE = 16
+_BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_BLOCK_BYTES = 1 << 18
+
+
+class _RowConstants:
+    """Per-channel constants (C,) as one row of C·P values, each repeated P times."""
+
+    def __init__(self, dtype, P):  # noqa: N803
+        self.dtype, self.P = dtype, P
+
+    def __call__(self, values):
+        return np.repeat(np.asarray(values).astype(self.dtype), self.P)
+
+
+def _block_samples(x2) -> int:
+    """Samples per block: about _BLOCK_BYTES of x2, at least one sample."""
+    return max(1, _BLOCK_BYTES // max(1, x2.shape[1] * x2.itemsize))
+
+
+def _over_blocks(x2, body, scratch: bool) -> None:
+    """``body(lo, hi, t)`` over samples lo..hi−1 of x2 (N, C·P), a block at a time, the blocks
+    split over minigrad's threads. ``t`` is a scratch block shaped like x2[lo:hi] (one per
+    thread, reused), or None."""
+    N, row = x2.shape
+    step = _block_samples(x2)
+
+    def samples(lo, hi):
+        buf = np.empty((min(step, hi - lo), row), x2.dtype) if scratch else None
+        for a in range(lo, hi, step):
+            z = min(a + step, hi)
+            body(a, z, None if buf is None else buf[:z - a])
+
+    parallel_for(N, samples, work=2 * x2.size)
+
+
+def _centred(mu, var) -> bool:
+    """Whether the blocked path forms x − μ (where |μ| > σ for some channel), or works with x
+    itself: its sums Σ x and Σ dy·x then lose at most as much to rounding as centred ones would
+    lose on values twice as large, and it saves one step per block."""
+    return bool(np.any(mu * mu > var))
+
+
+def _batch_statistics(x2, C, P):  # noqa: N803
+    """μ and the biased σ² (C,) in float64 of x2 (N, C·P), in one pass when a shift works.
+
+    Sums per plane of t = x − K, added up per channel in float64: μ = K + S/m and
+    σ² = Q/m − (S/m)². Rounding in Q is magnified by (Q/m)/σ² = 1 + (μ − K)²/σ², so K must be
+    near μ: K = 0 (no subtraction at all) when the first block's mean is within its σ of 0,
+    else that mean. If the factor still exceeds 4, the pass is repeated with K = μ: then it is
+    the two-pass formula Σ (x − μ)², and the factor is 1.
+    """
+    N = x2.shape[0]
+    m = N * P
+    first = x2[:_block_samples(x2)].reshape(-1, P)             # a rough estimate suffices
+    n = first.shape[0] // C * P
+    shift = np.einsum("ij->i", first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
+    spread = np.einsum("ij,ij->i", first, first).reshape(-1, C).sum(
+        axis=0, dtype=np.float64) / n - shift * shift
+    if not np.any(shift * shift > spread):
+        shift = None                                        # K = 0
+    for _ in range(2):
+        if shift is not None:
+            shift = shift.astype(x2.dtype).astype(np.float64)  # the K that is subtracted
+        sums, squares = _shifted_sums(x2, C, P, shift)
+        d = sums.sum(axis=0, dtype=np.float64) / m             # μ − K
+        var = squares.sum(axis=0, dtype=np.float64) / m - d * d
+        mu = d if shift is None else shift + d
+        if not np.any(d * d > 3 * var):                       # also when var is NaN: no retry
+            break
+        shift = mu
+    return mu, np.maximum(var, 0.0)
+
+
+def _shifted_sums(x2, C, P, shift):  # noqa: N803
+    """Per plane (N, C): Σ t and Σ t² of t = x − shift[c] (t = x when shift is None)."""
+    N = x2.shape[0]
+    sums, squares = np.empty((N, C), x2.dtype), np.empty((N, C), x2.dtype)
+    if shift is None:
+        def planes(lo, hi, t):
+            t = x2[lo:hi].reshape(-1, P)
+            np.einsum("ij->i", t, out=sums[lo:hi].reshape(-1))
+            np.einsum("ij,ij->i", t, t, out=squares[lo:hi].reshape(-1))
+    else:
+        shift_row = _RowConstants(x2.dtype, P)(shift)
+
+        def planes(lo, hi, t):
+            np.subtract(x2[lo:hi], shift_row, out=t)
+            t = t.reshape(-1, P)
+            np.einsum("ij->i", t, out=sums[lo:hi].reshape(-1))
+            np.einsum("ij,ij->i", t, t, out=squares[lo:hi].reshape(-1))
+
+    _over_blocks(x2, planes, scratch=shift is not None)
+    return sums, squares
+
+
+def _gradient_sums(x2, dy2, C, P, mu):  # noqa: N803
+    """Per plane (N, C): Σ dy and Σ dy·(x − μ[c]) (Σ dy·x when mu is None)."""
+    N = x2.shape[0]
+    sum_dy, sum_dyx = np.empty((N, C), x2.dtype), np.empty((N, C), x2.dtype)
+    mu_row = None if mu is None else _RowConstants(x2.dtype, P)(mu)
+
+    def planes(lo, hi, t):
+        if mu_row is None:
+            t = x2[lo:hi]
+        else:
+            np.subtract(x2[lo:hi], mu_row, out=t)
+        dyb = dy2[lo:hi].reshape(-1, P)
+        np.einsum("ij->i", dyb, out=sum_dy[lo:hi].reshape(-1))
+        np.einsum("ij,ij->i", t.reshape(-1, P), dyb, out=sum_dyx[lo:hi].reshape(-1))
+
+    _over_blocks(x2, planes, scratch=mu_row is not None)
+    return sum_dy, sum_dyx
 
 
 class LayerNorm(Function):

@@ -1,0 +1,101 @@
+"""Two checkouts of minigrad on one network of bench_nets.py, their samples taken in turn.
+
+For a before/after of a change: each checkout runs in a worker process of its own (its own
+copy of minigrad imported, the same thread count), both build the network of
+``bench_nets.NETS`` with the same random batch of 100 images, and the parent asks them in turn
+(the first one changing from pair to pair) for a sample: 4 training steps (forward, loss,
+backward, Adam) and 10 inference passes (eval mode, no graph), in ms per step. The two samples
+of a pair are taken within a second of each other, so their ratio cancels most of the drift of
+a shared machine; the figure is the median of the pairs' ratios B / A.
+
+    python benchmarks/bench_ab.py /tmp/minigrad-base . --net bn --threads 2 --pairs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+WORKER = r"""
+import json, sys, time
+repo, threads, net = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sys.path[:0] = [repo, repo + "/benchmarks"]
+import numpy as np
+import minigrad
+import minigrad.functional as F
+from minigrad import nn, optim
+import bench_nets
+minigrad.set_num_threads(threads)
+params = bench_nets.init_params(bench_nets.NETS[net][1], 0)
+model = bench_nets.build_minigrad(net, params)
+opt = optim.Adam(model.parameters(), lr=1e-3)
+rng = np.random.default_rng(0)
+x = rng.random((100, 1, 28, 28), dtype=np.float32)
+t = rng.integers(0, 10, 100)
+def step():
+    loss = F.softmax_cross_entropy(model(minigrad.Tensor(x)), t)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+def infer():
+    model.eval()
+    with minigrad.no_grad():
+        model(minigrad.Tensor(x))
+    model.train()
+step()
+infer()
+print("ready", flush=True)
+for _ in sys.stdin:
+    times = []
+    for fn, calls in ((step, 4), (infer, 10)):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - start) / calls * 1e3)
+    print(json.dumps(times), flush=True)
+"""
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("a", help="checkout A (before)")
+    ap.add_argument("b", help="checkout B (after)")
+    ap.add_argument("--net", default="bn", help="a network of bench_nets.NETS (default bn)")
+    ap.add_argument("--threads", default="2", help="threads of each worker (default 2)")
+    ap.add_argument("--pairs", type=int, default=15, help="pairs of samples (default 15)")
+    args = ap.parse_args(argv)
+    env = dict(os.environ, OMP_NUM_THREADS=args.threads, OPENBLAS_NUM_THREADS=args.threads,
+               MINIGRAD_NUM_THREADS=args.threads)
+    workers = {}
+    for name, repo in (("A", args.a), ("B", args.b)):
+        workers[name] = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(Path(repo).resolve()), args.threads, args.net],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        if not workers[name].stdout.readline().startswith("ready"):
+            raise SystemExit(f"bench_ab: the worker of {repo} failed")
+    samples = {"A": [], "B": []}
+    for k in range(args.pairs):
+        for name in ("A", "B") if k % 2 == 0 else ("B", "A"):
+            w = workers[name]
+            w.stdin.write("sample\n")
+            w.stdin.flush()
+            samples[name].append(json.loads(w.stdout.readline()))
+    for w in workers.values():
+        w.stdin.close()
+        w.wait()
+    median = statistics.median
+    print(f"{args.net}, {args.threads} thread(s), {args.pairs} pairs; ms per step (median), "
+          f"ratio B / A = median of the pairs' ratios")
+    for i, what in enumerate(("training step", "inference")):
+        a, b = ([s[i] for s in samples[name]] for name in ("A", "B"))
+        ratio = median(q / p for p, q in zip(a, b))
+        print(f"  {what:14s} A {median(a):8.2f}   B {median(b):8.2f}   B / A {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
