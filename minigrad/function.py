@@ -192,7 +192,30 @@ class Function:
         self._setting_names = tuple(self.__dict__)
         float_inputs = self.float_inputs
         arrays = []
-        if not _GradMode.enabled:
+        needs = []
+        if _GradMode.enabled:
+            versions = []
+            # The arrays that came from outside the tape (leaves, plain arrays): if the op is
+            # recorded they stay read-only while it may still run backward (see ``_Hold``).
+            held = []
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    a = x._data
+                    if x.creator is None:
+                        held.append(a)
+                    if float_inputs and a.dtype.kind not in "fc":
+                        a = a.astype(_float_dtype(a.dtype))
+                    arrays.append(a)
+                    needs.append(x.requires_grad)
+                    versions.append(x._version)
+                else:
+                    if type(x) is np.ndarray and x.ndim:
+                        held.append(x)
+                    arrays.append(self._plain_input(x, len(arrays), float_inputs))
+                    needs.append(False)
+                    versions.append(None)
+            record = True in needs
+        else:
             # No graph: nothing this call makes can run backward through the tape, so the
             # tape's bookkeeping (the inputs kept for backward, their versions, read-only holds
             # on leaves' arrays, the output's weak reference, the module scope) has nothing to
@@ -200,7 +223,6 @@ class Function:
             # ``needs_input_grad`` too (forward saves what a backward called by hand on this
             # instance needs, as on the full path). ``test_tape.py`` holds the two paths to the
             # same values and dtypes.
-            needs = []
             for x in inputs:
                 if isinstance(x, Tensor):
                     a = x._data
@@ -211,62 +233,42 @@ class Function:
                 else:
                     arrays.append(self._plain_input(x, len(arrays), float_inputs))
                     needs.append(False)
-            self.needs_input_grad = tuple(needs)
-            y, seconds = self._run_forward(arrays)
-            out = Tensor._from_op(y, False, None)
+            record = False
+        self.needs_input_grad = needs = tuple(needs)
+        if _observers:
+            start = time.perf_counter()
+            y = self.forward(*arrays)
+            seconds = time.perf_counter() - start
         else:
-            out, y, seconds = self._record(inputs, arrays, float_inputs)
+            y = self.forward(*arrays)
+        if type(y) is not np.ndarray:
+            if isinstance(y, (tuple, list)):
+                raise TypeError(f"{type(self).__name__}.forward must return one array, "
+                                f"got a {type(y).__name__} of {len(y)}")
+            y = np.asarray(y)
+        if record:
+            out = Tensor._from_op(y, True, self)
+            self.inputs = inputs
+            self._output_ref = weakref.ref(out)
+            self._released = False
+            scope = _module_scope.stack
+            self.scope = tuple(scope) if scope else ()
+            # The flags and version numbers are kept as shared tuples (a few values recur:
+            # (True, False), (0, 0), ...): a long tape then makes no objects for them, which
+            # the garbage collector would count and scan (see ``_Hold``).
+            if len(_shared) > 4096:        # version numbers grow with optimiser steps
+                _shared.clear()
+            self.needs_input_grad = _shared.setdefault(needs, needs)
+            versions = tuple(versions)
+            self._versions = _shared.setdefault(versions, versions)
+            # A write into a held array would change this op's backward: read-only until then.
+            self._hold = _Hold(held) if held else None
+        else:
+            out = Tensor._from_op(y, False, None)
         if _observers:
             for observer in _observers:
                 observer.forward(self, arrays, y, seconds)
         return out
-
-    def _record(self, inputs: tuple, arrays: list, float_inputs: bool) -> tuple:
-        """The full path, in grad mode: the output Tensor, and the op recorded on the tape
-        when an input requires grad; also the output array and forward's time."""
-        needs = []
-        versions = []
-        # The arrays that came from outside the tape (leaves, plain arrays): if the op is
-        # recorded they stay read-only while it may still run backward (see ``_Hold``).
-        held = []
-        for x in inputs:
-            if isinstance(x, Tensor):
-                a = x._data
-                if x.creator is None:
-                    held.append(a)
-                if float_inputs and a.dtype.kind not in "fc":
-                    a = a.astype(_float_dtype(a.dtype))
-                arrays.append(a)
-                needs.append(x.requires_grad)
-                versions.append(x._version)
-            else:
-                if type(x) is np.ndarray and x.ndim:
-                    held.append(x)
-                arrays.append(self._plain_input(x, len(arrays), float_inputs))
-                needs.append(False)
-                versions.append(None)
-        needs = tuple(needs)
-        y, seconds = self._run_forward(arrays)
-        if True not in needs:  # no input requires grad: no graph either
-            self.needs_input_grad = needs
-            return Tensor._from_op(y, False, None), y, seconds
-        # The flags and version numbers of a recorded op are kept as shared tuples (a few
-        # values recur: (True, False), (0, 0), ...): a long tape then makes no objects for them,
-        # which the garbage collector would count and scan (see ``_Hold``).
-        if len(_shared) > 4096:        # version numbers grow with optimiser steps
-            _shared.clear()
-        self.needs_input_grad = _shared.setdefault(needs, needs)
-        versions = tuple(versions)
-        self._versions = _shared.setdefault(versions, versions)
-        out = Tensor._from_op(y, True, self)
-        self.inputs = inputs
-        self._output_ref = weakref.ref(out)
-        self._released = False
-        scope = _module_scope.stack
-        self.scope = tuple(scope) if scope else ()
-        # A write into a held array would change this op's backward: read-only until then.
-        self._hold = _Hold(held) if held else None
-        return out, y, seconds
 
     def _plain_input(self, x: Any, i: int, float_inputs: bool) -> Any:
         """An input that is not a Tensor (an array, a number, labels), checked by the dtype
@@ -282,23 +284,6 @@ class Function:
             raise TypeError(f"{type(self).__name__}: input {i} is None; pass an array or a "
                             f"Tensor")
         return x
-
-    def _run_forward(self, arrays: list) -> tuple:
-        """``forward`` on the arrays, its result checked to be one array; and the seconds it
-        took when an observer is listening."""
-        if _observers:
-            start = time.perf_counter()
-            y = self.forward(*arrays)
-            seconds = time.perf_counter() - start
-        else:
-            y = self.forward(*arrays)
-            seconds = 0.0
-        if type(y) is not np.ndarray:
-            if isinstance(y, (tuple, list)):
-                raise TypeError(f"{type(self).__name__}.forward must return one array, "
-                                f"got a {type(y).__name__} of {len(y)}")
-            y = np.asarray(y)
-        return y, seconds
 
     @property
     def output(self) -> Tensor | None:
