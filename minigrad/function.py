@@ -387,12 +387,13 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 continue
             if type(gx) is not np.ndarray:
                 gx = _check_array(fn, i, gx, x)
-            if gx.shape != x.data.shape:
+            data = x._data
+            if gx.shape != data.shape:
                 raise RuntimeError(
                     f"{type(fn).__name__}.backward returned a gradient of shape "
-                    f"{gx.shape} for input {i}, which has shape {x.data.shape}")
-            if gx.dtype != x.data.dtype:  # keep float32 float32 end to end
-                gx = gx.astype(x.data.dtype)
+                    f"{gx.shape} for input {i}, which has shape {data.shape}")
+            if gx.dtype != data.dtype:  # keep float32 float32 end to end
+                gx = gx.astype(data.dtype)
             if x.creator is None:  # a leaf: accumulate into .grad
                 if x.grad is None:
                     fresh = (gx is not dy and gx.base is None and gx.flags.writeable
