@@ -104,8 +104,10 @@ def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
            [20., 24., 13.],
            [13., 15.,  8.]])
     """
-    return Conv2d(stride=stride, padding=padding, dilation=dilation,
-                  groups=groups)(*_inputs(x, w, b))
+    op = Conv2d(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if b is None:
+        return op(_tensor(x), _tensor(w))
+    return op(_tensor(x), _tensor(w), _tensor(b))
 
 
 def conv_transpose2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
