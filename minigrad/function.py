@@ -44,6 +44,9 @@ from minigrad.tensor import (
 # registered it (a profile, anomaly mode and a gradient record are per thread).
 _observers: list = []
 
+# Small tuples that recorded ops share (``needs_input_grad``, input versions), by value.
+_shared: dict = {}
+
 
 
 def remove_observer(observer: object) -> None:
@@ -187,41 +190,51 @@ class Function:
             raise RuntimeError(f"{type(self).__name__}: a Function instance is called once; "
                                f"create a new instance for every call")
         self._setting_names = tuple(self.__dict__)
+        float_inputs = self.float_inputs
         arrays = []
         needs = []
-        versions = []
-        # The arrays that came from outside the tape (leaves, plain arrays): if the op is
-        # recorded they stay read-only while it may still run backward (see ``_Hold``).
-        held = []
-        float_inputs = self.float_inputs
-        for x in inputs:
-            if isinstance(x, Tensor):
-                a = x._data
-                if x.creator is None:
-                    held.append(a)
-                if float_inputs and a.dtype.kind not in "fc":
-                    a = a.astype(_float_dtype(a.dtype))
-                arrays.append(a)
-                needs.append(x.requires_grad)
-                versions.append(x._version)
-            else:
-                if type(x) is np.ndarray:
-                    if x.ndim:
+        if _GradMode.enabled:
+            versions = []
+            # The arrays that came from outside the tape (leaves, plain arrays): if the op is
+            # recorded they stay read-only while it may still run backward (see ``_Hold``).
+            held = []
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    a = x._data
+                    if x.creator is None:
+                        held.append(a)
+                    if float_inputs and a.dtype.kind not in "fc":
+                        a = a.astype(_float_dtype(a.dtype))
+                    arrays.append(a)
+                    needs.append(x.requires_grad)
+                    versions.append(x._version)
+                else:
+                    if type(x) is np.ndarray and x.ndim:
                         held.append(x)
-                    kind = x.dtype.kind
-                    if kind not in "fc":
-                        if kind not in _NUMBER_KINDS:
-                            _refuse_dtype(type(self).__name__, x, f"input {len(arrays)}")
-                        if float_inputs:
-                            x = x.astype(_float_dtype(x.dtype))
-                elif x is None:
-                    raise TypeError(f"{type(self).__name__}: input {len(arrays)} is None; "
-                                    f"pass an array or a Tensor")
-                arrays.append(x)
-                needs.append(False)
-                versions.append(None)
+                    arrays.append(self._plain_input(x, len(arrays), float_inputs))
+                    needs.append(False)
+                    versions.append(None)
+            record = True in needs
+        else:
+            # No graph: nothing this call makes can run backward through the tape, so the
+            # tape's bookkeeping (the inputs kept for backward, their versions, read-only holds
+            # on leaves' arrays, the output's weak reference, the module scope) has nothing to
+            # protect and is skipped. The dtype policy is the full path's, and
+            # ``needs_input_grad`` too (forward saves what a backward called by hand on this
+            # instance needs, as on the full path). ``test_tape.py`` holds the two paths to the
+            # same values and dtypes.
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    a = x._data
+                    if float_inputs and a.dtype.kind not in "fc":
+                        a = a.astype(_float_dtype(a.dtype))
+                    arrays.append(a)
+                    needs.append(x.requires_grad)
+                else:
+                    arrays.append(self._plain_input(x, len(arrays), float_inputs))
+                    needs.append(False)
+            record = False
         self.needs_input_grad = needs = tuple(needs)
-        record = True in needs and _GradMode.enabled
         if _observers:
             start = time.perf_counter()
             y = self.forward(*arrays)
@@ -240,7 +253,14 @@ class Function:
             self._released = False
             scope = _module_scope.stack
             self.scope = tuple(scope) if scope else ()
-            self._versions = versions
+            # The flags and version numbers are kept as shared tuples (a few values recur:
+            # (True, False), (0, 0), ...): a long tape then makes no objects for them, which
+            # the garbage collector would count and scan (see ``_Hold``).
+            if len(_shared) > 4096:        # version numbers grow with optimiser steps
+                _shared.clear()
+            self.needs_input_grad = _shared.setdefault(needs, needs)
+            versions = tuple(versions)
+            self._versions = _shared.setdefault(versions, versions)
             # A write into a held array would change this op's backward: read-only until then.
             self._hold = _Hold(held) if held else None
         else:
@@ -249,6 +269,21 @@ class Function:
             for observer in _observers:
                 observer.forward(self, arrays, y, seconds)
         return out
+
+    def _plain_input(self, x: Any, i: int, float_inputs: bool) -> Any:
+        """An input that is not a Tensor (an array, a number, labels), checked by the dtype
+        policy: numbers only, converted to float for ops that compute in floating point."""
+        if type(x) is np.ndarray:
+            kind = x.dtype.kind
+            if kind not in "fc":
+                if kind not in _NUMBER_KINDS:
+                    _refuse_dtype(type(self).__name__, x, f"input {i}")
+                if float_inputs:
+                    return x.astype(_float_dtype(x.dtype))
+        elif x is None:
+            raise TypeError(f"{type(self).__name__}: input {i} is None; pass an array or a "
+                            f"Tensor")
+        return x
 
     @property
     def output(self) -> Tensor | None:
@@ -352,12 +387,13 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 continue
             if type(gx) is not np.ndarray:
                 gx = _check_array(fn, i, gx, x)
-            if gx.shape != x.data.shape:
+            data = x._data
+            if gx.shape != data.shape:
                 raise RuntimeError(
                     f"{type(fn).__name__}.backward returned a gradient of shape "
-                    f"{gx.shape} for input {i}, which has shape {x.data.shape}")
-            if gx.dtype != x.data.dtype:  # keep float32 float32 end to end
-                gx = gx.astype(x.data.dtype)
+                    f"{gx.shape} for input {i}, which has shape {data.shape}")
+            if gx.dtype != data.dtype:  # keep float32 float32 end to end
+                gx = gx.astype(data.dtype)
             if x.creator is None:  # a leaf: accumulate into .grad
                 if x.grad is None:
                     fresh = (gx is not dy and gx.base is None and gx.flags.writeable

@@ -61,9 +61,12 @@ __all__ = [
 
 def _tensor(x: Any) -> Any:
     """Tensors and arrays pass through (ops take both); anything else becomes a Tensor."""
-    if isinstance(x, (Tensor, np.ndarray)) or x is None:
+    if isinstance(x, _PASS_THROUGH) or x is None:
         return x
     return Tensor(x)
+
+
+_PASS_THROUGH = (Tensor, np.ndarray)
 
 
 def _inputs(*xs: Any) -> list:
@@ -101,8 +104,10 @@ def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
            [20., 24., 13.],
            [13., 15.,  8.]])
     """
-    return Conv2d(stride=stride, padding=padding, dilation=dilation,
-                  groups=groups)(*_inputs(x, w, b))
+    op = Conv2d(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if b is None:
+        return op(_tensor(x), _tensor(w))
+    return op(_tensor(x), _tensor(w), _tensor(b))
 
 
 def conv_transpose2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
@@ -275,7 +280,9 @@ def affine(x: Any, w: Any, b: Any = None) -> Tensor:
     array([[3., 4., 5., 6.],
            [3., 4., 5., 6.]])
     """
-    return Affine()(*_inputs(x, w, b))
+    if b is None:
+        return Affine()(_tensor(x), _tensor(w))
+    return Affine()(_tensor(x), _tensor(w), _tensor(b))
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
@@ -484,7 +491,7 @@ def flatten(x: Any) -> Tensor:
     (2, 60)
     """
     x = _tensor(x)
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = x.shape
     if len(shape) < 1:
         raise ValueError(f"flatten: input must have a batch axis, got x.shape={shape}")
     return Reshape((shape[0], math.prod(shape[1:])))(x)

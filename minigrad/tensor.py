@@ -173,16 +173,20 @@ _held: dict[int, list] = {}           # id(array) -> [array, holders, was writea
 _held_lock = threading.RLock()  # re-entrant: a collection inside a hold may drop another
 
 
-class _Hold:
-    """Keeps arrays read-only until this object is dropped (by ``Function._release`` or with
-    its graph)."""
+class _Hold(tuple):
+    """The arrays an op holds (a tuple of them), read-only until this object is dropped (by
+    ``Function._release`` or with its graph).
 
-    __slots__ = ("arrays",)
+    A tuple itself rather than an object that keeps a tuple: one object per recorded op instead
+    of two, which matters on a long tape (every object made there is one more for the garbage
+    collector to count and, when it runs, to scan; see ``benchmarks/bench_tape.py``).
+    """
 
-    def __init__(self, arrays: list) -> None:
-        self.arrays = arrays
+    __slots__ = ()
+
+    def __init__(self, arrays: Any) -> None:
         with _held_lock:
-            for a in arrays:
+            for a in self:
                 entry = _held.get(id(a))
                 if entry is None:
                     _held[id(a)] = [a, 1, a.flags.writeable]
@@ -193,7 +197,7 @@ class _Hold:
     def __del__(self) -> None:
         try:
             with _held_lock:
-                for a in self.arrays:
+                for a in self:
                     entry = _held.get(id(a))
                     if entry is None or entry[0] is not a:
                         continue
@@ -291,21 +295,11 @@ class Tensor:
         return array
 
     # ---------------------------------------------------------------- array-like properties
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.data.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
-
-    @property
-    def size(self) -> int:
-        return self.data.size
+    # C getters too (dotted attrgetters): layers read shapes on every call.
+    shape = property(operator.attrgetter("_data.shape"), doc="The data's shape (a tuple).")
+    ndim = property(operator.attrgetter("_data.ndim"), doc="The number of axes.")
+    dtype = property(operator.attrgetter("_data.dtype"), doc="The data's dtype.")
+    size = property(operator.attrgetter("_data.size"), doc="The number of elements.")
 
     @property
     def is_leaf(self) -> bool:

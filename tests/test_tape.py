@@ -408,3 +408,161 @@ def test_an_op_without_backward_says_so():
     y = ForwardOnly()(Tensor(np.ones(2), requires_grad=True))
     with pytest.raises(NotImplementedError, match="ForwardOnly has no backward"):
         y.sum().backward()
+
+
+# ------------------------------------------------------------------ the path without a graph
+# Under no_grad, Function.__call__ skips the tape's bookkeeping (versions, holds, the inputs
+# and the output kept for backward) and Module.__call__ skips empty hook tables. The results
+# must be the full path's: the same values, the same dtypes, and grad mode still recording.
+
+
+def _small_convnet(dtype):
+    from minigrad import nn
+
+    nn.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, dtype=dtype), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 5, dtype=dtype), nn.Tanh(),
+        nn.Linear(5, 3, dtype=dtype))
+    model.to(dtype)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [False, True])
+def test_no_grad_gives_the_values_and_dtype_of_the_recorded_path(dtype, training):
+    model = _small_convnet(dtype)
+    model.train(training)
+    x = np.random.default_rng(1).standard_normal((3, 2, 6, 6)).astype(dtype)
+    if training:  # batch statistics: the running ones move with every pass, so keep a copy
+        import copy
+
+        twin = copy.deepcopy(model)
+    else:
+        twin = model
+    with no_grad():
+        fast = model(Tensor(x))
+    full = twin(Tensor(x, requires_grad=True))
+    assert full.creator is not None            # the full path recorded the graph
+    assert fast.creator is None and not fast.requires_grad
+    assert fast.dtype == full.dtype == dtype
+    np.testing.assert_array_equal(fast.data, full.data)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x, w: x * w + 1.0,
+    lambda x, w: (x - w).exp().sum(axis=0),
+    lambda x, w: (x @ w.T).tanh(),
+    lambda x, w: x / (w * w + 1.0),
+], ids=["mul-add", "sub-exp-sum", "matmul-tanh", "div"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8])
+def test_single_ops_agree_on_both_paths(make, dtype):
+    """Integer inputs reach the ops that compute in floating point converted, on both paths."""
+    rng = np.random.default_rng(2)
+    x = (rng.random((3, 4)) * 4).astype(dtype)
+    w = (rng.random((3, 4)) * 4).astype(dtype)
+    with no_grad():
+        fast = make(Tensor(x), Tensor(w))
+    full = make(Tensor(x), Tensor(w))          # grad mode, nothing requires grad
+    assert fast.dtype == full.dtype
+    np.testing.assert_array_equal(fast.data, full.data)
+    if dtype in (np.float32, np.float64):       # and recorded
+        recorded = make(Tensor(x, requires_grad=True), Tensor(w, requires_grad=True))
+        assert recorded.creator is not None and recorded.dtype == dtype
+        np.testing.assert_array_equal(recorded.data, full.data)
+
+
+def test_no_grad_records_no_graph_and_holds_no_array():
+    from minigrad.ops.arithmetic import Mul
+    from minigrad.tensor import _held
+
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True, name="w")
+    op = Mul()
+    with no_grad():
+        y = op(x, w)
+    assert y.creator is None and not y.requires_grad
+    assert op.output is None and not op.released
+    for name in ("inputs", "_versions", "_hold", "scope", "_output_ref"):
+        assert not hasattr(op, name), name
+    assert id(w.data) not in _held and w.data.flags.writeable
+    w.data[0] = 7.0                               # no graph holds it: writing is fine
+    np.testing.assert_array_equal(y.data, [3.0, 8.0])
+    # The forward still saved what a backward called by hand needs (as on the full path).
+    assert op.needs_input_grad == (True, True)
+    np.testing.assert_array_equal(op.backward(np.ones(2))[0], [7.0, 4.0])
+
+
+def test_grad_mode_records_with_every_check_after_no_grad():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True, name="w")
+    with no_grad():
+        (x * w).sum()
+    y = (x * w).sum()
+    fn = y.creator.inputs[0].creator
+    assert fn.needs_input_grad == (True, True) and fn._versions == (0, 0)
+    with pytest.raises(ValueError, match="read-only"):
+        w.data[0] = 0.0                           # held while y may run backward
+    w.data = np.array([5.0, 6.0])                 # a new version: backward is refused
+    with pytest.raises(RuntimeError, match=r"Mul's input 1 \('w'.*version 1, Mul saw version 0"):
+        y.backward()
+    y = (x * w).sum()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [5.0, 6.0])
+    assert w.data.flags.writeable                 # the hold ended with backward
+
+
+def test_enable_grad_inside_no_grad_records():
+    from minigrad import enable_grad
+
+    x = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    with no_grad():
+        with enable_grad():
+            y = (x * x).sum()
+        z = x * x
+    assert y.creator is not None and z.creator is None
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, -4.0])
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "no_grad"])
+def test_the_dtype_policy_and_the_checks_hold_on_both_paths(grad):
+    from minigrad import enable_grad
+    from minigrad.ops.arithmetic import Add
+
+    with enable_grad() if grad else no_grad():
+        with pytest.raises(TypeError, match=r"Add: input 1 must be numbers.*dtype object"):
+            Add()(Tensor(np.ones(2)), np.array([None, 1], dtype=object))
+        with pytest.raises(TypeError, match="Add: input 0 is None"):
+            Add()(None, Tensor(np.ones(2)))
+        op = TwoGradients()
+        op(Tensor(np.ones(2)))
+        with pytest.raises(RuntimeError, match="a Function instance is called once"):
+            op(Tensor(np.ones(2)))
+
+
+def test_recorded_ops_share_small_tuples_and_the_table_stays_small():
+    x = Tensor(np.ones(2), requires_grad=True)
+    a, b = x * 2.0, x * 3.0
+    assert a.creator.needs_input_grad is b.creator.needs_input_grad
+    assert a.creator._versions is b.creator._versions == (0, None)
+    for _ in range(5000):                          # a version number per step
+        x._writable()
+        x * 2.0
+    assert len(function._shared) <= 4097
+    assert (x * 2.0).creator._versions == (x._version, None)
+
+
+def test_module_scope_is_left_empty_after_an_error_in_forward():
+    from minigrad import nn
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise ValueError("broken forward")
+
+    outer = nn.Sequential(nn.ReLU(), Broken())
+    with pytest.raises(ValueError, match="broken forward"):
+        outer(Tensor(np.ones(2)))
+    assert function._module_scope == []
+    y = nn.Sequential(nn.Linear(2, 2))(Tensor(np.ones((1, 2)), requires_grad=True))
+    assert [type(m).__name__ for m in y.creator.scope] == ["Sequential", "Linear"]

@@ -83,7 +83,9 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
+        shape = x._data.shape if isinstance(x, Tensor) else np.shape(x)
+        if len(shape) == 2 and shape[1] == self.in_features:   # (N, D): nothing to work out
+            return F.affine(x, self.weight, self.bias)
         features = math.prod(shape[1:]) if len(shape) >= 2 else None
         if features != self.in_features:
             got = (f"input has {features} features" if features is not None

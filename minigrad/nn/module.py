@@ -336,20 +336,27 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        _module_scope.append(self)
+        # The hook tables are looked at, not copied, when they are empty: most modules have
+        # no hooks, and this call runs once per layer per forward pass.
+        hooks = self.__dict__.get("_forward_pre_hooks")
+        scope = _module_scope.stack   # this thread's list of running modules
+        scope.append(self)
         try:
-            for hook in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
+            if hooks:
+                for hook in list(hooks.values()):
+                    result = hook(self, args)
+                    if result is not None:
+                        args = result if isinstance(result, tuple) else (result,)
             output = self.forward(*args, **kwargs)
-            for hook in list(self.__dict__.get("_forward_hooks", {}).values()):
-                result = hook(self, args, output)
-                if result is not None:
-                    output = result
+            hooks = self.__dict__.get("_forward_hooks")
+            if hooks:
+                for hook in list(hooks.values()):
+                    result = hook(self, args, output)
+                    if result is not None:
+                        output = result
             return output
         finally:
-            _module_scope.pop()
+            scope.pop()
 
     def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """Call ``hook(module, inputs)`` before every ``forward``.
