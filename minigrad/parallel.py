@@ -217,14 +217,19 @@ def _start() -> _Pool:
 
 def _slices(total: int, work: int, blas: bool = False) -> int:
     """How many slices ``parallel_for`` would cut ``total`` rows of ``work`` elements into."""
-    if _num_threads == 1 or total < 2 or getattr(_state, "worker", False):
+    if _num_threads == 1 or getattr(_state, "worker", False):
+        return 1
+    if blas and _pool is None:
+        # The BLAS goes to one thread at minigrad's first product, split or not: left on its
+        # own threads, a product too small to split (a batch of one image) could be shared out
+        # by the BLAS and wait on a sleeping core, and how it ran would depend on whether a
+        # bigger op had started the pool before it.
+        _start()                    # which tells whether the BLAS could be set to one thread
+    if total < 2:
         return 1
     n = max(1, min(_num_threads, total, work // MIN_WORK))
-    if n > 1 and blas:
-        if _pool is None:
-            _start()                # which tells whether the BLAS could be set to one thread
-        if not _blas_single:
-            return 1
+    if n > 1 and blas and not _blas_single:
+        return 1
     return n
 
 

@@ -122,6 +122,26 @@ def test_the_blas_runs_on_one_thread_while_the_pool_does_and_gets_its_count_back
         parallel.set_num_threads(old)
 
 
+def test_the_blas_goes_to_one_thread_at_the_first_product_even_one_too_small_to_split():
+    blas = parallel._blas or parallel._Blas()
+    if blas.get is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS minigrad can find")
+    old = parallel.get_num_threads()
+    try:
+        parallel.set_num_threads(1)             # no pool, the BLAS's own count back
+        before = int(blas.get())
+        parallel.set_num_threads(2)
+        assert parallel._pool is None
+        calls = []
+        parallel.parallel_for(1, lambda lo, hi: calls.append((lo, hi)), work=1, blas=True)
+        assert calls == [(0, 1)]
+        assert int(parallel._blas.get()) == 1
+        parallel.set_num_threads(1)
+        assert int(parallel._blas.get()) == before
+    finally:
+        parallel.set_num_threads(old)
+
+
 def test_elementwise_splits_contiguous_arrays_and_passes_others_whole():
     x = np.arange(-6.0, 6.0).reshape(3, 4)
     calls = []

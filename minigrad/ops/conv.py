@@ -459,7 +459,6 @@ class Conv2d(Function):
         N = x.shape[0]
         K, P = C * FH * FW, OH * OW
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
-        rows = K if b is None else K + 1
         view = window_view(pad(x, self.pad), (FH, FW), self.stride, (OH, OW))
         w_mat = w.reshape(FN, K)
         if b is not None:
