@@ -647,8 +647,10 @@ class Adam(Optimizer):
         m̂ = m / (1 − β₁ᵗ)                  v̂ = v / (1 − β₂ᵗ)
         w ← w − η · m̂ / (√v̂ + ε)
 
-    t counts the steps this parameter has taken. Large parameters are updated in cache-sized
-    blocks over minigrad's threads (the same arithmetic, element by element).
+    t counts the steps this parameter has taken. The parameters of a group are updated
+    together, as one flat array (``_update_group``), in cache-sized blocks over minigrad's
+    threads; ``_update`` is the same arithmetic for one parameter, element by element, and
+    gives the same bits.
 
     Args:
         params: the parameters to update, or a list of parameter groups.
@@ -773,7 +775,11 @@ class Adam(Optimizer):
             self._update_pack(members, group)
 
     def _update_pack(self, members, group) -> None:
-        pack = _Pack.of(self._packs, id(group), members)
+        pack = self._packs.get(id(group))
+        if pack is None or not pack.holds(members):
+            live = {id(g) for g in self.param_groups}
+            self._packs = {k: v for k, v in self._packs.items() if k in live}
+            pack = self._packs[id(group)] = _Pack(members)
         g, m, v, work = pack.grad, pack.m, pack.v, pack.work
         f = m.dtype.type
         lr, weight_decay = group["lr"], group["weight_decay"]
@@ -814,14 +820,6 @@ class _Pack:
 
     __slots__ = ("states", "bounds", "m", "v", "grad", "work")
 
-    @staticmethod
-    def of(packs: dict, key: int, members: list) -> _Pack:
-        """The pack for ``members`` ((p, grad, state) each), kept in ``packs[key]``."""
-        pack = packs.get(key)
-        if pack is None or not pack._holds(members):
-            pack = packs[key] = _Pack(members)
-        return pack
-
     def __init__(self, members: list) -> None:
         sizes = [p.size for p, _, _ in members]
         self.bounds = [0]
@@ -839,7 +837,8 @@ class _Pack:
                 state[key] = view
             state.setdefault("step", 0)
 
-    def _holds(self, members: list) -> bool:
+    def holds(self, members: list) -> bool:
+        """True while ``members`` ((p, grad, state) each) are this pack's, states and all."""
         if len(members) != len(self.states):
             return False
         m, v = self.m, self.v
