@@ -796,12 +796,15 @@ class Adam(Optimizer):
             state["step"] = t
         settings = (t, lr, group["betas"], group["eps"])
 
-        def blocks(first, last):           # cache-sized blocks first..last−1, on one thread
-            for lo in range(first * _BLOCK, min(last * _BLOCK, g.size), _BLOCK):
-                block = slice(lo, lo + _BLOCK)
-                self._moments(g[block], m[block], v[block], work[block], *settings)
+        # Blocks of equal size, at most _BLOCK elements each (so that threads get equal shares).
+        count = -(-g.size // _BLOCK)
+        bounds = [g.size * i // count for i in range(count + 1)]
 
-        parallel_for(-(-g.size // _BLOCK), blocks, work=4 * g.size)
+        def blocks(first, last):           # cache-sized blocks first..last−1, on one thread
+            for lo, hi in zip(bounds[first:last], bounds[first + 1:last + 1]):
+                self._moments(g[lo:hi], m[lo:hi], v[lo:hi], work[lo:hi], *settings)
+
+        parallel_for(count, blocks, work=4 * g.size)
         for (p, _, _), lo, hi in zip(members, pack.bounds, pack.bounds[1:]):
             if decay != 1.0:
                 p *= f(decay)
