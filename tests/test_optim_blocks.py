@@ -174,3 +174,19 @@ def test_packed_adam_leaves_odd_parameters_to_the_plain_update():
 
     for x, y in zip(odd(True), odd(False), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_packed_adam_on_threads_is_identical(monkeypatch, threads):
+    # Blocks of at most 8 elements shared out among the threads (every split worth it).
+    from minigrad import parallel
+
+    monkeypatch.setattr(optim, "_BLOCK", 8)
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    old = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        shared = _trajectory(optim.AdamW, True, np.float32, {"lr": 0.05})
+    finally:
+        parallel.set_num_threads(old)
+    _assert_identical(shared, _trajectory(optim.AdamW, False, np.float32, {"lr": 0.05}))
