@@ -166,9 +166,13 @@ def test_affine_splits_only_products_of_at_least_min_flops(monkeypatch):
                         lambda parts, work, blas=False: calls.append(len(parts)) or
                         [body(0, total) for body, total in parts])
     x, w = np.ones((4, 8)), np.ones((8, 2))               # 2·4·8·2 = 128 FLOPs a product
+    monkeypatch.setattr(linear, "MIN_FLOPS", 257)
+    _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))  # one slice each (whole)
+    assert calls == [1, 1]
+    calls.clear()
     monkeypatch.setattr(linear, "MIN_FLOPS", 129)
     _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))  # backward: 256 FLOPs, shared
-    assert calls == [2]
+    assert calls == [1, 2]
     calls.clear()
     monkeypatch.setattr(linear, "MIN_FLOPS", 128)
     _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))

@@ -53,7 +53,10 @@ class Affine(Function):
         D, M = w.shape
         y = np.empty((N, M), dtype)
         if 2 * N * D * M < MIN_FLOPS:
-            np.matmul(x2, w, out=y)        # too small to be worth a second thread
+            # Too small to be worth a second thread: one slice, on the calling thread (through
+            # parallel_for all the same, which keeps the BLAS on one thread while minigrad's
+            # own threads are in use).
+            parallel_for(1, lambda lo, hi: np.matmul(x2, w, out=y), work=0, blas=True)
         elif D >= 1024 and D >= 4 * max(N, M):
             # Few samples and outputs, many input features (affine 4320→100 at batch 100):
             # the sum over the D features runs as K_BLOCKS products of X's column blocks with
@@ -113,8 +116,8 @@ class Affine(Function):
             work += x2.size + dy.size + dw.size
             flops += 2 * dy.size * x2.shape[1]
         if flops < MIN_FLOPS:              # too small to be worth a second thread
-            for body, total in products:
-                body(0, total)
+            parallel_for(1, lambda lo, hi: [body(0, total) for body, total in products],
+                         work=0, blas=True)
         else:
             # dL/dX and dL/dW need each other's nothing: on two threads each takes one.
             side_by_side(products, work=work, blas=True)
