@@ -1,5 +1,6 @@
 """affine (Y = X·W + b, W as (in, out)) and flatten: loop reference, gradcheck, PyTorch, errors."""
 
+import contextlib
 import re
 
 import numpy as np
@@ -9,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad.functional as F
-from minigrad import Tensor
+from minigrad import Tensor, parallel
+from minigrad.ops import linear
 from minigrad.testing import arrays, check_op, shapes
 
 
@@ -106,3 +108,72 @@ def test_affine_matches_torch_linear(data):
     for got, expected in ((y.data, py), (tx.grad, px.grad), (tw.grad, pw.grad),
                           (tb.grad, pb.grad)):
         np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- threads
+
+@contextlib.contextmanager
+def split_everything(n: int):
+    """``n`` threads, and every product big enough to be shared out among them."""
+    old = parallel.get_num_threads(), parallel.MIN_WORK, linear.MIN_FLOPS
+    parallel.set_num_threads(n)
+    parallel.MIN_WORK, linear.MIN_FLOPS = 1, 0
+    try:
+        yield
+    finally:
+        parallel.set_num_threads(old[0])
+        parallel.MIN_WORK, linear.MIN_FLOPS = old[1], old[2]
+
+
+def _affine_and_grads(x, w, b, dy):
+    ts = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.affine(*ts)
+    y.backward(dy)
+    return [y.data] + [t.grad for t in ts]
+
+
+@pytest.mark.parametrize("N, D, M", [(7, 12, 5), (3, 1100, 4), (1, 5, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_shared_out_among_threads_matches_the_whole_product(N, D, M, dtype):
+    # (7, 12, 5): split by samples and the gradients side by side; (3, 1100, 4): the sum
+    # over the features in fixed blocks. Below MIN_FLOPS (the default here) every product
+    # runs whole, and is exactly x·W + b and the plain gradient products.
+    rng = np.random.default_rng(N * D)
+    x, w, b, dy = (rng.standard_normal(s).astype(dtype) for s in [(N, D), (D, M), (M,), (N, M)])
+    whole = _affine_and_grads(x, w, b, dy)
+    for got, want in zip(whole, [x @ w + b, dy @ w.T, x.T @ dy, dy.sum(axis=0)], strict=True):
+        np.testing.assert_array_equal(got, want)
+    shared = []
+    for n in (1, 2, 3):
+        with split_everything(n):
+            shared.append(_affine_and_grads(x, w, b, dy))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for outputs in shared:
+        for got, want in zip(outputs, whole, strict=True):
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    # The split does not depend on the number of threads for the forward's feature blocks.
+    if D >= 1024:
+        np.testing.assert_array_equal(shared[1][0], shared[0][0])
+        np.testing.assert_array_equal(shared[2][0], shared[0][0])
+
+
+def test_affine_splits_only_products_of_at_least_min_flops(monkeypatch):
+    calls = []
+    monkeypatch.setattr(linear, "parallel_for",
+                        lambda total, body, work, blas=False: calls.append(total) or body(0, total))
+    monkeypatch.setattr(linear, "side_by_side",
+                        lambda parts, work, blas=False: calls.append(len(parts)) or
+                        [body(0, total) for body, total in parts])
+    x, w = np.ones((4, 8)), np.ones((8, 2))               # 2·4·8·2 = 128 FLOPs a product
+    monkeypatch.setattr(linear, "MIN_FLOPS", 257)
+    _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))  # one slice each (whole)
+    assert calls == [1, 1]
+    calls.clear()
+    monkeypatch.setattr(linear, "MIN_FLOPS", 129)
+    _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))  # backward: 256 FLOPs, shared
+    assert calls == [1, 2]
+    calls.clear()
+    monkeypatch.setattr(linear, "MIN_FLOPS", 128)
+    _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))
+    assert calls == [4, 2]                                # forward split by its 4 samples

@@ -13,6 +13,14 @@ from minigrad.parallel import parallel_for, side_by_side
 # one per core of a 2-core machine (more blocks measured a few per cent slower there).
 K_BLOCKS = 2
 
+# The smallest matrix product (in floating-point operations, 2·N·D·M) that an affine layer
+# shares out among minigrad's threads; smaller ones run whole on the calling thread. The BLAS
+# does about 115 GFLOP/s on one core here, so 2²⁵ FLOPs is about 0.3 ms: below that, handing
+# half of it to another core (tens of µs to wake a worker, more on a busy machine) costs about
+# what the half saves. Counting elements touched instead would split the textbook MLP's
+# 784→100 layer at batch 100 (0.13 ms), which measured slower split than whole.
+MIN_FLOPS = 1 << 25
+
 
 class Affine(Function):
     """Affine: Y = X·W + b        X:(N, D)  W:(D, M)  b:(M,)  Y:(N, M)
@@ -44,8 +52,12 @@ class Affine(Function):
         dtype = np.result_type(x2, w) if b is None else np.result_type(x2, w, b)
         D, M = w.shape
         y = np.empty((N, M), dtype)
-        work = x2.size + w.size + y.size
-        if D >= 1024 and D >= 4 * max(N, M):
+        if 2 * N * D * M < MIN_FLOPS:
+            # Too small to be worth a second thread: one slice, on the calling thread (through
+            # parallel_for all the same, which keeps the BLAS on one thread while minigrad's
+            # own threads are in use).
+            parallel_for(1, lambda lo, hi: np.matmul(x2, w, out=y), work=0, blas=True)
+        elif D >= 1024 and D >= 4 * max(N, M):
             # Few samples and outputs, many input features (affine 4320→100 at batch 100):
             # the sum over the D features runs as K_BLOCKS products of X's column blocks with
             # W's row blocks, shared out among the threads, whose results are then added in a
@@ -60,14 +72,14 @@ class Affine(Function):
                     lo, hi = bounds[i], bounds[i + 1]
                     np.matmul(x2[:, lo:hi], w[lo:hi], out=y if i == 0 else partial[i - 1])
 
-            parallel_for(K_BLOCKS, blocks, work=work, blas=True)
+            parallel_for(K_BLOCKS, blocks, work=x2.size + w.size + y.size, blas=True)
             for p in partial:
                 y += p
         else:
             def samples(lo, hi):           # rows lo..hi−1 of Y, on one thread
                 np.matmul(x2[lo:hi], w, out=y[lo:hi])
 
-            parallel_for(N, samples, work=work, blas=True)
+            parallel_for(N, samples, work=x2.size + w.size + y.size, blas=True)
         if b is not None:
             y += b
         needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
@@ -82,6 +94,7 @@ class Affine(Function):
         dx = dw = db = None
         products = []                      # (fills rows lo..hi−1 of a gradient, its rows)
         work = 0                           # elements the products read and write
+        flops = 0                          # their floating-point operations, 2·N·D·M each
         if needs[0]:
             w = self.w
             dx = np.empty((dy.shape[0], w.shape[0]), np.result_type(dy, w))
@@ -91,6 +104,7 @@ class Affine(Function):
 
             products.append((dx_features, w.shape[0]))
             work += dy.size + w.size + dx.size
+            flops += 2 * dy.size * w.shape[0]
         if needs[1]:
             x2 = self.x2
             dw = np.empty((x2.shape[1], dy.shape[1]), np.result_type(x2, dy))
@@ -100,8 +114,13 @@ class Affine(Function):
 
             products.append((dw_features, len(dw)))
             work += x2.size + dy.size + dw.size
-        # dL/dX and dL/dW need each other's nothing: on two threads each takes one.
-        side_by_side(products, work=work, blas=True)
+            flops += 2 * dy.size * x2.shape[1]
+        if flops < MIN_FLOPS:              # too small to be worth a second thread
+            parallel_for(1, lambda lo, hi: [body(0, total) for body, total in products],
+                         work=0, blas=True)
+        else:
+            # dL/dX and dL/dW need each other's nothing: on two threads each takes one.
+            side_by_side(products, work=work, blas=True)
         if needs[0]:
             dx = dx.reshape(self.x_shape)
         if len(needs) == 3 and needs[2]:
