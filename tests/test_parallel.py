@@ -14,18 +14,20 @@ from hypothesis import strategies as st
 import minigrad
 import minigrad.functional as F
 from minigrad import Tensor, optim, parallel
+from minigrad.ops import linear
 
 
 @contextlib.contextmanager
 def threads(n: int):
-    """Run with ``n`` threads and every op big enough to split (MIN_WORK = 1)."""
-    old_n, old_min = parallel.get_num_threads(), parallel.MIN_WORK
-    parallel.MIN_WORK = 1
+    """Run with ``n`` threads and every op big enough to split (MIN_WORK = 1, and the affine
+    layer's MIN_FLOPS = 0)."""
+    old_n, old_min, old_flops = parallel.get_num_threads(), parallel.MIN_WORK, linear.MIN_FLOPS
+    parallel.MIN_WORK, linear.MIN_FLOPS = 1, 0
     parallel.set_num_threads(n)
     try:
         yield
     finally:
-        parallel.MIN_WORK = old_min
+        parallel.MIN_WORK, linear.MIN_FLOPS = old_min, old_flops
         parallel.set_num_threads(old_n)
 
 
