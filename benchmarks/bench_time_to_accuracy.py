@@ -186,11 +186,11 @@ def run_worker(args):
         order = orders[epoch - 1]
         fw.model.train()
         total_loss = 0.0
-        ts = time.perf_counter()
+        ts, cs = time.perf_counter(), time.process_time()
         for start in range(0, n, batch):
             rows = order[start:start + batch]
             total_loss += fw.step(xtr[rows], ttr[rows]) * len(rows)
-        train_s = time.perf_counter() - ts
+        train_s, train_cpu = time.perf_counter() - ts, time.process_time() - cs
         te = time.perf_counter()
         logits = test_logits(fw, xte, args.eval_batch)
         eval_s = time.perf_counter() - te
@@ -199,6 +199,7 @@ def run_worker(args):
             raise SystemExit(f"bench_time_to_accuracy: {args.worker} epoch {epoch}: the "
                              f"training loss is not finite")
         print(json.dumps({"epoch": epoch, "lr": lr, "train_seconds": train_s,
+                          "train_cpu_seconds": train_cpu,
                           "eval_seconds": eval_s, "test_accuracy": accuracy,
                           "train_loss": total_loss / n,
                           "rss_mb": round(bench_nets.peak_rss_mb(), 1)}), flush=True)
@@ -365,16 +366,24 @@ def print_report(result, file=sys.stdout):
     load = m["loadavg_1m"]
     print(f"1-min load average: {load['start']:.2f} at the start, before each epoch median "
           f"{fmt(load['median'], '.2f')}, max {fmt(load['max'], '.2f')}")
+    if load["median"] is not None and load["median"] > m["nproc"] + 1:  # ours: up to nproc
+        print(f"WARNING: the machine was busy (load above its {m['nproc']} CPUs): threads that "
+              f"spin (PyTorch's OpenMP) or sleep (minigrad's) fare very differently then; "
+              f"these times do not describe an idle machine")
     head = (f"{'framework':<10}{'epoch':>6}{'lr':>10}{'train loss':>11}{'test acc':>10}"
-            f"{'train s':>9}{'eval s':>8}{'Σ train s':>11}{'Σ train+eval s':>16}{'load':>6}")
+            f"{'train s':>9}{'CPU s':>8}{'eval s':>8}{'Σ train s':>11}{'Σ train+eval s':>16}"
+            f"{'load':>6}")
     print(head)
     print("-" * len(head))
     for fw, epochs in result["epochs"].items():
         for e in epochs:
             print(f"{fw:<10}{e['epoch']:>6}{e['lr']:>10.3g}{e['train_loss']:>11.4f}"
-                  f"{e['test_accuracy']:>10.4f}{e['train_seconds']:>9.1f}{e['eval_seconds']:>8.2f}"
+                  f"{e['test_accuracy']:>10.4f}{e['train_seconds']:>9.1f}"
+                  f"{e['train_cpu_seconds']:>8.1f}{e['eval_seconds']:>8.2f}"
                   f"{e['cumulative_train_seconds']:>11.1f}{e['cumulative_seconds']:>16.1f}"
                   f"{e['loadavg_1m_before']:>6.2f}")
+    print("train s: wall seconds of the epoch's steps; CPU s: the child's CPU seconds in them "
+          "(all its threads; PyTorch's spin while they wait)")
     s = result["summary"]
     target = cfg["target"]
     print(f"time to ≥ {target:.1%} test accuracy:")

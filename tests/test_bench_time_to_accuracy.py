@@ -91,6 +91,7 @@ def test_small_run_is_train_mnist_s_run_and_reports_both(bench, tmp_path):
     for fw, epochs in result["epochs"].items():
         assert [e["epoch"] for e in epochs] == [1, 2], fw
         assert [e["lr"] for e in epochs] == cfg["rates"], fw
+        assert all(e["train_cpu_seconds"] > 0 and e["eval_seconds"] > 0 for e in epochs), fw
         assert epochs[1]["cumulative_train_seconds"] == pytest.approx(
             epochs[0]["train_seconds"] + epochs[1]["train_seconds"])
         assert epochs[1]["cumulative_seconds"] == pytest.approx(
