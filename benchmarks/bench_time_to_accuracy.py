@@ -429,6 +429,7 @@ def main(argv=None):
         notes.append(("kept" if args.keep_blas_env else "unset") + " for every child: "
                      + ", ".join(f"{v}={os.environ[v]}" for v in removed))
     rates = planned_rates(args.schedule, args.epochs)
+    revision = bench_cnn.minigrad_revision()       # the checkout measured, as it starts
     load_start = os.getloadavg()[0]
     per_fw = {fw: [] for fw in FRAMEWORKS}
     ready, children = {}, {}
@@ -482,7 +483,7 @@ def main(argv=None):
                    "target": args.target, "stop_at_target": args.stop_at_target,
                    "threads": args.threads, "seed": args.seed, "init": args.init,
                    "eval_batch": args.eval_batch,
-                   "minigrad_revision": bench_cnn.minigrad_revision(),
+                   "minigrad_revision": revision,
                    "blas_env_kept": args.keep_blas_env},
         "machine": {**machine_line(ready),
                     "loadavg_1m": {"start": round(load_start, 2),
