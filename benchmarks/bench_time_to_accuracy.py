@@ -389,7 +389,8 @@ def print_report(result, file=sys.stdout):
     print(f"time to ≥ {target:.1%} test accuracy:")
     for fw, x in s["frameworks"].items():
         if x["epoch"] is None:
-            print(f"  {fw:<9} not reached in {x['epochs_run']} epochs (best "
+            print(f"  {fw:<9} not reached in {x['epochs_run']} epoch"
+                  f"{'' if x['epochs_run'] == 1 else 's'} (best "
                   f"{fmt(x['best_test_accuracy'], '.4f')})")
         else:
             print(f"  {fw:<9} epoch {x['epoch']} ({x['test_accuracy']:.4f}): "
