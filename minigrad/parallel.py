@@ -43,8 +43,8 @@ __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side",
 # worker costs more than the slice saves. On a 2-core virtual machine an idle core sleeps and
 # takes about 40 µs to wake, so a hand-over and the wait for its end cost 100-130 µs on an
 # idle machine (docs/ops.md gives the command), about as long as an element-wise op takes over
-# half a million float32 elements.
-MIN_WORK = 1 << 19
+# a quarter of a million float32 elements.
+MIN_WORK = 1 << 18
 
 
 def _default_threads() -> int:

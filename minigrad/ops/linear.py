@@ -18,7 +18,9 @@ K_BLOCKS = 2
 # does about 115 GFLOP/s on one core here, so 2²⁵ FLOPs is about 0.3 ms: below that, handing
 # half of it to another core (tens of µs to wake a worker, more on a busy machine) costs about
 # what the half saves. Counting elements touched instead would split the textbook MLP's
-# 784→100 layer at batch 100 (0.13 ms), which measured slower split than whole.
+# 784→100 layer at batch 100 (0.13 ms), which measured slower split than whole. A product at
+# or above it is handed to parallel_for with its FLOPs as the work, so that parallel_for's own
+# threshold (in elements, for element-wise passes) does not undo the choice.
 MIN_FLOPS = 1 << 25
 
 
@@ -72,14 +74,14 @@ class Affine(Function):
                     lo, hi = bounds[i], bounds[i + 1]
                     np.matmul(x2[:, lo:hi], w[lo:hi], out=y if i == 0 else partial[i - 1])
 
-            parallel_for(K_BLOCKS, blocks, work=x2.size + w.size + y.size, blas=True)
+            parallel_for(K_BLOCKS, blocks, work=2 * N * D * M, blas=True)
             for p in partial:
                 y += p
         else:
             def samples(lo, hi):           # rows lo..hi−1 of Y, on one thread
                 np.matmul(x2[lo:hi], w, out=y[lo:hi])
 
-            parallel_for(N, samples, work=x2.size + w.size + y.size, blas=True)
+            parallel_for(N, samples, work=2 * N * D * M, blas=True)
         if b is not None:
             y += b
         needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
@@ -93,7 +95,6 @@ class Affine(Function):
         needs = self.needs_input_grad
         dx = dw = db = None
         products = []                      # (fills rows lo..hi−1 of a gradient, its rows)
-        work = 0                           # elements the products read and write
         flops = 0                          # their floating-point operations, 2·N·D·M each
         if needs[0]:
             w = self.w
@@ -103,7 +104,6 @@ class Affine(Function):
                 np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])   # reads only its rows of W
 
             products.append((dx_features, w.shape[0]))
-            work += dy.size + w.size + dx.size
             flops += 2 * dy.size * w.shape[0]
         if needs[1]:
             x2 = self.x2
@@ -113,14 +113,13 @@ class Affine(Function):
                 np.matmul(x2[:, lo:hi].T, dy, out=dw[lo:hi])
 
             products.append((dw_features, len(dw)))
-            work += x2.size + dy.size + dw.size
             flops += 2 * dy.size * x2.shape[1]
         if flops < MIN_FLOPS:              # too small to be worth a second thread
             parallel_for(1, lambda lo, hi: [body(0, total) for body, total in products],
                          work=0, blas=True)
         else:
             # dL/dX and dL/dW need each other's nothing: on two threads each takes one.
-            side_by_side(products, work=work, blas=True)
+            side_by_side(products, work=flops, blas=True)
         if needs[0]:
             dx = dx.reshape(self.x_shape)
         if len(needs) == 3 and needs[2]:
