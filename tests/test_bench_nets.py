@@ -3,6 +3,7 @@ structure of the smallest run (no timing is asserted)."""
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def test_smallest_run_has_the_result_structure(bench, tmp_path):
     result = bench.main(argv)
     assert json.loads(out.read_text())["config"] == result["config"]
     assert result["config"]["nets"] == ["mlp"] and result["config"]["threads"] == 1
-    assert not result["notes"], result["notes"]
+    assert result["notes"] == blas_note(bench._common), result["notes"]
     run = result["runs"][0]["mlp"]["minigrad"]
     assert run["steps"] == 1 and run["dtype"] == "float32" and run["images"] == 100
     assert set(run["latency"]) == {"1", "8"}
@@ -131,3 +132,11 @@ def test_summary_ratios_point_the_stated_way(bench):
     met = {t["metric"]: t["met"] for t in s["targets"]}
     assert met == {"train": True, "infer": False, "latency_1": True, "latency_8": True,
                    "rss": True}
+
+
+def blas_note(common):
+    """The only note a sound run leaves: the OpenBLAS overrides of this machine's environment
+    (if it sets any), unset for the children."""
+    found = [v for v in common.BLAS_OVERRIDE_VARS if v in os.environ]
+    return [("unset for every child: " + ", ".join(f"{v}={os.environ[v]}" for v in found))
+            ] if found else []

@@ -1,5 +1,6 @@
 """conv2d, im2col and col2im: loop reference, gradcheck, PyTorch, structure and errors."""
 
+import contextlib
 import re
 import warnings
 
@@ -25,23 +26,40 @@ def draw_conv(data, **limits):
     return x, w, b, (s["SH"], s["SW"]), (s["PH"], s["PW"])
 
 
+# The fast path runs channels first (col (N, K, P), one product per image) below
+# ``channels_last_from`` input channels, and channels last (col (N·P, K), the output NHWC in
+# memory) from there on: the tests of the fast path run it both ways.
+LAYOUTS = {"channels first": 10**9, "channels last": 1}
+
+
+@contextlib.contextmanager
+def conv_layout(name):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module.Conv2d, "channels_last_from", LAYOUTS[name])
+        yield
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @given(data=st.data())
-def test_conv2d_matches_loops_and_gradcheck(data):
+def test_conv2d_matches_loops_and_gradcheck(layout, data):
     x, w, b, stride, padding = draw_conv(data)
     inputs = (x, w) if b is None else (x, w, b)
-    assert check_op(lambda *t: F.conv2d(*t, stride=stride, padding=padding),
-                    lambda *a: ref.conv2d(*a, stride=stride, padding=padding), *inputs,
-                    rtol=1e-10, atol=1e-12)
+    with conv_layout(layout):
+        assert check_op(lambda *t: F.conv2d(*t, stride=stride, padding=padding),
+                        lambda *a: ref.conv2d(*a, stride=stride, padding=padding), *inputs,
+                        rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @given(data=st.data())
-def test_conv2d_gradients_match_loop_reference(data):
+def test_conv2d_gradients_match_loop_reference(layout, data):
     x, w, b, stride, padding = draw_conv(data)
     b = np.zeros(w.shape[0]) if b is None else b
     tx, tw, tb = (Tensor(a, requires_grad=True) for a in (x, w, b))
-    y = F.conv2d(tx, tw, tb, stride=stride, padding=padding)
-    dy = np.random.default_rng(1).standard_normal(y.shape)
-    y.backward(dy)
+    with conv_layout(layout):
+        y = F.conv2d(tx, tw, tb, stride=stride, padding=padding)
+        dy = np.random.default_rng(1).standard_normal(y.shape)
+        y.backward(dy)
     for got, expected in zip((tx.grad, tw.grad, tb.grad),
                              ref.conv2d_backward(x, w, dy, stride, padding)):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
@@ -173,17 +191,19 @@ def test_im2col_col2im_bad_input(call, message):
 # ---------------------------------------------------------------------------------- PyTorch
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @given(data=st.data())
-def test_conv2d_matches_torch(data):
+def test_conv2d_matches_torch(layout, data):
     torch = pytest.importorskip("torch")
     x, w, b, stride, padding = draw_conv(data, max_size=9, max_kernel=5, max_stride=4)
     b = data.draw(arrays((w.shape[0],)), label="b") if b is None else b
     tx, tw, tb = (Tensor(a, requires_grad=True) for a in (x, w, b))
     px, pw, pb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    y = F.conv2d(tx, tw, tb, stride=stride, padding=padding)
     py = torch.nn.functional.conv2d(px, pw, pb, stride=stride, padding=padding)
-    dy = np.random.default_rng(2).standard_normal(y.shape)
-    y.backward(dy)
+    dy = np.random.default_rng(2).standard_normal(py.shape)
+    with conv_layout(layout):
+        y = F.conv2d(tx, tw, tb, stride=stride, padding=padding)
+        y.backward(dy)
     py.backward(torch.tensor(dy))
     for got, expected in ((y.data, py), (tx.grad, px.grad), (tw.grad, pw.grad),
                           (tb.grad, pb.grad)):
@@ -312,17 +332,21 @@ class GeneralConv2d(conv_module.Conv2d):
         return self._forward_general(np.asarray(x), np.asarray(w), b, pads)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @given(data=st.data())
-def test_conv2d_fast_path_equals_the_general_path(data):
+def test_conv2d_fast_path_equals_the_general_path(layout, data):
     x, w, b, stride, padding = draw_conv(data)
     inputs = (x, w) if b is None else (x, w, b)
     fast = [Tensor(a, requires_grad=True) for a in inputs]
     plain = [Tensor(a, requires_grad=True) for a in inputs]
-    y_fast = F.conv2d(*fast, stride=stride, padding=padding)
+    with conv_layout(layout):
+        y_fast = F.conv2d(*fast, stride=stride, padding=padding)
+        assert y_fast.creator.nhwc is (layout == "channels last")
+        assert not y_fast.creator.general
+        dy = np.random.default_rng(5).standard_normal(y_fast.shape)
+        y_fast.backward(dy)
     y_plain = GeneralConv2d(stride=stride, padding=padding)(*plain)
-    assert not y_fast.creator.general and y_plain.creator.general
-    dy = np.random.default_rng(5).standard_normal(y_fast.shape)
-    y_fast.backward(dy)
+    assert y_plain.creator.general
     y_plain.backward(dy)
     np.testing.assert_allclose(y_fast.data, y_plain.data, rtol=1e-12, atol=1e-12)
     for a, c in zip(fast, plain):
@@ -333,19 +357,23 @@ def test_conv2d_fast_path_equals_the_general_path(data):
 # w.reshape(FN, K)ᵀ · dy (the textbook's), or, for stride 1 with FN ≤ dx_conv_ratio·C, the
 # convolution of dy with the turned filters, a block of images at a time.
 DX_PATHS = {"col2im": {"dx_conv_ratio": 0},
-            "convolution, one image per block": {"dx_conv_ratio": 10**6, "block_bytes": 1},
-            "convolution, one block": {"dx_conv_ratio": 10**6, "block_bytes": 1 << 40}}
+            "convolution, one image per block": {"dx_conv_ratio": 10**6, "block_bytes": 1,
+                                                 "nhwc_block_bytes": 1},
+            "convolution, one block": {"dx_conv_ratio": 10**6, "block_bytes": 1 << 40,
+                                       "nhwc_block_bytes": 1 << 40}}
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("path", DX_PATHS)
 @given(data=st.data())
-def test_conv2d_dx_paths_equal_the_book_convolution_and_the_general_path(path, data):
+def test_conv2d_dx_paths_equal_the_book_convolution_and_the_general_path(path, layout, data):
     max_stride = data.draw(st.sampled_from([1, 3]), label="max_stride")
     x, w, b, stride, padding = draw_conv(data, max_stride=max_stride, max_padding=3)
     b = np.zeros(w.shape[0]) if b is None else b
     dy = None
     results = []
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module.Conv2d, "channels_last_from", LAYOUTS[layout])
         for name, value in DX_PATHS[path].items():
             mp.setattr(conv_module.Conv2d, name, value)
         ops = [lambda *t: F.conv2d(*t, stride=stride, padding=padding),
@@ -372,16 +400,25 @@ def test_conv2d_dx_paths_equal_the_book_convolution_and_the_general_path(path, d
 
 # Without a gradient for w and b (inference, frozen filters) the forward pass builds its
 # columns a block of images at a time in a buffer of each thread's own and keeps none.
+# Channels last it always does, and keeps the input instead, to unfold it again in backward.
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("block_bytes", [1, 1 << 12, 1 << 40])
 @given(data=st.data())
-def test_conv2d_forward_without_weight_grad_equals_the_kept_columns_path(block_bytes, data):
+def test_conv2d_forward_without_weight_grad_equals_the_kept_columns_path(block_bytes, layout,
+                                                                         data):
     x, w, b, stride, padding = draw_conv(data, max_stride=3, max_padding=3)
     inputs = (x, w) if b is None else (x, w, b)
-    kept = F.conv2d(*[Tensor(a, requires_grad=True) for a in inputs], stride=stride,
-                    padding=padding)
-    assert kept.creator.col is not None
+    with conv_layout(layout):
+        kept = F.conv2d(*[Tensor(a, requires_grad=True) for a in inputs], stride=stride,
+                        padding=padding)
+    if layout == "channels last":
+        assert "col" not in kept.creator.__dict__ and kept.creator.x is not None
+    else:
+        assert kept.creator.col is not None
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv_module.Conv2d, "block_bytes", block_bytes)
+        mp.setattr(conv_module.Conv2d, "channels_last_from", LAYOUTS[layout])
+        mp.setattr(conv_module.Conv2d, "block_bytes" if layout == "channels first"
+                   else "nhwc_block_bytes", block_bytes)
         with minigrad.no_grad():
             blocked = F.conv2d(*inputs, stride=stride, padding=padding)
         xt = Tensor(x, requires_grad=True)
@@ -419,6 +456,69 @@ def test_conv2d_dx_size_rule(w_shape, stride, padding, by_convolution):
                                    conv_module.pair("", "", padding, 0))
     np.testing.assert_allclose(x.grad, expected[0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(w.grad, expected[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("C, general_kwargs, nhwc", [
+    (15, {}, False), (16, {}, True), (64, {}, True),
+    (1, {}, False),                               # the input layer: channels first
+    (16, {"dilation": 2}, False),                 # the general path has one layout
+])
+def test_conv2d_layout_rule(C, general_kwargs, nhwc):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, C, 7, 7)), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, C, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding=1, **general_kwargs)
+    assert y.creator.__dict__.get("nhwc", False) is nhwc
+    assert conv_module.Conv2d.channels_last_from == 16
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("stride, by_convolution", [(1, True), (1, False), (2, False)])
+def test_conv2d_channels_last_output_and_gradients_are_nhwc_in_memory(bias, stride,
+                                                                      by_convolution):
+    """Channels last, y and dL/dx are (N, C, H, W) views of NHWC memory, the NumPy twin of
+    PyTorch's channels_last format; dL/dw and dL/db are plain arrays."""
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.standard_normal((3, 16, 9, 8)).astype(np.float32), requires_grad=True)
+    w = Tensor(rng.standard_normal((8, 16, 3, 3)).astype(np.float32), requires_grad=True)
+    b = Tensor(rng.standard_normal(8).astype(np.float32), requires_grad=True) if bias else None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module.Conv2d, "dx_conv_ratio", 10**6 if by_convolution else 0)
+        y = F.conv2d(x, w, b, stride=stride, padding=1)
+        assert y.creator.nhwc and y.dtype == np.float32
+        assert "col" not in y.creator.__dict__ and y.creator.x is x.data   # no columns kept
+        assert y.data.transpose(0, 2, 3, 1).flags.c_contiguous
+        assert y.creator._dx_by_convolution() is (by_convolution and stride == 1)
+        dx, dw, *db = y.creator.backward(rng.standard_normal(y.shape).astype(np.float32))
+    assert dx.shape == x.shape and dx.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert dw.shape == w.shape and dw.flags.c_contiguous and dw.dtype == np.float32
+    assert not bias or (db[0].flags.c_contiguous and db[0].shape == (8,))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@given(data=st.data())
+def test_conv2d_takes_any_memory_layout_of_x_and_dy(layout, data):
+    """x given channels last (as a convolution gives it) or as a strided view, and dy in any
+    layout: the same values and gradients as from contiguous arrays."""
+    x, w, b, stride, padding = draw_conv(data)
+    views = {"contiguous": lambda a: a,
+             "channels last": lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+                                          .transpose(0, 3, 1, 2),
+             "reversed rows": lambda a: np.ascontiguousarray(a[:, :, ::-1])[:, :, ::-1]}
+    x_view = views[data.draw(st.sampled_from(sorted(views)), label="x layout")]
+    dy_view = views[data.draw(st.sampled_from(sorted(views)), label="dy layout")]
+    results = []
+    with conv_layout(layout):
+        for make_x, make_dy in ((views["contiguous"], views["contiguous"]), (x_view, dy_view)):
+            tx, tw = Tensor(make_x(x), requires_grad=True), Tensor(w, requires_grad=True)
+            y = F.conv2d(tx, tw, b, stride=stride, padding=padding)
+            y.backward(make_dy(np.random.default_rng(4).standard_normal(y.shape)))
+            results.append((y.data, tx.grad, tw.grad))
+    for a, c in zip(*results):
+        if layout == "channels last":     # dy made contiguous NHWC: the same products
+            np.testing.assert_array_equal(a, c)
+        else:                             # a strided dy may meet the BLAS transposed
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_recycles_columns_only_once_their_graph_is_done():

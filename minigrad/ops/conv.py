@@ -20,6 +20,32 @@ be transposed to (N, FN, OH, OW), a full copy of the output. Putting them in col
 avoids that copy: the product over the whole batch is one ``np.matmul`` of (FN, K) with the
 stack (N, K, P), and its result (N, FN, P) only needs a reshape.
 
+Channels last
+-------------
+From ``Conv2d.channels_last_from`` (16) input channels on, the fast path lays the receptive
+fields out as rows instead, the textbook's way, with each field flattened in (fh, fw, c)
+order: col (N·P, K), and the product col · w_rows, (N·P, K) · (K, FN), gives the output as
+rows (N·P, FN), that is (N, OH, OW, FN): the activations' memory is NHWC, "channels last".
+It is returned as the (N, FN, OH, OW) view ``y_nhwc.transpose(0, 3, 1, 2)``, so every shape
+stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
+``channels_last``). Why it pays when there are many channels:
+
+- a window row of a padded NHWC image is FW·C values in a row, so im2col copies runs of
+  48–192 values (C = 16–64, FW = 3) instead of runs of OW;
+- the images go in blocks of about 2 MiB of columns (``Conv2d.nhwc_block_bytes``), each block
+  unfolded into a buffer of the thread's own and multiplied at once, so the product reads its
+  columns from the cache and no array of the whole batch's columns is written to memory;
+- backward unfolds each block again for dL/dw = Σ_blocks colᵀ · dy, (K, n·P) · (n·P, FN): at
+  these sizes that costs less than writing the columns to memory in forward and reading them
+  back (DeepConvNet's are 110 MB per step at batch 100);
+- the element-wise ops, pooling and BatchNorm that follow keep the NHWC memory of their input,
+  so the next convolution's input and the gradients reaching it need no transposing copy.
+
+With few channels (the input layer, C = 1) the runs would be short and the per-image layout
+stays. The blocks are fixed by the shapes alone, not by the number of threads, and the blocks'
+sums for dL/dw are added in order, so the result is the same to the bit on any number of
+threads.
+
 The general path
 ----------------
 Dilation, groups and asymmetric padding (``padding='same'`` with an even kernel) take a second,
@@ -304,6 +330,24 @@ def dilated_col2im(col6: np.ndarray, padded_shape, stride, dilation) -> np.ndarr
     return dxp
 
 
+def _unfold_nhwc(xp, kernel, stride, out, col) -> None:
+    """im2col channels last: the windows of the padded NHWC images xp (n, Hp, Wp, C) copied as
+    rows into col (n·OH·OW, FH·FW·C + extra), a block of rows of a C-contiguous array,
+
+        col[(m·OH + oh)·OW + ow, (i·FW + j)·C + c] = xp[m, oh·SH + i, ow·SW + j, c],
+
+    leaving its extra columns (the bias's column of ones) alone. Each window row is FW·C
+    values in a row in both arrays, so the copy moves long runs."""
+    n, _, _, C = xp.shape
+    (FH, FW), (SH, SW), (OH, OW) = kernel, stride, out
+    sN, sH, sW, sC = xp.strides
+    view = as_strided(xp, (n, OH, OW, FH, FW, C), (sN, sH * SH, sW * SW, sH, sW, sC),
+                      writeable=False)
+    r, it = col.strides[0], col.itemsize
+    np.copyto(as_strided(col, (n, OH, OW, FH, FW, C),
+                         (OH * OW * r, OW * r, r, FW * C * it, C * it, it)), view)
+
+
 class _Recycled:
     """Column arrays of convolutions whose backward pass is over, kept for the next forward
     pass that asks for the same shape and dtype, the most recent first, at most ``max_bytes``
@@ -389,9 +433,15 @@ class Conv2d(Function):
     Its columns are built a block of images at a time (``block_bytes`` of them, 512 KiB) so
     that the product reads them from the cache.
 
-    The columns of the fast path are taken from, and given back to, a pool of recycled arrays
-    (:class:`_Recycled`) once backward has run and the graph is released: DeepConvNet's are
-    110 MB per step at batch 100, and fresh memory costs a page fault per 4 KiB.
+    The columns of the per-image path are taken from, and given back to, a pool of recycled
+    arrays (:class:`_Recycled`) once backward has run and the graph is released: tens of MB
+    per layer at batch 100, and fresh memory costs a page fault per 4 KiB.
+
+    From ``channels_last_from`` input channels on, the fast path runs channels last (see the
+    module docstring): col (N·P, K) with the fields in (fh, fw, c) order, a block of images at
+    a time and never kept (backward unfolds x again), y and dL/dx returned as (N, C, H, W)
+    views of NHWC memory; the maths above is the same, transposed. Saved there: x when w or b
+    needs a gradient, w when x does.
 
     When neither w nor b needs a gradient (inference under ``no_grad``, frozen filters) the
     columns are not kept: each thread builds them a block of images at a time (``block_bytes``)
@@ -405,6 +455,8 @@ class Conv2d(Function):
     # The fast path's two size rules (see the docstring); tests change them to force each side.
     block_bytes = 1 << 19
     dx_conv_ratio = 2
+    channels_last_from = 16
+    nhwc_block_bytes = 1 << 21
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = pair("conv2d", "stride", stride, 1)
@@ -459,20 +511,23 @@ class Conv2d(Function):
         N = x.shape[0]
         K, P = C * FH * FW, OH * OW
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
+        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
+        self.w_shape = w.shape
+        if needs[0]:
+            self.w = w
+            self.x_shape = x.shape
+        self.nhwc = C >= self.channels_last_from
+        if self.nhwc:
+            return self._forward_nhwc(x, w, b, needs, dtype)
         view = window_view(pad(x, self.pad), (FH, FW), self.stride, (OH, OW))
         w_mat = w.reshape(FN, K)
         if b is not None:
             w_mat = np.concatenate([w_mat, np.reshape(b, (FN, 1))], axis=1, dtype=dtype)
         y = np.empty((N, FN, P), dtype=dtype)
-        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
-        self.w_shape = w.shape
         if any(needs[1:]):
             self.col = self._forward_keep(view, w_mat, y, b is not None)
         else:
             self._forward_blocks(view, w_mat, y, b is not None)
-        if needs[0]:
-            self.w = w
-            self.x_shape = x.shape
         return y.reshape(N, FN, OH, OW)
 
     @staticmethod
@@ -526,6 +581,8 @@ class Conv2d(Function):
     def backward(self, dy):
         if self.general:
             return self._backward_general(dy)
+        if self.nhwc:
+            return self._backward_nhwc(dy)
         needs = self.needs_input_grad
         N, FN, OH, OW = dy.shape
         dy3 = dy.reshape(N, FN, OH * OW)
@@ -607,6 +664,169 @@ class Conv2d(Function):
         super()._release()
         if col is not None:
             _recycled.give(col)
+
+    # ------------------------------------------------------------------ channels-last fast path
+
+    def _nhwc_blocks(self, x, rows_per_image: int):
+        """Images per block of the channels-last path (``nhwc_block_bytes`` of columns, fixed
+        by the shapes alone) and a function that fills a thread's buffers with a block's
+        columns: ``unfold(s, e, xp, col)`` pads images s..e−1 of x into xp (n, Hp, Wp, C), whose
+        borders stay 0, and unfolds them into the first rows of col, leaving its column of ones
+        alone."""
+        N, C, H, W = x.shape
+        FN, _, FH, FW = self.w_shape
+        (PH, PW), stride = self.pad, self.stride
+        OH, OW = output_size("conv2d", x.shape, (FH, FW), stride, self.pad)
+        x_nhwc = x.transpose(0, 2, 3, 1)
+        step = self._nhwc_step(rows_per_image * OH * OW, x.dtype)
+
+        def unfold(s, e, xp, col):
+            xp[:e - s, PH:PH + H, PW:PW + W] = x_nhwc[s:e]
+            _unfold_nhwc(xp[:e - s], (FH, FW), stride, (OH, OW), col[:(e - s) * OH * OW])
+
+        return step, unfold
+
+    def _nhwc_step(self, per_image: int, dtype) -> int:
+        """Images per block channels last: as many as keep a block's columns (``per_image``
+        values each) within ``nhwc_block_bytes``."""
+        return max(1, self.nhwc_block_bytes // (per_image * np.dtype(dtype).itemsize))
+
+    def _forward_nhwc(self, x, w, b, needs, dtype):
+        """The fast path channels last (see the module docstring): the receptive fields as rows
+        of col (n·P, K) in (i, j, c) order, the output as rows (N·P, FN), its memory NHWC.
+
+        The images go in blocks fixed by the shapes (``nhwc_block_bytes`` of columns), each
+        padded, unfolded into a buffer of the thread's own and multiplied while its columns
+        are in the cache; nothing is kept: dL/dw unfolds the blocks again in backward, which
+        costs less than writing all the columns to memory and reading them back."""
+        N, C, H, W = x.shape
+        FN, _, FH, FW = w.shape
+        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
+        K, P = FH * FW * C, OH * OW
+        rows = K + (b is not None)
+        w_rows = np.empty((rows, FN), dtype=dtype)            # w_rows[(i, j, c), f] = w[f, c, i, j]
+        w_rows[:K] = w.transpose(2, 3, 1, 0).reshape(K, FN)
+        if b is not None:
+            w_rows[K] = b                                     # the bias row meets a column of ones
+        x = np.asarray(x, dtype=dtype)
+        y = np.empty((N * P, FN), dtype=dtype)
+        step, unfold = self._nhwc_blocks(x, rows)
+
+        def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
+            n = min(step, N - lo * step)
+            xp = np.zeros((n, H + 2 * self.pad[0], W + 2 * self.pad[1], C), dtype=dtype)
+            col = np.empty((n * P, rows), dtype=dtype)
+            col[:, K:] = 1
+            for s in range(lo * step, min(N, hi * step), step):
+                e = min(N, s + step)
+                unfold(s, e, xp, col)
+                np.matmul(col[:(e - s) * P], w_rows, out=y[s * P:e * P])
+
+        parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
+        if any(needs[1:]):
+            self.x, self.with_bias = x, b is not None
+        return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
+
+    def _backward_nhwc(self, dy):
+        needs = self.needs_input_grad
+        N, FN, OH, OW = dy.shape
+        P = OH * OW
+        dy_rows = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(N * P, FN)
+        dx = dw = db = None
+        FN, C, FH, FW = self.w_shape
+        K = FH * FW * C
+        if any(needs[1:]):
+            # [dL/dw | dL/db] = Σ over the blocks of colᵀ · dy, (rows, n·P) · (n·P, FN), the
+            # columns unfolded again block by block, the blocks' sums added in order.
+            x = self.x
+            _, _, H, W = x.shape
+            rows = K + self.with_bias
+            dtype = np.result_type(dy_rows, x)
+            step, unfold = self._nhwc_blocks(x, rows)
+            partial = np.empty((-(-N // step), rows, FN), dtype=dtype)
+
+            def blocks(lo, hi):
+                n = min(step, N - lo * step)
+                xp = np.zeros((n, H + 2 * self.pad[0], W + 2 * self.pad[1], C), dtype=x.dtype)
+                col = np.empty((n * P, rows), dtype=x.dtype)
+                col[:, K:] = 1
+                for i in range(lo, hi):
+                    s, e = i * step, min(N, (i + 1) * step)
+                    unfold(s, e, xp, col)
+                    np.matmul(col[:(e - s) * P].T, dy_rows[s * P:e * P], out=partial[i])
+
+            parallel_for(len(partial), blocks, work=N * P * (rows + FN), blas=True)
+            dwb = partial.sum(axis=0) if len(partial) != 1 else partial[0]
+            if needs[1]:
+                dw = np.ascontiguousarray(dwb[:K].reshape(FH, FW, C, FN).transpose(3, 2, 0, 1))
+            if len(needs) == 3 and needs[2]:
+                db = dwb[K].copy()
+        if needs[0]:
+            dx = self._dx_conv_nhwc(dy_rows, OH, OW) if self._dx_by_convolution() \
+                else self._dx_col2im_nhwc(dy_rows, OH, OW)
+        return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    def _dx_conv_nhwc(self, dy_rows, OH, OW):  # noqa: N803
+        """dL/dx as the convolution of dy with the turned filters (see ``_dx_conv``), channels
+        last: dx (N·H·W, C) = col(dyp) (N·H·W, FH·FW·FN) · w_t, a fixed block of images at a
+        time."""
+        w = self.w
+        FN, C, FH, FW = w.shape
+        N, _, H, W = self.x_shape
+        QH, QW = FH - 1 - self.pad[0], FW - 1 - self.pad[1]
+        dtype = np.result_type(dy_rows, w)
+        KT = FH * FW * FN
+        # w_t[(i, j, f), c] = w[f, c, FH − 1 − i, FW − 1 − j]
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1), dtype=dtype)
+        w_t = w_t.reshape(KT, C)
+        dy4 = dy_rows.reshape(N, OH, OW, FN)
+        dx = np.empty((N * H * W, C), dtype=dtype)
+        step = self._nhwc_step(KT * H * W, dtype)
+
+        def blocks(lo, hi):
+            n = min(step, N - lo * step)
+            dyp = np.zeros((n, OH + 2 * QH, OW + 2 * QW, FN), dtype=dtype)  # borders stay 0
+            col = np.empty((n * H * W, KT), dtype=dtype)
+            for s in range(lo * step, min(N, hi * step), step):
+                e = min(N, s + step)
+                dyp[:e - s, QH:QH + OH, QW:QW + OW] = dy4[s:e]
+                c = col[:(e - s) * H * W]
+                _unfold_nhwc(dyp[:e - s], (FH, FW), (1, 1), (H, W), c)
+                np.matmul(c, w_t, out=dx[s * H * W:e * H * W])
+
+        parallel_for(-(-N // step), blocks, work=N * H * W * (KT + C), blas=True)
+        return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+
+    def _dx_col2im_nhwc(self, dy_rows, OH, OW):  # noqa: N803
+        """dL/dx = col2im(dy · w_rowsᵀ), channels last: each block's (n·P, K) gradient of its
+        columns added back onto the windows it came from, FH·FW strided slices."""
+        w = self.w
+        FN, C, FH, FW = w.shape
+        N, _, H, W = self.x_shape
+        (PH, PW), (SH, SW) = self.pad, self.stride
+        P, K = OH * OW, FH * FW * C
+        dtype = np.result_type(dy_rows, w)
+        w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype).reshape(K, FN)
+        dx = np.empty((N, H, W, C), dtype=dtype)
+        step = self._nhwc_step(K * P, dtype)
+
+        def blocks(lo, hi):
+            n = min(step, N - lo * step)
+            dxp = np.empty((n, H + 2 * PH, W + 2 * PW, C), dtype=dtype)
+            for s in range(lo * step, min(N, hi * step), step):
+                e = min(N, s + step)
+                dcol = np.matmul(dy_rows[s * P:e * P], w_rows.T)   # (n·P, FN) · (FN, K)
+                dcol6 = dcol.reshape(e - s, OH, OW, FH, FW, C)
+                d = dxp[:e - s]
+                d.fill(0)
+                for i in range(FH):
+                    for j in range(FW):
+                        d[:, i:i + SH * (OH - 1) + 1:SH, j:j + SW * (OW - 1) + 1:SW] += \
+                            dcol6[:, :, :, i, j]
+                dx[s:e] = d[:, PH:PH + H, PW:PW + W]
+
+        parallel_for(-(-N // step), blocks, work=N * P * (K + FN), blas=True)
+        return dx.transpose(0, 3, 1, 2)
 
     def backward_graph(self, dy):
         from minigrad.ops.grad_ops import conv2d_backward_graph
