@@ -32,7 +32,8 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
 
 - a window row of a padded NHWC image is FW·C values in a row, so im2col copies runs of
   48–192 values (C = 16–64, FW = 3) instead of runs of OW;
-- the images go in blocks of about 2 MiB of columns (``Conv2d.nhwc_block_bytes``), each block
+- the images go in blocks of about 2 MiB of columns (``Conv2d.nhwc_block_bytes``, at most half
+  the batch), each block
   unfolded into a buffer of the thread's own and multiplied at once, so the product reads its
   columns from the cache and no array of the whole batch's columns is written to memory;
 - backward unfolds each block again for dL/dw = Σ_blocks colᵀ · dy, (K, n·P) · (n·P, FN): at
@@ -678,7 +679,7 @@ class Conv2d(Function):
         (PH, PW), stride = self.pad, self.stride
         OH, OW = output_size("conv2d", x.shape, (FH, FW), stride, self.pad)
         x_nhwc = x.transpose(0, 2, 3, 1)
-        step = self._nhwc_step(rows_per_image * OH * OW, x.dtype)
+        step = self._nhwc_step(N, rows_per_image * OH * OW, x.dtype)
 
         def unfold(s, e, xp, col):
             xp[:e - s, PH:PH + H, PW:PW + W] = x_nhwc[s:e]
@@ -686,10 +687,12 @@ class Conv2d(Function):
 
         return step, unfold
 
-    def _nhwc_step(self, per_image: int, dtype) -> int:
+    def _nhwc_step(self, N: int, per_image: int, dtype) -> int:  # noqa: N803
         """Images per block channels last: as many as keep a block's columns (``per_image``
-        values each) within ``nhwc_block_bytes``."""
-        return max(1, self.nhwc_block_bytes // (per_image * np.dtype(dtype).itemsize))
+        values each) within ``nhwc_block_bytes``, and at most half the batch, so that a small
+        batch (inference at batch 8) still makes two blocks for two threads."""
+        by_bytes = self.nhwc_block_bytes // (per_image * np.dtype(dtype).itemsize)
+        return max(1, min(by_bytes, -(-N // 2)))
 
     def _forward_nhwc(self, x, w, b, needs, dtype):
         """The fast path channels last (see the module docstring): the receptive fields as rows
@@ -781,7 +784,7 @@ class Conv2d(Function):
         w_t = w_t.reshape(KT, C)
         dy4 = dy_rows.reshape(N, OH, OW, FN)
         dx = np.empty((N * H * W, C), dtype=dtype)
-        step = self._nhwc_step(KT * H * W, dtype)
+        step = self._nhwc_step(N, KT * H * W, dtype)
 
         def blocks(lo, hi):
             n = min(step, N - lo * step)
@@ -808,7 +811,7 @@ class Conv2d(Function):
         dtype = np.result_type(dy_rows, w)
         w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype).reshape(K, FN)
         dx = np.empty((N, H, W, C), dtype=dtype)
-        step = self._nhwc_step(K * P, dtype)
+        step = self._nhwc_step(N, K * P, dtype)
 
         def blocks(lo, hi):
             n = min(step, N - lo * step)
