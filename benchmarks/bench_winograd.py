@@ -1,0 +1,662 @@
+"""Winograd F(2×2, 3×3) convolution in NumPy, timed against minigrad's im2col and PyTorch.
+
+The lever measured here: a 3×3 stride-1 convolution computed with Winograd's minimal filtering
+algorithm F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+2015) instead of im2col and one matrix product (``minigrad/ops/conv.py``).
+
+The maths
+---------
+In one dimension F(2, 3) gives two outputs of a 3-tap correlation from four inputs d with four
+multiplications instead of six: y = Aᵀ [(G g) ⊙ (Bᵀ d)], with
+
+    Bᵀ = [[1,  0, −1,  0],     G = [[1,    0,   0  ],     Aᵀ = [[1, 1,  1,  0],
+          [0,  1,  1,  0],          [1/2,  1/2, 1/2],           [0, 1, −1, −1]]
+          [0, −1,  1,  0],          [1/2, −1/2, 1/2],
+          [0,  1,  0, −1]]          [0,    0,   1  ]]
+
+Nested, F(2×2, 3×3) turns a 4×4 input tile d and a 3×3 filter g into a 2×2 output tile:
+
+    Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A                     (16 multiplications instead of 36)
+
+A convolution of x (N, C, H, W) with w (FN, C, 3, 3), zero padding P, has the output
+(N, FN, OH, OW), OH = H + 2P − 2. Cover it with TH × TW output tiles of 2×2, TH = ⌈OH / 2⌉
+(an odd OH gets one more row of tiles, which is cut off at the end); output tile (th, tw) reads
+the 4×4 input tile at rows 2·th … 2·th + 3 and columns 2·tw … 2·tw + 3 of the zero-padded
+input xp (input tiles overlap by two rows and columns). Write the transformed filter and tile as
+16 components ξν (ξ, ν = 0 … 3):
+
+    U[ξν, f, c]    = (G w[f, c] Gᵀ)[ξ, ν]                        filter transform  (16, FN, C)
+    V[ξν, c, t]    = (Bᵀ d[c, t] B)[ξ, ν]    t = (n, th, tw)      input transform   (16, C, T)
+    M[ξν, f, t]    = Σ_c U[ξν, f, c] · V[ξν, c, t]                16 matrix products (FN, C)·(C, T)
+    y[n, f, 2th + a, 2tw + b] = (Aᵀ M[:, f, t] A)[a, b]           output transform
+
+The sum over the channels is the only place with many multiplications, and it is 16 ordinary
+matrix products, each one BLAS call over all tiles of a block of images. Per output pixel
+they do 16·C·FN / 4 = 4·C·FN multiply-adds where im2col's product does 9·C·FN: 2.25× fewer.
+The transforms cost additions only, but they read and write arrays 4× the size of the input
+(V) and of the output (M): 16 values per tile against im2col's 9 per pixel, in memory.
+
+A bias b[f] is added to the component ξν = (1, 1) of M: row 1 of Aᵀ and column 1 of A are all
+ones, so it reaches each of the four outputs of the tile exactly once.
+
+Gradients (dy = dL/dy):
+
+- dL/dx is the convolution of dy, zero-padded by 2 − P, with the filters turned by 180° and
+  their two channel axes swapped (``w[:, :, ::−1, ::−1]`` as (C, FN, 3, 3)): the same
+  Winograd convolution (so P ≤ 2).
+- dL/dw follows from the adjoint of each linear step: with dM[ξν, f, t] = (A dy_t Aᵀ)[ξ, ν] for
+  the 2×2 tile dy_t of dy (zero beyond OH, OW),
+
+      dU[ξν] = Σ_t dM[ξν, :, t] · V[ξν, :, t]ᵀ    (16 products (FN, T)·(T, C))
+      dw[f, c] = Gᵀ dU[:, f, c] G                  (as a 4×4 matrix over ξ, ν)
+
+  again 16 products with 2.25× fewer multiply-adds than im2col's dy·colᵀ. V is recomputed
+  block by block rather than kept from the forward pass.
+- dL/db = Σ_{n, oh, ow} dy.
+
+How it is laid out for NumPy
+----------------------------
+Both transforms are one small matrix product each over a gathered tile array, a block of
+images at a time: the input tiles of the block are copied from a strided view of the padded
+block into D (16, C·n·TH·TW), component-major, and V = (Bᵀ ⊗ Bᵀ) · D with the Kronecker product
+(16, 16); after the 16 channel products, the four output components are (Aᵀ ⊗ Aᵀ) · M, a
+(4, 16) matrix times M (16, FN·n·TH·TW), scattered into y. Tried and dropped (see
+benchmarks/README.md): the same transforms as slice additions (two passes of 4 strided
+additions for Bᵀ d B, 24 additions for Aᵀ M A), 1.3–2× slower for the input transform, and
+the whole batch at once instead of blocks of images, 1.3–2.5× slower in all (V and M of the
+whole batch are 20 MB each on DeepConvNet's second layer and no longer fit in the cache).
+
+Blocks: ``block_images(...)`` takes as many images as keep D, V and M of a block within
+``BLOCK_BYTES``; the buffers are made once per call and reused from block to block.
+
+The benchmark
+-------------
+For each 3×3 convolution of the textbook's DeepConvNet at batch 100, float32 (``LAYERS``), it
+times in one process, interleaved (each repeat runs every variant once, the order rotating),
+CPU time (``time.process_time``):
+
+- forward: minigrad's ``functional.conv2d`` under ``no_grad``, this Winograd, and
+  ``torch.nn.functional.conv2d`` under ``torch.no_grad``;
+- dL/dx alone and dL/dw with dL/db alone (minigrad and torch: backward of a graph whose other
+  inputs need no gradient; the forward pass is run untimed before each sample);
+- a training step of the layer: forward with the graph, then backward with a fixed dy, with
+  dL/dx only where the network needs it (not for conv1, whose input is the images).
+
+and reports medians, the ratios Winograd / minigrad and Winograd / torch, and the sums over the
+six layers. It also measures the float32 error of the three against a float64 direct
+convolution (``direct_conv2d``, a sum over the nine filter taps): max |error| / max |exact|
+and the relative RMS ‖error‖₂ / ‖exact‖₂, for y, dL/dx and dL/dw, on random normal inputs
+with He-initialised weights and on the activations that 100 MNIST test images produce at each
+layer's input of a He-initialised DeepConvNet (computed in float64).
+
+Threads: run it with the BLAS thread variables set, as NumPy reads them when it loads::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 \\
+        python benchmarks/bench_winograd.py --threads 1 --repeats 41 --json winograd.json
+    python benchmarks/bench_winograd.py --layers conv2,conv6 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout of minigrad
+
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+# Component ξν of a transformed tile is entry 4ξ + ν of the flattened 4×4 matrix, so
+# Bᵀ d B flattened is kron(Bᵀ, Bᵀ) · d flattened, and Aᵀ m A is kron(Aᵀ, Aᵀ) · m.
+BB = np.kron(BT, BT)        # (16, 16)
+AA = np.kron(AT, AT)        # (4, 16)
+BIAS_COMPONENT = 4 * 1 + 1  # ξν = (1, 1): Aᵀ[:, 1] = (1, 1), so it reaches all four outputs
+
+BLOCK_BYTES = 1 << 19        # 512 KiB: the fastest of 256 KiB … 4 MiB on every layer but conv1
+
+# DeepConvNet's six 3×3 stride-1 convolutions at batch 100: name → (C, FN, H, padding);
+# the input is square, H × H.
+LAYERS = {
+    "conv1": (1, 16, 28, 1),
+    "conv2": (16, 16, 28, 1),
+    "conv3": (16, 32, 14, 1),
+    "conv4": (32, 32, 14, 2),
+    "conv5": (32, 64, 8, 1),
+    "conv6": (64, 64, 8, 1),
+}
+BATCH = 100
+
+
+# ------------------------------------------------------------------------- the convolution
+
+
+def _check(op: str, x_shape, w_shape, padding: int) -> None:
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {tuple(x_shape)}")
+    if len(w_shape) != 4 or tuple(w_shape[2:]) != (3, 3):
+        raise ValueError(f"{op}: F(2×2, 3×3) needs a weight (FN, C, 3, 3), got "
+                         f"{tuple(w_shape)}")
+    if x_shape[1] != w_shape[1]:
+        raise ValueError(f"{op}: input has {x_shape[1]} channels but weight (FN, C, 3, 3)="
+                         f"{tuple(w_shape)} expects {w_shape[1]}; x.shape={tuple(x_shape)}")
+    if not 0 <= padding <= 2:
+        raise ValueError(f"{op}: padding must be 0, 1 or 2 (dL/dx pads dy by 2 − padding), "
+                         f"got {padding}")
+    if min(x_shape[2:]) + 2 * padding < 3:
+        raise ValueError(f"{op}: the 3×3 kernel is larger than the padded input; "
+                         f"x.shape={tuple(x_shape)}, padding={padding}")
+
+
+def tiles(H: int, W: int, padding: int) -> tuple[int, int, int, int]:  # noqa: N803
+    """(OH, OW, TH, TW): the output size and the number of 2×2 output tiles that cover it.
+
+    >>> tiles(28, 28, 1), tiles(14, 14, 2), tiles(5, 4, 0)
+    ((28, 28, 14, 14), (16, 16, 8, 8), (3, 2, 2, 1))
+    """
+    OH, OW = H + 2 * padding - 2, W + 2 * padding - 2
+    return OH, OW, (OH + 1) // 2, (OW + 1) // 2
+
+
+def block_images(N: int, C: int, FN: int, TH: int, TW: int, itemsize: int,  # noqa: N803
+                 block_bytes: int = BLOCK_BYTES) -> int:
+    """Images per block: as many as keep one block's D, V (16·C values per tile) and M (16·FN)
+    within ``block_bytes``; at least one."""
+    per_image = (2 * 16 * C + 16 * FN) * TH * TW * itemsize
+    return max(1, min(N, block_bytes // per_image))
+
+
+def filter_transform(w: np.ndarray) -> np.ndarray:
+    """U (16, FN, C): U[4ξ + ν, f, c] = (G w[f, c] Gᵀ)[ξ, ν], in w's dtype (computed in
+    float64: it is small)."""
+    FN, C = w.shape[:2]
+    u = np.einsum("ai,fcij,bj->abfc", G, w.astype(np.float64), G)
+    return np.ascontiguousarray(u.reshape(16, FN, C), dtype=w.dtype)
+
+
+class _InputTiles:
+    """V = Bᵀ d B for every 4×4 input tile of a block of images, into buffers kept for the
+    next block: ``xp`` (n, C, 2·TH + 2, 2·TW + 2) whose zero border is written once, the
+    gathered tiles D (16, C, n, TH, TW) and V (16, C·n·TH·TW)."""
+
+    def __init__(self, n: int, C: int, H: int, W: int, padding: int,  # noqa: N803
+                 TH: int, TW: int, dtype) -> None:  # noqa: N803
+        self.P, self.H, self.W = padding, H, W
+        self.xp = np.zeros((n, C, 2 * TH + 2, 2 * TW + 2), dtype=dtype)
+        sN, sC, sH, sW = self.xp.strides
+        # view[ξ, ν, c, n, th, tw] = xp[n, c, 2·th + ξ, 2·tw + ν]
+        self.view = as_strided(self.xp, (4, 4, C, n, TH, TW),
+                               (sH, sW, sC, sN, 2 * sH, 2 * sW), writeable=False)
+        self.d = np.empty((16, C, n, TH, TW), dtype=dtype)
+        self.v = np.empty((16, C * n * TH * TW), dtype=dtype)
+        self.bb = BB.astype(dtype)
+
+    def __call__(self, x_block: np.ndarray) -> np.ndarray:
+        """V (16, C, n·TH·TW) of the images x_block (n', C, H, W), n' ≤ n (the rest zero)."""
+        n = x_block.shape[0]
+        P, H, W = self.P, self.H, self.W
+        self.xp[:n, :, P:P + H, P:P + W] = x_block
+        if n < self.xp.shape[0]:
+            self.xp[n:] = 0
+        np.copyto(self.d.reshape(4, 4, *self.d.shape[1:]), self.view)
+        np.matmul(self.bb, self.d.reshape(16, -1), out=self.v)
+        return self.v.reshape(16, self.d.shape[1], -1)
+
+
+def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                    padding: int = 1, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """y = conv2d(x, w, b, stride 1, padding) by Winograd F(2×2, 3×3) (see the module docstring).
+
+    Args:
+        x: images (N, C, H, W).
+        w: filters (FN, C, 3, 3).
+        b: bias (FN,) or None.
+        padding: zeros on each side, 0, 1 or 2.
+        block_bytes: the size of one block's tile arrays (``block_images``).
+
+    Returns:
+        y (N, FN, H + 2·padding − 2, W + 2·padding − 2), of x's and w's result dtype.
+
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> winograd_conv2d(x, np.ones((1, 1, 3, 3)), padding=0)[0, 0]
+    array([[45., 54.],
+           [81., 90.]])
+    """
+    x, w = np.asarray(x), np.asarray(w)
+    _check("winograd_conv2d", x.shape, w.shape, padding)
+    dtype = np.result_type(x, w)
+    N, C, H, W = x.shape
+    FN = w.shape[0]
+    OH, OW, TH, TW = tiles(H, W, padding)
+    n = block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes)
+    u = filter_transform(w.astype(dtype, copy=False))
+    tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype)
+    m = np.empty((16, FN, n * TH * TW), dtype=dtype)
+    yt = np.empty((4, FN * n * TH * TW), dtype=dtype)
+    aa = AA.astype(dtype)
+    even = (2 * TH, 2 * TW) == (OH, OW)
+    y = np.empty((N, FN, OH, OW) if even else (N, FN, 2 * TH, 2 * TW), dtype=dtype)
+    for s in range(0, N, n):
+        e = min(N, s + n)
+        v = tiles_of(x[s:e])
+        if C == 1:      # NumPy's matmul does not hand an inner dimension of 1 to BLAS
+            np.multiply(u, v, out=m)
+        else:
+            np.matmul(u, v, out=m)                             # 16 × (FN, C)·(C, n·TH·TW)
+        if b is not None:
+            m[BIAS_COMPONENT] += np.asarray(b, dtype=dtype)[:, None]
+        np.matmul(aa, m.reshape(16, -1), out=yt)               # (4, FN·n·TH·TW)
+        # yt[2a + b', f, i, th, tw] goes to y[s + i, f, 2·th + a, 2·tw + b']
+        out = y[s:e].reshape(e - s, FN, TH, 2, TW, 2).transpose(3, 5, 1, 0, 2, 4)
+        np.copyto(out, yt.reshape(2, 2, FN, n, TH, TW)[:, :, :, :e - s])
+    if not even:
+        y = np.ascontiguousarray(y[:, :, :OH, :OW])
+    return y
+
+
+def turned(w: np.ndarray) -> np.ndarray:
+    """The filters of dL/dx: w turned by 180° with its channel axes swapped, (C, FN, 3, 3)."""
+    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def winograd_conv2d_dx(dy: np.ndarray, w: np.ndarray, padding: int = 1,
+                       block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """dL/dx of :func:`winograd_conv2d`: the convolution of dy padded by 2 − padding with the
+    turned filters, dx (N, C, OH + 2 − 2·padding, ...) = (N, C, H, W)."""
+    dy, w = np.asarray(dy), np.asarray(w)
+    if np.ndim(dy) != 4 or np.ndim(w) != 4 or dy.shape[1] != w.shape[0]:
+        raise ValueError(f"winograd_conv2d_dx: dy (N, FN, OH, OW) and w (FN, C, 3, 3) must "
+                         f"agree in FN; got dy.shape={dy.shape}, w.shape={w.shape}")
+    if not 0 <= padding <= 2:
+        raise ValueError(f"winograd_conv2d_dx: padding must be 0, 1 or 2, got {padding}")
+    return winograd_conv2d(dy, turned(w), padding=2 - padding, block_bytes=block_bytes)
+
+
+def winograd_conv2d_dw(x: np.ndarray, dy: np.ndarray, padding: int = 1,
+                       block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """dL/dw (FN, C, 3, 3) of :func:`winograd_conv2d`: dU[ξν] = Σ_t dM[ξν] · V[ξν]ᵀ with
+    dM = A dy_t Aᵀ per 2×2 tile of dy, then dw[f, c] = Gᵀ dU[:, f, c] G."""
+    x, dy = np.asarray(x), np.asarray(dy)
+    N, C, H, W = x.shape
+    OH, OW, TH, TW = tiles(H, W, padding)
+    if np.ndim(dy) != 4 or dy.shape[0] != N or dy.shape[2:] != (OH, OW):
+        raise ValueError(f"winograd_conv2d_dw: dy must be (N, FN, OH, OW)=({N}, FN, {OH}, "
+                         f"{OW}) for x.shape={x.shape}, padding={padding}; got {dy.shape}")
+    FN = dy.shape[1]
+    _check("winograd_conv2d_dw", x.shape, (FN, C, 3, 3), padding)
+    dtype = np.result_type(x, dy)
+    n = block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes)
+    tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype)
+    dyp = np.zeros((n, FN, 2 * TH, 2 * TW), dtype=dtype)    # dy's tiles, zero beyond OH, OW
+    s_n, s_f, s_h, s_w = dyp.strides
+    # dy_tiles[a, b', f, i, th, tw] = dyp[i, f, 2·th + a, 2·tw + b']
+    dy_tiles = as_strided(dyp, (2, 2, FN, n, TH, TW), (s_h, s_w, s_f, s_n, 2 * s_h, 2 * s_w),
+                          writeable=False)
+    dyt = np.empty((4, FN, n, TH, TW), dtype=dtype)
+    dm = np.empty((16, FN * n * TH * TW), dtype=dtype)
+    aa_t = np.ascontiguousarray(AA.T, dtype=dtype)         # (16, 4): the adjoint of Aᵀ m A
+    du = np.zeros((16, FN, C), dtype=dtype)
+    du_block = np.empty_like(du)
+    for s in range(0, N, n):
+        e = min(N, s + n)
+        v = tiles_of(x[s:e])                                   # (16, C, n·TH·TW)
+        dyp[:e - s, :, :OH, :OW] = dy[s:e]
+        if e - s < n:
+            dyp[e - s:] = 0
+        np.copyto(dyt.reshape(2, 2, FN, n, TH, TW), dy_tiles)
+        np.matmul(aa_t, dyt.reshape(4, -1), out=dm)
+        np.matmul(dm.reshape(16, FN, -1), v.transpose(0, 2, 1), out=du_block)
+        du += du_block
+    dw = np.einsum("ai,abfc,bj->fcij", G, du.reshape(4, 4, FN, C).astype(np.float64), G)
+    return dw.astype(dtype)
+
+
+# ----------------------------------------------------------------------- the exact reference
+
+
+def direct_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                  padding: int = 1) -> np.ndarray:
+    """The plain definition, y[n, f, h, v] = Σ_{c,i,j} w[f, c, i, j] · xp[n, c, h + i, v + j]
+    (+ b[f]), as a sum over the filter taps, in float64."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    FN, C, FH, FW = w.shape
+    P = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    OH, OW = xp.shape[2] - FH + 1, xp.shape[3] - FW + 1
+    y = np.zeros((x.shape[0], FN, OH, OW))
+    for i in range(FH):
+        for j in range(FW):
+            y += np.einsum("nchw,fc->nfhw", xp[:, :, i:i + OH, j:j + OW], w[:, :, i, j])
+    if b is not None:
+        y += np.asarray(b, np.float64)[:, None, None]
+    return y
+
+
+def direct_conv2d_grads(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
+                        padding: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(dL/dx, dL/dw) of :func:`direct_conv2d` in float64, tap by tap:
+    dxp[n, c, h + i, v + j] += Σ_f w[f, c, i, j] · dy[n, f, h, v] and
+    dw[f, c, i, j] = Σ_{n,h,v} dy[n, f, h, v] · xp[n, c, h + i, v + j]."""
+    x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
+    FN, C, FH, FW = w.shape
+    P = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    OH, OW = dy.shape[2:]
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for i in range(FH):
+        for j in range(FW):
+            dxp[:, :, i:i + OH, j:j + OW] += np.einsum("nfhw,fc->nchw", dy, w[:, :, i, j])
+            dw[:, :, i, j] = np.einsum("nfhw,nchw->fc", dy, xp[:, :, i:i + OH, j:j + OW])
+    return dxp[:, :, P:P + x.shape[2], P:P + x.shape[3]], dw
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+
+def he_weights(rng: np.random.Generator, FN: int, C: int) -> np.ndarray:  # noqa: N803
+    """He-normal filters (FN, C, 3, 3), std √(2 / (9·C)), float64."""
+    return rng.standard_normal((FN, C, 3, 3)) * np.sqrt(2.0 / (9 * C))
+
+
+def mnist_activations(names, n_images: int, seed: int) -> dict:
+    """The input of each named layer of a He-initialised DeepConvNet (zero biases) for the
+    first ``n_images`` MNIST test images, computed in float64 with :func:`direct_conv2d`, ReLU
+    and 2×2 max pooling; with the weights of each layer: {name: (x, w)}."""
+    from minigrad.data import load_mnist
+
+    (_, _), (x_test, _) = load_mnist(subset=True)
+    rng = np.random.default_rng(seed)
+    x = x_test[:n_images].astype(np.float64)
+    out = {}
+    for i, (name, (C, FN, H, P)) in enumerate(LAYERS.items(), start=1):
+        assert x.shape[1:] == (C, H, H), (name, x.shape)
+        w = he_weights(rng, FN, C)
+        if name in names:
+            out[name] = (x, w)
+        x = np.maximum(direct_conv2d(x, w, None, P), 0)
+        if i % 2 == 0:
+            N, F, OH, OW = x.shape
+            x = x.reshape(N, F, OH // 2, 2, OW // 2, 2).max(axis=(3, 5))
+    return out
+
+
+def relative_errors(got, exact) -> dict:
+    """max |got − exact| / max |exact| and ‖got − exact‖₂ / ‖exact‖₂."""
+    err = np.asarray(got, np.float64) - exact
+    return {"max": float(np.abs(err).max() / np.abs(exact).max()),
+            "rms": float(np.linalg.norm(err) / np.linalg.norm(exact))}
+
+
+def float32_errors(x, w, dy, P, torch=None) -> dict:  # noqa: N803
+    """The float32 errors of y, dL/dx and dL/dw of Winograd, minigrad's im2col (and torch)
+    against the float64 direct convolution of the same float32-rounded inputs."""
+    import minigrad
+    import minigrad.functional as F
+
+    x32, w32, dy32 = (a.astype(np.float32) for a in (x, w, dy))
+    y64 = direct_conv2d(x32, w32, None, P)
+    dx64, dw64 = direct_conv2d_grads(x32, w32, dy32, P)
+    got = {"winograd": (winograd_conv2d(x32, w32, None, P), winograd_conv2d_dx(dy32, w32, P),
+                        winograd_conv2d_dw(x32, dy32, P))}
+    xt, wt = minigrad.Tensor(x32, requires_grad=True), minigrad.Tensor(w32, requires_grad=True)
+    y = F.conv2d(xt, wt, padding=P)
+    y.backward(dy32)
+    got["im2col"] = (y.data, xt.grad, wt.grad)
+    if torch is not None:
+        xt, wt = (torch.tensor(a, requires_grad=True) for a in (x32, w32))
+        y = torch.nn.functional.conv2d(xt, wt, padding=P)
+        y.backward(torch.from_numpy(dy32))
+        got["torch"] = (y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy())
+    return {who: {part: relative_errors(a, exact)
+                  for part, a, exact in zip(("y", "dx", "dw"), arrays, (y64, dx64, dw64))}
+            for who, arrays in got.items()}
+
+
+def layer_samplers(name: str, rng: np.random.Generator, batch: int = BATCH,
+                   torch=None) -> dict:
+    """{(part, variant): function returning the CPU seconds of one sample} for one layer at
+    ``batch`` images. Each function runs any untimed set-up (the forward pass before a backward)
+    itself and times only its part."""
+    import minigrad
+    import minigrad.functional as F
+
+    C, FN, H, P = LAYERS[name]
+    N = batch
+    OH, OW, _, _ = tiles(H, H, P)
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = he_weights(rng, FN, C).astype(np.float32)
+    b = (0.1 * rng.standard_normal(FN)).astype(np.float32)
+    dy = rng.standard_normal((N, FN, OH, OW)).astype(np.float32)
+    clock = time.process_time
+    needs_dx = name != "conv1"        # the network's first layer: its input is the images
+
+    def mg(x_grad: bool, w_grad: bool, parts: str):
+        def sample():
+            xt = minigrad.Tensor(x, requires_grad=x_grad)
+            wt = minigrad.Tensor(w, requires_grad=w_grad)
+            bt = minigrad.Tensor(b, requires_grad=w_grad)
+            t0 = clock()
+            if parts == "forward":
+                with minigrad.no_grad():
+                    F.conv2d(xt, wt, bt, padding=P)
+                return clock() - t0
+            y = F.conv2d(xt, wt, bt, padding=P)
+            t1 = clock()
+            y.backward(dy)
+            t2 = clock()
+            return t2 - t0 if parts == "step" else t2 - t1
+        return sample
+
+    def wg(parts: str):
+        def sample():
+            t0 = clock()
+            if parts in ("forward", "step"):
+                winograd_conv2d(x, w, b, P)
+            if parts in ("dx", "step") and (parts == "dx" or needs_dx):
+                winograd_conv2d_dx(dy, w, P)
+            if parts in ("dw", "step"):
+                winograd_conv2d_dw(x, dy, P)
+                dy.sum(axis=(0, 2, 3))
+            return clock() - t0
+        return sample
+
+    samplers = {
+        ("forward", "im2col"): mg(False, False, "forward"),
+        ("forward", "winograd"): wg("forward"),
+        ("dx", "im2col"): mg(True, False, "backward"),
+        ("dx", "winograd"): wg("dx"),
+        ("dw", "im2col"): mg(False, True, "backward"),
+        ("dw", "winograd"): wg("dw"),
+        ("step", "im2col"): mg(needs_dx, True, "step"),
+        ("step", "winograd"): wg("step"),
+    }
+    if torch is not None:
+        tf = torch.nn.functional
+        xs, ws, bs, dys = (torch.from_numpy(a) for a in (x, w, b, dy))
+
+        def th(x_grad: bool, w_grad: bool, parts: str):
+            def sample():
+                xt = xs.clone().requires_grad_(x_grad)
+                wt, bt = ws.clone().requires_grad_(w_grad), bs.clone().requires_grad_(w_grad)
+                t0 = clock()
+                if parts == "forward":
+                    with torch.no_grad():
+                        tf.conv2d(xt, wt, bt, padding=P)
+                    return clock() - t0
+                y = tf.conv2d(xt, wt, bt, padding=P)
+                t1 = clock()
+                y.backward(dys)
+                t2 = clock()
+                return t2 - t0 if parts == "step" else t2 - t1
+            return sample
+
+        samplers.update({
+            ("forward", "torch"): th(False, False, "forward"),
+            ("dx", "torch"): th(True, False, "backward"),
+            ("dw", "torch"): th(False, True, "backward"),
+            ("step", "torch"): th(needs_dx, True, "step"),
+        })
+    return samplers
+
+
+def measure(names, repeats: int, seed: int, batch: int = BATCH, torch=None) -> dict:
+    """Medians (seconds) per layer, part and variant, of ``repeats`` interleaved samples: each
+    repeat runs every sampler of every layer once, the order of the variants rotating."""
+    rng = np.random.default_rng(seed)
+    samplers = {name: layer_samplers(name, rng, batch, torch) for name in names}
+    times = {name: {key: [] for key in s} for name, s in samplers.items()}
+    for s in samplers.values():               # warm-up: first calls fault their memory in
+        for f in s.values():
+            f()
+    for r in range(repeats):
+        for name, s in samplers.items():
+            keys = list(s)
+            parts = sorted({k[0] for k in keys}, key=[k[0] for k in keys].index)
+            for part in parts:
+                who = [k for k in keys if k[0] == part]
+                for k in who[r % len(who):] + who[:r % len(who)]:
+                    times[name][k].append(s[k]())
+    return {name: {f"{part}/{who}": statistics.median(v) for (part, who), v in t.items()}
+            for name, t in times.items()}
+
+
+def error_table(names, seed: int, batch: int = BATCH, torch=None, mnist: bool = True) -> dict:
+    """{data: {layer: float32_errors}} on random normal inputs and, if MNIST loads, on MNIST
+    activations; dy is random normal in both."""
+    rng = np.random.default_rng(seed + 1)
+    out = {"random": {}}
+    for name in names:
+        C, FN, H, P = LAYERS[name]
+        x = rng.standard_normal((batch, C, H, H))
+        w = he_weights(rng, FN, C)
+        dy = rng.standard_normal((batch, FN, *tiles(H, H, P)[:2]))
+        out["random"][name] = float32_errors(x, w, dy, P, torch)
+    if mnist:
+        try:
+            acts = mnist_activations(names, batch, seed + 2)
+        except (OSError, ValueError, RuntimeError) as e:   # no data: say so, keep the rest
+            out["mnist_unavailable"] = str(e)
+            return out
+        out["mnist"] = {}
+        for name, (x, w) in acts.items():
+            C, FN, H, P = LAYERS[name]
+            dy = rng.standard_normal((len(x), FN, *tiles(H, H, P)[:2]))
+            out["mnist"][name] = float32_errors(x, w, dy, P, torch)
+    return out
+
+
+def format_times(times: dict, has_torch: bool) -> str:
+    """The timing table in Markdown: ms per call and the ratios, per layer and summed."""
+    who = ["im2col", "winograd"] + (["torch"] if has_torch else [])
+    head = ("| layer | part | " + " | ".join(f"{w} ms" for w in who)
+            + " | winograd / im2col" + (" | winograd / torch | im2col / torch" if has_torch
+                                        else "") + " |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    parts = ["forward", "dx", "dw", "step"]
+    total = {(p, w): 0.0 for p in parts for w in who}
+    rows = list(times.items())
+    for name, t in rows:
+        for p in parts:
+            for w in who:
+                total[p, w] += t[f"{p}/{w}"] if not (p == "dx" and name == "conv1") else 0.0
+    for name, t in rows + [("sum", None)]:
+        for p in parts:
+            if name == "conv1" and p == "dx":
+                label = "dx (not in the net)"
+            else:
+                label = p
+            v = {w: (total[p, w] if t is None else t[f"{p}/{w}"]) for w in who}
+            cells = [f"{v[w] * 1e3:.2f}" for w in who]
+            cells.append(f"{v['winograd'] / v['im2col']:.2f}")
+            if has_torch:
+                cells += [f"{v['winograd'] / v['torch']:.2f}", f"{v['im2col'] / v['torch']:.2f}"]
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    if "conv1" in times:
+        lines.append("")
+        lines.append("sum: conv1's dx left out (the network needs none); step = forward with the "
+                     "graph + backward (dx where the network needs it, dw, db)")
+    return "\n".join(lines)
+
+
+def format_errors(errors: dict) -> str:
+    """The float32 error table in Markdown: max |err| / max |exact| and relative RMS."""
+    who = ("winograd", "im2col", "torch")
+    lines = ["| data | layer | part | " + " | ".join(f"{w} max / rms" for w in who) + " |",
+             "|---|---|---|---|---|---|"]
+    for data in ("random", "mnist"):
+        for name, e in errors.get(data, {}).items():
+            for part in ("y", "dx", "dw"):
+                cells = [f"{e[w][part]['max']:.1e} / {e[w][part]['rms']:.1e}" if w in e else "–"
+                         for w in who]
+                lines.append(f"| {data} | {name} | {part} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--layers", default=",".join(LAYERS),
+                        help="comma-separated layers of DeepConvNet (default: all six)")
+    parser.add_argument("--repeats", type=int, default=31, help="interleaved samples per "
+                        "variant (default 31)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="minigrad.set_num_threads and torch.set_num_threads (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=BATCH, help="images per call (default 100)")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    parser.add_argument("--no-mnist", action="store_true", help="errors on random data only")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.layers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in LAYERS]
+    if unknown or not names:
+        parser.error(f"--layers: unknown {unknown}; choose from {', '.join(LAYERS)}")
+    if args.repeats < 1 or args.threads < 1 or args.batch < 1:
+        parser.error("--repeats, --threads and --batch must be positive")
+    import minigrad
+
+    minigrad.set_num_threads(args.threads)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        else:
+            torch.set_num_threads(args.threads)
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    times = measure(names, args.repeats, args.seed, args.batch, torch)
+    errors = error_table(names, args.seed, args.batch, torch, mnist=not args.no_mnist)
+    result = {
+        "layers": {n: dict(zip(("C", "FN", "H", "padding"), LAYERS[n])) for n in names},
+        "batch": args.batch, "repeats": args.repeats, "threads": args.threads,
+        "clock": "time.process_time", "block_bytes": BLOCK_BYTES,
+        "median_seconds": times, "float32_errors": errors, "environment": env,
+        "python": platform.python_version(), "numpy": np.__version__,
+        "torch": None if torch is None else torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "loadavg_after": os.getloadavg(),
+    }
+    print(f"batch {args.batch}, float32, {args.threads} thread(s), CPU time, median of "
+          f"{args.repeats} interleaved samples; env {env}")
+    print(format_times(times, torch is not None))
+    print()
+    print("float32 error against a float64 direct convolution (max |err| / max |exact|, "
+          "relative RMS):")
+    print(format_errors(errors))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
