@@ -122,6 +122,7 @@ AA = np.kron(AT, AT)        # (4, 16)
 BIAS_COMPONENT = 4 * 1 + 1  # ξν = (1, 1): Aᵀ[:, 1] = (1, 1), so it reaches all four outputs
 
 BLOCK_BYTES = 1 << 19        # 512 KiB: the fastest of 256 KiB … 4 MiB on every layer but conv1
+DW_TILES = 512               # at least this many tiles per block of dL/dw
 
 # DeepConvNet's six 3×3 stride-1 convolutions at batch 100: name → (C, FN, H, padding);
 # the input is square, H × H.
@@ -199,20 +200,43 @@ class _InputTiles:
         self.v = np.empty((16, C * n * TH * TW), dtype=dtype)
         self.bb = BB.astype(dtype)
 
-    def __call__(self, x_block: np.ndarray) -> np.ndarray:
-        """V (16, C, n·TH·TW) of the images x_block (n', C, H, W), n' ≤ n (the rest zero)."""
+    def __call__(self, x_block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """V (16, C, n·TH·TW) of the images x_block (n', C, H, W), n' ≤ n (the rest zero), into
+        ``out`` (16, C·n·TH·TW) when given."""
         n = x_block.shape[0]
         P, H, W = self.P, self.H, self.W
         self.xp[:n, :, P:P + H, P:P + W] = x_block
         if n < self.xp.shape[0]:
             self.xp[n:] = 0
         np.copyto(self.d.reshape(4, 4, *self.d.shape[1:]), self.view)
-        np.matmul(self.bb, self.d.reshape(16, -1), out=self.v)
-        return self.v.reshape(16, self.d.shape[1], -1)
+        v = self.v if out is None else out
+        np.matmul(self.bb, self.d.reshape(16, -1), out=v)
+        return v.reshape(16, self.d.shape[1], -1)
+
+
+def kept_tiles_shape(x_shape, padding: int) -> tuple[int, int, int]:
+    """The shape (16, C, N·TH·TW) of the V that :func:`winograd_conv2d` keeps for
+    :func:`winograd_conv2d_dw` when given ``v_keep`` (as im2col keeps col).
+
+    >>> kept_tiles_shape((100, 16, 28, 28), 1)
+    (16, 16, 19600)
+    """
+    N, C, H, W = x_shape
+    _, _, TH, TW = tiles(H, W, padding)
+    return 16, C, N * TH * TW
+
+
+def _check_kept(op: str, v, x_shape, padding: int, dtype) -> None:
+    expected = kept_tiles_shape(x_shape, padding)
+    if v is not None and (v.shape != expected or v.dtype != dtype):
+        raise ValueError(f"{op}: the kept V must be {expected} of {np.dtype(dtype)} for "
+                         f"x.shape={tuple(x_shape)}, padding={padding}; got {v.shape} of "
+                         f"{v.dtype}")
 
 
 def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                    padding: int = 1, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+                    padding: int = 1, block_bytes: int = BLOCK_BYTES,
+                    v_keep: np.ndarray | None = None) -> np.ndarray:
     """y = conv2d(x, w, b, stride 1, padding) by Winograd F(2×2, 3×3) (see the module docstring).
 
     Args:
@@ -221,6 +245,8 @@ def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
         b: bias (FN,) or None.
         padding: zeros on each side, 0, 1 or 2.
         block_bytes: the size of one block's tile arrays (``block_images``).
+        v_keep: None, or an array of ``kept_tiles_shape`` in y's dtype that receives V,
+            V[ξν, c, (n·TH + th)·TW + tw], for :func:`winograd_conv2d_dw`.
 
     Returns:
         y (N, FN, H + 2·padding − 2, W + 2·padding − 2), of x's and w's result dtype.
@@ -237,6 +263,8 @@ def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     FN = w.shape[0]
     OH, OW, TH, TW = tiles(H, W, padding)
     n = block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes)
+    _check_kept("winograd_conv2d", v_keep, x.shape, padding, dtype)
+    T = TH * TW
     u = filter_transform(w.astype(dtype, copy=False))
     tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype)
     m = np.empty((16, FN, n * TH * TW), dtype=dtype)
@@ -247,6 +275,8 @@ def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     for s in range(0, N, n):
         e = min(N, s + n)
         v = tiles_of(x[s:e])
+        if v_keep is not None:
+            np.copyto(v_keep[:, :, s * T:e * T], v[:, :, :(e - s) * T])
         if C == 1:      # NumPy's matmul does not hand an inner dimension of 1 to BLAS
             np.multiply(u, v, out=m)
         else:
@@ -281,9 +311,14 @@ def winograd_conv2d_dx(dy: np.ndarray, w: np.ndarray, padding: int = 1,
 
 
 def winograd_conv2d_dw(x: np.ndarray, dy: np.ndarray, padding: int = 1,
-                       block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+                       block_bytes: int = BLOCK_BYTES,
+                       v_kept: np.ndarray | None = None, min_tiles: int = DW_TILES) -> np.ndarray:
     """dL/dw (FN, C, 3, 3) of :func:`winograd_conv2d`: dU[ξν] = Σ_t dM[ξν] · V[ξν]ᵀ with
-    dM = A dy_t Aᵀ per 2×2 tile of dy, then dw[f, c] = Gᵀ dU[:, f, c] G."""
+    dM = A dy_t Aᵀ per 2×2 tile of dy, then dw[f, c] = Gᵀ dU[:, f, c] G.
+
+    V is recomputed from x block by block, or taken from ``v_kept``, the ``v_keep`` of the
+    forward pass. A block here holds at least ``min_tiles`` tiles: each block adds a (16, FN, C)
+    product into dU, which must stay small beside the block's own work."""
     x, dy = np.asarray(x), np.asarray(dy)
     N, C, H, W = x.shape
     OH, OW, TH, TW = tiles(H, W, padding)
@@ -293,27 +328,31 @@ def winograd_conv2d_dw(x: np.ndarray, dy: np.ndarray, padding: int = 1,
     FN = dy.shape[1]
     _check("winograd_conv2d_dw", x.shape, (FN, C, 3, 3), padding)
     dtype = np.result_type(x, dy)
-    n = block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes)
-    tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype)
+    _check_kept("winograd_conv2d_dw", v_kept, x.shape, padding, dtype)
+    T = TH * TW
+    n = max(block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes), -(-min_tiles // T))
+    n = min(n, N)
+    tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype) if v_kept is None else None
     dyp = np.zeros((n, FN, 2 * TH, 2 * TW), dtype=dtype)    # dy's tiles, zero beyond OH, OW
     s_n, s_f, s_h, s_w = dyp.strides
     # dy_tiles[a, b', f, i, th, tw] = dyp[i, f, 2·th + a, 2·tw + b']
     dy_tiles = as_strided(dyp, (2, 2, FN, n, TH, TW), (s_h, s_w, s_f, s_n, 2 * s_h, 2 * s_w),
                           writeable=False)
     dyt = np.empty((4, FN, n, TH, TW), dtype=dtype)
-    dm = np.empty((16, FN * n * TH * TW), dtype=dtype)
+    dm = np.empty((16, FN, n * T), dtype=dtype)
     aa_t = np.ascontiguousarray(AA.T, dtype=dtype)         # (16, 4): the adjoint of Aᵀ m A
     du = np.zeros((16, FN, C), dtype=dtype)
     du_block = np.empty_like(du)
     for s in range(0, N, n):
         e = min(N, s + n)
-        v = tiles_of(x[s:e])                                   # (16, C, n·TH·TW)
+        if v_kept is None:
+            v = tiles_of(x[s:e])[:, :, :(e - s) * T]          # (16, C, n·TH·TW)
+        else:
+            v = v_kept[:, :, s * T:e * T]
         dyp[:e - s, :, :OH, :OW] = dy[s:e]
-        if e - s < n:
-            dyp[e - s:] = 0
         np.copyto(dyt.reshape(2, 2, FN, n, TH, TW), dy_tiles)
-        np.matmul(aa_t, dyt.reshape(4, -1), out=dm)
-        np.matmul(dm.reshape(16, FN, -1), v.transpose(0, 2, 1), out=du_block)
+        np.matmul(aa_t, dyt.reshape(4, -1), out=dm.reshape(16, -1))
+        np.matmul(dm[:, :, :(e - s) * T], v.transpose(0, 2, 1), out=du_block)
         du += du_block
     dw = np.einsum("ai,abfc,bj->fcij", G, du.reshape(4, 4, FN, C).astype(np.float64), G)
     return dw.astype(dtype)
@@ -456,28 +495,36 @@ def layer_samplers(name: str, rng: np.random.Generator, batch: int = BATCH,
             return t2 - t0 if parts == "step" else t2 - t1
         return sample
 
-    def wg(parts: str):
+    # V of the forward pass, kept for dL/dw as im2col keeps col; one buffer, reused from call
+    # to call as minigrad recycles its columns.
+    kept = np.zeros(kept_tiles_shape(x.shape, P), dtype=np.float32)
+
+    def wg(parts: str, keep: bool):
         def sample():
+            if parts == "dw" and keep:
+                winograd_conv2d(x, w, b, P, v_keep=kept)     # untimed, as the others' forward
             t0 = clock()
             if parts in ("forward", "step"):
-                winograd_conv2d(x, w, b, P)
+                winograd_conv2d(x, w, b, P, v_keep=kept if keep and parts == "step" else None)
             if parts in ("dx", "step") and (parts == "dx" or needs_dx):
                 winograd_conv2d_dx(dy, w, P)
             if parts in ("dw", "step"):
-                winograd_conv2d_dw(x, dy, P)
+                winograd_conv2d_dw(x, dy, P, v_kept=kept if keep else None)
                 dy.sum(axis=(0, 2, 3))
             return clock() - t0
         return sample
 
     samplers = {
         ("forward", "im2col"): mg(False, False, "forward"),
-        ("forward", "winograd"): wg("forward"),
+        ("forward", "winograd"): wg("forward", False),
         ("dx", "im2col"): mg(True, False, "backward"),
-        ("dx", "winograd"): wg("dx"),
+        ("dx", "winograd"): wg("dx", False),
         ("dw", "im2col"): mg(False, True, "backward"),
-        ("dw", "winograd"): wg("dw"),
+        ("dw", "winograd"): wg("dw", True),
+        ("dw", "winograd-recompute"): wg("dw", False),
         ("step", "im2col"): mg(needs_dx, True, "step"),
-        ("step", "winograd"): wg("step"),
+        ("step", "winograd"): wg("step", True),
+        ("step", "winograd-recompute"): wg("step", False),
     }
     if torch is not None:
         tf = torch.nn.functional
@@ -555,35 +602,52 @@ def error_table(names, seed: int, batch: int = BATCH, torch=None, mnist: bool = 
 
 
 def format_times(times: dict, has_torch: bool) -> str:
-    """The timing table in Markdown: ms per call and the ratios, per layer and summed."""
-    who = ["im2col", "winograd"] + (["torch"] if has_torch else [])
-    head = ("| layer | part | " + " | ".join(f"{w} ms" for w in who)
-            + " | winograd / im2col" + (" | winograd / torch | im2col / torch" if has_torch
-                                        else "") + " |")
+    """The timing table in Markdown: ms per call and the ratios, per layer, summed over the
+    layers, and summed with conv1 left to im2col ("sum, conv1 im2col")."""
+    who = ["im2col", "winograd", "winograd-recompute"] + (["torch"] if has_torch else [])
+    ratios = [("winograd", "im2col"), ("winograd-recompute", "im2col")]
+    if has_torch:
+        ratios += [("winograd", "torch"), ("im2col", "torch")]
+    head = ("| layer | part | " + " | ".join(f"{w} ms" for w in who) + " | "
+            + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     parts = ["forward", "dx", "dw", "step"]
-    total = {(p, w): 0.0 for p in parts for w in who}
-    rows = list(times.items())
+
+    def value(t, p, w):
+        if f"{p}/{w}" in t:
+            return t[f"{p}/{w}"]
+        return t[f"{p}/winograd"] if w == "winograd-recompute" else None
+
+    rows = [(name, {f"{p}/{w}": value(t, p, w) for p in parts for w in who})
+            for name, t in times.items()]
+    for label, im2col_first in (("sum", False), ("sum, conv1 im2col", True)):
+        if len(rows) < 2 or (im2col_first and "conv1" not in times):
+            continue
+        total = {}
+        for name, t in rows[:len(times)]:
+            for p in parts:
+                for w in who:
+                    if name == "conv1" and p == "dx":
+                        continue                     # the network needs no dx of conv1
+                    source = "im2col" if im2col_first and name == "conv1" else w
+                    source = w if w == "torch" else source
+                    total[f"{p}/{w}"] = total.get(f"{p}/{w}", 0.0) + t[f"{p}/{source}"]
+        rows.append((label, total))
     for name, t in rows:
         for p in parts:
-            for w in who:
-                total[p, w] += t[f"{p}/{w}"] if not (p == "dx" and name == "conv1") else 0.0
-    for name, t in rows + [("sum", None)]:
-        for p in parts:
-            if name == "conv1" and p == "dx":
-                label = "dx (not in the net)"
-            else:
-                label = p
-            v = {w: (total[p, w] if t is None else t[f"{p}/{w}"]) for w in who}
-            cells = [f"{v[w] * 1e3:.2f}" for w in who]
-            cells.append(f"{v['winograd'] / v['im2col']:.2f}")
-            if has_torch:
-                cells += [f"{v['winograd'] / v['torch']:.2f}", f"{v['im2col'] / v['torch']:.2f}"]
+            label = "dx (not in the net)" if name == "conv1" and p == "dx" else p
+            if name.startswith("sum") and p == "dx" and "conv1" in times:
+                label = "dx (conv2–6)"
+            cells = [f"{t[f'{p}/{w}'] * 1e3:.2f}" if w != "winograd-recompute" or p in
+                     ("dw", "step") else "–" for w in who]
+            for a, b in ratios:
+                shown = a != "winograd-recompute" or p in ("dw", "step")
+                cells.append(f"{t[f'{p}/{a}'] / t[f'{p}/{b}']:.2f}" if shown else "–")
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
-    if "conv1" in times:
-        lines.append("")
-        lines.append("sum: conv1's dx left out (the network needs none); step = forward with the "
-                     "graph + backward (dx where the network needs it, dw, db)")
+    lines.append("")
+    lines.append("step = forward with the graph, then backward: dx (where the network needs it, "
+                 "not for conv1), dw, db. winograd keeps V from the forward pass for dw, as "
+                 "im2col keeps col; winograd-recompute computes it again in dw.")
     return "\n".join(lines)
 
 

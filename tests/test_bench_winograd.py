@@ -65,10 +65,18 @@ def test_forward_equals_direct_convolution(case):
 def test_gradients_equal_direct_convolution_and_are_adjoint(case):
     x, w, _, dy, padding, block_bytes = case
     dx = bw.winograd_conv2d_dx(dy, w, padding, block_bytes)
-    dw = bw.winograd_conv2d_dw(x, dy, padding, block_bytes)
+    min_tiles = 1 if block_bytes == 1 else bw.DW_TILES     # blocks of one image, or all
+    dw = bw.winograd_conv2d_dw(x, dy, padding, block_bytes, min_tiles=min_tiles)
     dx_exact, dw_exact = bw.direct_conv2d_grads(x, w, dy, padding)
     assert_close(dx, dx_exact)
     assert_close(dw, dw_exact)
+    # V kept by the forward pass gives the same dw
+    kept = np.full(bw.kept_tiles_shape(x.shape, padding), np.nan)
+    y = bw.winograd_conv2d(x, w, None, padding, block_bytes, v_keep=kept)
+    assert_close(y, bw.direct_conv2d(x, w, None, padding))
+    assert not np.isnan(kept).any()
+    assert_close(bw.winograd_conv2d_dw(x, dy, padding, block_bytes, v_kept=kept,
+                                       min_tiles=min_tiles), dw_exact)
     # <conv(x, w), dy> = <x, dx> = <w, dw>: the gradients are those of the forward map
     inner = np.vdot(bw.winograd_conv2d(x, w, None, padding, block_bytes), dy)
     scale = np.abs(x).sum() * np.abs(w).sum() * np.abs(dy).max()
@@ -115,6 +123,8 @@ def test_bad_input_names_the_op_and_shapes():
         bw.winograd_conv2d(np.zeros((1, 3, 2, 8)), np.zeros((4, 3, 3, 3)), padding=0)
     with pytest.raises(ValueError, match=r"winograd_conv2d_dw: dy must be .*\(2, 4, 7, 8\)"):
         bw.winograd_conv2d_dw(x, np.zeros((2, 4, 7, 8)), 1)
+    with pytest.raises(ValueError, match=r"winograd_conv2d_dw: the kept V must be \(16, 3, 32\)"):
+        bw.winograd_conv2d_dw(x, np.zeros((2, 4, 8, 8)), 1, v_kept=np.zeros((16, 3, 100)))
 
 
 def test_doctests():
@@ -139,7 +149,8 @@ def test_main_runs_on_a_tiny_configuration(tmp_path, capsys):
                                "conv4": {"C": 32, "FN": 32, "H": 14, "padding": 2}}
     who = {"im2col", "winograd"} | ({"torch"} if result["torch"] else set())
     assert set(saved["median_seconds"]["conv4"]) == {
-        f"{part}/{w}" for part in ("forward", "dx", "dw", "step") for w in who}
+        f"{part}/{w}" for part in ("forward", "dx", "dw", "step") for w in who} | {
+        "dw/winograd-recompute", "step/winograd-recompute"}
     assert all(t > 0 for t in saved["median_seconds"]["conv4"].values())
     assert set(saved["float32_errors"]["random"]) == {"conv1", "conv4"}
     assert set(saved["float32_errors"]["mnist"]["conv4"]) == who
