@@ -316,9 +316,11 @@ def winograd_conv2d_dw(x: np.ndarray, dy: np.ndarray, padding: int = 1,
     """dL/dw (FN, C, 3, 3) of :func:`winograd_conv2d`: dU[ξν] = Σ_t dM[ξν] · V[ξν]ᵀ with
     dM = A dy_t Aᵀ per 2×2 tile of dy, then dw[f, c] = Gᵀ dU[:, f, c] G.
 
-    V is recomputed from x block by block, or taken from ``v_kept``, the ``v_keep`` of the
-    forward pass. A block here holds at least ``min_tiles`` tiles: each block adds a (16, FN, C)
-    product into dU, which must stay small beside the block's own work."""
+    V is recomputed from x block by block (blocks as in the forward pass, so that V stays in
+    the cache), or taken from ``v_kept``, the ``v_keep`` of the forward pass; a block then holds
+    at least ``min_tiles`` tiles, since each block adds a (16, FN, C) product into dU, which
+    must stay small beside the block's own work (on 8×8 images a block of the forward's size
+    holds 32 tiles)."""
     x, dy = np.asarray(x), np.asarray(dy)
     N, C, H, W = x.shape
     OH, OW, TH, TW = tiles(H, W, padding)
@@ -330,8 +332,9 @@ def winograd_conv2d_dw(x: np.ndarray, dy: np.ndarray, padding: int = 1,
     dtype = np.result_type(x, dy)
     _check_kept("winograd_conv2d_dw", v_kept, x.shape, padding, dtype)
     T = TH * TW
-    n = max(block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes), -(-min_tiles // T))
-    n = min(n, N)
+    n = block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes)
+    if v_kept is not None:
+        n = min(N, max(n, -(-min_tiles // T)))
     tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype) if v_kept is None else None
     dyp = np.zeros((n, FN, 2 * TH, 2 * TW), dtype=dtype)    # dy's tiles, zero beyond OH, OW
     s_n, s_f, s_h, s_w = dyp.strides

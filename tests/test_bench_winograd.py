@@ -65,7 +65,7 @@ def test_forward_equals_direct_convolution(case):
 def test_gradients_equal_direct_convolution_and_are_adjoint(case):
     x, w, _, dy, padding, block_bytes = case
     dx = bw.winograd_conv2d_dx(dy, w, padding, block_bytes)
-    min_tiles = 1 if block_bytes == 1 else bw.DW_TILES     # blocks of one image, or all
+    min_tiles = 1 if block_bytes == 1 else bw.DW_TILES     # kept V: blocks of one image, or all
     dw = bw.winograd_conv2d_dw(x, dy, padding, block_bytes, min_tiles=min_tiles)
     dx_exact, dw_exact = bw.direct_conv2d_grads(x, w, dy, padding)
     assert_close(dx, dx_exact)
