@@ -61,10 +61,11 @@ images at a time: the input tiles of the block are copied from a strided view of
 block into D (16, C·n·TH·TW), component-major, and V = (Bᵀ ⊗ Bᵀ) · D with the Kronecker product
 (16, 16); after the 16 channel products, the four output components are (Aᵀ ⊗ Aᵀ) · M, a
 (4, 16) matrix times M (16, FN·n·TH·TW), scattered into y. Tried and dropped (see
-benchmarks/README.md): the same transforms as slice additions (two passes of 4 strided
-additions for Bᵀ d B, 24 additions for Aᵀ M A), 1.3–2× slower for the input transform, and
-the whole batch at once instead of blocks of images, 1.3–2.5× slower in all (V and M of the
-whole batch are 20 MB each on DeepConvNet's second layer and no longer fit in the cache).
+benchmarks/README.md): the input transform as slice additions (two passes of 4 strided
+additions for Bᵀ d B), in blocks 1.1–1.4× slower in all on most layers; the whole batch at once
+instead of blocks of images, 1.7–3× slower in all (V and M of the whole batch are 20 MB each
+on DeepConvNet's second layer and no longer fit in the cache); the input split into parity
+planes so that each tile component is one contiguous slice, no faster.
 
 Blocks: ``block_images(...)`` takes as many images as keep D, V and M of a block within
 ``BLOCK_BYTES``; the buffers are made once per call and reused from block to block.
