@@ -464,6 +464,33 @@ def float32_errors(x, w, dy, P, torch=None) -> dict:  # noqa: N803
             for who, arrays in got.items()}
 
 
+def nhwc_memory(a: np.ndarray) -> np.ndarray:
+    """a (N, C, H, W) as a view of NHWC memory ("channels last"): same shape and values."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def minigrad_memory(name: str, x: np.ndarray, w: np.ndarray, dy: np.ndarray, padding: int):
+    """x and dy in the memory layouts that minigrad's DeepConvNet gives this layer: x channels
+    last when the convolution before it ran channels last (from ``Conv2d.channels_last_from``
+    input channels; ReLU and pooling keep the layout), dy in the layout of the layer's own
+    output. Returns (x, dy, "NCHW" or "NHWC" for x, the same for dy)."""
+    import minigrad
+    import minigrad.functional as F
+    from minigrad.ops.conv import Conv2d
+
+    names = list(LAYERS)
+    i = names.index(name)
+    first = getattr(Conv2d, "channels_last_from", None)
+    x_layout = "NCHW"
+    if i > 0 and first is not None and LAYERS[names[i - 1]][0] >= first:
+        x, x_layout = nhwc_memory(x), "NHWC"
+    with minigrad.no_grad():
+        y = F.conv2d(x[:2], w, padding=padding).data
+    if not y.flags.c_contiguous and y.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return x, nhwc_memory(dy), x_layout, "NHWC"
+    return x, dy, x_layout, "NCHW"
+
+
 def layer_samplers(name: str, rng: np.random.Generator, batch: int = BATCH,
                    torch=None) -> dict:
     """{(part, variant): function returning the CPU seconds of one sample} for one layer at
@@ -481,10 +508,11 @@ def layer_samplers(name: str, rng: np.random.Generator, batch: int = BATCH,
     dy = rng.standard_normal((N, FN, OH, OW)).astype(np.float32)
     clock = time.process_time
     needs_dx = name != "conv1"        # the network's first layer: its input is the images
+    x_mg, dy_mg, *layouts = minigrad_memory(name, x, w, dy, P)
 
     def mg(x_grad: bool, w_grad: bool, parts: str):
         def sample():
-            xt = minigrad.Tensor(x, requires_grad=x_grad)
+            xt = minigrad.Tensor(x_mg, requires_grad=x_grad)
             wt = minigrad.Tensor(w, requires_grad=w_grad)
             bt = minigrad.Tensor(b, requires_grad=w_grad)
             t0 = clock()
@@ -494,7 +522,7 @@ def layer_samplers(name: str, rng: np.random.Generator, batch: int = BATCH,
                 return clock() - t0
             y = F.conv2d(xt, wt, bt, padding=P)
             t1 = clock()
-            y.backward(dy)
+            y.backward(dy_mg)
             t2 = clock()
             return t2 - t0 if parts == "step" else t2 - t1
         return sample
@@ -702,6 +730,13 @@ def main(argv=None) -> dict:
             torch.set_num_threads(args.threads)
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                           "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    layouts = {}
+    for n in names:
+        C, FN, H, P = LAYERS[n]
+        OH = tiles(H, H, P)[0]
+        layouts[n] = minigrad_memory(n, np.zeros((2, C, H, H), np.float32),
+                                     np.zeros((FN, C, 3, 3), np.float32),
+                                     np.zeros((2, FN, OH, OH), np.float32), P)[2:]
     times = measure(names, args.repeats, args.seed, args.batch, torch)
     errors = error_table(names, args.seed, args.batch, torch, mnist=not args.no_mnist)
     result = {
@@ -709,6 +744,7 @@ def main(argv=None) -> dict:
         "batch": args.batch, "repeats": args.repeats, "threads": args.threads,
         "clock": "time.process_time", "block_bytes": BLOCK_BYTES,
         "median_seconds": times, "float32_errors": errors, "environment": env,
+        "minigrad_x_dy_memory": layouts,
         "python": platform.python_version(), "numpy": np.__version__,
         "torch": None if torch is None else torch.__version__,
         "machine": platform.processor() or platform.machine(),
@@ -716,6 +752,8 @@ def main(argv=None) -> dict:
     }
     print(f"batch {args.batch}, float32, {args.threads} thread(s), CPU time, median of "
           f"{args.repeats} interleaved samples; env {env}")
+    print("minigrad's x and dy memory, as in its DeepConvNet: " + ", ".join(
+        f"{n} {x}/{dy}" for n, (x, dy) in layouts.items()) + "; Winograd and torch: NCHW")
     print(format_times(times, torch is not None))
     print()
     print("float32 error against a float64 direct convolution (max |err| / max |exact|, "

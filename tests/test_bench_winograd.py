@@ -153,6 +153,7 @@ def test_main_runs_on_a_tiny_configuration(tmp_path, capsys):
         "dw/winograd-recompute", "step/winograd-recompute"}
     assert all(t > 0 for t in saved["median_seconds"]["conv4"].values())
     assert set(saved["float32_errors"]["random"]) == {"conv1", "conv4"}
+    assert saved["minigrad_x_dy_memory"]["conv1"][0] == "NCHW"     # the images
     assert set(saved["float32_errors"]["mnist"]["conv4"]) == who
     text = capsys.readouterr().out
     assert "| sum | step |" in text and "| mnist | conv4 | dw |" in text
@@ -162,3 +163,18 @@ def test_main_refuses_an_unknown_layer(capsys):
     with pytest.raises(SystemExit):
         bw.main(["--layers", "conv7"])
     assert "unknown ['conv7']" in capsys.readouterr().err
+
+
+def test_minigrad_memory_keeps_shape_and_values():
+    rng = np.random.default_rng(5)
+    C, FN, H, P = bw.LAYERS["conv4"]
+    x = rng.standard_normal((2, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((FN, C, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((2, FN, H + 2 * P - 2, H + 2 * P - 2)).astype(np.float32)
+    x_mg, dy_mg, x_layout, dy_layout = bw.minigrad_memory("conv4", x, w, dy, P)
+    np.testing.assert_array_equal(x_mg, x)
+    np.testing.assert_array_equal(dy_mg, dy)
+    for a, layout in ((x_mg, x_layout), (dy_mg, dy_layout)):
+        assert layout in ("NCHW", "NHWC")
+        assert (a.flags.c_contiguous if layout == "NCHW"
+                else a.transpose(0, 2, 3, 1).flags.c_contiguous)
