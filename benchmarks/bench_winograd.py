@@ -56,16 +56,20 @@ Gradients (dy = dL/dy):
 
 How it is laid out for NumPy
 ----------------------------
-Both transforms are one small matrix product each over a gathered tile array, a block of
-images at a time: the input tiles of the block are copied from a strided view of the padded
-block into D (16, C·n·TH·TW), component-major, and V = (Bᵀ ⊗ Bᵀ) · D with the Kronecker product
-(16, 16); after the 16 channel products, the four output components are (Aᵀ ⊗ Aᵀ) · M, a
-(4, 16) matrix times M (16, FN·n·TH·TW), scattered into y. Tried and dropped (see
-benchmarks/README.md): the input transform as slice additions (two passes of 4 strided
-additions for Bᵀ d B), in blocks 1.1–1.4× slower in all on most layers; the whole batch at once
-instead of blocks of images, 1.7–3× slower in all (V and M of the whole batch are 20 MB each
-on DeepConvNet's second layer and no longer fit in the cache); the input split into parity
-planes so that each tile component is one contiguous slice, no faster.
+Channels last, as minigrad's own convolutions from 16 channels on: the images are read as NHWC
+memory (any layout is accepted; NCHW input costs a transposing copy) and y is returned as the
+(N, FN, OH, OW) view of NHWC memory. Both transforms are one small matrix product each over a
+gathered tile array, a block of images at a time: the 4×4 input tiles of the block are copied
+from a strided view of the padded block into D (16, n·TH·TW·C), component-major, whose inner
+runs are the C channels of a pixel, and V = (Bᵀ ⊗ Bᵀ) · D with the Kronecker product (16, 16);
+the 16 channel products are V[ξν] (n·TH·TW, C) · U[ξν]ᵀ (C, FN); the four output components
+are (Aᵀ ⊗ Aᵀ) · M, a (4, 16) matrix times M (16, n·TH·TW·FN), copied into y with runs of FN.
+Tried and dropped (see benchmarks/README.md): the same in NCHW memory (tiles (16, C, n·TH·TW),
+whose gather runs only TW = 4–14 values: 1.3–2× slower); the input transform as slice
+additions (two passes of 4 strided additions for Bᵀ d B), in blocks 1.1–1.4× slower on most
+layers; the whole batch at once instead of blocks of images, 1.7–3× slower (V and M of the
+whole batch are 20 MB each on DeepConvNet's second layer and no longer fit in the cache); the
+input split into parity planes so that each tile component is one contiguous slice, no faster.
 
 Blocks: ``block_images(...)`` takes as many images as keep D, V and M of a block within
 ``BLOCK_BYTES``; the buffers are made once per call and reused from block to block.
@@ -185,46 +189,44 @@ def filter_transform(w: np.ndarray) -> np.ndarray:
 
 
 class _InputTiles:
-    """V = Bᵀ d B for every 4×4 input tile of a block of images, into buffers kept for the
-    next block: ``xp`` (n, C, 2·TH + 2, 2·TW + 2) whose zero border is written once, the
-    gathered tiles D (16, C, n, TH, TW) and V (16, C·n·TH·TW)."""
+    """V = Bᵀ d B for every 4×4 input tile of a block of images, channels last, into buffers
+    kept for the next block: ``xp`` (n, 2·TH + 2, 2·TW + 2, C) whose zero border is written
+    once, the gathered tiles D (16, n, TH, TW, C) and V (16, n·TH·TW·C)."""
 
     def __init__(self, n: int, C: int, H: int, W: int, padding: int,  # noqa: N803
                  TH: int, TW: int, dtype) -> None:  # noqa: N803
         self.P, self.H, self.W = padding, H, W
-        self.xp = np.zeros((n, C, 2 * TH + 2, 2 * TW + 2), dtype=dtype)
-        sN, sC, sH, sW = self.xp.strides
-        # view[ξ, ν, c, n, th, tw] = xp[n, c, 2·th + ξ, 2·tw + ν]
-        self.view = as_strided(self.xp, (4, 4, C, n, TH, TW),
-                               (sH, sW, sC, sN, 2 * sH, 2 * sW), writeable=False)
-        self.d = np.empty((16, C, n, TH, TW), dtype=dtype)
-        self.v = np.empty((16, C * n * TH * TW), dtype=dtype)
+        self.xp = np.zeros((n, 2 * TH + 2, 2 * TW + 2, C), dtype=dtype)
+        sN, sH, sW, sC = self.xp.strides
+        # view[ξ, ν, n, th, tw, c] = xp[n, 2·th + ξ, 2·tw + ν, c]
+        self.view = as_strided(self.xp, (4, 4, n, TH, TW, C),
+                               (sH, sW, sN, 2 * sH, 2 * sW, sC), writeable=False)
+        self.d = np.empty((16, n, TH, TW, C), dtype=dtype)
+        self.v = np.empty((16, n * TH * TW * C), dtype=dtype)
         self.bb = BB.astype(dtype)
 
-    def __call__(self, x_block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """V (16, C, n·TH·TW) of the images x_block (n', C, H, W), n' ≤ n (the rest zero), into
-        ``out`` (16, C·n·TH·TW) when given."""
+    def __call__(self, x_block: np.ndarray) -> np.ndarray:
+        """V (16, n·TH·TW, C) of the images x_block (n', C, H, W), n' ≤ n (the rest zero)."""
         n = x_block.shape[0]
         P, H, W = self.P, self.H, self.W
-        self.xp[:n, :, P:P + H, P:P + W] = x_block
+        self.xp[:n, P:P + H, P:P + W] = x_block.transpose(0, 2, 3, 1)
         if n < self.xp.shape[0]:
             self.xp[n:] = 0
         np.copyto(self.d.reshape(4, 4, *self.d.shape[1:]), self.view)
-        v = self.v if out is None else out
-        np.matmul(self.bb, self.d.reshape(16, -1), out=v)
-        return v.reshape(16, self.d.shape[1], -1)
+        np.matmul(self.bb, self.d.reshape(16, -1), out=self.v)
+        return self.v.reshape(16, -1, self.d.shape[-1])
 
 
 def kept_tiles_shape(x_shape, padding: int) -> tuple[int, int, int]:
-    """The shape (16, C, N·TH·TW) of the V that :func:`winograd_conv2d` keeps for
+    """The shape (16, N·TH·TW, C) of the V that :func:`winograd_conv2d` keeps for
     :func:`winograd_conv2d_dw` when given ``v_keep`` (as im2col keeps col).
 
     >>> kept_tiles_shape((100, 16, 28, 28), 1)
-    (16, 16, 19600)
+    (16, 19600, 16)
     """
     N, C, H, W = x_shape
     _, _, TH, TW = tiles(H, W, padding)
-    return 16, C, N * TH * TW
+    return 16, N * TH * TW, C
 
 
 def _check_kept(op: str, v, x_shape, padding: int, dtype) -> None:
@@ -241,16 +243,17 @@ def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     """y = conv2d(x, w, b, stride 1, padding) by Winograd F(2×2, 3×3) (see the module docstring).
 
     Args:
-        x: images (N, C, H, W).
+        x: images (N, C, H, W), best as a view of NHWC memory.
         w: filters (FN, C, 3, 3).
         b: bias (FN,) or None.
         padding: zeros on each side, 0, 1 or 2.
         block_bytes: the size of one block's tile arrays (``block_images``).
         v_keep: None, or an array of ``kept_tiles_shape`` in y's dtype that receives V,
-            V[ξν, c, (n·TH + th)·TW + tw], for :func:`winograd_conv2d_dw`.
+            V[ξν, (n·TH + th)·TW + tw, c], for :func:`winograd_conv2d_dw`.
 
     Returns:
-        y (N, FN, H + 2·padding − 2, W + 2·padding − 2), of x's and w's result dtype.
+        y (N, FN, H + 2·padding − 2, W + 2·padding − 2), of x's and w's result dtype, a view
+        of NHWC memory.
 
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> winograd_conv2d(x, np.ones((1, 1, 3, 3)), padding=0)[0, 0]
@@ -266,31 +269,30 @@ def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     n = block_images(N, C, FN, TH, TW, dtype.itemsize, block_bytes)
     _check_kept("winograd_conv2d", v_keep, x.shape, padding, dtype)
     T = TH * TW
-    u = filter_transform(w.astype(dtype, copy=False))
+    u_t = np.ascontiguousarray(filter_transform(w.astype(dtype, copy=False)).transpose(0, 2, 1))
     tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype)
-    m = np.empty((16, FN, n * TH * TW), dtype=dtype)
-    yt = np.empty((4, FN * n * TH * TW), dtype=dtype)
+    m = np.empty((16, n * T, FN), dtype=dtype)
+    yt = np.empty((4, n * T * FN), dtype=dtype)
     aa = AA.astype(dtype)
-    even = (2 * TH, 2 * TW) == (OH, OW)
-    y = np.empty((N, FN, OH, OW) if even else (N, FN, 2 * TH, 2 * TW), dtype=dtype)
+    y = np.empty((N, 2 * TH, 2 * TW, FN), dtype=dtype)      # NHWC
     for s in range(0, N, n):
         e = min(N, s + n)
-        v = tiles_of(x[s:e])
+        v = tiles_of(x[s:e])                                   # (16, n·TH·TW, C)
         if v_keep is not None:
-            np.copyto(v_keep[:, :, s * T:e * T], v[:, :, :(e - s) * T])
+            np.copyto(v_keep[:, s * T:e * T], v[:, :(e - s) * T])
         if C == 1:      # NumPy's matmul does not hand an inner dimension of 1 to BLAS
-            np.multiply(u, v, out=m)
+            np.multiply(v, u_t, out=m)
         else:
-            np.matmul(u, v, out=m)                             # 16 × (FN, C)·(C, n·TH·TW)
+            np.matmul(v, u_t, out=m)                           # 16 × (n·TH·TW, C)·(C, FN)
         if b is not None:
-            m[BIAS_COMPONENT] += np.asarray(b, dtype=dtype)[:, None]
-        np.matmul(aa, m.reshape(16, -1), out=yt)               # (4, FN·n·TH·TW)
-        # yt[2a + b', f, i, th, tw] goes to y[s + i, f, 2·th + a, 2·tw + b']
-        out = y[s:e].reshape(e - s, FN, TH, 2, TW, 2).transpose(3, 5, 1, 0, 2, 4)
-        np.copyto(out, yt.reshape(2, 2, FN, n, TH, TW)[:, :, :, :e - s])
-    if not even:
-        y = np.ascontiguousarray(y[:, :, :OH, :OW])
-    return y
+            m[BIAS_COMPONENT] += np.asarray(b, dtype=dtype)
+        np.matmul(aa, m.reshape(16, -1), out=yt)               # (4, n·TH·TW·FN)
+        # yt[2a + b', i, th, tw, f] goes to y[s + i, 2·th + a, 2·tw + b', f]
+        out = y[s:e].reshape(e - s, TH, 2, TW, 2, FN).transpose(2, 4, 0, 1, 3, 5)
+        np.copyto(out, yt.reshape(2, 2, n, TH, TW, FN)[:, :, :e - s])
+    if (2 * TH, 2 * TW) != (OH, OW):
+        y = np.ascontiguousarray(y[:, :OH, :OW])
+    return y.transpose(0, 3, 1, 2)
 
 
 def turned(w: np.ndarray) -> np.ndarray:
@@ -337,26 +339,26 @@ def winograd_conv2d_dw(x: np.ndarray, dy: np.ndarray, padding: int = 1,
     if v_kept is not None:
         n = min(N, max(n, -(-min_tiles // T)))
     tiles_of = _InputTiles(n, C, H, W, padding, TH, TW, dtype) if v_kept is None else None
-    dyp = np.zeros((n, FN, 2 * TH, 2 * TW), dtype=dtype)    # dy's tiles, zero beyond OH, OW
-    s_n, s_f, s_h, s_w = dyp.strides
-    # dy_tiles[a, b', f, i, th, tw] = dyp[i, f, 2·th + a, 2·tw + b']
-    dy_tiles = as_strided(dyp, (2, 2, FN, n, TH, TW), (s_h, s_w, s_f, s_n, 2 * s_h, 2 * s_w),
+    dyp = np.zeros((n, 2 * TH, 2 * TW, FN), dtype=dtype)    # dy's tiles, zero beyond OH, OW
+    s_n, s_h, s_w, s_f = dyp.strides
+    # dy_tiles[a, b', i, th, tw, f] = dyp[i, 2·th + a, 2·tw + b', f]
+    dy_tiles = as_strided(dyp, (2, 2, n, TH, TW, FN), (s_h, s_w, s_n, 2 * s_h, 2 * s_w, s_f),
                           writeable=False)
-    dyt = np.empty((4, FN, n, TH, TW), dtype=dtype)
-    dm = np.empty((16, FN, n * T), dtype=dtype)
+    dyt = np.empty((4, n, TH, TW, FN), dtype=dtype)
+    dm = np.empty((16, n * T, FN), dtype=dtype)
     aa_t = np.ascontiguousarray(AA.T, dtype=dtype)         # (16, 4): the adjoint of Aᵀ m A
     du = np.zeros((16, FN, C), dtype=dtype)
     du_block = np.empty_like(du)
     for s in range(0, N, n):
         e = min(N, s + n)
         if v_kept is None:
-            v = tiles_of(x[s:e])[:, :, :(e - s) * T]          # (16, C, n·TH·TW)
+            v = tiles_of(x[s:e])[:, :(e - s) * T]             # (16, n·TH·TW, C)
         else:
-            v = v_kept[:, :, s * T:e * T]
-        dyp[:e - s, :, :OH, :OW] = dy[s:e]
-        np.copyto(dyt.reshape(2, 2, FN, n, TH, TW), dy_tiles)
+            v = v_kept[:, s * T:e * T]
+        dyp[:e - s, :OH, :OW] = dy[s:e].transpose(0, 2, 3, 1)
+        np.copyto(dyt.reshape(2, 2, n, TH, TW, FN), dy_tiles)
         np.matmul(aa_t, dyt.reshape(4, -1), out=dm.reshape(16, -1))
-        np.matmul(dm[:, :, :(e - s) * T], v.transpose(0, 2, 1), out=du_block)
+        np.matmul(dm[:, :(e - s) * T].transpose(0, 2, 1), v, out=du_block)
         du += du_block
     dw = np.einsum("ai,abfc,bj->fcij", G, du.reshape(4, 4, FN, C).astype(np.float64), G)
     return dw.astype(dtype)
@@ -527,22 +529,22 @@ def layer_samplers(name: str, rng: np.random.Generator, batch: int = BATCH,
             return t2 - t0 if parts == "step" else t2 - t1
         return sample
 
-    # V of the forward pass, kept for dL/dw as im2col keeps col; one buffer, reused from call
-    # to call as minigrad recycles its columns.
+    # Winograd gets the arrays minigrad gets. V of the forward pass is kept for dL/dw as
+    # im2col keeps col: one buffer, reused from call to call as minigrad recycles its memory.
     kept = np.zeros(kept_tiles_shape(x.shape, P), dtype=np.float32)
 
     def wg(parts: str, keep: bool):
         def sample():
             if parts == "dw" and keep:
-                winograd_conv2d(x, w, b, P, v_keep=kept)     # untimed, as the others' forward
+                winograd_conv2d(x_mg, w, b, P, v_keep=kept)  # untimed, as the others' forward
             t0 = clock()
             if parts in ("forward", "step"):
-                winograd_conv2d(x, w, b, P, v_keep=kept if keep and parts == "step" else None)
+                winograd_conv2d(x_mg, w, b, P, v_keep=kept if keep and parts == "step" else None)
             if parts in ("dx", "step") and (parts == "dx" or needs_dx):
-                winograd_conv2d_dx(dy, w, P)
+                winograd_conv2d_dx(dy_mg, w, P)
             if parts in ("dw", "step"):
-                winograd_conv2d_dw(x, dy, P, v_kept=kept if keep else None)
-                dy.sum(axis=(0, 2, 3))
+                winograd_conv2d_dw(x_mg, dy_mg, P, v_kept=kept if keep else None)
+                dy_mg.sum(axis=(0, 2, 3))
             return clock() - t0
         return sample
 
@@ -753,7 +755,7 @@ def main(argv=None) -> dict:
     print(f"batch {args.batch}, float32, {args.threads} thread(s), CPU time, median of "
           f"{args.repeats} interleaved samples; env {env}")
     print("minigrad's x and dy memory, as in its DeepConvNet: " + ", ".join(
-        f"{n} {x}/{dy}" for n, (x, dy) in layouts.items()) + "; Winograd and torch: NCHW")
+        f"{n} {x}/{dy}" for n, (x, dy) in layouts.items()) + "; Winograd: the same; torch: NCHW")
     print(format_times(times, torch is not None))
     print()
     print("float32 error against a float64 direct convolution (max |err| / max |exact|, "

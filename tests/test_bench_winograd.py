@@ -59,6 +59,10 @@ def test_forward_equals_direct_convolution(case):
     assert_close(y, bw.direct_conv2d(x, w, b, padding))
     assert_close(bw.winograd_conv2d(x, w, None, padding, block_bytes),
                  bw.direct_conv2d(x, w, None, padding))
+    # NHWC memory in, NHWC memory out, the same values
+    y_nhwc = bw.winograd_conv2d(bw.nhwc_memory(x), w, b, padding, block_bytes)
+    assert y_nhwc.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_array_equal(y_nhwc, y)
 
 
 @given(conv_cases())
@@ -123,7 +127,7 @@ def test_bad_input_names_the_op_and_shapes():
         bw.winograd_conv2d(np.zeros((1, 3, 2, 8)), np.zeros((4, 3, 3, 3)), padding=0)
     with pytest.raises(ValueError, match=r"winograd_conv2d_dw: dy must be .*\(2, 4, 7, 8\)"):
         bw.winograd_conv2d_dw(x, np.zeros((2, 4, 7, 8)), 1)
-    with pytest.raises(ValueError, match=r"winograd_conv2d_dw: the kept V must be \(16, 3, 32\)"):
+    with pytest.raises(ValueError, match=r"winograd_conv2d_dw: the kept V must be \(16, 32, 3\)"):
         bw.winograd_conv2d_dw(x, np.zeros((2, 4, 8, 8)), 1, v_kept=np.zeros((16, 3, 100)))
 
 
