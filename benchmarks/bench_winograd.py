@@ -50,8 +50,8 @@ Gradients (dy = dL/dy):
       dU[ξν] = Σ_t dM[ξν, :, t] · V[ξν, :, t]ᵀ    (16 products (FN, T)·(T, C))
       dw[f, c] = Gᵀ dU[:, f, c] G                  (as a 4×4 matrix over ξ, ν)
 
-  again 16 products with 2.25× fewer multiply-adds than im2col's dy·colᵀ. V is recomputed
-  block by block rather than kept from the forward pass.
+  again 16 products with 2.25× fewer multiply-adds than im2col's dy·colᵀ. V is either kept
+  by the forward pass (``v_keep``; 4·C·H·W values per image) or recomputed block by block.
 - dL/db = Σ_{n, oh, ow} dy.
 
 How it is laid out for NumPy
@@ -85,10 +85,13 @@ CPU time (``time.process_time``):
 - dL/dx alone and dL/dw with dL/db alone (minigrad and torch: backward of a graph whose other
   inputs need no gradient; the forward pass is run untimed before each sample);
 - a training step of the layer: forward with the graph, then backward with a fixed dy, with
-  dL/dx only where the network needs it (not for conv1, whose input is the images).
+  dL/dx only where the network needs it (not for conv1, whose input is the images); for
+  Winograd with V kept by the forward pass ("winograd") and recomputed ("winograd-recompute").
 
-and reports medians, the ratios Winograd / minigrad and Winograd / torch, and the sums over the
-six layers. It also measures the float32 error of the three against a float64 direct
+minigrad and Winograd get x and dy in the memory layouts minigrad's DeepConvNet gives each
+layer (``minigrad_memory``: channels last after a convolution that ran channels last); torch
+gets NCHW. It reports medians, the ratios Winograd / minigrad and Winograd / torch, and the
+sums over the six layers. It also measures the float32 error of the three against a float64 direct
 convolution (``direct_conv2d``, a sum over the nine filter taps): max |error| / max |exact|
 and the relative RMS ‖error‖₂ / ‖exact‖₂, for y, dL/dx and dL/dw, on random normal inputs
 with He-initialised weights and on the activations that 100 MNIST test images produce at each
