@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side", "elementwise",
-           "MIN_WORK"]
+           "empty_like", "MIN_WORK"]
 
 # The smallest slice worth a thread, in array elements touched: below it the hand-over to a
 # worker costs more than the slice saves. On a 2-core virtual machine an idle core sleeps and
@@ -312,12 +312,41 @@ def side_by_side(parts: list[tuple[Callable[[int, int], None], int]], work: int,
             parallel_for(total, body, work=work // len(parts), blas=blas)
 
 
+def empty_like(a: np.ndarray, dtype=None) -> np.ndarray:
+    """A new array of a's shape (and ``dtype``, default a's), laid out in memory like ``a``.
+
+    An array whose elements fill one block of memory in some order of its axes (C order, or a
+    channels-last view: the transpose (0, 3, 1, 2) of a C-contiguous (N, H, W, C) array) gets
+    the same order, so that an element-wise op reads its input and writes its output in one
+    sweep and the next op receives the layout it was given. Any other strided view (a slice
+    with steps, a negative step) gets a contiguous array with its axes in the order of the
+    view's strides (NumPy's ``order="K"``); a broadcast view (a stride of 0) gets C order.
+
+    >>> x = np.zeros((2, 4, 3, 3), np.float32).transpose(0, 3, 1, 2)    # channels-last
+    >>> empty_like(x).strides == x.strides
+    True
+    >>> empty_like(np.broadcast_to(np.zeros(3), (2, 3))).flags.c_contiguous
+    True
+    """
+    if any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
+        return np.empty(a.shape, a.dtype if dtype is None else dtype)
+    return np.empty_like(a, dtype=dtype, order="K", subok=False)
+
+
+def _memory_order(a: np.ndarray) -> tuple[int, ...] | None:
+    """The axis order in which ``a`` is C-contiguous (outermost axis first), or None."""
+    order = tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
+    return order if a.transpose(order).flags.c_contiguous else None
+
+
 def elementwise(body: Callable[..., None], out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
     """``body(out, *inputs)`` for an element-wise computation, split over the threads.
 
-    When ``out`` and every input are C-contiguous arrays of one shape, each slice calls
-    ``body`` on the same run of elements of each (flat views); otherwise ``body`` gets the
-    arrays whole. ``body`` must write its result into its first argument. Returns ``out``.
+    When ``out`` and every input have one shape and fill their memory in the same order of
+    their axes (all C-contiguous, or all channels-last views, ...), each slice calls ``body``
+    on the same run of elements of each, seen as flat arrays in that memory order; otherwise
+    ``body`` gets the arrays whole. ``body`` must write its result into its first argument.
+    Returns ``out``.
 
     >>> x = np.array([-1.0, 2.0, -3.0])
     >>> elementwise(lambda y, x: np.maximum(x, 0.0, out=y), np.empty(3), x)
@@ -325,10 +354,18 @@ def elementwise(body: Callable[..., None], out: np.ndarray, *inputs: np.ndarray)
     """
     if _num_threads == 1 or out.size * (1 + len(inputs)) < 2 * MIN_WORK:
         body(out, *inputs)              # too small to split: no slicing at all
-    elif all(a.shape == out.shape and a.flags.c_contiguous for a in inputs):
-        flat = [a.reshape(-1) for a in (out, *inputs)]
-        parallel_for(out.size, lambda lo, hi: body(*(a[lo:hi] for a in flat)),
-                     work=out.size * (1 + len(inputs)))
+        return out
+    arrays = (out, *inputs)
+    if out.flags.c_contiguous and all(a.shape == out.shape and a.flags.c_contiguous
+                                      for a in inputs):
+        flat = [a.reshape(-1) for a in arrays]
     else:
-        body(out, *inputs)
+        order = _memory_order(out)
+        if order is None or not all(a.shape == out.shape
+                                    and a.transpose(order).flags.c_contiguous for a in inputs):
+            body(out, *inputs)
+            return out
+        flat = [a.transpose(order).reshape(-1) for a in arrays]     # views, no copy
+    parallel_for(out.size, lambda lo, hi: body(*(a[lo:hi] for a in flat)),
+                 work=out.size * (1 + len(inputs)))
     return out

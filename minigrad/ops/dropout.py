@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.parallel import empty_like
 
 # Every dropout mask is drawn from this generator unless a call passes its own; seed it with
 # ``manual_seed`` for runs that repeat exactly.
@@ -44,6 +45,12 @@ class Dropout(Function):
     Shapes: x (…) → y of the same shape. Linear given m: no kinks.
     Saved: m / (1 − p) as an array of x's dtype (one multiply per pass).
 
+    Layout: m is drawn in the logical (C) order of x's shape, so one seed gives one mask
+    whatever x's memory layout; m / (1 − p), y and dL/dx are laid out like x (a channels-last
+    x gives channels-last arrays, see ``parallel.empty_like``): the multiplications then run
+    over two arrays in one memory order, and only the cast of the boolean mask to floats reads
+    across layouts.
+
     Args (settings):
         p: the drop probability, in [0, 1).
         training: drop (True) or pass x through (False).
@@ -67,13 +74,16 @@ class Dropout(Function):
         rng = self.rng if self.rng is not None else _generator
         draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
         keep = rng.random(x.shape, dtype=draw_dtype) >= self.p
-        self.scaled_mask = np.multiply(keep, dtype.type(1 / (1 - self.p)), dtype=dtype)
-        return x * self.scaled_mask
+        self.scaled_mask = np.multiply(keep, dtype.type(1 / (1 - self.p)),
+                                       out=empty_like(x, dtype))
+        return np.multiply(x, self.scaled_mask,
+                           out=empty_like(self.scaled_mask, np.result_type(x, dtype)))
 
     def backward(self, dy):
         if not self.training:
             return dy
-        return dy * self.scaled_mask
+        m = self.scaled_mask
+        return np.multiply(dy, m, out=empty_like(m, np.result_type(dy, m)))
 
     def backward_graph(self, dy):
         if not self.training:

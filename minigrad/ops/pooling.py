@@ -77,22 +77,83 @@ def _lowest(dtype):
 # ------------------------------------------------------------------------------ tiled windows
 
 
-def _tile(x, kernel, padding, out, fill):
-    """x padded with ``fill`` and cut to (OH·KH, OW·KW), contiguous: a copy only if needed."""
-    (KH, KW), (OH, OW) = kernel, out
-    xp = pad(x, padding, fill)
-    return np.ascontiguousarray(xp[:, :, :OH * KH, :OW * KW])
+def channels_last(x) -> bool:
+    """True when x (N, C, H, W) is a channels-last view: the transpose (0, 3, 1, 2) of a
+    C-contiguous (N, H, W, C) array, as a convolution computed in that layout returns it (and
+    not also C-contiguous, as when C = 1 or H = W = 1)."""
+    return (x.ndim == 4 and not x.flags.c_contiguous
+            and x.transpose(0, 2, 3, 1).flags.c_contiguous)
 
 
-def _untile(dxt, x_shape, padding):
-    """dL/dx from dL/d(tiled x): zeros for the cut-off rows and columns, padding dropped."""
-    N, C, H, W = x_shape
+def _images(x, lo, hi):
+    """Images lo..hi−1 of x (N, C, H, W) as planes (B, H, W, CI) in memory order, C-contiguous:
+    (n·C, H, W, 1) for an x in C order (a copy only if x is not C-contiguous), the view
+    (n, H, W, C) for a channels-last x. Pooling acts on axes 1 and 2 of either the same way."""
+    if channels_last(x):
+        return x[lo:hi].transpose(0, 2, 3, 1)
+    N, C, H, W = x.shape
+    return np.ascontiguousarray(x[lo:hi]).reshape(-1, H, W, 1)
+
+
+def _planes(shape, cl):
+    """The shape (B, H, W, CI) of the planes of a whole batch of the shape (N, C, H, W)."""
+    N, C, H, W = shape
+    return (N, H, W, C) if cl else (N * C, H, W, 1)
+
+
+def _empty(shape, dtype, cl):
+    """np.empty(shape) for (N, C, H, W), channels-last when ``cl``: an array of its own (not a
+    view of another, so that the tape can make it a leaf's .grad without copying it)."""
+    if not cl:
+        return np.empty(shape, dtype)
+    N, C, H, W = shape
+    return np.empty_like(np.empty((N, H, W, C), dtype).transpose(0, 3, 1, 2))
+
+
+def _zeros(shape, dtype, cl):
+    """np.zeros(shape) for (N, C, H, W), channels-last when ``cl``."""
+    if not cl:
+        return np.zeros(shape, dtype)
+    a = _empty(shape, dtype, cl)
+    a[...] = 0
+    return a
+
+
+def _as_planes(a, cl):
+    """An (N, C, H, W) array made by ``_empty`` as its planes (B, H, W, CI), a C-contiguous
+    view: the array ``_images`` reads and ``_untile`` writes."""
+    return a.transpose(0, 2, 3, 1) if cl else a.reshape(_planes(a.shape, False))
+
+
+def _tile(v, kernel, padding, out, fill):
+    """Planes v (B, H, W, CI) padded with ``fill`` and cut to (B, OH·KH, OW·KW, CI),
+    C-contiguous: a copy only if needed."""
+    (KH, KW), (OH, OW), (PH, PW) = kernel, out, padding
+    if PH or PW:
+        B, H, W, CI = v.shape
+        vp = np.full((B, H + 2 * PH, W + 2 * PW, CI), fill, v.dtype)
+        vp[:, PH:PH + H, PW:PW + W] = v
+        v = vp
+    return np.ascontiguousarray(v[:, :OH * KH, :OW * KW])
+
+
+def _untile(dvt, dv, padding):
+    """dL/d(planes) from dL/d(tiled planes) dvt (B, OH·KH, OW·KW, CI), written into dv
+    (B, H, W, CI): the padding's share dropped, zeros for the rows and columns no window
+    reached."""
+    H, W = dv.shape[1:3]
     PH, PW = padding
-    if dxt.shape[2:] == (H + 2 * PH, W + 2 * PW) and PH == PW == 0:
-        return dxt
-    dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dxt.dtype)
-    dxp[:, :, :dxt.shape[2], :dxt.shape[3]] = dxt
-    return np.ascontiguousarray(dxp[:, :, PH:PH + H, PW:PW + W])
+    hc, wc = min(H, dvt.shape[1] - PH), min(W, dvt.shape[2] - PW)    # rows, columns covered
+    dv[:, :hc, :wc] = dvt[:, PH:PH + hc, PW:PW + wc]
+    dv[:, hc:] = 0
+    dv[:, :hc, wc:] = 0
+
+
+def _rows(xt, KW):  # noqa: N803
+    """Tiled planes (B, OH·KH, OW·KW, CI) as (B·OH·KH·OW, KW[, CI]): each run of KW neighbours
+    in a window row (with its CI channels, which sit side by side in memory)."""
+    CI = xt.shape[3]
+    return xt.reshape(-1, KW) if CI == 1 else xt.reshape(-1, KW, CI)
 
 
 def _first(v, out):
@@ -138,35 +199,44 @@ def _reduce_argmax(v, out=None):
 
 
 @functools.lru_cache(maxsize=8)
-def _window_starts(G, KH, OW, KW, base):  # noqa: N803
-    """(G, OW): flat index of the first cell of window (g, ow) in the tiled input, counted from
-    ``base`` (where a batch slice starts), read-only. The same slices recur every step."""
-    starts = (np.arange(base, base + G * KH * OW * KW, KH * OW * KW, dtype=np.intp)[:, None]
-              + np.arange(0, OW * KW, KW, dtype=np.intp))
+def _window_starts(G, KH, OW, KW, base, CI=1):  # noqa: N803
+    """(G, OW·CI): flat index of the first cell of window (g, ow) in channel c (at ow·CI + c)
+    in the tiled planes (…, OH·KH, OW·KW, CI), counted from ``base`` (where a batch slice
+    starts), read-only. The same slices recur every step."""
+    block = KH * OW * KW * CI
+    inner = (np.arange(0, OW * KW * CI, KW * CI, dtype=np.intp)[:, None]
+             + np.arange(CI, dtype=np.intp)).reshape(-1)
+    starts = np.arange(base, base + G * block, block, dtype=np.intp)[:, None] + inner
     starts.flags.writeable = False
     return starts
 
 
-def _tiled_winner(row, col, kernel, out, base):
-    """Flat index into the tiled input (N·C·OH·KH·OW·KW,) of each window's first maximum.
+def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
+    """Flat index into the tiled planes (B·OH·KH·OW·KW·CI,) of each window's first maximum.
 
-    row (G, OW): the window row holding the first maximum; col (G, KH, OW): the first maximal
-    column of every window row. The window (g, ow) starts at (g·KH·OW + ow)·KW, its row r at
-    r·OW·KW further, and the column of that row is col[g, r, ow]. Written into ``out`` (G·OW,),
-    every index shifted by ``base`` (where this batch slice starts in the tiled input).
+    row (G, OW·CI): the window row holding the first maximum; col (G, KH, OW·CI): the first
+    maximal column of every window row (CI = 1 for planes of C order, CI = C for channels-last
+    ones, whose channels are the innermost axis). The window (g, ow) of channel c starts at
+    ((g·KH·OW + ow)·KW)·CI + c, its row r at r·OW·KW·CI further, and the column s of that row
+    at s·CI further, s = col[g, r, ow·CI + c]. Written into ``out`` (G·OW·CI,), every index
+    shifted by ``base`` (where this batch slice starts in the tiled planes).
     """
     KH, KW = kernel
-    G, OW = row.shape
+    G, OWC = row.shape
+    OW = OWC // CI
     c = col[:, 0].copy()
     for r in range(1, KH):
         c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
-    # The offset within the window's block, < KH·OW·KW, in an integer type chosen here: row and
-    # c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where it wraps.
-    small = np.uint16 if KH * OW * KW <= np.iinfo(np.uint16).max else np.intp
+    # The offset within the window's block, < KH·OW·KW·CI, in an integer type chosen here: row
+    # and c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where it wraps.
+    small = np.uint16 if KH * OW * KW * CI <= np.iinfo(np.uint16).max else np.intp
     offset = row.astype(small)                # row < KH: exact
-    offset *= small(OW * KW)
-    offset += c.astype(small, copy=False)     # c < KW: exact
-    np.add(_window_starts(G, KH, OW, KW, base), offset, out=out.reshape(G, OW))
+    offset *= small(OW * KW * CI)
+    if CI == 1:
+        offset += c.astype(small, copy=False)     # c < KW: exact
+    else:
+        offset += c.astype(small) * small(CI)
+    np.add(_window_starts(G, KH, OW, KW, base, CI), offset, out=out.reshape(G, OWC))
 
 
 # ------------------------------------------------------------------------ any stride: offsets
@@ -181,12 +251,23 @@ def _offset_slices(kernel, stride, out):
             yield (Ellipsis, rows, slice(j, j + SW * (OW - 1) + 1, SW))
 
 
+def _pad(x, padding, value=0):
+    """``conv.pad`` keeping x's layout: a channels-last x gives a channels-last padded array."""
+    PH, PW = padding
+    if not channels_last(x) or PH == PW == 0:
+        return pad(x, padding, value)
+    N, C, H, W = x.shape
+    xp = np.full((N, H + 2 * PH, W + 2 * PW, C), value, x.dtype).transpose(0, 3, 1, 2)
+    xp[:, :, PH:PH + H, PW:PW + W] = x
+    return xp
+
+
 def _unpad(dxp, padding):
-    """dL/dx from dL/d(padded x): the padding's share is dropped."""
+    """dL/dx from dL/d(padded x): the padding's share is dropped (a copy in dxp's layout)."""
     PH, PW = padding
     if PH == 0 and PW == 0:
         return dxp
-    return np.ascontiguousarray(dxp[:, :, PH:dxp.shape[2] - PH, PW:dxp.shape[3] - PW])
+    return dxp[:, :, PH:dxp.shape[2] - PH, PW:dxp.shape[3] - PW].copy(order="K")
 
 
 # ------------------------------------------------------------------ the general path's helpers
@@ -308,53 +389,61 @@ class MaxPool2d(Function):
         N, C = x.shape[:2]
         self.x_shape, self.out = x.shape, out
         if self.stride == self.kernel_size:
-            y = np.empty((N, C, OH, OW), x.dtype)
+            # Planes (B, H, W, CI) in memory order: the reductions run over CI channels side
+            # by side for a channels-last x (and y is channels-last too), over one otherwise.
+            self.cl = cl = channels_last(x)
+            y = _empty((N, C, OH, OW), x.dtype, cl)
+            yv = _as_planes(y, cl)
+            CI = yv.shape[3]
             fill = _lowest(x.dtype)
             if not getattr(self, "needs_input_grad", (True,))[0]:
                 def images(lo, hi):                 # images lo..hi−1, on one thread
-                    xt = _tile(x[lo:hi], self.kernel_size, self.padding, out, fill)
-                    rows = _reduce_groups(xt.reshape(-1, KW), np.maximum)  # (n·C·OH·KH·OW,)
-                    _reduce_groups(rows.reshape(-1, KH, OW), np.maximum,     # (n·C·OH, OW)
-                                   out=y[lo:hi].reshape(-1, OW))
+                    xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
+                    rows = _reduce_groups(_rows(xt, KW), np.maximum)    # (b·OH·KH·OW[, CI])
+                    _reduce_groups(rows.reshape(-1, KH, OW * CI), np.maximum,  # (b·OH, OW·CI)
+                                   out=yv[lo * C // CI:hi * C // CI].reshape(-1, OW * CI))
 
                 parallel_for(N, images, work=x.size)
                 return y
             # The same two reductions, each also giving the first winner's position.
-            self.xt_shape = (N, C, OH * KH, OW * KW)
+            self.xt_shape = _planes((N, C, OH * KH, OW * KW), cl)
             self.winner = np.empty(N * C * OH * OW, np.intp)
             tile, pooled = C * OH * KH * OW * KW, C * OH * OW     # elements per image
 
             def images(lo, hi):
-                xt = _tile(x[lo:hi], self.kernel_size, self.padding, out, fill)
-                rows, col = _reduce_argmax(xt.reshape(-1, KW))
-                _, row = _reduce_argmax(rows.reshape(-1, KH, OW), out=y[lo:hi].reshape(-1, OW))
-                _tiled_winner(row, col.reshape(-1, KH, OW), (KH, KW),
-                              self.winner[lo * pooled:hi * pooled], lo * tile)
+                xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
+                rows, col = _reduce_argmax(_rows(xt, KW))
+                _, row = _reduce_argmax(rows.reshape(-1, KH, OW * CI),
+                                        out=yv[lo * C // CI:hi * C // CI].reshape(-1, OW * CI))
+                _tiled_winner(row, col.reshape(-1, KH, OW * CI), (KH, KW),
+                              self.winner[lo * pooled:hi * pooled], lo * tile, CI)
 
             parallel_for(N, images, work=2 * x.size)
             if self.padding != (0, 0):
-                self._route_padding_ties_tiled(y, fill)
+                self._route_padding_ties_tiled(yv, fill)
             return y
-        xp = pad(x, self.padding, _lowest(x.dtype))
+        xp = _pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
-        y = xp[next(views)].copy()
+        y = xp[next(views)].copy(order="K")         # laid out like x
         for index in views:
             np.maximum(y, xp[index], out=y)
         self.xp, self.y = xp, y
         return y
 
-    def _route_padding_ties_tiled(self, y, fill):
-        """Windows whose maximum equals the padding's fill: winner = their first input cell."""
-        stuck = np.flatnonzero(y == fill)
+    def _route_padding_ties_tiled(self, yv, fill):
+        """Windows whose maximum equals the padding's fill: winner = their first input cell.
+        yv: the output's planes (B, OH, OW, CI), in the winners' order."""
+        stuck = np.flatnonzero(yv == fill)
         if stuck.size == 0:
             return
         N, C, H, W = self.x_shape
         (KH, KW), (OH, OW), (PH, PW) = self.kernel_size, self.out, self.padding
-        plane, oh, ow = np.unravel_index(stuck, (N * C, OH, OW))
+        CI = yv.shape[3]
+        plane, oh, ow, c = np.unravel_index(stuck, yv.shape)
         first_row, _ = _first_inputs(OH, KH, KH, 1, PH, H)
         first_col, _ = _first_inputs(OW, KW, KW, 1, PW, W)
         rows, cols = oh * KH + first_row[oh], ow * KW + first_col[ow]
-        self.winner[stuck] = (plane * (OH * KH) + rows) * (OW * KW) + cols
+        self.winner[stuck] = ((plane * (OH * KH) + rows) * (OW * KW) + cols) * CI + c
 
     def backward(self, dy):
         if self.general:
@@ -362,21 +451,30 @@ class MaxPool2d(Function):
         KH, KW = self.kernel_size
         if self.stride == self.kernel_size:
             # Windows do not overlap: each dL/dy lands on its window's winner, all else is 0.
-            dxt = np.empty(self.xt_shape, dy.dtype)
-            N, C, HT, WT = self.xt_shape
-            tile, pooled = C * HT * WT, C * dy.shape[2] * dy.shape[3]  # elements per image
-            flat, dy_flat, winner = dxt.reshape(-1), dy.reshape(-1), self.winner
+            # dx comes out in x's layout; dy is read in the order of the winners (y's planes),
+            # a transposing copy only when dy's layout is not x's.
+            dx = _empty(self.x_shape, dy.dtype, self.cl)
+            dxv = _as_planes(dx, self.cl)
+            whole = dxv.shape == self.xt_shape and self.padding == (0, 0)
+            dxt = dxv if whole else np.empty(self.xt_shape, dy.dtype)   # the tiled planes
+            N = self.x_shape[0]
+            tile, pooled = dxt.size // max(N, 1), dy.size // max(N, 1)   # elements per image
+            dyv = dy.transpose(0, 2, 3, 1) if self.cl else dy
+            flat, dy_flat, winner = dxt.reshape(-1), dyv.reshape(-1), self.winner
 
             def images(lo, hi):
                 flat[lo * tile:hi * tile] = 0
                 flat[winner[lo * pooled:hi * pooled]] = dy_flat[lo * pooled:hi * pooled]
 
             parallel_for(N, images, work=dxt.size + 2 * dy.size)
-            return _untile(dxt, self.x_shape, self.padding)
+            if not whole:
+                _untile(dxt, dxv, self.padding)
+            return dx
         xp, y = self.xp, self.y
-        dxp = np.zeros(xp.shape, dy.dtype)
+        dxp = np.zeros_like(xp, dtype=dy.dtype)          # laid out like x
         overlap = self.stride[0] < KH or self.stride[1] < KW
-        rest = dy.copy()                # dL/dy of the windows whose winner is not found yet
+        rest = np.empty_like(y, dtype=dy.dtype)   # dL/dy of the windows without a winner yet
+        rest[...] = dy
         # Windows whose maximum ties the padding (all −∞) go to their first input cell.
         stuck = (y == _lowest(xp.dtype)) if self.padding != (0, 0) else None
         if stuck is not None and stuck.any():
@@ -506,15 +604,20 @@ class AvgPool2d(Function):
         _check_float(x)
         (KH, KW), (OH, OW) = self.kernel_size, out
         self.x_shape, self.out = x.shape, out
+        N, C = x.shape[:2]
+        self.cl = cl = channels_last(x)
         if self.stride == self.kernel_size:
-            xt = _tile(x, self.kernel_size, self.padding, out, 0)
-            rows = _reduce_groups(xt.reshape(-1, KW), np.add)
-            y = _reduce_groups(rows.reshape(-1, KH, OW), np.add).reshape(x.shape[0],
-                                                                          x.shape[1], OH, OW)
+            # As MaxPool2d's tiled path, on planes in memory order (channels-last stays so).
+            xt = _tile(_images(x, 0, N), self.kernel_size, self.padding, out, 0)
+            CI = xt.shape[3]
+            y = _empty((N, C, OH, OW), x.dtype, cl)
+            rows = _reduce_groups(_rows(xt, KW), np.add)
+            _reduce_groups(rows.reshape(-1, KH, OW * CI), np.add,
+                           out=_as_planes(y, cl).reshape(-1, OW * CI))
         else:
-            xp = pad(x, self.padding)
+            xp = _pad(x, self.padding)
             views = _offset_slices(self.kernel_size, self.stride, out)
-            y = xp[next(views)].copy()
+            y = xp[next(views)].copy(order="K")         # laid out like x
             for index in views:
                 y += xp[index]
         y *= y.dtype.type(1 / (KH * KW))
@@ -526,6 +629,19 @@ class AvgPool2d(Function):
         (KH, KW), (OH, OW) = self.kernel_size, self.out
         N, C, H, W = self.x_shape
         PH, PW = self.padding
+        if self.stride == self.kernel_size and self.cl:
+            # Channels-last planes: each window's KH·KW cells get its dL/dy / (KH·KW), the C
+            # channels of a cell side by side; dx is channels-last like x.
+            dykv = np.multiply(dy.transpose(0, 2, 3, 1), dy.dtype.type(1 / (KH * KW)),
+                               out=np.empty((N, OH, OW, C), dy.dtype))
+            dx = _empty(self.x_shape, dy.dtype, True)
+            dxv = _as_planes(dx, True)
+            whole = dxv.shape == (N, OH * KH, OW * KW, C) and (PH, PW) == (0, 0)
+            dxt = dxv if whole else np.empty((N, OH * KH, OW * KW, C), dy.dtype)
+            dxt.reshape(N * OH, KH, OW, KW, C)[...] = dykv.reshape(N * OH, 1, OW, 1, C)
+            if not whole:
+                _untile(dxt, dxv, self.padding)
+            return dx
         dyk = dy * dy.dtype.type(1 / (KH * KW))
         if self.stride == self.kernel_size:
             drows = np.empty((N * C * OH, KH, OW), dy.dtype)
@@ -534,8 +650,12 @@ class AvgPool2d(Function):
             columns = dxt.reshape(-1, KW)
             for j in range(KW):
                 columns[:, j] = drows.reshape(-1)
-            return _untile(dxt, self.x_shape, self.padding)
-        dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dy.dtype)
+            if dxt.shape == self.x_shape and (PH, PW) == (0, 0):
+                return dxt
+            dx = np.empty(self.x_shape, dy.dtype)
+            _untile(dxt.reshape(-1, OH * KH, OW * KW, 1), _as_planes(dx, False), self.padding)
+            return dx
+        dxp = _zeros((N, C, H + 2 * PH, W + 2 * PW), dy.dtype, self.cl)     # laid out like x
         for index in _offset_slices(self.kernel_size, self.stride, self.out):
             dxp[index] += dyk
         return _unpad(dxp, self.padding)
