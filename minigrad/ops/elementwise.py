@@ -1,7 +1,9 @@
 """Elementwise ops beyond arithmetic: abs, clip, sin, cos, maximum, minimum, where, and the
 activations leaky_relu, elu, softplus.
 
-Each keeps the input's float dtype. Binary ops broadcast like NumPy and sum each gradient back
+Each keeps the input's float dtype, and its memory layout: NumPy's ufuncs and ``np.where``
+allocate their results in the order of their inputs' strides (``order="K"``), so a channels-last
+x gives a channels-last y. Binary ops broadcast like NumPy and sum each gradient back
 to its input's shape with ``unbroadcast``. At kinks the gradient is PyTorch's choice, stated in
 each docstring.
 
@@ -69,12 +71,12 @@ class Clip(Function):
     def forward(self, x):
         lo = None if self.min is None else x.dtype.type(self.min)
         hi = None if self.max is None else x.dtype.type(self.max)
-        mask = np.ones(x.shape, bool)
-        if lo is not None:
-            mask &= x >= lo
-        if hi is not None:
-            mask &= x <= hi
-        self.mask = mask
+        # Comparisons allocate in x's memory layout (NumPy's order "K"), as np.clip does: a
+        # channels-last x gives a channels-last y and mask, and dL/dx follows dL/dy's layout.
+        if lo is not None and hi is not None:
+            self.mask = (x >= lo) & (x <= hi)
+        else:
+            self.mask = x >= lo if lo is not None else x <= hi
         return np.clip(x, lo, hi)
 
     def backward(self, dy):
