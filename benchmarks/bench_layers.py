@@ -15,7 +15,14 @@ then the element-wise layers of bench_nets.py's BatchNorm CNN and DeepConvNet at
 batch_norm in training and in evaluation (running statistics kept by each library) on the BN
 CNN's (100, 16, 28, 28) and (100, 32, 14, 14), ReLU on those, and 2×2 max pooling with stride 2
 on them and on DeepConvNet's (100, 32, 16, 16) and (100, 64, 8, 8). Their inputs are half
-zeros, as after a ReLU, so pooling meets ties.
+zeros, as after a ReLU, so pooling meets ties. Then, on those four shapes, ReLU (on the two not
+yet timed), 2×2 average pooling with stride 2, and dropout with p = 0.5 in training.
+
+Memory layout: ``--channels-last`` gives every 4-D input and every 4-D upstream gradient to both
+libraries in channels-last memory, as a convolution computed in that layout returns them:
+minigrad gets the (N, C, H, W) view ``a.transpose(0, 2, 3, 1)`` made C-contiguous and transposed
+back, torch ``t.contiguous(memory_format=torch.channels_last)``. The values are the same; a run
+with and a run without the option compare the two layouts, each against torch on its layout.
 
 For every layer it times the forward pass alone (recorded on the tape, as in training) and the
 forward pass followed by backward with a fixed upstream gradient, for minigrad and, when torch
@@ -65,6 +72,8 @@ a slower kernel than the CPU supports. Both are removed from the workers' enviro
     python benchmarks/bench_layers.py                  # table
     python benchmarks/bench_layers.py --threads 1 --clock cpu --rounds 5
     python benchmarks/bench_layers.py --repeats 15 --json layers.json
+    python benchmarks/bench_layers.py --threads 1 --clock cpu --channels-last \
+        --only relu,max_pool2d,avg_pool2d,dropout
 """
 
 from __future__ import annotations
@@ -118,6 +127,18 @@ LAYERS = (
     ("max_pool2d", "(100,32,14,14) 2x2 s2", ("bn_in2",), (True,)),
     ("max_pool2d", "(100,32,16,16) 2x2 s2", ("deep_pool2",), (True,)),
     ("max_pool2d", "(100,64,8,8) 2x2 s2", ("deep_pool3",), (True,)),
+    # The layers after a convolution on the same four shapes (with --channels-last, in the
+    # layout such a convolution returns).
+    ("relu", "(100,32,16,16)", ("deep_pool2",), (True,)),
+    ("relu", "(100,64,8,8)", ("deep_pool3",), (True,)),
+    ("avg_pool2d", "(100,16,28,28) 2x2 s2", ("bn_in1",), (True,)),
+    ("avg_pool2d", "(100,32,14,14) 2x2 s2", ("bn_in2",), (True,)),
+    ("avg_pool2d", "(100,32,16,16) 2x2 s2", ("deep_pool2",), (True,)),
+    ("avg_pool2d", "(100,64,8,8) 2x2 s2", ("deep_pool3",), (True,)),
+    ("dropout", "(100,16,28,28) p=0.5", ("bn_in1",), (True,)),
+    ("dropout", "(100,32,14,14) p=0.5", ("bn_in2",), (True,)),
+    ("dropout", "(100,32,16,16) p=0.5", ("deep_pool2",), (True,)),
+    ("dropout", "(100,64,8,8) p=0.5", ("deep_pool3",), (True,)),
 )
 LAYER_NAMES = tuple(dict.fromkeys(layer[0] for layer in LAYERS))
 TEXTBOOK_LAYERS = {(layer[0], layer[1]) for layer in LAYERS[:7]}   # summed in the table
@@ -163,6 +184,10 @@ def parse_args(argv=None):
                          "all its threads (time.process_time), which leaves out the time it "
                          "waits while other jobs run; with --threads above 1 that is the sum "
                          "over the threads (CPU cost, spinning included), not the latency")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="give every 4-D input and upstream gradient in channels-last memory "
+                         "(minigrad: an (N, C, H, W) view of an (N, H, W, C) array; torch: "
+                         "memory_format=torch.channels_last)")
     ap.add_argument("--only", default=None, metavar="NAMES",
                     help="comma-separated layer names to time, from "
                          f"{', '.join(LAYER_NAMES)}")
@@ -264,6 +289,8 @@ def minigrad_fn(name: str):
         "conv2d": lambda x, w, b: F.conv2d(x, w, b),
         "relu": F.relu,
         "max_pool2d": lambda x: F.max_pool2d(x, 2, 2),
+        "avg_pool2d": lambda x: F.avg_pool2d(x, 2, 2),
+        "dropout": lambda x: F.dropout(x, 0.5),
         "affine": F.affine,
         "softmax_cross_entropy": F.softmax_cross_entropy,
     }[name]
@@ -280,6 +307,8 @@ def torch_fn(name: str):
         "conv2d": lambda x, w, b: tf.conv2d(x, w, b),
         "relu": tf.relu,
         "max_pool2d": lambda x: tf.max_pool2d(x, 2, 2),
+        "avg_pool2d": lambda x: tf.avg_pool2d(x, 2, 2),
+        "dropout": lambda x: tf.dropout(x, 0.5, training=True),
         # The weight arrives as (out, in), transposed once in torch_case.
         "affine": lambda x, wt, b: tf.linear(x.reshape(x.shape[0], -1), wt, b),
         "softmax_cross_entropy": lambda z, t: tf.cross_entropy(z, t),
@@ -303,20 +332,36 @@ class Case:
             y.backward(self.dy)
 
 
-def minigrad_case(layer, arrays: dict) -> Case:
+def to_channels_last(a):
+    """a (N, C, H, W) with the same values in channels-last memory: the transpose (0, 3, 1, 2)
+    of a C-contiguous (N, H, W, C) array. Arrays of other ranks are returned as they are."""
+    import numpy as np
+
+    if a.ndim != 4:
+        return a
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def minigrad_case(layer, arrays: dict, channels_last: bool = False) -> Case:
     import minigrad
 
+    layout = to_channels_last if channels_last else (lambda a: a)
     name, _, keys, grads = layer
-    inputs = [minigrad.Tensor(arrays[k], requires_grad=g) if arrays[k].dtype.kind == "f"
+    inputs = [minigrad.Tensor(layout(arrays[k]), requires_grad=g) if arrays[k].dtype.kind == "f"
               else arrays[k] for k, g in zip(keys, grads)]
     leaves = [t for t in inputs if isinstance(t, minigrad.Tensor) and t.requires_grad]
     fn = minigrad_fn(name)
-    return Case(lambda: fn(*inputs), leaves, lambda y: upstream_grad(tuple(y.shape)))
+    return Case(lambda: fn(*inputs), leaves, lambda y: layout(upstream_grad(tuple(y.shape))))
 
 
-def torch_case(layer, arrays: dict) -> Case:
+def torch_case(layer, arrays: dict, channels_last: bool = False) -> Case:
     import numpy as np
     import torch
+
+    def layout(t):
+        if channels_last and t.dim() == 4:
+            return t.contiguous(memory_format=torch.channels_last)
+        return t
 
     name, _, keys, grads = layer
     inputs = []
@@ -324,12 +369,12 @@ def torch_case(layer, arrays: dict) -> Case:
         a = arrays[k]
         if name == "affine" and i == 1:
             a = np.ascontiguousarray(a.T)   # torch keeps a linear layer's weight as (out, in)
-        t = torch.from_numpy(np.array(a))
+        t = layout(torch.from_numpy(np.array(a)))
         inputs.append(t.requires_grad_(g) if t.is_floating_point() else t)
     leaves = [t for t in inputs if t.requires_grad]
     fn = torch_fn(name)
     return Case(lambda: fn(*inputs), leaves,
-                lambda y: torch.from_numpy(upstream_grad(tuple(y.shape))))
+                lambda y: layout(torch.from_numpy(upstream_grad(tuple(y.shape)))))
 
 
 def calibrate(case: Case, backward: bool, seconds: float) -> int:
@@ -404,9 +449,10 @@ def worker(args) -> None:
         request = json.loads(line)
         if "prepare" in request:
             layer = layers[request["prepare"]]
-            case = make_case(layer, arrays)
+            case = make_case(layer, arrays, args.channels_last)
             case.run(True)                              # draws dy, warms up
-            dy = case.dy.numpy() if lib == "torch" else case.dy
+            # In C order, so that both libraries' sums add the same numbers in the same order.
+            dy = np.ascontiguousarray(case.dy.numpy() if lib == "torch" else case.dy)
             for backward, phase in zip((False, True), PHASES):
                 case.run(backward)                      # warm-up, then calibration
                 calls[phase] = calibrate(case, backward, args.sample_seconds)
@@ -432,6 +478,8 @@ def worker_command(args, lib: str) -> list:
            "--clock", args.clock]
     if args.only:
         cmd += ["--only", args.only]
+    if args.channels_last:
+        cmd.append("--channels-last")
     if args.keep_blas_env:
         cmd.append("--keep-blas-env")
     return cmd
@@ -562,6 +610,7 @@ def run(args) -> dict:
         "rounds": args.rounds,
         "libraries": libs,
         "clock": args.clock,
+        "channels_last": args.channels_last,
         "numpy": info["minigrad"]["numpy"],
         "torch": info["torch"]["version"] if "torch" in libs else None,
         "blas": info["minigrad"]["blas"],
@@ -626,6 +675,7 @@ def main(argv=None) -> None:
     pairs = f", ratio = median of the {n} side-by-side pairs" if result["torch"] else ""
     print(f"{result['machine']}, {result['cores']} cores; numpy {result['numpy']}, torch "
           f"{result['torch']}, {result['threads']} threads; {result['clock']} clock; "
+          f"{'channels-last' if result['channels_last'] else 'contiguous (NCHW)'} inputs; "
           f"{result['rounds']} rounds of one worker process per library, samples taken in "
           f"turn; median of {n} samples per library{pairs}; load average "
           f"{result['load_average_start'][0]:.2f} → {result['load_average'][0]:.2f}")
