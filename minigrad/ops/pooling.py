@@ -28,6 +28,18 @@ bottom and right where ceil_mode's last window overhangs. Max pooling there keep
 each window's first maximum, turns it into PyTorch's flat index h·W + w into the input plane
 (the ``return_indices`` output) and backward adds dy at those indices; average pooling divides
 each window by its own divisor (PyTorch's rules, see :class:`AvgPool2d`).
+
+Memory layout. A convolution computed channels-last returns a channels-last view: the
+(N, C, H, W) transpose of a C-contiguous (N, H, W, C) array. The tiled path works on "planes"
+(B, H, W, CI) in memory order, (N·C, H, W, 1) for x in C order and the view (N, H, W, C) for a
+channels-last x, reducing over axes 1 and 2 of either the same way; with CI = C the C channels
+of a cell sit side by side, and each run of KW neighbours is reduced over shifted copies of the
+flat planes (see ``_row_runs``). So a channels-last x is never transposed: y and dL/dx come out
+channels-last (and dL/dy is read as it comes, transposed only when its layout is not x's), in
+the same bits as for the same values in C order, since every window is reduced in the same
+order. The other-stride path keeps x's layout too (its views and copies follow x's strides);
+the general path returns C-order arrays. On the tiled path any other strided x is copied to C
+order first.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from minigrad.function import Function
 from minigrad.ops.conv import crop4, output_size, pad, pad4, pair
@@ -149,11 +162,50 @@ def _untile(dvt, dv, padding):
     dv[:, :hc, wc:] = 0
 
 
-def _rows(xt, KW):  # noqa: N803
-    """Tiled planes (B, OH·KH, OW·KW, CI) as (B·OH·KH·OW, KW[, CI]): each run of KW neighbours
-    in a window row (with its CI channels, which sit side by side in memory)."""
-    CI = xt.shape[3]
-    return xt.reshape(-1, KW) if CI == 1 else xt.reshape(-1, KW, CI)
+def _row_runs(xt, KW, ufunc=None):  # noqa: N803
+    """The first pass over tiled planes xt (B, OH·KH, OW·KW, CI): each run of KW neighbours in
+    a window row reduced by ``ufunc`` (np.maximum, np.add), or by ``_reduce_argmax`` when ufunc
+    is None. Returns (rows, col), each (B·OH·KH·OW, CI), or (B·OH·KH·OW,) when CI = 1: the
+    runs' results and, for the argmax, the first maximal column of each run (else None).
+
+    With CI = 1 (planes in C order) the KW columns of the runs are long 1-D strided arrays. With
+    CI channels side by side (channels-last), run (g, c) holds a[g·KW·CI + j·CI + c], j < KW, of
+    the flat planes a: the reduction then runs over the shifted copies a[j·CI:] of the whole
+    flat array (one long contiguous loop per column, KW times the elements needed, where rows of
+    only CI elements would cost NumPy a loop setup each: several times faster for CI = 16), and
+    the runs' results are read back at the run starts g·KW·CI + c, as strided views.
+    """
+    B, HT, WT, CI = xt.shape
+    if CI == 1:
+        v = xt.reshape(-1, KW)
+        return _reduce_argmax(v) if ufunc is None else (_reduce_groups(v, ufunc), None)
+    a = xt.reshape(-1)
+    L = a.size - (KW - 1) * CI              # the run starts all lie below L
+    v = as_strided(a, (L, KW), (a.strides[0], CI * a.strides[0]), writeable=False)
+    buffer = np.empty(a.size, a.dtype)
+    if ufunc is None:
+        _, col = _reduce_argmax(v, out=buffer[:L])
+    else:
+        _reduce_groups(v, ufunc, out=buffer[:L])
+        col = None
+    G = a.size // (KW * CI)
+
+    def starts(flat):
+        return as_strided(flat, (G, CI), (KW * CI * flat.strides[0], flat.strides[0]),
+                          writeable=False)
+
+    return starts(buffer), None if col is None else starts(col)
+
+
+def _by_window(KH, OW, CI):  # noqa: N803
+    """The shape that ``_row_runs``'s results take for the second pass: (B·OH, KH, OW, CI),
+    and (B·OH, KH, OW) when CI = 1 (contiguous: NumPy's loops then run along OW)."""
+    return (-1, KH, OW) if CI == 1 else (-1, KH, OW, CI)
+
+
+def _pooled(window):
+    """The shape of the second pass's result: ``window`` without its KH axis."""
+    return (window[0], *window[2:])
 
 
 def _first(v, out):
@@ -214,16 +266,15 @@ def _window_starts(G, KH, OW, KW, base, CI=1):  # noqa: N803
 def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
     """Flat index into the tiled planes (B·OH·KH·OW·KW·CI,) of each window's first maximum.
 
-    row (G, OW·CI): the window row holding the first maximum; col (G, KH, OW·CI): the first
+    row (G, OW, CI): the window row holding the first maximum; col (G, KH, OW, CI): the first
     maximal column of every window row (CI = 1 for planes of C order, CI = C for channels-last
     ones, whose channels are the innermost axis). The window (g, ow) of channel c starts at
     ((g·KH·OW + ow)·KW)·CI + c, its row r at r·OW·KW·CI further, and the column s of that row
-    at s·CI further, s = col[g, r, ow·CI + c]. Written into ``out`` (G·OW·CI,), every index
+    at s·CI further, s = col[g, r, ow, c]. Written into ``out`` (G·OW·CI,), every index
     shifted by ``base`` (where this batch slice starts in the tiled planes).
     """
     KH, KW = kernel
-    G, OWC = row.shape
-    OW = OWC // CI
+    G, OW = row.shape[:2]
     c = col[:, 0].copy()
     for r in range(1, KH):
         c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
@@ -236,7 +287,8 @@ def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
         offset += c.astype(small, copy=False)     # c < KW: exact
     else:
         offset += c.astype(small) * small(CI)
-    np.add(_window_starts(G, KH, OW, KW, base, CI), offset, out=out.reshape(G, OWC))
+    np.add(_window_starts(G, KH, OW, KW, base, CI), offset.reshape(G, OW * CI),
+           out=out.reshape(G, OW * CI))
 
 
 # ------------------------------------------------------------------------ any stride: offsets
@@ -354,6 +406,10 @@ class MaxPool2d(Function):
     there is no padding) and y; backward finds the first winners by comparing in order.
     Dilation, return_indices, or a ceil_mode that changes OH or OW: the general path of the
     module docstring (forward keeps the winners' flat indices; backward adds dy there).
+
+    Layout: y and dL/dx are channels-last for a channels-last x and C-contiguous for a
+    C-contiguous x (on the general path, C-contiguous always); for a channels-last x the tiled
+    winners index the channels-last tiled planes, in y's memory order.
     """
 
     # Defaults at class level: settings() lists the new options only when they were given.
@@ -398,10 +454,13 @@ class MaxPool2d(Function):
             fill = _lowest(x.dtype)
             if not getattr(self, "needs_input_grad", (True,))[0]:
                 def images(lo, hi):                 # images lo..hi−1, on one thread
+                    if lo == hi:
+                        return
                     xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
-                    rows = _reduce_groups(_rows(xt, KW), np.maximum)    # (b·OH·KH·OW[, CI])
-                    _reduce_groups(rows.reshape(-1, KH, OW * CI), np.maximum,  # (b·OH, OW·CI)
-                                   out=yv[lo * C // CI:hi * C // CI].reshape(-1, OW * CI))
+                    rows, _ = _row_runs(xt, KW, np.maximum)             # (b·OH·KH·OW, CI)
+                    window = _by_window(KH, OW, CI)
+                    _reduce_groups(rows.reshape(window), np.maximum,    # (b·OH, OW[, CI])
+                                   out=yv[lo * C // CI:hi * C // CI].reshape(_pooled(window)))
 
                 parallel_for(N, images, work=x.size)
                 return y
@@ -411,11 +470,14 @@ class MaxPool2d(Function):
             tile, pooled = C * OH * KH * OW * KW, C * OH * OW     # elements per image
 
             def images(lo, hi):
+                if lo == hi:
+                    return
                 xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
-                rows, col = _reduce_argmax(_rows(xt, KW))
-                _, row = _reduce_argmax(rows.reshape(-1, KH, OW * CI),
-                                        out=yv[lo * C // CI:hi * C // CI].reshape(-1, OW * CI))
-                _tiled_winner(row, col.reshape(-1, KH, OW * CI), (KH, KW),
+                rows, col = _row_runs(xt, KW)
+                window = _by_window(KH, OW, CI)
+                _, row = _reduce_argmax(rows.reshape(window),
+                                        out=yv[lo * C // CI:hi * C // CI].reshape(_pooled(window)))
+                _tiled_winner(row, col.reshape(window), (KH, KW),
                               self.winner[lo * pooled:hi * pooled], lo * tile, CI)
 
             parallel_for(N, images, work=2 * x.size)
@@ -554,7 +616,7 @@ class AvgPool2d(Function):
     of their dL/dy.
 
     Shapes: x (N, C, H, W) → y (N, C, OH, OW), OH = 1 + (H + 2·PH − KH) // SH.
-    Linear: no kinks or ties. Saved: nothing but x's shape.
+    Linear: no kinks or ties. Saved: nothing but x's shape (and layout, below).
 
     Options, as in PyTorch: ``ceil_mode`` rounds OH up as :class:`MaxPool2d` does; window
     (oh, ow) then divides by its own d[oh, ow] instead of KH·KW: with ``count_include_pad``
@@ -564,6 +626,10 @@ class AvgPool2d(Function):
     dL/dx gets dL/dy / d from every window holding x. These options, when they change
     anything, take the general path of the module docstring (d is an (OH, OW) array); the
     default settings keep the paths below.
+
+    Layout: y and dL/dx are channels-last for a channels-last x and C-contiguous for a
+    C-contiguous x (on the general path, C-contiguous always). Saved: x's shape and whether
+    it was channels-last.
     """
 
     # Defaults at class level: settings() lists the new options only when they were given.
@@ -611,9 +677,11 @@ class AvgPool2d(Function):
             xt = _tile(_images(x, 0, N), self.kernel_size, self.padding, out, 0)
             CI = xt.shape[3]
             y = _empty((N, C, OH, OW), x.dtype, cl)
-            rows = _reduce_groups(_rows(xt, KW), np.add)
-            _reduce_groups(rows.reshape(-1, KH, OW * CI), np.add,
-                           out=_as_planes(y, cl).reshape(-1, OW * CI))
+            if N:
+                rows, _ = _row_runs(xt, KW, np.add)
+                window = _by_window(KH, OW, CI)
+                _reduce_groups(rows.reshape(window), np.add,
+                               out=_as_planes(y, cl).reshape(_pooled(window)))
         else:
             xp = _pad(x, self.padding)
             views = _offset_slices(self.kernel_size, self.stride, out)
