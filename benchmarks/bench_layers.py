@@ -23,6 +23,10 @@ libraries in channels-last memory, as a convolution computed in that layout retu
 minigrad gets the (N, C, H, W) view ``a.transpose(0, 2, 3, 1)`` made C-contiguous and transposed
 back, torch ``t.contiguous(memory_format=torch.channels_last)``. The values are the same; a run
 with and a run without the option compare the two layouts, each against torch on its layout.
+``--layout-ab`` compares minigrad with itself instead: one process (no torch) holds each layer
+twice, on C-contiguous inputs and on channels-last ones, and takes their samples in turn as
+above; the ratio channels-last / contiguous is the median over the pairs. Layers without a
+4-D input of more than one channel are skipped (their layouts coincide).
 
 For every layer it times the forward pass alone (recorded on the tape, as in training) and the
 forward pass followed by backward with a fixed upstream gradient, for minigrad and, when torch
@@ -73,6 +77,8 @@ a slower kernel than the CPU supports. Both are removed from the workers' enviro
     python benchmarks/bench_layers.py --threads 1 --clock cpu --rounds 5
     python benchmarks/bench_layers.py --repeats 15 --json layers.json
     python benchmarks/bench_layers.py --threads 1 --clock cpu --channels-last \
+        --only relu,max_pool2d,avg_pool2d,dropout
+    python benchmarks/bench_layers.py --threads 1 --clock cpu --layout-ab \
         --only relu,max_pool2d,avg_pool2d,dropout
 """
 
@@ -188,6 +194,10 @@ def parse_args(argv=None):
                     help="give every 4-D input and upstream gradient in channels-last memory "
                          "(minigrad: an (N, C, H, W) view of an (N, H, W, C) array; torch: "
                          "memory_format=torch.channels_last)")
+    ap.add_argument("--layout-ab", action="store_true",
+                    help="time minigrad alone, each layer on contiguous and on channels-last "
+                         "inputs in one process, samples taken in turn; ratio channels-last / "
+                         "contiguous")
     ap.add_argument("--only", default=None, metavar="NAMES",
                     help="comma-separated layer names to time, from "
                          f"{', '.join(LAYER_NAMES)}")
@@ -465,6 +475,64 @@ def worker(args) -> None:
             answer({"ms": seconds * 1e3, "settle_ms": settle() * 1e3})
 
 
+def layout_ab(args) -> dict:
+    """Each selected layer of minigrad on contiguous and on channels-last inputs, in this
+    process: for every phase, ``rounds · repeats`` pairs of samples taken in turn (the first of
+    a pair alternating), each sample calibrated to last about ``--sample-seconds``."""
+    set_thread_env(args.threads)       # before NumPy or OpenBLAS loads
+    if not args.keep_blas_env:
+        for var in BLAS_OVERRIDE_VARS:
+            os.environ.pop(var, None)
+    import numpy as np
+
+    import minigrad
+
+    minigrad.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    arrays = make_inputs()
+    layouts = ("contiguous", "channels_last")
+    load_start = os.getloadavg()
+    rows = []
+    for layer in selected_layers(args.only):
+        if not any(arrays[k].ndim == 4 and arrays[k].shape[1] > 1 for k in layer[2]):
+            continue
+        cases = {lay: minigrad_case(layer, arrays, lay == "channels_last") for lay in layouts}
+        calls = {}
+        for lay, case in cases.items():
+            case.run(True)
+            for backward, phase in zip((False, True), PHASES):
+                case.run(backward)
+                calls[lay, phase] = calibrate(case, backward, args.sample_seconds)
+        row = {"layer": layer[0], "shapes": layer[1]}
+        for backward, phase in zip((False, True), PHASES):
+            samples = {lay: [] for lay in layouts}
+            for k in range(args.rounds * args.repeats):
+                for lay in (layouts if k % 2 == 0 else layouts[::-1]):
+                    samples[lay].append(sample(cases[lay], backward, calls[lay, phase], clock))
+            for lay in layouts:
+                row[f"{lay}_{phase}_ms"] = median(samples[lay]) * 1e3
+            row[f"ratio_{phase}"] = median([c / n for c, n in zip(samples["channels_last"],
+                                                                  samples["contiguous"])])
+        rows.append(row)
+    return {"rows": rows, "threads": args.threads, "clock": args.clock,
+            "pairs": args.rounds * args.repeats, "numpy": np.__version__,
+            "machine": cpu_model(), "cores": os.cpu_count(), "load_average_start": load_start,
+            "load_average": os.getloadavg()}
+
+
+def layout_table(result: dict) -> str:
+    head = ["layer", "shapes", "fwd contiguous ms", "fwd channels-last ms", "ratio",
+            "fwd+bwd contiguous ms", "fwd+bwd channels-last ms", "ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["rows"]:
+        cells = [r["layer"], r["shapes"]]
+        for phase in PHASES:
+            cells += [f"{r[f'contiguous_{phase}_ms']:.3f}", f"{r[f'channels_last_{phase}_ms']:.3f}",
+                      f"{r[f'ratio_{phase}']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------- the parent
 
 
@@ -669,6 +737,18 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
         worker(args)
+        return
+    if args.layout_ab:
+        result = layout_ab(args)
+        print(f"{result['machine']}, {result['cores']} cores; numpy {result['numpy']}; minigrad "
+              f"alone, {result['threads']} threads; {result['clock']} clock; contiguous and "
+              f"channels-last inputs in one process, samples taken in turn; medians of "
+              f"{result['pairs']} samples, ratio = median of the {result['pairs']} pairs; load "
+              f"average {result['load_average_start'][0]:.2f} → {result['load_average'][0]:.2f}")
+        print(layout_table(result))
+        if args.json:
+            text = json.dumps(result, indent=1)
+            print(text) if args.json == "-" else Path(args.json).write_text(text)
         return
     result = run(args)
     n = result["rounds"] * result["repeats"]
