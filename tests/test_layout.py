@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad.functional as F
-from minigrad import Function, Tensor, parallel
+from minigrad import Function, Tensor, grad, parallel
 from minigrad.ops.dropout import Dropout
 from minigrad.ops.pooling import channels_last
 from minigrad.testing import arrays, distinct_arrays, gradcheck, pool_settings
@@ -337,3 +337,26 @@ def test_pooling_on_channels_last_passes_gradcheck(kind, data):
                           st.integers(1, 4)), avoid=(0.0,)))
 def test_activations_on_channels_last_pass_gradcheck(name, x):
     assert gradcheck(lambda t: ELEMENTWISE[name](ToChannelsLast()(t)), x)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (2, 2, 1), (3, 2, 1)])
+def test_pooling_gradients_of_gradients_give_the_same_bits_on_channels_last(kind, k, stride,
+                                                                          padding):
+    # backward_graph finds the winners with the pool's own backward: on a channels-last x too.
+    rng = np.random.default_rng(6)
+    x = rng.permutation(2 * 5 * 7 * 6).reshape(2, 5, 7, 6).astype(np.float64)
+    pool = F.max_pool2d if kind == "max" else F.avg_pool2d
+    results = []
+    for xl in (x, to_channels_last(x)):
+        t = Tensor(xl, requires_grad=True)
+        y = pool(t, k, stride=stride, padding=padding)
+        u = Tensor(rng.standard_normal(y.shape) if not results else results[0][2],
+                   requires_grad=True)
+        (g,) = grad(y, t, grad_outputs=u, create_graph=True)
+        v = results[0][3] if results else rng.standard_normal(g.shape)
+        (g * Tensor(v)).sum().backward()
+        results.append((g.data, u.grad, u.data, v))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+    assert np.abs(results[0][1]).sum() > 0
