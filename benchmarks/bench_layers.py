@@ -16,7 +16,8 @@ batch_norm in training and in evaluation (running statistics kept by each librar
 CNN's (100, 16, 28, 28) and (100, 32, 14, 14), ReLU on those, and 2×2 max pooling with stride 2
 on them and on DeepConvNet's (100, 32, 16, 16) and (100, 64, 8, 8). Their inputs are half
 zeros, as after a ReLU, so pooling meets ties. Then, on those four shapes, ReLU (on the two not
-yet timed), 2×2 average pooling with stride 2, and dropout with p = 0.5 in training.
+yet timed), 2×2 average pooling with stride 2, and dropout with p = 0.5 in training; and global
+average pooling (adaptive_avg_pool2d to 1×1) on two of them.
 
 Memory layout: ``--channels-last`` gives every 4-D input and every 4-D upstream gradient to both
 libraries in channels-last memory, as a convolution computed in that layout returns them:
@@ -145,6 +146,8 @@ LAYERS = (
     ("dropout", "(100,32,14,14) p=0.5", ("bn_in2",), (True,)),
     ("dropout", "(100,32,16,16) p=0.5", ("deep_pool2",), (True,)),
     ("dropout", "(100,64,8,8) p=0.5", ("deep_pool3",), (True,)),
+    ("adaptive_avg_pool2d", "(100,32,14,14) to 1x1", ("bn_in2",), (True,)),
+    ("adaptive_avg_pool2d", "(100,64,8,8) to 1x1", ("deep_pool3",), (True,)),
 )
 LAYER_NAMES = tuple(dict.fromkeys(layer[0] for layer in LAYERS))
 TEXTBOOK_LAYERS = {(layer[0], layer[1]) for layer in LAYERS[:7]}   # summed in the table
@@ -301,6 +304,7 @@ def minigrad_fn(name: str):
         "max_pool2d": lambda x: F.max_pool2d(x, 2, 2),
         "avg_pool2d": lambda x: F.avg_pool2d(x, 2, 2),
         "dropout": lambda x: F.dropout(x, 0.5),
+        "adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, 1),
         "affine": F.affine,
         "softmax_cross_entropy": F.softmax_cross_entropy,
     }[name]
@@ -319,6 +323,7 @@ def torch_fn(name: str):
         "max_pool2d": lambda x: tf.max_pool2d(x, 2, 2),
         "avg_pool2d": lambda x: tf.avg_pool2d(x, 2, 2),
         "dropout": lambda x: tf.dropout(x, 0.5, training=True),
+        "adaptive_avg_pool2d": lambda x: tf.adaptive_avg_pool2d(x, 1),
         # The weight arrives as (out, in), transposed once in torch_case.
         "affine": lambda x, wt, b: tf.linear(x.reshape(x.shape[0], -1), wt, b),
         "softmax_cross_entropy": lambda z, t: tf.cross_entropy(z, t),

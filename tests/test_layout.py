@@ -360,3 +360,27 @@ def test_pooling_gradients_of_gradients_give_the_same_bits_on_channels_last(kind
     np.testing.assert_array_equal(results[1][0], results[0][0])
     np.testing.assert_array_equal(results[1][1], results[0][1])
     assert np.abs(results[0][1]).sum() > 0
+
+
+@pytest.mark.parametrize("x_layout", LAYOUTS)
+@pytest.mark.parametrize("dy_layout", ["contiguous", "channels_last"])
+@given(N=st.integers(1, 3), C=st.integers(1, 5), H=st.integers(1, 7), W=st.integers(1, 7),
+       OH=st.integers(1, 4), OW=st.integers(1, 4))
+def test_adaptive_avg_pool_agrees_on_every_layout(x_layout, dy_layout, N, C, H, W, OH, OW):
+    # Two matrix products: the BLAS may order the sums differently for another layout, so
+    # the layouts agree to float64 rounding rather than bit for bit.
+    x = np.random.default_rng(N * 100 + C * 10 + H).standard_normal((N, C, H, W))
+    op = lambda t: F.adaptive_avg_pool2d(t, (OH, OW))  # noqa: E731
+    want_y, want_dx = run(op, x, "contiguous")
+    xl = relayout(x, x_layout)
+    y, dx = run(op, xl, dy_layout)
+    np.testing.assert_allclose(y, want_y, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-14)
+    if channels_last(xl):
+        assert is_channels_last(y) and is_channels_last(dx)
+
+
+@given(x=arrays(st.tuples(st.integers(1, 3), st.integers(2, 4), st.integers(1, 6),
+                          st.integers(1, 6))), OH=st.integers(1, 3), OW=st.integers(1, 3))
+def test_adaptive_avg_pool_on_channels_last_passes_gradcheck(x, OH, OW):
+    assert gradcheck(lambda t: F.adaptive_avg_pool2d(ToChannelsLast()(t), (OH, OW)), x)

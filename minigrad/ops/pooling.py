@@ -789,7 +789,12 @@ class AdaptiveAvgPool2d(Function):
       dL/dx[n, c] = A_Hᵀ · dL/dy[n, c] · A_W
 
     Shapes: x (N, C, H, W) → y (N, C, OH, OW). ``output_size`` 1 is global average pooling.
-    Linear: no kinks or ties. Saved: A_H and A_W.
+    Linear: no kinks or ties. Saved: A_H and A_W (and whether x was channels-last).
+
+    Layout: for a channels-last x the same two products run on x's memory as it is, (N, H, W·C)
+    then (N·OH, W, C) (each a batch of products of contiguous matrices, where the per-plane
+    products would each read a strided plane), and y and dL/dx are channels-last. The sums are
+    the same but the BLAS may order them differently, so the two layouts agree to rounding.
     """
 
     def __init__(self, output_size):
@@ -826,6 +831,14 @@ class AdaptiveAvgPool2d(Function):
         OH, OW = (H if v is None else v for v, H in zip(self.output_size, (H, W)))
         self.a_h = self._window_matrix(OH, H, x.dtype).astype(x.dtype, copy=False)
         self.a_w = self._window_matrix(OW, W, x.dtype).astype(x.dtype, copy=False)
+        self.cl = channels_last(x)
+        if self.cl:
+            N, C = x.shape[:2]
+            y = _empty((N, C, OH, OW), x.dtype, True)
+            rows = np.matmul(self.a_h, x.transpose(0, 2, 3, 1).reshape(N, H, W * C))
+            np.matmul(self.a_w, rows.reshape(N * OH, W, C),
+                      out=_as_planes(y, True).reshape(N * OH, OW, C))
+            return y
         return np.matmul(np.matmul(self.a_h, x), self.a_w.T)
 
     def backward_graph(self, dy):
@@ -834,4 +847,12 @@ class AdaptiveAvgPool2d(Function):
         return AvgPool2dBackward(self)(dy)
 
     def backward(self, dy):
+        if self.cl:
+            N, C, OH, OW = dy.shape
+            H, W = self.a_h.shape[1], self.a_w.shape[1]
+            dx = _empty((N, C, H, W), np.result_type(dy, self.a_h), True)
+            columns = np.matmul(self.a_w.T, dy.transpose(0, 2, 3, 1).reshape(N * OH, OW, C))
+            np.matmul(self.a_h.T, columns.reshape(N, OH, W * C),
+                      out=_as_planes(dx, True).reshape(N, H, W * C))
+            return dx
         return np.matmul(np.matmul(self.a_h.T, dy), self.a_w)
