@@ -398,6 +398,119 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
             np.testing.assert_array_equal(a, c)
 
 
+# ------------------------------------------------- BatchNorm on channels-last and strided views
+def laid_out(a, layout):
+    """``a`` (N, C, *) with the same values in another memory layout: C order, channels last
+    (a view whose memory is (N, *, C), as a channels-last convolution gives), or a strided view
+    (every other element of a larger array along the last axis)."""
+    if layout == "contiguous":
+        return np.ascontiguousarray(a)
+    if layout == "channels-last":
+        return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1)
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    big[..., ::2] = a
+    return big[..., ::2]
+
+
+def is_channels_last(a):
+    return np.moveaxis(a, 1, -1).flags.c_contiguous
+
+
+LAYOUTS = ["contiguous", "channels-last", "strided"]
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_batch_norm_on_any_layout_equals_the_plain_path_and_keeps_x_layout(data):
+    """Values, gradients and running statistics of x and dy in every pair of layouts, on the
+    blocked path (blocks of one row or more), equal to the plain path on C-order copies; y and
+    dx are laid out as x is when x is channels last, in C order otherwise."""
+    spatial = tuple(data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=2),
+                              label="spatial"))
+    N, C = data.draw(st.integers(2, 4), label="N"), data.draw(st.integers(2, 4), label="C")
+    x = data.draw(arrays((N, C) + spatial), label="x")
+    offset = data.draw(arrays((1, C) + (1,) * len(spatial), low=-40, high=40), label="offset")
+    x = x + offset * data.draw(st.sampled_from([0.0, 1.0]), label="offset scale")
+    w, b = data.draw(arrays((C,)), label="w"), data.draw(arrays((C,)), label="b")
+    stats = {"running_mean": data.draw(arrays((C,), low=-40, high=40), label="running_mean"),
+             "running_var": data.draw(arrays((C,), low=0.2, high=3.0), label="running_var")}
+    training = data.draw(st.booleans(), label="training")
+    needs = data.draw(st.sampled_from([(True, True, True), (False, True, True),
+                                       (True, False, False), (False, False, True)]),
+                      label="needs")
+    x_layout = data.draw(st.sampled_from(LAYOUTS), label="x layout")
+    dy_layout = data.draw(st.sampled_from(LAYOUTS), label="dy layout")
+    block = data.draw(st.sampled_from([1, 8 * C * 3, 1 << 18]), label="block bytes")
+    dy = np.random.default_rng(0).standard_normal(x.shape)
+    with batch_norm_path(blocked=False):
+        plain = _batch_norm_run(x, w, b, stats, training, needs, dy)
+    xv, dyv = laid_out(x, x_layout), laid_out(dy, dy_layout)
+    with batch_norm_path(blocked=True, block_bytes=block):
+        got = _batch_norm_run(xv, w, b, stats, training, needs, dyv)
+        fn = BatchNorm(training, 1e-5, stats["running_mean"], stats["running_var"])
+        y = fn(Tensor(xv, requires_grad=True), Tensor(w, requires_grad=True),
+               Tensor(b, requires_grad=True))
+        dx = fn.backward(dyv)[0]
+    for g, e in zip(got, plain):
+        np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-9)
+    last = x_layout == "channels-last" and not xv.flags.c_contiguous   # (P = 1: both)
+    assert is_channels_last(y.data) == last or y.data.flags.c_contiguous, y.data.strides
+    assert is_channels_last(dx) == last or dx.flags.c_contiguous, dx.strides
+    if last:
+        assert fn.layout == "channels-last"
+    else:
+        assert y.data.flags.c_contiguous and dx.flags.c_contiguous
+
+
+@settings(deadline=None, max_examples=25)
+@given(data=st.data())
+def test_batch_norm_channels_last_gradcheck(data):
+    """float64 central differences through the channels-last path: x given as (N, *, C) and
+    moved to (N, C, *) (a channels-last view), y moved back (so dy arrives channels last too),
+    or left as it is (dy in C order)."""
+    x, w, b, kwargs, stats = draw_case(
+        data, data.draw(st.sampled_from(["batch_norm_train", "batch_norm_eval"])), affine=True)
+    assume(x.ndim > 2 and x.shape[1] > 1 and math.prod(x.shape[2:]) > 1)
+    name = "batch_norm_train" if kwargs["training"] else "batch_norm_eval"
+    move_back = data.draw(st.booleans(), label="y moved back to (N, *, C)")
+    inner = with_params(name, w, b, kwargs, stats)
+    layouts = []
+
+    def fn(xt, wt, bt):
+        x_view = xt.transpose((0, xt.ndim - 1) + tuple(range(1, xt.ndim - 1)))
+        y = inner(x_view, wt, bt)
+        if y.creator is not None:
+            layouts.append(y.creator.layout)
+        return y.transpose((0,) + tuple(range(2, y.ndim)) + (1,)) if move_back else y
+
+    x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    with batch_norm_path(blocked=True, block_bytes=8 * x.shape[1]):
+        assert gradcheck(fn, x_last, w, b)
+        assert gradgradcheck(fn, x_last, w, b)
+    assert "channels-last" in layouts
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(training):
+    import minigrad
+
+    rng = np.random.default_rng(3)
+    x = laid_out(rng.standard_normal((8, 16, 32, 32)).astype(np.float32), "channels-last")
+    dy = laid_out(rng.standard_normal(x.shape).astype(np.float32), "channels-last")
+    stats = {"running_mean": np.zeros(16, np.float32), "running_var": np.ones(16, np.float32)}
+    w, b = np.ones(16, np.float32), np.zeros(16, np.float32)
+    threads = minigrad.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            minigrad.set_num_threads(n)
+            results.append(_batch_norm_run(x, w, b, stats, training, (True, True, True), dy))
+    finally:
+        minigrad.set_num_threads(threads)
+    for a, c in zip(*results):
+        np.testing.assert_array_equal(a, c)
+
+
 # ------------------------------------------------------------------------------- details
 @pytest.mark.parametrize("call, axis", [
     (lambda x: F.layer_norm(x, 4), 1),

@@ -158,7 +158,8 @@ class BatchNorm(Function):
             raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *), got x.shape="
                              f"{x.shape}")
         C = x.shape[1]
-        _check_params(op, x.shape, "one value per channel", (C,), np.shape(w), np.shape(b))
+        if getattr(w, "shape", None) != (C,) or getattr(b, "shape", None) != (C,):
+            _check_params(op, x.shape, "one value per channel", (C,), np.shape(w), np.shape(b))
         self.axes = (0,) + tuple(range(2, x.ndim))
         if self.training:
             m = x.size // C if C else 0
@@ -171,15 +172,15 @@ class BatchNorm(Function):
             if self.running_mean is None or self.running_var is None:
                 raise ValueError("batch_norm: running_mean and running_var are needed when "
                                  "not training (they are the statistics evaluation uses)")
-            stats = {"running_mean": self.running_mean, "running_var": self.running_var}
-            for name, value in stats.items():
-                if np.shape(value) != (C,):
+            stats = (("running_mean", self.running_mean), ("running_var", self.running_var))
+            for name, value in stats:
+                if getattr(value, "shape", None) != (C,) and np.shape(value) != (C,):
                     raise ValueError(f"batch_norm: {name} must have shape ({C},) (one value "
                                      f"per channel) for an input of shape {x.shape}; got "
                                      f"{name}.shape={np.shape(value)}")
         # float16 keeps the plain path, whose means NumPy accumulates in float32.
-        self.blocked = (x.ndim >= 3 and x.size > 0 and x.dtype in _BLOCKED_DTYPES
-                        and x.size // (x.shape[0] * C) >= _MIN_PLANE)
+        self.layout = _layout(x)
+        self.blocked = self.layout is not None
         if self.blocked:
             return self._forward_blocked(x, w, b)
         return self._forward_plain(x, w, b)
@@ -239,99 +240,99 @@ class BatchNorm(Function):
     # ---------------------------------------------------------------------- blocked path
 
     def _forward_blocked(self, x, w, b):
-        N, C = x.shape[:2]
-        P = x.size // (N * C)
-        x2 = np.ascontiguousarray(x).reshape(N, C * P)
         dtype = x.dtype
+        view = _ChannelsLast(x) if self.layout == "channels-last" else _ChannelsFirst(x)
+        x2 = view.x2
         if self.training:
-            mu, var = _batch_statistics(x2, C, P)
+            mu, var = _batch_statistics(view)
             self.mu, self.var = mu.astype(dtype), var.astype(dtype)
         else:
             # Copies: the running statistics may be updated in place before backward runs.
-            mu = np.array(_data(self.running_mean), dtype).astype(np.float64)
-            var = np.array(_data(self.running_var), dtype).astype(np.float64)
-        istd = (var + self.eps) ** -0.5
-        self.x2, self.shape, self.C, self.P = x2, x.shape, C, P
-        self.mu64, self.istd64 = mu, istd
+            # (astype makes the copy; the values are rounded to x's dtype first).
+            mu = np.asarray(_data(self.running_mean), dtype).astype(np.float64)
+            var = np.asarray(_data(self.running_var), dtype).astype(np.float64)
+        istd = np.reciprocal(np.sqrt(var + self.eps))
+        self.view, self.mu64, self.istd64 = view, mu, istd
         self.w64 = np.asarray(w, dtype).astype(np.float64)
         # x − μ is formed only where μ is large next to σ (see _centred).
         self.centred = _centred(mu, var)
-        # Kept for backward_graph in evaluation (its constants), as the plain path keeps them.
-        self.mu_c = mu.astype(dtype).reshape(_channel_shape(x.ndim))
-        self.istd = istd.astype(dtype).reshape(_channel_shape(x.ndim))
-        rows = _RowConstants(dtype, P)
         scale = self.w64 * istd                             # w/std
         bias = np.asarray(b, dtype).astype(np.float64)
         y2 = np.empty_like(x2)
+        row = view.row
         if self.centred:
-            mu_row, scale_row, b_row = rows(mu), rows(scale), rows(bias)
+            mu_row, scale_row, b_row = row(mu), row(scale), row(bias)
 
-            def affine(lo, hi, t):              # y = (x − μ)·(w/std) + b, samples lo..hi−1
+            def affine(lo, hi, t):              # y = (x − μ)·(w/std) + b, rows lo..hi−1
+                n = hi - lo
                 yb = y2[lo:hi]
-                np.subtract(x2[lo:hi], mu_row, out=yb)
-                yb *= scale_row
-                yb += b_row
+                np.subtract(x2[lo:hi], mu_row[:n], out=yb)
+                yb *= scale_row[:n]
+                yb += b_row[:n]
         else:
-            scale_row, shift_row = rows(scale), rows(bias - mu * scale)
+            scale_row, shift_row = row(scale), row(bias - mu * scale)
 
             def affine(lo, hi, t):              # y = x·(w/std) + (b − μ·w/std)
+                n = hi - lo
                 yb = y2[lo:hi]
-                np.multiply(x2[lo:hi], scale_row, out=yb)
-                yb += shift_row
+                np.multiply(x2[lo:hi], scale_row[:n], out=yb)
+                yb += shift_row[:n]
 
-        _over_blocks(x2, affine, scratch=False)
-        return y2.reshape(x.shape)
+        view.over_blocks(affine, scratch=False)
+        return view.shaped(y2)
 
     def _backward_blocked(self, dy):
         need_x, need_w, need_b = self.needs_input_grad
-        x2, C, P = self.x2, self.C, self.P
-        N, dtype = x2.shape[0], x2.dtype
-        dy2 = np.ascontiguousarray(dy, dtype=dtype).reshape(x2.shape)
-        rows = _RowConstants(dtype, P)
+        view = self.view
+        x2, dtype = view.x2, view.x2.dtype
+        dy2 = view.matrix(dy)                   # dy in x's layout, whichever layout dy has
+        row = view.row
         mu, a = self.mu64, self.w64 * self.istd64           # a = w/std per channel
         dx = dw = db = None
         if self.training and need_x or need_w:
             # db = Σ dy and g = Σ dy·(x − μ) = std·dw, in one pass over dy and x.
-            sum_dy, sum_dyx = _gradient_sums(x2, dy2, C, P, mu if self.centred else None)
+            sum_dy, sum_dyx = _gradient_sums(view, dy2, mu if self.centred else None)
             db64 = sum_dy.sum(axis=0, dtype=np.float64)
             g = sum_dyx.sum(axis=0, dtype=np.float64)
             if not self.centred:
                 g -= mu * db64                              # Σ dy·x − μ·Σ dy
             dw, db = (g * self.istd64).astype(dtype), db64.astype(dtype)
         elif need_b:
-            db = dy2.reshape(N, C, P).sum(axis=(0, 2))
+            db = view.channel_sums(dy2)
         if need_x:
             dx2 = np.empty_like(x2)
-            a_row = rows(a)
+            a_row = row(a)
             if self.training:
                 # dx = (w/std)·(dy − db/m − x̂·dw/m) = a·dy + k·(x − μ) + c per channel
                 k = -a * self.istd64 ** 2 * g / self.m
                 c = -a * db64 / self.m
                 if self.centred:
-                    mu_row, k_row, c_row = rows(mu), rows(k), rows(c)
+                    mu_row, k_row, c_row = row(mu), row(k), row(c)
 
                     def grad(lo, hi, t):
-                        np.subtract(x2[lo:hi], mu_row, out=t)
-                        t *= k_row
+                        n = hi - lo
+                        np.subtract(x2[lo:hi], mu_row[:n], out=t)
+                        t *= k_row[:n]
                         dxb = dx2[lo:hi]
-                        np.multiply(dy2[lo:hi], a_row, out=dxb)
+                        np.multiply(dy2[lo:hi], a_row[:n], out=dxb)
                         dxb += t
-                        dxb += c_row
+                        dxb += c_row[:n]
                 else:
-                    k_row, c_row = rows(k), rows(c - mu * k)
+                    k_row, c_row = row(k), row(c - mu * k)
 
                     def grad(lo, hi, t):            # a·dy + k·x + (c − μ·k)
-                        np.multiply(x2[lo:hi], k_row, out=t)
-                        t += c_row
+                        n = hi - lo
+                        np.multiply(x2[lo:hi], k_row[:n], out=t)
+                        t += c_row[:n]
                         dxb = dx2[lo:hi]
-                        np.multiply(dy2[lo:hi], a_row, out=dxb)
+                        np.multiply(dy2[lo:hi], a_row[:n], out=dxb)
                         dxb += t
 
-                _over_blocks(x2, grad, scratch=True)
+                view.over_blocks(grad, scratch=True)
             else:
-                _over_blocks(x2, lambda lo, hi, t: np.multiply(dy2[lo:hi], a_row,
+                view.over_blocks(lambda lo, hi, t: np.multiply(dy2[lo:hi], a_row[:hi - lo],
                                                                out=dx2[lo:hi]), scratch=False)
-            dx = dx2.reshape(self.shape)
+            dx = view.shaped(dx2)
         return dx, dw if need_w else None, db if need_b else None
 
     # ----------------------------------------------------------------------- second order
@@ -343,7 +344,10 @@ class BatchNorm(Function):
         if self.training:
             xhat, _, _, istd = _normalize(x, self.axes, self.eps)     # recorded from x
         elif self.blocked:
-            xhat, istd = (x - self.mu_c) * self.istd, self.istd
+            dtype = x.data.dtype
+            mu = self.mu64.astype(dtype).reshape(shape)
+            istd = self.istd64.astype(dtype).reshape(shape)
+            xhat = (x - mu) * istd
         else:
             xhat, istd = (x - self.mu) * self.istd, self.istd
         dx = dw = db = None
@@ -367,66 +371,175 @@ _BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BLOCK_BYTES = 1 << 18
 
 
-class _RowConstants:
-    """Per-channel constants (C,) as one row of C·P values, each repeated P times."""
+def _layout(x) -> str | None:
+    """How the blocked path reads x (N, C, *): "channels-first" when x is C-contiguous (or
+    any layout it does not know, which it copies to C order), "channels-last" when its memory
+    is (N, *, C) (x.transpose(0, 2, …, 1) is C-contiguous, as a convolution's channels-last
+    output is); None for the plain path."""
+    N, C = x.shape[:2]
+    if not (x.ndim >= 3 and x.size > 0 and x.dtype in _BLOCKED_DTYPES
+            and x.size // (N * C) >= _MIN_PLANE):
+        return None
+    if not x.flags.c_contiguous and np.moveaxis(x, 1, -1).flags.c_contiguous:
+        return "channels-last"
+    return "channels-first"
 
-    def __init__(self, dtype, P):  # noqa: N803
-        self.dtype, self.P = dtype, P
 
-    def __call__(self, values):
-        return np.repeat(np.asarray(values).astype(self.dtype), self.P)
+class _ChannelsFirst:
+    """x (N, C, *) seen as x2 (N, C·P), P = ∏*: a row per sample, its C planes side by side.
+
+    A per-channel constant is one row of C·P values, each repeated P times, broadcast down a
+    block (a (C, 1) column would run one short loop per plane, up to twice as slow); the sums
+    are taken per plane (N, C) by ``einsum``."""
+
+    def __init__(self, x):
+        N, C = x.shape[:2]
+        self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
+        self.x2 = np.ascontiguousarray(x).reshape(N, C * self.P)
+        self.step = max(1, _BLOCK_BYTES // max(1, self.x2.shape[1] * x.itemsize))
+
+    def matrix(self, a):
+        """An array shaped like x (in any layout) laid out as x2 (a view when it already is)."""
+        return np.ascontiguousarray(a, dtype=self.x2.dtype).reshape(self.shape[0], -1)
+
+    def shaped(self, a2):
+        """A result laid out as x2, as an array shaped like x (C order)."""
+        return a2.reshape(self.shape)
+
+    def row(self, values):
+        """Per-channel values (C,) as a (1, C·P) row (a block's slice [:n] still broadcasts)."""
+        return values.astype(self.x2.dtype).repeat(self.P).reshape(1, -1)
+
+    def over_blocks(self, body, scratch):
+        _over_blocks(self.x2, self.step, body, scratch)
+
+    dots_need_scratch = False
+
+    def partial_sums(self):
+        """An (N, C) array for sums per plane."""
+        return np.empty((self.x2.shape[0], self.C), self.x2.dtype)
+
+    def first_moments(self):
+        """Mean and variance (C,) in float64 of the first block's values, per channel."""
+        C, P = self.C, self.P
+        first = self.x2[:self.step].reshape(-1, P)
+        n = first.shape[0] // C * P
+        mean = np.einsum("ij->i", first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
+        squares = np.einsum("ij,ij->i", first, first).reshape(-1, C).sum(
+            axis=0, dtype=np.float64) / n
+        return mean, squares - mean * mean
+
+    def sums(self, out, lo, hi, t):
+        """Σ t per plane of rows lo..hi−1 into out[lo:hi]."""
+        np.einsum("ij->i", t.reshape(-1, self.P), out=out[lo:hi].reshape(-1))
+
+    def dots(self, out, lo, hi, t, u, buf):
+        """Σ t·u per plane of rows lo..hi−1 into out[lo:hi] (buf unused)."""
+        np.einsum("ij,ij->i", t.reshape(-1, self.P), u.reshape(-1, self.P),
+                  out=out[lo:hi].reshape(-1))
+
+    def channel_sums(self, a2):
+        return a2.reshape(a2.shape[0], self.C, self.P).sum(axis=(0, 2))
 
 
-def _block_samples(x2) -> int:
-    """Samples per block: about _BLOCK_BYTES of x2, at least one sample."""
-    return max(1, _BLOCK_BYTES // max(1, x2.shape[1] * x2.itemsize))
+class _ChannelsLast(_ChannelsFirst):
+    """x (N, C, *) whose memory is (N, *, C), seen as x2 (N·P, C): a row per position, a
+    column per channel, with no copy. The statistics are column sums, one matrix-vector
+    product with a vector of ones per block (the BLAS; a NumPy reduction down the rows runs
+    one loop of C values per row). A per-channel constant is a (rows, C) block of the
+    constants tiled, so every step of a block is one contiguous loop (a (C,) row broadcast
+    down the block runs one loop of C values per row, about four times as slow for C = 16)."""
+
+    def __init__(self, x):
+        N, C = x.shape[:2]
+        self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
+        self.last = (N,) + x.shape[2:] + (C,)
+        self.x2 = np.moveaxis(x, 1, -1).reshape(-1, C)
+        rows = self.x2.shape[0]
+        self.step = min(rows, max(1, _BLOCK_BYTES // (C * x.itemsize)))
+        self.ones = np.ones(self.step, x.dtype)
+
+    def matrix(self, a):
+        return np.ascontiguousarray(np.moveaxis(a, 1, -1), dtype=self.x2.dtype
+                                    ).reshape(-1, self.C)
+
+    def shaped(self, a2):
+        """(N, C, *) with x's channels-last memory."""
+        return np.moveaxis(a2.reshape(self.last), -1, 1)
+
+    def row(self, values):
+        """Per-channel values (C,) tiled into a (step, C) block (slice [:n] for a shorter one)."""
+        return np.tile(values.astype(self.x2.dtype), (self.step, 1))
+
+    dots_need_scratch = True
+
+    def partial_sums(self):
+        """A (blocks, C) array for sums per block."""
+        return np.empty((-(-self.x2.shape[0] // self.step), self.C), self.x2.dtype)
+
+    def first_moments(self):
+        first = self.x2[:self.step]
+        n = first.shape[0]
+        mean = (self.ones[:n] @ first).astype(np.float64) / n
+        squares = (self.ones[:n] @ np.square(first)).astype(np.float64) / n
+        return mean, squares - mean * mean
+
+    def sums(self, out, lo, hi, t):
+        """Σ t down rows lo..hi−1 into out[lo // step]."""
+        np.matmul(self.ones[:hi - lo], t, out=out[lo // self.step])
+
+    def dots(self, out, lo, hi, t, u, buf):
+        """Σ t·u down rows lo..hi−1 into out[lo // step], through buf (may be t itself)."""
+        np.multiply(t, u, out=buf)
+        np.matmul(self.ones[:hi - lo], buf, out=out[lo // self.step])
+
+    def channel_sums(self, a2):
+        return np.ones(a2.shape[0], a2.dtype) @ a2
 
 
-def _over_blocks(x2, body, scratch: bool) -> None:
-    """``body(lo, hi, t)`` over samples lo..hi−1 of x2 (N, C·P), a block at a time, the blocks
+def _over_blocks(x2, step, body, scratch: bool) -> None:
+    """``body(lo, hi, t)`` over rows lo..hi−1 of x2, a block of ``step`` rows at a time (the
+    blocks start at multiples of ``step``, however many threads share them out), the blocks
     split over minigrad's threads. ``t`` is a scratch block shaped like x2[lo:hi] (one per
     thread, reused), or None."""
-    N, row = x2.shape
-    step = _block_samples(x2)
+    rows, width = x2.shape
+    blocks = -(-rows // step)
 
-    def samples(lo, hi):
-        buf = np.empty((min(step, hi - lo), row), x2.dtype) if scratch else None
-        for a in range(lo, hi, step):
-            z = min(a + step, hi)
-            body(a, z, None if buf is None else buf[:z - a])
+    def run(first, last):
+        buf = np.empty((min(step, rows), width), x2.dtype) if scratch else None
+        for k in range(first, last):
+            lo, hi = k * step, min(k * step + step, rows)
+            body(lo, hi, None if buf is None else buf[:hi - lo])
 
-    parallel_for(N, samples, work=2 * x2.size)
+    parallel_for(blocks, run, work=2 * x2.size)
 
 
 def _centred(mu, var) -> bool:
     """Whether the blocked path forms x − μ (where |μ| > σ for some channel), or works with x
     itself: its sums Σ x and Σ dy·x then lose at most as much to rounding as centred ones would
     lose on values twice as large, and it saves one step per block."""
-    return bool(np.any(mu * mu > var))
+    return np.count_nonzero(mu * mu > var) > 0
 
 
-def _batch_statistics(x2, C, P):  # noqa: N803
-    """μ and the biased σ² (C,) in float64 of x2 (N, C·P), in one pass when a shift works.
+def _batch_statistics(view):
+    """μ and the biased σ² (C,) in float64 of x, in one pass when a shift works.
 
-    Sums per plane of t = x − K, added up per channel in float64: μ = K + S/m and
-    σ² = Q/m − (S/m)². Rounding in Q is magnified by (Q/m)/σ² = 1 + (μ − K)²/σ², so K must be
-    near μ: K = 0 (no subtraction at all) when the first block's mean is within its σ of 0,
-    else that mean. If the factor still exceeds 4, the pass is repeated with K = μ: then it is
-    the two-pass formula Σ (x − μ)², and the factor is 1.
+    Sums of t = x − K per plane (channels first) or per block (channels last), added up per
+    channel in float64: μ = K + S/m and σ² = Q/m − (S/m)². Rounding in Q is magnified by
+    (Q/m)/σ² = 1 + (μ − K)²/σ², so K must be near μ: K = 0 (no subtraction at all) when the
+    first block's mean is within its σ of 0, else that mean. If the factor still exceeds 4,
+    the pass is repeated with K = μ: then it is the two-pass formula Σ (x − μ)², and the
+    factor is 1.
     """
-    N = x2.shape[0]
-    m = N * P
-    first = x2[:_block_samples(x2)].reshape(-1, P)             # a rough estimate suffices
-    n = first.shape[0] // C * P
-    shift = np.einsum("ij->i", first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
-    spread = np.einsum("ij,ij->i", first, first).reshape(-1, C).sum(
-        axis=0, dtype=np.float64) / n - shift * shift
-    if not np.any(shift * shift > spread):
+    x2 = view.x2
+    m = x2.size // view.C
+    shift, spread = view.first_moments()                    # a rough estimate suffices
+    if not (shift * shift > spread).any():
         shift = None                                        # K = 0
     for _ in range(2):
         if shift is not None:
             shift = shift.astype(x2.dtype).astype(np.float64)  # the K that is subtracted
-        sums, squares = _shifted_sums(x2, C, P, shift)
+        sums, squares = _shifted_sums(view, shift)
         d = sums.sum(axis=0, dtype=np.float64) / m             # μ − K
         var = squares.sum(axis=0, dtype=np.float64) / m - d * d
         mu = d if shift is None else shift + d
@@ -436,44 +549,44 @@ def _batch_statistics(x2, C, P):  # noqa: N803
     return mu, np.maximum(var, 0.0)
 
 
-def _shifted_sums(x2, C, P, shift):  # noqa: N803
-    """Per plane (N, C): Σ t and Σ t² of t = x − shift[c] (t = x when shift is None)."""
-    N = x2.shape[0]
-    sums, squares = np.empty((N, C), x2.dtype), np.empty((N, C), x2.dtype)
-    if shift is None:
-        def planes(lo, hi, t):
-            t = x2[lo:hi].reshape(-1, P)
-            np.einsum("ij->i", t, out=sums[lo:hi].reshape(-1))
-            np.einsum("ij,ij->i", t, t, out=squares[lo:hi].reshape(-1))
-    else:
-        shift_row = _RowConstants(x2.dtype, P)(shift)
+def _shifted_sums(view, shift):
+    """Partial sums (per plane or per block, × C) of t and t², t = x − shift[c] (t = x when
+    shift is None)."""
+    x2 = view.x2
+    sums, squares = view.partial_sums(), view.partial_sums()
+    shift_row = None if shift is None else view.row(shift)
 
-        def planes(lo, hi, t):
-            np.subtract(x2[lo:hi], shift_row, out=t)
-            t = t.reshape(-1, P)
-            np.einsum("ij->i", t, out=sums[lo:hi].reshape(-1))
-            np.einsum("ij,ij->i", t, t, out=squares[lo:hi].reshape(-1))
+    def blocks(lo, hi, t):
+        if shift_row is None:
+            xb = x2[lo:hi]
+            view.sums(sums, lo, hi, xb)
+            view.dots(squares, lo, hi, xb, xb, t)
+        else:
+            np.subtract(x2[lo:hi], shift_row[:hi - lo], out=t)
+            view.sums(sums, lo, hi, t)
+            view.dots(squares, lo, hi, t, t, t)
 
-    _over_blocks(x2, planes, scratch=shift is not None)
+    view.over_blocks(blocks, scratch=shift is not None or view.dots_need_scratch)
     return sums, squares
 
 
-def _gradient_sums(x2, dy2, C, P, mu):  # noqa: N803
-    """Per plane (N, C): Σ dy and Σ dy·(x − μ[c]) (Σ dy·x when mu is None)."""
-    N = x2.shape[0]
-    sum_dy, sum_dyx = np.empty((N, C), x2.dtype), np.empty((N, C), x2.dtype)
-    mu_row = None if mu is None else _RowConstants(x2.dtype, P)(mu)
+def _gradient_sums(view, dy2, mu):
+    """Partial sums (per plane or per block, × C) of dy and dy·(x − μ[c]) (dy·x when mu is
+    None)."""
+    x2 = view.x2
+    sum_dy, sum_dyx = view.partial_sums(), view.partial_sums()
+    mu_row = None if mu is None else view.row(mu)
 
-    def planes(lo, hi, t):
+    def blocks(lo, hi, t):
+        dyb = dy2[lo:hi]
+        view.sums(sum_dy, lo, hi, dyb)
         if mu_row is None:
-            t = x2[lo:hi]
+            view.dots(sum_dyx, lo, hi, x2[lo:hi], dyb, t)
         else:
-            np.subtract(x2[lo:hi], mu_row, out=t)
-        dyb = dy2[lo:hi].reshape(-1, P)
-        np.einsum("ij->i", dyb, out=sum_dy[lo:hi].reshape(-1))
-        np.einsum("ij,ij->i", t.reshape(-1, P), dyb, out=sum_dyx[lo:hi].reshape(-1))
+            np.subtract(x2[lo:hi], mu_row[:hi - lo], out=t)
+            view.dots(sum_dyx, lo, hi, t, dyb, t)
 
-    _over_blocks(x2, planes, scratch=mu_row is not None)
+    view.over_blocks(blocks, scratch=mu_row is not None or view.dots_need_scratch)
     return sum_dy, sum_dyx
 
 
