@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from minigrad import parallel
 from minigrad.function import Function
 from minigrad.parallel import parallel_for, side_by_side
 
@@ -36,7 +37,8 @@ class Affine(Function):
     """
 
     def forward(self, x, w, b=None):
-        x, w = np.asarray(x), np.asarray(w)
+        if type(x) is not np.ndarray or type(w) is not np.ndarray:
+            x, w = np.asarray(x), np.asarray(w)
         if x.ndim < 2:
             raise ValueError(f"affine: input must have a batch axis, (N, D) or (N, …), got "
                              f"x.shape={x.shape}")
@@ -48,17 +50,25 @@ class Affine(Function):
             raise ValueError(f"affine: input has {x2.shape[1]} features per sample "
                              f"(x.shape={x.shape} flattened to {x2.shape}) but weight "
                              f"(in, out)={w.shape} expects {w.shape[0]}")
-        if b is not None and np.shape(b) != (w.shape[1],):
-            raise ValueError(f"affine: bias must have shape (out,)=({w.shape[1]},) for weight "
-                             f"(in, out)={w.shape}; got b.shape={np.shape(b)}")
-        dtype = np.result_type(x2, w) if b is None else np.result_type(x2, w, b)
         D, M = w.shape
+        if b is not None and getattr(b, "shape", None) != (M,) and np.shape(b) != (M,):
+            raise ValueError(f"affine: bias must have shape (out,)=({M},) for weight "
+                             f"(in, out)={w.shape}; got b.shape={np.shape(b)}")
+        if x2.dtype == w.dtype and (b is None or getattr(b, "dtype", None) == w.dtype):
+            dtype = w.dtype                 # the usual case, without result_type's cost
+        else:
+            dtype = np.result_type(x2, w) if b is None else np.result_type(x2, w, b)
         y = np.empty((N, M), dtype)
         if 2 * N * D * M < MIN_FLOPS:
-            # Too small to be worth a second thread: one slice, on the calling thread (through
-            # parallel_for all the same, which keeps the BLAS on one thread while minigrad's
-            # own threads are in use).
-            parallel_for(1, lambda lo, hi: np.matmul(x2, w, out=y), work=0, blas=True)
+            # Too small to be worth a second thread: one slice, on the calling thread. The first
+            # product goes through parallel_for all the same, which starts minigrad's threads
+            # and with them keeps the BLAS on one thread while they are in use; once they are
+            # started (or with one thread) parallel_for would only call the product.
+            # (np.dot: for 2-D arrays the same product, called with less overhead.)
+            if parallel._pool is None and parallel._num_threads != 1:
+                parallel_for(1, lambda lo, hi: np.dot(x2, w, out=y), work=0, blas=True)
+            else:
+                np.dot(x2, w, out=y)
         elif D >= 1024 and D >= 4 * max(N, M):
             # Few samples and outputs, many input features (affine 4320→100 at batch 100):
             # the sum over the D features runs as K_BLOCKS products of X's column blocks with
