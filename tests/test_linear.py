@@ -167,12 +167,14 @@ def test_affine_splits_only_products_of_at_least_min_flops(monkeypatch):
                         [body(0, total) for body, total in parts])
     x, w = np.ones((4, 8)), np.ones((8, 2))               # 2·4·8·2 = 128 FLOPs a product
     monkeypatch.setattr(linear, "MIN_FLOPS", 257)
+    # A product below MIN_FLOPS runs whole: one slice of parallel_for, or (the forward, once
+    # minigrad's threads are started or with one thread) the product called directly.
     _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))  # one slice each (whole)
-    assert calls == [1, 1]
+    assert calls in ([1, 1], [1])
     calls.clear()
     monkeypatch.setattr(linear, "MIN_FLOPS", 129)
     _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))  # backward: 256 FLOPs, shared
-    assert calls == [1, 2]
+    assert calls in ([1, 2], [2])
     calls.clear()
     monkeypatch.setattr(linear, "MIN_FLOPS", 128)
     _affine_and_grads(x, w, np.zeros(2), np.ones((4, 2)))
