@@ -135,6 +135,13 @@ class BatchNorm(Function):
     over dy and x (Σ dy·x − μ·Σ dy when |μ| ≤ σ). Saved: x itself (the input, which the tape
     keeps anyway), μ and 1/std per channel.
 
+    A channels-last x (shape (N, C, *), memory (N, *, C), as a convolution that works channels
+    last returns it) is not copied: the blocked path sees it as N·P rows of C values, and the
+    same formulas run on blocks of rows. The per-channel sums are then column sums, one
+    product of each block with a vector of ones (the BLAS), added up per channel in float64;
+    the constants are tiled into a block of rows. y and dx come out channels-last too; a dy in
+    the other layout is copied into x's first. Any other layout is copied to C order.
+
     In evaluation (``training=False``) μ and σ² are the given running statistics, constants,
     so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above).
 

@@ -11,7 +11,7 @@ class Reshape(Function):
     """y = x viewed with a new shape.    dL/dx = dL/dy reshaped to x's shape"""
 
     def __init__(self, shape):
-        self.shape = tuple(int(n) for n in shape)
+        self.shape = tuple(map(int, shape))
 
     def forward(self, x):
         try:
