@@ -29,6 +29,8 @@ differentiated again.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from minigrad.function import Function
@@ -387,9 +389,15 @@ def _layout(x) -> str | None:
     if not (x.ndim >= 3 and x.size > 0 and x.dtype in _BLOCKED_DTYPES
             and x.size // (N * C) >= _MIN_PLANE):
         return None
-    if not x.flags.c_contiguous and np.moveaxis(x, 1, -1).flags.c_contiguous:
+    if not x.flags.c_contiguous and x.transpose(_to_last(x.ndim)).flags.c_contiguous:
         return "channels-last"
     return "channels-first"
+
+
+def _to_last(ndim: int) -> tuple[int, ...]:
+    """The axes that take (N, C, *) to (N, *, C) (``np.moveaxis(x, 1, -1)`` without its cost,
+    a few µs, which counts at batch 1)."""
+    return (0,) + tuple(range(2, ndim)) + (1,)
 
 
 class _ChannelsFirst:
@@ -461,22 +469,37 @@ class _ChannelsLast(_ChannelsFirst):
         N, C = x.shape[:2]
         self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
         self.last = (N,) + x.shape[2:] + (C,)
-        self.x2 = np.moveaxis(x, 1, -1).reshape(-1, C)
+        self.axes = _to_last(x.ndim)
+        self.back = (0, x.ndim - 1) + tuple(range(1, x.ndim - 1))      # (N, *, C) → (N, C, *)
+        self.x2 = x.transpose(self.axes).reshape(-1, C)
         rows = self.x2.shape[0]
         self.step = min(rows, max(1, _BLOCK_BYTES // (C * x.itemsize)))
-        self.ones = np.ones(self.step, x.dtype)
+
+    @functools.cached_property
+    def ones(self):
+        """A vector of ones, a block long: ones[:n] @ block gives the block's column sums."""
+        return np.ones(self.step, self.x2.dtype)
 
     def matrix(self, a):
-        return np.ascontiguousarray(np.moveaxis(a, 1, -1), dtype=self.x2.dtype
+        return np.ascontiguousarray(a.transpose(self.axes), dtype=self.x2.dtype
                                     ).reshape(-1, self.C)
 
     def shaped(self, a2):
         """(N, C, *) with x's channels-last memory."""
-        return np.moveaxis(a2.reshape(self.last), -1, 1)
+        return a2.reshape(self.last).transpose(self.back)
 
     def row(self, values):
-        """Per-channel values (C,) tiled into a (step, C) block (slice [:n] for a shorter one)."""
-        return np.tile(values.astype(self.x2.dtype), (self.step, 1))
+        """Per-channel values (C,) tiled into a (step, C) block (slice [:n] for a shorter one).
+
+        Built from a first tile of about 1024 values: filling the whole block straight from
+        the (C,) vector would run the slow loop of C values per row that the tiling avoids."""
+        C, step, dtype = self.C, self.step, self.x2.dtype
+        k = min(step, max(1, 1024 // C))                     # rows of the first tile
+        tile = np.empty((k, C), dtype)
+        tile[...] = values
+        block = np.empty((-(-step // k), k * C), dtype)
+        block[...] = tile.reshape(-1)
+        return block.reshape(-1, C)[:step]
 
     dots_need_scratch = True
 
