@@ -260,7 +260,7 @@ class BatchNorm(Function):
             # (astype makes the copy; the values are rounded to x's dtype first).
             mu = np.asarray(_data(self.running_mean), dtype).astype(np.float64)
             var = np.asarray(_data(self.running_var), dtype).astype(np.float64)
-        istd = np.reciprocal(np.sqrt(var + self.eps))
+        istd = (var + self.eps) ** -0.5
         self.view, self.mu64, self.istd64 = view, mu, istd
         self.w64 = np.asarray(w, dtype).astype(np.float64)
         # x − μ is formed only where μ is large next to σ (see _centred).
