@@ -534,6 +534,9 @@ def _over_blocks(x2, step, body, scratch: bool) -> None:
     thread, reused), or None."""
     rows, width = x2.shape
     blocks = -(-rows // step)
+    if blocks == 1:                     # one block (small batches): no hand-over to arrange
+        body(0, rows, np.empty_like(x2) if scratch else None)
+        return
 
     def run(first, last):
         buf = np.empty((min(step, rows), width), x2.dtype) if scratch else None
