@@ -400,7 +400,18 @@ def _to_last(ndim: int) -> tuple[int, ...]:
     return (0,) + tuple(range(2, ndim)) + (1,)
 
 
-class _ChannelsFirst:
+class _BlockedView:
+    """How the blocked path sees x: a matrix x2 whose rows it goes over in blocks of ``step``
+    rows. A view gives x2, ``matrix`` (an array like x laid out as x2), ``shaped`` (back),
+    ``row`` (per-channel constants shaped to broadcast against a block, sliced [:n] for a
+    block of n rows), ``partial_sums`` with ``sums`` and ``dots`` (per-channel sums of a block
+    into it, added up per channel afterwards) and ``channel_sums``."""
+
+    def over_blocks(self, body, scratch):
+        _over_blocks(self.x2, self.step, body, scratch)
+
+
+class _ChannelsFirst(_BlockedView):
     """x (N, C, *) seen as x2 (N, C·P), P = ∏*: a row per sample, its C planes side by side.
 
     A per-channel constant is one row of C·P values, each repeated P times, broadcast down a
@@ -424,9 +435,6 @@ class _ChannelsFirst:
     def row(self, values):
         """Per-channel values (C,) as a (1, C·P) row (a block's slice [:n] still broadcasts)."""
         return values.astype(self.x2.dtype).repeat(self.P).reshape(1, -1)
-
-    def over_blocks(self, body, scratch):
-        _over_blocks(self.x2, self.step, body, scratch)
 
     dots_need_scratch = False
 
@@ -454,10 +462,11 @@ class _ChannelsFirst:
                   out=out[lo:hi].reshape(-1))
 
     def channel_sums(self, a2):
+        """Σ per channel (C,) of an array laid out as x2."""
         return a2.reshape(a2.shape[0], self.C, self.P).sum(axis=(0, 2))
 
 
-class _ChannelsLast(_ChannelsFirst):
+class _ChannelsLast(_BlockedView):
     """x (N, C, *) whose memory is (N, *, C), seen as x2 (N·P, C): a row per position, a
     column per channel, with no copy. The statistics are column sums, one matrix-vector
     product with a vector of ones per block (the BLAS; a NumPy reduction down the rows runs
