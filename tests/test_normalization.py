@@ -458,6 +458,8 @@ def test_batch_norm_on_any_layout_equals_the_plain_path_and_keeps_x_layout(data)
     assert is_channels_last(dx) == last or dx.flags.c_contiguous, dx.strides
     if last:
         assert fn.layout == "channels-last"
+        if needs[0]:                    # the leaf's .grad is dx itself, not a C-order copy
+            assert is_channels_last(got[1]) and not got[1].flags.c_contiguous
     else:
         assert y.data.flags.c_contiguous and dx.flags.c_contiguous
 

@@ -267,7 +267,7 @@ class BatchNorm(Function):
         self.centred = _centred(mu, var)
         scale = self.w64 * istd                             # w/std
         bias = np.asarray(b, dtype).astype(np.float64)
-        y2 = np.empty_like(x2)
+        y, y2 = view.new()
         row = view.row
         if self.centred:
             mu_row, scale_row, b_row = row(mu), row(scale), row(bias)
@@ -288,7 +288,7 @@ class BatchNorm(Function):
                 yb += shift_row[:n]
 
         view.over_blocks(affine, scratch=False)
-        return view.shaped(y2)
+        return y
 
     def _backward_blocked(self, dy):
         need_x, need_w, need_b = self.needs_input_grad
@@ -309,7 +309,7 @@ class BatchNorm(Function):
         elif need_b:
             db = view.channel_sums(dy2)
         if need_x:
-            dx2 = np.empty_like(x2)
+            dx, dx2 = view.new()
             a_row = row(a)
             if self.training:
                 # dx = (w/std)·(dy − db/m − x̂·dw/m) = a·dy + k·(x − μ) + c per channel
@@ -341,7 +341,6 @@ class BatchNorm(Function):
             else:
                 view.over_blocks(lambda lo, hi, t: np.multiply(dy2[lo:hi], a_row[:hi - lo],
                                                                out=dx2[lo:hi]), scratch=False)
-            dx = view.shaped(dx2)
         return dx, dw if need_w else None, db if need_b else None
 
     # ----------------------------------------------------------------------- second order
@@ -402,7 +401,7 @@ def _to_last(ndim: int) -> tuple[int, ...]:
 
 class _BlockedView:
     """How the blocked path sees x: a matrix x2 whose rows it goes over in blocks of ``step``
-    rows. A view gives x2, ``matrix`` (an array like x laid out as x2), ``shaped`` (back),
+    rows. A view gives x2, ``matrix`` (an array like x laid out as x2), ``new`` (a result),
     ``row`` (per-channel constants shaped to broadcast against a block, sliced [:n] for a
     block of n rows), ``partial_sums`` with ``sums`` and ``dots`` (per-channel sums of a block
     into it, added up per channel afterwards) and ``channel_sums``."""
@@ -428,9 +427,10 @@ class _ChannelsFirst(_BlockedView):
         """An array shaped like x (in any layout) laid out as x2 (a view when it already is)."""
         return np.ascontiguousarray(a, dtype=self.x2.dtype).reshape(self.shape[0], -1)
 
-    def shaped(self, a2):
-        """A result laid out as x2, as an array shaped like x (C order)."""
-        return a2.reshape(self.shape)
+    def new(self):
+        """A new array shaped like x (C order) and the same memory seen as x2 is."""
+        a = np.empty(self.shape, self.x2.dtype)
+        return a, a.reshape(self.shape[0], -1)
 
     def row(self, values):
         """Per-channel values (C,) as a (1, C·P) row (a block's slice [:n] still broadcasts)."""
@@ -477,9 +477,8 @@ class _ChannelsLast(_BlockedView):
     def __init__(self, x):
         N, C = x.shape[:2]
         self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
-        self.last = (N,) + x.shape[2:] + (C,)
+        self.like = x
         self.axes = _to_last(x.ndim)
-        self.back = (0, x.ndim - 1) + tuple(range(1, x.ndim - 1))      # (N, *, C) → (N, C, *)
         self.x2 = x.transpose(self.axes).reshape(-1, C)
         rows = self.x2.shape[0]
         self.step = min(rows, max(1, _BLOCK_BYTES // (C * x.itemsize)))
@@ -493,9 +492,16 @@ class _ChannelsLast(_BlockedView):
         return np.ascontiguousarray(a.transpose(self.axes), dtype=self.x2.dtype
                                     ).reshape(-1, self.C)
 
-    def shaped(self, a2):
-        """(N, C, *) with x's channels-last memory."""
-        return a2.reshape(self.last).transpose(self.back)
+    def new(self):
+        """A new array shaped like x, channels-last as x is (an array of its own, not a view:
+        a leaf's gradient is then kept as it is, not copied), and the same memory seen as x2
+        is."""
+        a = np.empty_like(self.like, order="K")
+        m = a.transpose(self.axes)
+        if not m.flags.c_contiguous:        # (size-1 axes may leave order "K" another choice)
+            m = np.empty(m.shape, a.dtype)
+            a = m.transpose(np.argsort(self.axes))
+        return a, m.reshape(-1, self.C)
 
     def row(self, values):
         """Per-channel values (C,) tiled into a (step, C) block (slice [:n] for a shorter one).
