@@ -269,7 +269,7 @@ def batch_norm_path(blocked, block_bytes=None):
 
 def _batch_norm_run(x, w, b, stats, training, needs, dy):
     """y, the gradients asked for by ``needs`` (x, w, b), and the running statistics after."""
-    ts = [Tensor(a.copy(), requires_grad=n) for a, n in zip((x, w, b), needs)]
+    ts = [Tensor(a.copy(order="K"), requires_grad=n) for a, n in zip((x, w, b), needs)]
     stats = copied(stats)
     y = F.batch_norm(ts[0], stats["running_mean"], stats["running_var"], ts[1], ts[2],
                      training=training)
@@ -453,6 +453,9 @@ def test_batch_norm_on_any_layout_equals_the_plain_path_and_keeps_x_layout(data)
         dx = fn.backward(dyv)[0]
     for g, e in zip(got, plain):
         np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(y.data, plain[0], rtol=1e-9, atol=1e-9)   # x as laid out
+    if needs[0]:
+        np.testing.assert_allclose(dx, plain[1], rtol=1e-9, atol=1e-9)
     last = x_layout == "channels-last" and not xv.flags.c_contiguous   # (P = 1: both)
     assert is_channels_last(y.data) == last or y.data.flags.c_contiguous, y.data.strides
     assert is_channels_last(dx) == last or dx.flags.c_contiguous, dx.strides
