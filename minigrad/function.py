@@ -346,7 +346,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     gradient that is ``dy`` itself, a view of another array or read-only is copied first.
     """
     if root.creator is None:  # a leaf: its gradient is the seed
-        root.grad = seed.copy() if root.grad is None else _sum(root.grad, seed)
+        root.grad = seed.copy(order="K") if root.grad is None else _sum(root.grad, seed)
         return
     grads: dict[int, np.ndarray] = {id(root): seed}
     given: set[int] = set()  # arrays already made some leaf's .grad in this pass
@@ -356,7 +356,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         if dy is None:  # nothing downstream of this op reached the root
             continue
         if out._retains_grad:
-            out.grad = dy.copy() if out.grad is None else _sum(out.grad, dy)
+            out.grad = dy.copy(order="K") if out.grad is None else _sum(out.grad, dy)
         if fn._released:
             raise RuntimeError(
                 f"backward: trying to go through the graph a second time: the values that "
@@ -398,7 +398,7 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 if x.grad is None:
                     fresh = (gx is not dy and gx.base is None and gx.flags.writeable
                              and id(gx) not in given)
-                    x.grad = gx if fresh else gx.copy()
+                    x.grad = gx if fresh else gx.copy(order="K")
                     given.add(id(x.grad))
                 else:
                     x.grad = _sum(x.grad, gx)

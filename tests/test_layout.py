@@ -384,3 +384,26 @@ def test_adaptive_avg_pool_agrees_on_every_layout(x_layout, dy_layout, N, C, H, 
                           st.integers(1, 6))), OH=st.integers(1, 3), OW=st.integers(1, 3))
 def test_adaptive_avg_pool_on_channels_last_passes_gradcheck(x, OH, OW):
     assert gradcheck(lambda t: F.adaptive_avg_pool2d(ToChannelsLast()(t), (OH, OW)), x)
+
+
+@pytest.mark.parametrize("how", ["leaf root", "copied gradient", "retained gradient"])
+def test_a_leafs_gradient_keeps_the_channels_last_layout_it_arrives_in(how):
+    """The engine copies a gradient it cannot hand over as it is (the seed of a leaf, dy passed
+    through unchanged, a retained gradient) in the gradient's own memory order, NumPy's
+    order "K": a channels-last gradient stays channels last."""
+    rng = np.random.default_rng(0)
+    x = Tensor(to_channels_last(rng.standard_normal((2, 3, 4, 5))), requires_grad=True)
+    seed = to_channels_last(rng.standard_normal((2, 3, 4, 5)))
+    if how == "leaf root":
+        x.backward(seed)
+        got = x.grad
+    elif how == "copied gradient":          # y = x + 0: dL/dx is dL/dy itself, copied
+        (x + 0.0).backward(seed)
+        got = x.grad
+    else:
+        y = x * 2.0
+        y.retain_grad()
+        y.backward(seed)
+        got = y.grad
+    np.testing.assert_array_equal(got, seed)
+    assert got is not seed and is_channels_last(got)
