@@ -472,14 +472,19 @@ def test_conv2d_layout_rule(C, general_kwargs, nhwc):
     assert conv_module.Conv2d.channels_last_from == 16
 
 
+@pytest.mark.parametrize("x_layout", ["contiguous", "channels last"])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("stride, by_convolution", [(1, True), (1, False), (2, False)])
 def test_conv2d_channels_last_output_and_gradients_are_nhwc_in_memory(bias, stride,
-                                                                      by_convolution):
-    """Channels last, y and dL/dx are (N, C, H, W) views of NHWC memory, the NumPy twin of
-    PyTorch's channels_last format; dL/dw and dL/db are plain arrays."""
+                                                                      by_convolution, x_layout):
+    """Channels last, y is an (N, C, H, W) view of NHWC memory, the NumPy twin of PyTorch's
+    channels_last format; dL/dx comes in x's layout (as from ReLU, pooling and BatchNorm);
+    dL/dw and dL/db are plain arrays."""
     rng = np.random.default_rng(1)
-    x = Tensor(rng.standard_normal((3, 16, 9, 8)).astype(np.float32), requires_grad=True)
+    x = rng.standard_normal((3, 16, 9, 8)).astype(np.float32)
+    if x_layout == "channels last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    x = Tensor(x, requires_grad=True)
     w = Tensor(rng.standard_normal((8, 16, 3, 3)).astype(np.float32), requires_grad=True)
     b = Tensor(rng.standard_normal(8).astype(np.float32), requires_grad=True) if bias else None
     with pytest.MonkeyPatch.context() as mp:
@@ -490,7 +495,11 @@ def test_conv2d_channels_last_output_and_gradients_are_nhwc_in_memory(bias, stri
         assert y.data.transpose(0, 2, 3, 1).flags.c_contiguous
         assert y.creator._dx_by_convolution() is (by_convolution and stride == 1)
         dx, dw, *db = y.creator.backward(rng.standard_normal(y.shape).astype(np.float32))
-    assert dx.shape == x.shape and dx.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    if x_layout == "channels last":
+        assert dx.transpose(0, 2, 3, 1).flags.c_contiguous and not dx.flags.c_contiguous
+    else:
+        assert dx.flags.c_contiguous
     assert dw.shape == w.shape and dw.flags.c_contiguous and dw.dtype == np.float32
     assert not bias or (db[0].flags.c_contiguous and db[0].shape == (8,))
 

@@ -455,9 +455,9 @@ class Conv2d(Function):
 
     From ``channels_last_from`` input channels on, the fast path runs channels last (see the
     module docstring): col (N·P, K) with the fields in (fh, fw, c) order, a block of images at
-    a time and never kept (backward unfolds x again), y and dL/dx returned as (N, C, H, W)
-    views of NHWC memory; the maths above is the same, transposed. Saved there: x when w or b
-    needs a gradient, w when x does.
+    a time and never kept (backward unfolds x again), y returned as an (N, C, H, W) view of
+    NHWC memory and dL/dx in x's layout; the maths above is the same, transposed. Saved there:
+    x when w or b needs a gradient, w when x does.
 
     When neither w nor b needs a gradient (inference under ``no_grad``, frozen filters) the
     columns are not kept: each thread builds them a block of images at a time (``block_bytes``)
@@ -726,6 +726,9 @@ class Conv2d(Function):
         w_rows[:K] = w.transpose(2, 3, 1, 0).reshape(K, FN)
         if b is not None:
             w_rows[K] = b                                     # the bias row meets a column of ones
+        # dL/dx is returned in x's layout, as ReLU, pooling and BatchNorm return theirs: the
+        # op before it (the ReLU of a channels-first input layer) then meets one layout.
+        self.x_nhwc = x.transpose(0, 2, 3, 1).flags.c_contiguous
         x = np.asarray(x, dtype=dtype)
         y = np.empty((N * P, FN), dtype=dtype)
         step, unfold = self._nhwc_blocks(x, rows)
@@ -798,22 +801,28 @@ class Conv2d(Function):
         w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1), dtype=dtype)
         w_t = w_t.reshape(KT, C)
         dy4 = dy_rows.reshape(N, OH, OW, FN)
-        dx = np.empty((N * H * W, C), dtype=dtype)
+        nhwc = self.x_nhwc
+        dx = np.empty((N * H * W, C) if nhwc else (N, C, H, W), dtype=dtype)
         step = self._nhwc_step(N, KT * H * W, dtype)
 
         def blocks(lo, hi):
             n = min(step, N - lo * step)
             dyp = np.zeros((n, OH + 2 * QH, OW + 2 * QW, FN), dtype=dtype)  # borders stay 0
             col = np.empty((n * H * W, KT), dtype=dtype)
+            rows = None if nhwc else np.empty((n * H * W, C), dtype=dtype)
             for s in range(lo * step, min(N, hi * step), step):
                 e = min(N, s + step)
                 dyp[:e - s, QH:QH + OH, QW:QW + OW] = dy4[s:e]
                 c = col[:(e - s) * H * W]
                 _unfold_nhwc(dyp[:e - s], (FH, FW), (1, 1), (H, W), c)
-                np.matmul(c, w_t, out=dx[s * H * W:e * H * W])
+                if nhwc:
+                    np.matmul(c, w_t, out=dx[s * H * W:e * H * W])
+                else:                   # x channels first: the block turned while in cache
+                    r = np.matmul(c, w_t, out=rows[:(e - s) * H * W])
+                    dx[s:e] = r.reshape(e - s, H, W, C).transpose(0, 3, 1, 2)
 
         parallel_for(-(-N // step), blocks, work=N * H * W * (KT + C), blas=True)
-        return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+        return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2) if nhwc else dx
 
     def _dx_col2im_nhwc(self, dy_rows, OH, OW):  # noqa: N803
         """dL/dx = col2im(dy · w_rowsᵀ), channels last: each block's (n·P, K) gradient of its
@@ -825,7 +834,8 @@ class Conv2d(Function):
         P, K = OH * OW, FH * FW * C
         dtype = np.result_type(dy_rows, w)
         w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype).reshape(K, FN)
-        dx = np.empty((N, H, W, C), dtype=dtype)
+        nhwc = self.x_nhwc
+        dx = np.empty((N, H, W, C) if nhwc else (N, C, H, W), dtype=dtype)
         step = self._nhwc_step(N, K * P, dtype)
 
         def blocks(lo, hi):
@@ -841,10 +851,13 @@ class Conv2d(Function):
                     for j in range(FW):
                         d[:, i:i + SH * (OH - 1) + 1:SH, j:j + SW * (OW - 1) + 1:SW] += \
                             dcol6[:, :, :, i, j]
-                dx[s:e] = d[:, PH:PH + H, PW:PW + W]
+                if nhwc:
+                    dx[s:e] = d[:, PH:PH + H, PW:PW + W]
+                else:
+                    dx[s:e] = d[:, PH:PH + H, PW:PW + W].transpose(0, 3, 1, 2)
 
         parallel_for(-(-N // step), blocks, work=N * P * (K + FN), blas=True)
-        return dx.transpose(0, 3, 1, 2)
+        return dx.transpose(0, 3, 1, 2) if nhwc else dx
 
     def backward_graph(self, dy):
         from minigrad.ops.grad_ops import conv2d_backward_graph
