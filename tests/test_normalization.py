@@ -278,20 +278,16 @@ def _batch_norm_run(x, w, b, stats, training, needs, dy):
     return [y.data] + [t.grad for t, n in zip(ts, needs) if n] + list(stats.values())
 
 
-@settings(deadline=None)
-@given(data=st.data())
-def test_batch_norm_blocked_path_equals_the_plain_path(data):
-    """Values, gradients and running statistics, in training and evaluation, on inputs whose
-    channels sit near 0 or far from it (x − μ formed or not; the statistics' shift kept, or
-    the pass repeated), in blocks of one sample or more."""
-    spatial = tuple(data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=2),
+def draw_batch_norm_case(data, max_spatial, N, C, offset_scales):  # noqa: N803
+    """(x, w, b, running statistics, training, which inputs need a gradient) for the blocked
+    path's tests: x (N, C, *spatial) with each channel shifted by up to 40 times a drawn
+    scale, so that channels sit near 0 or far from it."""
+    spatial = tuple(data.draw(st.lists(st.integers(1, max_spatial), min_size=1, max_size=2),
                               label="spatial"))
-    N, C = data.draw(st.integers(2, 5), label="N"), data.draw(st.integers(1, 4), label="C")
+    N, C = data.draw(st.integers(*N), label="N"), data.draw(st.integers(*C), label="C")
     x = data.draw(arrays((N, C) + spatial), label="x")
     offset = data.draw(arrays((1, C) + (1,) * len(spatial), low=-40, high=40), label="offset")
-    x = x + offset * data.draw(st.sampled_from([0.0, 0.05, 1.0]), label="offset scale")
-    if data.draw(st.booleans(), label="first sample apart"):
-        x[0] += 30.0                  # the first block's mean is far from the batch's
+    x = x + offset * data.draw(st.sampled_from(offset_scales), label="offset scale")
     w, b = data.draw(arrays((C,)), label="w"), data.draw(arrays((C,)), label="b")
     stats = {"running_mean": data.draw(arrays((C,), low=-40, high=40), label="running_mean"),
              "running_var": data.draw(arrays((C,), low=0.2, high=3.0), label="running_var")}
@@ -299,6 +295,19 @@ def test_batch_norm_blocked_path_equals_the_plain_path(data):
     needs = data.draw(st.sampled_from([(True, True, True), (False, True, True),
                                        (True, False, False), (False, False, True)]),
                       label="needs")
+    return x, w, b, stats, training, needs
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_batch_norm_blocked_path_equals_the_plain_path(data):
+    """Values, gradients and running statistics, in training and evaluation, on inputs whose
+    channels sit near 0 or far from it (x − μ formed or not; the statistics' shift kept, or
+    the pass repeated), in blocks of one sample or more."""
+    x, w, b, stats, training, needs = draw_batch_norm_case(
+        data, max_spatial=6, N=(2, 5), C=(1, 4), offset_scales=[0.0, 0.05, 1.0])
+    if data.draw(st.booleans(), label="first sample apart"):
+        x[0] += 30.0                  # the first block's mean is far from the batch's
     block = data.draw(st.sampled_from([1, 8 * x[0].size, 1 << 18]), label="block bytes")
     dy = np.random.default_rng(0).standard_normal(x.shape)
     with batch_norm_path(blocked=False):
@@ -425,19 +434,9 @@ def test_batch_norm_on_any_layout_equals_the_plain_path_and_keeps_x_layout(data)
     """Values, gradients and running statistics of x and dy in every pair of layouts, on the
     blocked path (blocks of one row or more), equal to the plain path on C-order copies; y and
     dx are laid out as x is when x is channels last, in C order otherwise."""
-    spatial = tuple(data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=2),
-                              label="spatial"))
-    N, C = data.draw(st.integers(2, 4), label="N"), data.draw(st.integers(2, 4), label="C")
-    x = data.draw(arrays((N, C) + spatial), label="x")
-    offset = data.draw(arrays((1, C) + (1,) * len(spatial), low=-40, high=40), label="offset")
-    x = x + offset * data.draw(st.sampled_from([0.0, 1.0]), label="offset scale")
-    w, b = data.draw(arrays((C,)), label="w"), data.draw(arrays((C,)), label="b")
-    stats = {"running_mean": data.draw(arrays((C,), low=-40, high=40), label="running_mean"),
-             "running_var": data.draw(arrays((C,), low=0.2, high=3.0), label="running_var")}
-    training = data.draw(st.booleans(), label="training")
-    needs = data.draw(st.sampled_from([(True, True, True), (False, True, True),
-                                       (True, False, False), (False, False, True)]),
-                      label="needs")
+    x, w, b, stats, training, needs = draw_batch_norm_case(
+        data, max_spatial=5, N=(2, 4), C=(2, 4), offset_scales=[0.0, 1.0])
+    C = x.shape[1]
     x_layout = data.draw(st.sampled_from(LAYOUTS), label="x layout")
     dy_layout = data.draw(st.sampled_from(LAYOUTS), label="dy layout")
     block = data.draw(st.sampled_from([1, 8 * C * 3, 1 << 18]), label="block bytes")
