@@ -707,3 +707,33 @@ def test_conv_options_keep_float32_float32(call):
     assert y.dtype == np.float32
     (y * 2.0).sum().backward()
     assert x.grad.dtype == np.float32 and x.grad.shape == x.shape
+
+
+# float32, the training dtype: each layout's y and gradients against float64 arithmetic on the
+# same float32 inputs. The documented bound (docs/ops.md) is 1e-5 of the largest exact value;
+# DeepConvNet's layers measure 1e-7 to 8e-7 (benchmarks/README.md, bench_winograd).
+F32_BOUND = 1e-5
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("C, FN, H, padding", [(16, 16, 12, 1), (16, 32, 9, 1),
+                                                (32, 32, 7, 2), (1, 16, 10, 1)])
+def test_conv2d_float32_is_within_its_bound_of_float64(layout, C, FN, H, padding):
+    rng = np.random.default_rng(C + FN + H)
+    x = np.maximum(rng.standard_normal((6, C, H, H)), 0).astype(np.float32)
+    w = (rng.standard_normal((FN, C, 3, 3)) * np.sqrt(2 / (9 * C))).astype(np.float32)
+    b = (rng.standard_normal(FN) * 0.1).astype(np.float32)
+    OH = H + 2 * padding - 2
+    dy = np.random.default_rng(7).standard_normal((6, FN, OH, OH)).astype(np.float32)
+    results = {}
+    for dtype in (np.float32, np.float64):
+        tensors = [Tensor(a.astype(dtype), requires_grad=True) for a in (x, w, b)]
+        with conv_layout(layout):
+            y = F.conv2d(*tensors, padding=padding)
+            y.backward(dy.astype(dtype))
+        results[dtype] = [y.data] + [t.grad for t in tensors]
+    for name, got, exact in zip(("y", "dx", "dw", "db"), results[np.float32],
+                                results[np.float64]):
+        assert got.dtype == np.float32
+        error = np.abs(got - exact).max() / np.abs(exact).max()
+        assert error <= F32_BOUND, (name, error)
