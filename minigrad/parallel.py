@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side", "elementwise",
-           "empty_like", "MIN_WORK"]
+           "empty_like", "channels_last", "MIN_WORK"]
 
 # The smallest slice worth a thread, in array elements touched: below it the hand-over to a
 # worker costs more than the slice saves. On a 2-core virtual machine an idle core sleeps and
@@ -331,6 +331,14 @@ def empty_like(a: np.ndarray, dtype=None) -> np.ndarray:
     if any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
         return np.empty(a.shape, a.dtype if dtype is None else dtype)
     return np.empty_like(a, dtype=dtype, order="K", subok=False)
+
+
+def channels_last(x: np.ndarray) -> bool:
+    """True when x (N, C, H, W) is a channels-last view: the transpose (0, 3, 1, 2) of a
+    C-contiguous (N, H, W, C) array, as a convolution computed in that layout returns it (and
+    not also C-contiguous, as when C = 1 or H = W = 1)."""
+    return (x.ndim == 4 and not x.flags.c_contiguous
+            and x.transpose(0, 2, 3, 1).flags.c_contiguous)
 
 
 def _memory_order(a: np.ndarray) -> tuple[int, ...] | None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import minigrad.functional as F
 from minigrad import Function, Tensor, grad, parallel
 from minigrad.ops.dropout import Dropout
-from minigrad.ops.pooling import channels_last
+from minigrad.parallel import channels_last
 from minigrad.testing import arrays, distinct_arrays, gradcheck, pool_settings
 
 

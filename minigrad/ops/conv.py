@@ -69,7 +69,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from minigrad.function import Function
-from minigrad.parallel import parallel_for
+from minigrad.parallel import channels_last, parallel_for
 
 
 def _view(a: np.ndarray, shape, strides, writeable: bool = True) -> np.ndarray:
@@ -685,10 +685,11 @@ class Conv2d(Function):
 
     def _nhwc_blocks(self, x, rows_per_image: int):
         """Images per block of the channels-last path (``nhwc_block_bytes`` of columns, fixed
-        by the shapes alone) and a function that fills a thread's buffers with a block's
-        columns: ``unfold(s, e, xp, col)`` pads images s..e−1 of x into xp (n, Hp, Wp, C), whose
-        borders stay 0, and unfolds them into the first rows of col, leaving its column of ones
-        alone."""
+        by the shapes alone), a function that makes a thread's buffers, and one that fills them
+        with a block's columns. ``buffers(n)`` gives xp (n, Hp, Wp, C), zero (its borders stay
+        0), and col (n·P, rows_per_image) with its columns past K (the bias's) set to 1;
+        ``unfold(s, e, xp, col)`` pads images s..e−1 of x into xp and unfolds them into the
+        first rows of col."""
         N, C, H, W = x.shape
         FN, _, FH, FW = self.w_shape
         (PH, PW), stride = self.pad, self.stride
@@ -696,11 +697,16 @@ class Conv2d(Function):
         x_nhwc = x.transpose(0, 2, 3, 1)
         step = self._nhwc_step(N, rows_per_image * OH * OW, x.dtype)
 
+        def buffers(n):
+            col = np.empty((n * OH * OW, rows_per_image), dtype=x.dtype)
+            col[:, FH * FW * C:] = 1
+            return np.zeros((n, H + 2 * PH, W + 2 * PW, C), dtype=x.dtype), col
+
         def unfold(s, e, xp, col):
             xp[:e - s, PH:PH + H, PW:PW + W] = x_nhwc[s:e]
             _unfold_nhwc(xp[:e - s], (FH, FW), stride, (OH, OW), col[:(e - s) * OH * OW])
 
-        return step, unfold
+        return step, buffers, unfold
 
     def _nhwc_step(self, N: int, per_image: int, dtype) -> int:  # noqa: N803
         """Images per block channels last: as many as keep a block's columns (``per_image``
@@ -728,16 +734,13 @@ class Conv2d(Function):
             w_rows[K] = b                                     # the bias row meets a column of ones
         # dL/dx is returned in x's layout, as ReLU, pooling and BatchNorm return theirs: the
         # op before it (the ReLU of a channels-first input layer) then meets one layout.
-        self.x_nhwc = x.transpose(0, 2, 3, 1).flags.c_contiguous
+        self.x_nhwc = channels_last(x)
         x = np.asarray(x, dtype=dtype)
         y = np.empty((N * P, FN), dtype=dtype)
-        step, unfold = self._nhwc_blocks(x, rows)
+        step, buffers, unfold = self._nhwc_blocks(x, rows)
 
         def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
-            n = min(step, N - lo * step)
-            xp = np.zeros((n, H + 2 * self.pad[0], W + 2 * self.pad[1], C), dtype=dtype)
-            col = np.empty((n * P, rows), dtype=dtype)
-            col[:, K:] = 1
+            xp, col = buffers(min(step, N - lo * step))
             for s in range(lo * step, min(N, hi * step), step):
                 e = min(N, s + step)
                 unfold(s, e, xp, col)
@@ -760,17 +763,12 @@ class Conv2d(Function):
             # [dL/dw | dL/db] = Σ over the blocks of colᵀ · dy, (rows, n·P) · (n·P, FN), the
             # columns unfolded again block by block, the blocks' sums added in order.
             x = self.x
-            _, _, H, W = x.shape
             rows = K + self.with_bias
-            dtype = np.result_type(dy_rows, x)
-            step, unfold = self._nhwc_blocks(x, rows)
-            partial = np.empty((-(-N // step), rows, FN), dtype=dtype)
+            step, buffers, unfold = self._nhwc_blocks(x, rows)
+            partial = np.empty((-(-N // step), rows, FN), dtype=np.result_type(dy_rows, x))
 
             def blocks(lo, hi):
-                n = min(step, N - lo * step)
-                xp = np.zeros((n, H + 2 * self.pad[0], W + 2 * self.pad[1], C), dtype=x.dtype)
-                col = np.empty((n * P, rows), dtype=x.dtype)
-                col[:, K:] = 1
+                xp, col = buffers(min(step, N - lo * step))
                 for i in range(lo, hi):
                     s, e = i * step, min(N, (i + 1) * step)
                     unfold(s, e, xp, col)

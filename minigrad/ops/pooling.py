@@ -51,7 +51,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from minigrad.function import Function
 from minigrad.ops.conv import crop4, output_size, pad, pad4, pair
-from minigrad.parallel import parallel_for
+from minigrad.parallel import channels_last, parallel_for
 
 
 def _settings(op: str, kernel_size, stride, padding):
@@ -88,14 +88,6 @@ def _lowest(dtype):
 
 
 # ------------------------------------------------------------------------------ tiled windows
-
-
-def channels_last(x) -> bool:
-    """True when x (N, C, H, W) is a channels-last view: the transpose (0, 3, 1, 2) of a
-    C-contiguous (N, H, W, C) array, as a convolution computed in that layout returns it (and
-    not also C-contiguous, as when C = 1 or H = W = 1)."""
-    return (x.ndim == 4 and not x.flags.c_contiguous
-            and x.transpose(0, 2, 3, 1).flags.c_contiguous)
 
 
 def _images(x, lo, hi):
