@@ -220,10 +220,6 @@ def _slices(total: int, work: int, blas: bool = False) -> int:
     if _num_threads == 1 or getattr(_state, "worker", False):
         return 1
     if blas and _pool is None:
-        # The BLAS goes to one thread at minigrad's first product, split or not: left on its
-        # own threads, a product too small to split (a batch of one image) could be shared out
-        # by the BLAS and wait on a sleeping core, and how it ran would depend on whether a
-        # bigger op had started the pool before it.
         _start()                    # which tells whether the BLAS could be set to one thread
     if total < 2:
         return 1
@@ -231,6 +227,19 @@ def _slices(total: int, work: int, blas: bool = False) -> int:
     if n > 1 and blas and not _blas_single:
         return 1
     return n
+
+
+def blas_ready() -> None:
+    """Start minigrad's threads, if there are several and they have not started, which sets the
+    BLAS to one thread: a product run directly on the calling thread then runs whole there.
+
+    The BLAS goes to one thread at minigrad's first product, split or not: left on its own
+    threads, a product too small to split (a batch of one image) could be shared out by the
+    BLAS and wait on a sleeping core, and how it ran would depend on whether a bigger op had
+    started the pool before it. ``parallel_for(..., blas=True)`` does this itself; an op that
+    calls a small product without it calls this first."""
+    if _pool is None and _num_threads != 1 and not getattr(_state, "worker", False):
+        _start()
 
 
 def parallel_for(total: int, body: Callable[[int, int], None], work: int,

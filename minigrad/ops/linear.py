@@ -60,15 +60,11 @@ class Affine(Function):
             dtype = np.result_type(x2, w) if b is None else np.result_type(x2, w, b)
         y = np.empty((N, M), dtype)
         if 2 * N * D * M < MIN_FLOPS:
-            # Too small to be worth a second thread: one slice, on the calling thread. The first
-            # product goes through parallel_for all the same, which starts minigrad's threads
-            # and with them keeps the BLAS on one thread while they are in use; once they are
-            # started (or with one thread) parallel_for would only call the product.
+            # Too small to be worth a second thread: run whole on the calling thread, the BLAS
+            # kept on one thread while minigrad's threads are in use (parallel.blas_ready).
             # (np.dot: for 2-D arrays the same product, called with less overhead.)
-            if parallel._pool is None and parallel._num_threads != 1:
-                parallel_for(1, lambda lo, hi: np.dot(x2, w, out=y), work=0, blas=True)
-            else:
-                np.dot(x2, w, out=y)
+            parallel.blas_ready()
+            np.dot(x2, w, out=y)
         elif D >= 1024 and D >= 4 * max(N, M):
             # Few samples and outputs, many input features (affine 4320→100 at batch 100):
             # the sum over the D features runs as K_BLOCKS products of X's column blocks with
