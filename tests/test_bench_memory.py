@@ -1,24 +1,16 @@
 """benchmarks/bench_memory.py: the smallest run has its structure, and its minigrad workers
 differ in exactly the setting they are meant to."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+from bench_scripts import load_benchmark
 
 from minigrad import memory
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_memory", BENCH / "bench_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_memory")
 
 
 @pytest.mark.parametrize("frameworks", [["minigrad"], ["minigrad", "torch"]])

@@ -1,25 +1,17 @@
 """benchmarks/bench_nets.py: its networks and their PyTorch twins agree, its FLOP counts, and the
 structure of the smallest run (no timing is asserted)."""
 
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from bench_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))      # bench_nets imports _common and bench_cnn from there
-    spec = importlib.util.spec_from_file_location("bench_nets", BENCH / "bench_nets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_nets")
 
 
 def test_simple_convnet_counts_and_weights_match_bench_cnn(bench):

@@ -2,7 +2,6 @@
 weights, batches, rates, losses and accuracies), its PyTorch side gets the same, and the report
 holds both (no timing is asserted)."""
 
-import importlib.util
 import json
 import math
 import os
@@ -12,19 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-EXAMPLES = BENCH.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))      # it imports _common, bench_cnn and bench_nets from there
-    spec = importlib.util.spec_from_file_location("bench_time_to_accuracy",
-                                                  BENCH / "bench_time_to_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_time_to_accuracy")
 
 
 def test_rates_are_train_mnist_cosine_schedule_stepped_per_epoch(bench):

@@ -3,28 +3,15 @@ float64 direct convolution, the direct convolution equals minigrad's conv2d, and
 main runs on a tiny configuration (no timing is asserted)."""
 
 import doctest
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_benchmark
 from hypothesis import given
 from hypothesis import strategies as st
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_winograd", BENCH / "bench_winograd.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bw = _load()
+bw = load_benchmark("bench_winograd")
 
 
 @st.composite
