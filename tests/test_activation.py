@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad.functional as F
-from minigrad import Tensor
+from minigrad import Tensor, no_grad, parallel
 from minigrad.testing import arrays, check_op, shapes
 
 # name: (NumPy reference in float64, keyword arguments of arrays())
@@ -83,3 +83,44 @@ def test_activation_matches_torch(name, data):
     py.backward(torch.tensor(dy))
     np.testing.assert_allclose(y.data, py.detach().numpy(), rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+
+RELU_LAYOUTS = {
+    "C order": lambda a: a,
+    "channels last": lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+    "strided": lambda a: np.repeat(a, 2, axis=3)[..., ::2],
+}
+# Sizes about the 65,536-element chunk and above the threads' split (2·MIN_WORK elements
+# read and written).
+RELU_SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 16, 64, 64), (1, 17, 64, 61), (3, 17, 95, 61)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", RELU_LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("shape", RELU_SHAPES)
+def test_relu_forward_is_numpy_maximum_bit_for_bit(shape, dtype, layout, threads):
+    # The forward pass takes the maximum against a block of zeros a chunk at a time; it must
+    # give exactly np.maximum(x, 0) everywhere, chunk edges, thread slices and layouts
+    # included, with NaN kept, -0.0 as NumPy gives it, and +-inf.
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 10).astype(dtype)
+    if dtype != np.int32:
+        flat = x.reshape(-1)
+        flat[rng.integers(0, flat.size, max(1, flat.size // 50))] = np.nan
+        flat[::97] = -0.0
+        flat[5::101] = np.inf
+        flat[7::103] = -np.inf
+    x = RELU_LAYOUTS[layout](x)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        with no_grad():
+            y = F.relu(Tensor(x)).data
+    finally:
+        parallel.set_num_threads(before)
+    expected = np.maximum(x, np.zeros((), dtype))
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y, expected)
+    assert np.array_equal(np.signbit(y), np.signbit(expected))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
-from minigrad.parallel import elementwise, empty_like
+from minigrad.parallel import _memory_order, elementwise, empty_like
 
 
 def _zero(x: np.ndarray):
@@ -38,11 +38,21 @@ class ReLU(Function):
     """
 
     def forward(self, x):
-        if x.size <= _SMALL and x.flags.c_contiguous:
-            self.y = np.maximum(x, _zeros(x))
+        if x.flags.c_contiguous and x.size <= _CHUNK:     # one chunk (small batches)
+            self.y = np.maximum(x, _zeros_shaped(x))
+            return self.y
+        y = empty_like(x)
+        if x.flags.c_contiguous:
+            elementwise(_relu_flat, y.reshape(-1), x.reshape(-1))
         else:
-            self.y = elementwise(_relu, empty_like(x), x)
-        return self.y
+            order = _memory_order(x)            # one run in memory (channels last, ...)?
+            if order is not None and y.transpose(order).flags.c_contiguous:
+                elementwise(_relu_flat, y.transpose(order).reshape(-1),
+                            x.transpose(order).reshape(-1))
+            else:
+                np.maximum(x, _zero(x), out=y)
+        self.y = y
+        return y
 
     def backward(self, dy):
         return elementwise(_relu_grad, empty_like(self.y, np.result_type(dy, self.y)),
@@ -52,29 +62,49 @@ class ReLU(Function):
         return dy * (self.y > 0)            # the mask is a constant: ReLU'' = 0 off the kink
 
 
-def _relu(y, x):
-    np.maximum(x, _zero(x), out=y)
+def _relu_flat(y, x):
+    """y = max(x, 0) on flat runs, a chunk at a time against the block of zeros."""
+    zeros = _zeros(x.dtype)
+    n = x.shape[0]
+    if n <= _CHUNK:
+        np.maximum(x, zeros[:n], out=y)
+        return
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        np.maximum(x[lo:hi], zeros[:hi - lo], out=y[lo:hi])
 
 
-# NumPy's maximum of two arrays runs vector loops that its maximum with a scalar lacks: on
-# C-contiguous arrays that fit in cache it is twice as fast against an array of zeros. On big
-# arrays the extra array to read costs more than it saves, so they keep the scalar, as do
-# arrays in other layouts (the zeros are C-contiguous).
-_SMALL = 1 << 16
+# NumPy's maximum of two arrays runs vector loops that its maximum with a scalar lacks: two
+# to three times as fast, small arrays and large (docs/ops.md, "ReLU"). ReLU therefore takes
+# the maximum against a block of zeros, ``_CHUNK`` elements a chunk (a block that stays in
+# the cache, not an array of zeros as large as x); x in no single memory order keeps the
+# scalar.
+_CHUNK = 1 << 16
 _ZEROS: dict = {}
 
 
-def _zeros(x: np.ndarray) -> np.ndarray:
-    """Read-only zeros of x's (small) shape and dtype, kept for the next call."""
-    key = (x.shape, x.dtype)
-    zeros = _ZEROS.get(key)
+def _zeros(dtype) -> np.ndarray:
+    """Read-only zeros of ``dtype``, ``_CHUNK`` long, made once per dtype."""
+    zeros = _ZEROS.get(dtype)
     if zeros is None:
-        if len(_ZEROS) >= 16:               # a few shapes recur; never keep many
-            _ZEROS.clear()
-        zeros = np.zeros(x.shape, x.dtype)
+        zeros = np.zeros(_CHUNK, dtype)
         zeros.flags.writeable = False
-        _ZEROS[key] = zeros
+        _ZEROS[dtype] = zeros
     return zeros
+
+
+def _zeros_shaped(x: np.ndarray) -> np.ndarray:
+    """The block of zeros seen in x's (small) shape; the view is kept for the next call."""
+    key = (x.shape, x.dtype)
+    zeros = _SHAPED.get(key)
+    if zeros is None:
+        if len(_SHAPED) >= 16:              # a few shapes recur; never keep many
+            _SHAPED.clear()
+        zeros = _SHAPED[key] = _zeros(x.dtype)[:x.size].reshape(x.shape)
+    return zeros
+
+
+_SHAPED: dict = {}
 
 
 def _relu_grad(dx, y, dy):
