@@ -4,7 +4,8 @@ For a before/after of a change: each checkout runs in a worker process of its ow
 copy of minigrad imported, the same thread count), both build the network of
 ``bench_nets.NETS`` with the same random batch of 100 images, and the parent asks them in turn
 (the first one changing from pair to pair) for a sample: 4 training steps (forward, loss,
-backward, Adam) and 10 inference passes (eval mode, no graph), in ms per step. The two samples
+backward, Adam), 10 inference passes (eval mode, no graph) and forward passes of the batch's
+first image (40) and first 8 images (20), in ms per step or pass. The two samples
 of a pair are taken within a second of each other, so their ratio cancels most of the drift of
 a shared machine; the figure is the median of the pairs' ratios B / A.
 
@@ -42,17 +43,20 @@ def step():
     opt.zero_grad()
     loss.backward()
     opt.step()
-def infer():
+def infer(batch=x):
     model.eval()
     with minigrad.no_grad():
-        model(minigrad.Tensor(x))
+        model(minigrad.Tensor(batch))
     model.train()
+x1, x8 = np.ascontiguousarray(x[:1]), np.ascontiguousarray(x[:8])
 step()
 infer()
+infer(x1)
+infer(x8)
 print("ready", flush=True)
 for _ in sys.stdin:
     times = []
-    for fn, calls in ((step, 4), (infer, 10)):
+    for fn, calls in ((step, 4), (infer, 10), (lambda: infer(x1), 40), (lambda: infer(x8), 20)):
         start = time.perf_counter()
         for _ in range(calls):
             fn()
@@ -91,7 +95,7 @@ def main(argv=None) -> None:
     median = statistics.median
     print(f"{args.net}, {args.threads} thread(s), {args.pairs} pairs; ms per step (median), "
           f"ratio B / A = median of the pairs' ratios")
-    for i, what in enumerate(("training step", "inference")):
+    for i, what in enumerate(("training step", "inference", "batch 1", "batch 8")):
         a, b = ([s[i] for s in samples[name]] for name in ("A", "B"))
         ratio = median(q / p for p, q in zip(a, b))
         print(f"  {what:14s} A {median(a):8.2f}   B {median(b):8.2f}   B / A {ratio:.3f}")
