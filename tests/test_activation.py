@@ -122,5 +122,7 @@ def test_relu_forward_is_numpy_maximum_bit_for_bit(shape, dtype, layout, threads
         parallel.set_num_threads(before)
     expected = np.maximum(x, np.zeros((), dtype))
     assert y.dtype == x.dtype and y.shape == x.shape
+    if layout == "channels last":
+        assert parallel.channels_last(y) or y.flags.c_contiguous, y.strides
     np.testing.assert_array_equal(y, expected)
     assert np.array_equal(np.signbit(y), np.signbit(expected))

@@ -38,9 +38,11 @@ class ReLU(Function):
     """
 
     def forward(self, x):
-        if x.flags.c_contiguous and x.size <= _CHUNK:     # one chunk (small batches)
-            self.y = np.maximum(x, _zeros_shaped(x))
-            return self.y
+        if x.size <= _CHUNK:                    # one chunk (small batches)
+            zeros = _zeros_shaped(x)
+            if zeros is not None:
+                self.y = np.maximum(x, zeros)   # laid out like x, as both inputs are
+                return self.y
         y = empty_like(x)
         if x.flags.c_contiguous:
             elementwise(_relu_flat, y.reshape(-1), x.reshape(-1))
@@ -93,14 +95,24 @@ def _zeros(dtype) -> np.ndarray:
     return zeros
 
 
-def _zeros_shaped(x: np.ndarray) -> np.ndarray:
-    """The block of zeros seen in x's (small) shape; the view is kept for the next call."""
-    key = (x.shape, x.dtype)
-    zeros = _SHAPED.get(key)
-    if zeros is None:
-        if len(_SHAPED) >= 16:              # a few shapes recur; never keep many
-            _SHAPED.clear()
-        zeros = _SHAPED[key] = _zeros(x.dtype)[:x.size].reshape(x.shape)
+def _zeros_shaped(x: np.ndarray) -> np.ndarray | None:
+    """The block of zeros seen in x's (small) shape and memory order (C order, channels last,
+    ...), or None when x does not fill one block of memory; the answer is kept for the next
+    call with the same shape, strides and dtype."""
+    key = (x.shape, x.strides, x.dtype)
+    try:
+        return _SHAPED[key]
+    except KeyError:
+        pass
+    if len(_SHAPED) >= 16:                  # a few shapes recur; never keep many
+        _SHAPED.clear()
+    order = _memory_order(x)
+    if order is None:
+        zeros = None
+    else:
+        flat = _zeros(x.dtype)[:x.size]
+        zeros = flat.reshape([x.shape[i] for i in order]).transpose(np.argsort(order))
+    _SHAPED[key] = zeros
     return zeros
 
 
