@@ -9,9 +9,11 @@ parallel. Each slice computes what the whole op computes on those rows: element-
 pooling give the same bits on any number of threads; a split matrix product may differ in the
 last bit for rows at a slice boundary, where the BLAS can take its edge kernel.
 
-While minigrad uses more than one thread it sets the BLAS (OpenBLAS, as NumPy ships it) to one
-thread, since the split already keeps every core busy and two thread pools on the same cores
-slow each other down. ``set_num_threads(1)`` gives the BLAS back its previous thread count.
+At its first matrix product minigrad sets the BLAS (OpenBLAS, as NumPy ships it) to one
+thread, whatever its own thread count: with several threads the split already keeps every core
+busy, and two thread pools on the same cores slow each other down; with one, one thread means
+one thread, as ``torch.set_num_threads(1)`` does (left to its own threads, OpenBLAS would share
+out even a batch-1 product and, on a busy machine, wait for the other core).
 
 The default number of threads is ``$MINIGRAD_NUM_THREADS`` if set, else ``$OMP_NUM_THREADS``
 or ``$OPENBLAS_NUM_THREADS`` if set (the usual way to cap a process's threads), else the
@@ -63,7 +65,6 @@ class _Blas:
 
     def __init__(self) -> None:
         self.set = self.get = None
-        self.saved: int | None = None
         for path in self._candidates():
             try:
                 lib = ctypes.CDLL(str(path))
@@ -95,18 +96,11 @@ class _Blas:
                 yield Path(fields[-1])
 
     def single(self) -> bool:
-        """Set the BLAS to one thread, remembering its count; True when that was possible."""
+        """Set the BLAS to one thread; True when that was possible."""
         if self.set is None:
             return False
-        if self.saved is None:
-            self.saved = int(self.get())
         self.set(1)
         return True
-
-    def restore(self) -> None:
-        if self.set is not None and self.saved is not None:
-            self.set(self.saved)
-            self.saved = None
 
 
 class _Pool:
@@ -184,13 +178,13 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads (≥ 1) for minigrad's big ops; 1 runs everything on the calling thread
-    and gives the BLAS back the thread count it had before minigrad set it to one.
+    """Use ``n`` threads (≥ 1) for minigrad's big ops; 1 runs everything on the calling thread.
+    The BLAS stays on one thread either way (set at minigrad's first matrix product).
 
     Raises:
         ValueError: n is not a positive integer.
     """
-    global _num_threads, _pool, _blas_single
+    global _num_threads, _pool
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
     with _lock:
@@ -198,26 +192,32 @@ def set_num_threads(n: int) -> None:
         if _pool is not None and len(_pool.queues) != _num_threads - 1:
             _pool.close()
             _pool = None
-        if _num_threads == 1 and _blas is not None:
-            _blas.restore()
-            _blas_single = False
 
 
 def _start() -> _Pool:
     """The worker pool, started on first use, and the BLAS set to one thread."""
-    global _pool, _blas, _blas_single
+    global _pool
     with _lock:
+        _single_blas()
         if _pool is None:
-            if _blas is None:
-                _blas = _Blas()
-            _blas_single = _blas.single()
             _pool = _Pool(_num_threads)
         return _pool
+
+
+def _single_blas() -> None:
+    """Set the BLAS to one thread, the first time only (``_blas`` records that it was tried;
+    ``_blas_single`` whether it worked). Called with ``_lock`` held."""
+    global _blas, _blas_single
+    if _blas is None:
+        _blas = _Blas()
+        _blas_single = _blas.single()
 
 
 def _slices(total: int, work: int, blas: bool = False) -> int:
     """How many slices ``parallel_for`` would cut ``total`` rows of ``work`` elements into."""
     if _num_threads == 1 or getattr(_state, "worker", False):
+        if blas and _blas is None:
+            blas_ready()
         return 1
     if blas and _pool is None:
         _start()                    # which tells whether the BLAS could be set to one thread
@@ -230,15 +230,23 @@ def _slices(total: int, work: int, blas: bool = False) -> int:
 
 
 def blas_ready() -> None:
-    """Start minigrad's threads, if there are several and they have not started, which sets the
-    BLAS to one thread: a product run directly on the calling thread then runs whole there.
+    """Set the BLAS to one thread, if minigrad has not yet, and start minigrad's threads, if
+    there are several and they have not started: a product run directly on the calling thread
+    then runs whole there.
 
-    The BLAS goes to one thread at minigrad's first product, split or not: left on its own
-    threads, a product too small to split (a batch of one image) could be shared out by the
-    BLAS and wait on a sleeping core, and how it ran would depend on whether a bigger op had
-    started the pool before it. ``parallel_for(..., blas=True)`` does this itself; an op that
-    calls a small product without it calls this first."""
-    if _pool is None and _num_threads != 1 and not getattr(_state, "worker", False):
+    The BLAS goes to one thread at minigrad's first product, split or not, on any number of
+    minigrad threads: left on its own threads, a product too small to split (a batch of one
+    image) could be shared out by the BLAS and wait on a sleeping core, and how it ran would
+    depend on whether a bigger op had started the pool before it. ``parallel_for(...,
+    blas=True)`` does this itself; an op that calls a small product without it calls this
+    first."""
+    if getattr(_state, "worker", False):
+        return
+    if _num_threads == 1:
+        if _blas is None:
+            with _lock:
+                _single_blas()
+    elif _pool is None:
         _start()
 
 

@@ -108,41 +108,54 @@ def test_parallel_for_inside_a_slice_runs_that_slice_whole():
     assert sorted(inner) == [(0, 0, 5), (0, 5, 10), (1, 0, 10)]
 
 
-def test_the_blas_runs_on_one_thread_while_the_pool_does_and_gets_its_count_back():
+@pytest.fixture
+def fresh_blas():
+    """minigrad as in a new process: the BLAS on two threads and not yet set by minigrad; the
+    thread count and the BLAS state restored afterwards."""
     blas = parallel._blas or parallel._Blas()
     if blas.get is None:
         pytest.skip("NumPy's BLAS is not an OpenBLAS minigrad can find")
     old = parallel.get_num_threads()
+    saved = (parallel._blas, parallel._blas_single, int(blas.get()))
+    blas.set(2)
+    parallel._blas = None
     try:
-        parallel.set_num_threads(1)
-        before = int(blas.get())
-        with threads(2):
-            parallel.parallel_for(4, lambda lo, hi: None, work=4)
-            assert int(parallel._blas.get()) == 1
-        parallel.set_num_threads(1)
-        assert int(parallel._blas.get()) == before
+        yield blas
     finally:
         parallel.set_num_threads(old)
+        parallel._blas, parallel._blas_single = saved[:2]
+        blas.set(saved[2])
 
 
-def test_the_blas_goes_to_one_thread_at_the_first_product_even_one_too_small_to_split():
-    blas = parallel._blas or parallel._Blas()
-    if blas.get is None:
-        pytest.skip("NumPy's BLAS is not an OpenBLAS minigrad can find")
-    old = parallel.get_num_threads()
-    try:
-        parallel.set_num_threads(1)             # no pool, the BLAS's own count back
-        before = int(blas.get())
-        parallel.set_num_threads(2)
-        assert parallel._pool is None
-        calls = []
-        parallel.parallel_for(1, lambda lo, hi: calls.append((lo, hi)), work=1, blas=True)
-        assert calls == [(0, 1)]
-        assert int(parallel._blas.get()) == 1
-        parallel.set_num_threads(1)
-        assert int(parallel._blas.get()) == before
-    finally:
-        parallel.set_num_threads(old)
+def test_the_blas_goes_to_one_thread_at_the_first_product_even_one_too_small_to_split(
+        fresh_blas):
+    parallel.set_num_threads(1)                 # no pool
+    parallel.set_num_threads(2)
+    assert parallel._pool is None
+    calls = []
+    parallel.parallel_for(1, lambda lo, hi: calls.append((lo, hi)), work=1, blas=True)
+    assert calls == [(0, 1)]
+    assert int(fresh_blas.get()) == 1
+    parallel.set_num_threads(1)                 # and it stays there
+    assert int(fresh_blas.get()) == 1
+
+
+def test_the_blas_goes_to_one_thread_on_one_minigrad_thread_too(fresh_blas):
+    # One thread means one thread, as torch.set_num_threads(1) does: OpenBLAS left on two
+    # would share out even a batch-1 product.
+    parallel.set_num_threads(1)
+    parallel.parallel_for(1, lambda lo, hi: None, work=1)           # no product: untouched
+    assert int(fresh_blas.get()) == 2
+    parallel.parallel_for(1, lambda lo, hi: None, work=1, blas=True)
+    assert int(fresh_blas.get()) == 1
+    assert parallel._pool is None                                  # no worker started for it
+
+
+def test_an_affine_on_one_thread_sets_the_blas_to_one_thread(fresh_blas):
+    from minigrad import functional as F
+    parallel.set_num_threads(1)
+    F.affine(np.ones((1, 3), np.float32), np.ones((3, 2), np.float32))
+    assert int(fresh_blas.get()) == 1
 
 
 def test_elementwise_splits_contiguous_arrays_and_passes_others_whole():
