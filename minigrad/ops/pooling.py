@@ -7,15 +7,20 @@ Two paths, both vectorised over the whole batch:
 
 * Windows that tile the input (stride = kernel, the usual 2×2 pooling): x padded and cut to
   (OH·KH, OW·KW) is, without a copy, x6 of shape (N, C, OH, KH, OW, KW), window (oh, ow)
-  being x6[:, :, oh, :, ow, :]. First each run of KW neighbours in a window row is reduced
-  (x6 seen as (N·C·OH·KH·OW, KW): its KW columns are long 1-D strided arrays), then each
-  group of KH of those row results (seen as (N·C·OH, KH, OW)). Every step is one NumPy call
-  over long, simple loops, where a reduction over the small axes (3, 5) of x6 would run many
-  times slower; the row-then-column order also gives the first maximum in row-major order for
-  free. When a gradient is wanted, the same two passes also track where the first maximum
-  of each row and then of each window was, giving one flat index per window; backward is then
-  a single scatter of dy into zeros at those indices. Without a gradient (inference) only the
-  maxima are taken.
+  being x6[:, :, oh, :, ow, :], and its maxima are x6.max(axis=(3, 5)) (``_window_max_plain``,
+  the readable formulation, which a reduction over those small axes runs many times slower).
+  First each run of KW neighbours in a window row is reduced, then each group of KH of those
+  row results. The row pass runs over shifted copies of the whole flat input,
+  max(a[k], a[k + CI], …) (CI = 1 in C order, see "Memory layout" below): one long
+  contiguous loop per shift, though only every KW-th result is wanted. The column pass reads
+  its results at the run starts through reshaped views and writes the maxima straight into y
+  (``_window_max``, the path taken without a gradient, in inference). When a gradient is
+  wanted, the two passes also track where the first maximum of each row and then of each
+  window was (the row pass over the same shifted copies), giving one flat index per window;
+  backward is then a single scatter of dy into zeros at those indices. The row-then-column
+  order gives the first maximum in row-major order for free, and both paths fold np.maximum
+  over each window in that order, so they give y the same bits, ties of −0.0 and +0.0 and
+  NaN included (y is NaN where a window holds one).
 * Any other stride: a loop over the KH·KW offsets (i, j) of the window; for a fixed offset the
   elements ``xp[:, :, oh·SH + i, ow·SW + j]`` of every window form one strided view
   (N, C, OH, OW), and backward adds each offset's share into that view of the gradient.
@@ -34,7 +39,7 @@ Memory layout. A convolution computed channels-last returns a channels-last view
 (B, H, W, CI) in memory order, (N·C, H, W, 1) for x in C order and the view (N, H, W, C) for a
 channels-last x, reducing over axes 1 and 2 of either the same way; with CI = C the C channels
 of a cell sit side by side, and each run of KW neighbours is reduced over shifted copies of the
-flat planes (see ``_row_runs``). So a channels-last x is never transposed: y and dL/dx come out
+flat planes (see ``_window_max``). So a channels-last x is never transposed: y and dL/dx come out
 channels-last (and dL/dy is read as it comes, transposed only when its layout is not x's), in
 the same bits as for the same values in C order, since every window is reduced in the same
 order. The other-stride path keeps x's layout too (its views and copies follow x's strides);
@@ -437,7 +442,11 @@ class MaxPool2d(Function):
     input, and is dropped if it would start in the bottom padding); ``return_indices`` makes
     forward also save ``indices`` (N, C, OH, OW), the flat position h·W + w of each winner in
     its input plane, as PyTorch returns them. On the general path NaN wins its window (the
-    last NaN, as in PyTorch).
+    last NaN, as in PyTorch). On the other paths y is NaN where its window holds a NaN, and
+    the gradient of such a window goes to a cell found by comparisons that are false against
+    NaN: on the tiled path the cell that the two passes of ">" pick (along each window row,
+    then down the row maxima; it may be a number beside the NaN, as tests/test_pooling.py
+    pins), on the other-stride path the window's last cell.
 
     Tiled windows (stride = kernel): forward also finds each window's first winner and saves
     its flat index into the padded, cut input (N·C·OH·OW integers); backward scatters dy there.
