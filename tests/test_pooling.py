@@ -1,5 +1,8 @@
 """max_pool2d and avg_pool2d: loop reference, gradcheck, ties, padding, PyTorch and errors."""
 
+import contextlib
+import functools
+
 import numpy as np
 import pytest
 import reference as ref
@@ -7,14 +10,29 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import minigrad
 import minigrad.functional as F
-from minigrad import Tensor
+from minigrad import Tensor, parallel
+from minigrad.ops.pooling import _window_max, _window_max_plain
 from minigrad.testing import arrays, check_op, distinct_arrays, pool_settings
 
 POOLS = {
     "max": (F.max_pool2d, ref.max_pool2d),
     "avg": (F.avg_pool2d, ref.avg_pool2d),
 }
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """n threads, and every op big enough to split (as in test_parallel)."""
+    old_n, old_min = parallel.get_num_threads(), parallel.MIN_WORK
+    parallel.MIN_WORK = 1
+    parallel.set_num_threads(n)
+    try:
+        yield
+    finally:
+        parallel.MIN_WORK = old_min
+        parallel.set_num_threads(old_n)
 
 
 def draw_pool(data, distinct, **limits):
@@ -511,3 +529,106 @@ def test_pool_options_keep_float32_float32(call):
     assert y.dtype == np.float32
     (y * 2.0).sum().backward()
     assert x.grad.dtype == np.float32 and x.grad.shape == x.shape
+
+
+# ------------------------------------------- tiled max pooling without a gradient (inference)
+
+# Values with every kind of tie the maxima can meet: equal values, −0.0 beside +0.0, −∞, NaN.
+TIE_VALUES = [-1.0, -0.0, 0.0, 2.0, -np.inf, np.nan]
+
+
+def bits(a):
+    """The bytes of a, so that −0.0 ≠ +0.0 and NaNs compare by payload."""
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+def maxima_in_row_major_order(xt, KH, KW):  # noqa: N803
+    """np.maximum folded over the window's cells in row-major order: the bits each window's
+    maximum must have (of tied cells the last one, of NaNs the first)."""
+    B, HT, WT, CI = xt.shape
+    x6 = xt.reshape(B, HT // KH, KH, WT // KW, KW, CI)
+    cells = [x6[:, :, i, :, j] for i in range(KH) for j in range(KW)]
+    return functools.reduce(np.maximum, cells)
+
+
+@given(data=st.data())
+def test_window_max_equals_the_reshaped_max(data):
+    B, OH, OW, CI = (data.draw(st.integers(1, n), label=s)
+                     for n, s in ((3, "B"), (4, "OH"), (4, "OW"), (5, "CI")))
+    KH, KW = data.draw(st.integers(1, 4), label="KH"), data.draw(st.integers(1, 4), label="KW")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    xt = data.draw(hnp.arrays(dtype, (B, OH * KH, OW * KW, CI), elements=st.one_of(
+        st.sampled_from(TIE_VALUES), st.floats(-3, 3, width=np.dtype(dtype).itemsize * 8))),
+        label="xt")
+    y = _window_max(xt, KH, KW)
+    assert y.shape == (B, OH, OW, CI) and y.dtype == dtype
+    np.testing.assert_array_equal(y, _window_max_plain(xt, KH, KW))    # NaN where it has NaN
+    np.testing.assert_array_equal(bits(y), bits(maxima_in_row_major_order(xt, KH, KW)))
+    out = np.empty_like(y)
+    assert _window_max(xt, KH, KW, out=out) is out
+    np.testing.assert_array_equal(bits(out), bits(y))
+
+
+def pool_with_and_without_gradient(x, kernel, padding):
+    """(y without a gradient, y and dL/dx with one) of max_pool2d(x, kernel, padding)."""
+    with minigrad.no_grad():
+        y_inference = F.max_pool2d(Tensor(x), kernel, padding=padding).data
+    t = Tensor(x, requires_grad=True)
+    y = F.max_pool2d(t, kernel, padding=padding)
+    y.backward(np.arange(1, y.size + 1, dtype=x.dtype).reshape(y.shape))
+    return y_inference, y.data, t.grad
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("kernel, padding", [(2, 0), (2, 1), (3, 0), (3, 1), ((2, 3), (1, 0))])
+def test_max_pool_without_gradient_gives_the_bits_of_the_gradient_path(n_threads, dtype,
+                                                                         channels_last,
+                                                                         kernel, padding):
+    rng = np.random.default_rng(20)
+    x = rng.choice(np.array(TIE_VALUES[:5], dtype), size=(3, 5, 9, 11))
+    drawn = rng.random(x.shape) < 0.5
+    x[drawn] = rng.standard_normal(np.count_nonzero(drawn))
+    x[0, 0, :4, :4] = -np.inf                  # windows of −∞ only, some of them with padding
+    x_nan = x.copy()
+    x_nan[rng.random(x.shape) < 0.05] = np.nan
+    pair = lambda v: (v, v) if isinstance(v, int) else v             # noqa: E731
+    want = ref.max_pool2d(x.astype(np.float64), pair(kernel), pair(kernel), pair(padding))
+    for with_nan, a in enumerate((x, x_nan)):
+        with threads(1):
+            want_y, _, want_dx = pool_with_and_without_gradient(a, kernel, padding)
+        if channels_last:
+            a = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        with threads(n_threads):
+            y_inference, y, dx = pool_with_and_without_gradient(a, kernel, padding)
+        if not with_nan:
+            np.testing.assert_array_equal(y, want)
+        np.testing.assert_array_equal(bits(y_inference), bits(y))
+        assert y_inference.strides == y.strides and y_inference.dtype == dtype
+        np.testing.assert_array_equal(bits(y), bits(want_y))
+        np.testing.assert_array_equal(dx, want_dx)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_tiled_max_pool_nan_makes_the_window_nan_and_keeps_its_gradient_route(channels_last,
+                                                                              grad):
+    # Windows [[1, NaN], [0, 2]], [[NaN, 1], [2, 3]], [[0, 1], [NaN, 3]], [[0, 1], [2, NaN]]:
+    # y is NaN for each (as in PyTorch). Winners are found with ">" (false against NaN) from
+    # the first cell of each window row, then of the row maxima: a NaN past a window's first
+    # cell does not take the gradient, which goes to the first cell that no comparison beat.
+    n = np.nan
+    x = np.array([[[[1, n, n, 1, 0, 1, 0, 1], [0, 2, 2, 3, n, 3, 2, n]]]] * 3)
+    x = x.transpose(1, 0, 2, 3)                # three channels
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if grad:
+        y_inference, y, dx = pool_with_and_without_gradient(x, 2, 0)
+        want_dx = np.zeros((2, 8))
+        want_dx[0, [0, 2, 5, 7]] = 1
+        np.testing.assert_array_equal(dx != 0, np.broadcast_to(want_dx != 0, dx.shape))
+    else:
+        with minigrad.no_grad():
+            y = F.max_pool2d(Tensor(x), 2).data
+    assert np.isnan(y).all() and y.shape == (1, 3, 1, 4)

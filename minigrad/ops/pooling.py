@@ -7,15 +7,20 @@ Two paths, both vectorised over the whole batch:
 
 * Windows that tile the input (stride = kernel, the usual 2×2 pooling): x padded and cut to
   (OH·KH, OW·KW) is, without a copy, x6 of shape (N, C, OH, KH, OW, KW), window (oh, ow)
-  being x6[:, :, oh, :, ow, :]. First each run of KW neighbours in a window row is reduced
-  (x6 seen as (N·C·OH·KH·OW, KW): its KW columns are long 1-D strided arrays), then each
-  group of KH of those row results (seen as (N·C·OH, KH, OW)). Every step is one NumPy call
-  over long, simple loops, where a reduction over the small axes (3, 5) of x6 would run many
-  times slower; the row-then-column order also gives the first maximum in row-major order for
-  free. When a gradient is wanted, the same two passes also track where the first maximum
-  of each row and then of each window was, giving one flat index per window; backward is then
-  a single scatter of dy into zeros at those indices. Without a gradient (inference) only the
-  maxima are taken.
+  being x6[:, :, oh, :, ow, :], and its maxima are x6.max(axis=(3, 5)) (``_window_max_plain``,
+  the readable formulation, which a reduction over those small axes runs many times slower).
+  First each run of KW neighbours in a window row is reduced, then each group of KH of those
+  row results. The row pass runs over shifted copies of the whole flat input,
+  max(a[k], a[k + CI], …) (CI = 1 in C order, see "Memory layout" below): one long
+  contiguous loop per shift, though only every KW-th result is wanted. The column pass reads
+  its results at the run starts through reshaped views and writes the maxima straight into y
+  (``_window_max``, the path taken without a gradient, in inference). When a gradient is
+  wanted, the two passes also track where the first maximum of each row and then of each
+  window was (the row pass over the same shifted copies), giving one flat index per window;
+  backward is then a single scatter of dy into zeros at those indices. The row-then-column
+  order gives the first maximum in row-major order for free, and both paths fold np.maximum
+  over each window in that order, so they give y the same bits, ties of −0.0 and +0.0 and
+  NaN included (y is NaN where a window holds one).
 * Any other stride: a loop over the KH·KW offsets (i, j) of the window; for a fixed offset the
   elements ``xp[:, :, oh·SH + i, ow·SW + j]`` of every window form one strided view
   (N, C, OH, OW), and backward adds each offset's share into that view of the gradient.
@@ -34,7 +39,7 @@ Memory layout. A convolution computed channels-last returns a channels-last view
 (B, H, W, CI) in memory order, (N·C, H, W, 1) for x in C order and the view (N, H, W, C) for a
 channels-last x, reducing over axes 1 and 2 of either the same way; with CI = C the C channels
 of a cell sit side by side, and each run of KW neighbours is reduced over shifted copies of the
-flat planes (see ``_row_runs``). So a channels-last x is never transposed: y and dL/dx come out
+flat planes (see ``_window_max``). So a channels-last x is never transposed: y and dL/dx come out
 channels-last (and dL/dy is read as it comes, transposed only when its layout is not x's), in
 the same bits as for the same values in C order, since every window is reduced in the same
 order. The other-stride path keeps x's layout too (its views and copies follow x's strides);
@@ -47,7 +52,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from minigrad.function import Function
 from minigrad.ops.conv import crop4, output_size, pad, pad4, pair
@@ -154,44 +158,86 @@ def _untile(dvt, dv, padding):
     dv[:, :hc, wc:] = 0
 
 
-def _row_runs(xt, KW, ufunc=None):  # noqa: N803
-    """The first pass over tiled planes xt (B, OH·KH, OW·KW, CI): each run of KW neighbours in
-    a window row reduced by ``ufunc`` (np.maximum, np.add), or by ``_reduce_argmax`` when ufunc
-    is None. Returns (rows, col), each (B·OH·KH·OW, CI), or (B·OH·KH·OW,) when CI = 1: the
-    runs' results and, for the argmax, the first maximal column of each run (else None).
+def _window_max_plain(xt, KH, KW):  # noqa: N803
+    """The maximum of each window of tiled planes xt (B, OH·KH, OW·KW, CI): (B, OH, OW, CI).
+    The readable formulation of ``_window_max`` (the same values; NaN where a window holds
+    one)."""
+    B, HT, WT, CI = xt.shape
+    return xt.reshape(B, HT // KH, KH, WT // KW, KW, CI).max(axis=(2, 4))
 
-    With CI = 1 (planes in C order) the KW columns of the runs are long 1-D strided arrays. With
-    CI channels side by side (channels-last), run (g, c) holds a[g·KW·CI + j·CI + c], j < KW, of
-    the flat planes a: the reduction then runs over the shifted copies a[j·CI:] of the whole
-    flat array (one long contiguous loop per column, KW times the elements needed, where rows of
-    only CI elements would cost NumPy a loop setup each: several times faster for CI = 16), and
-    the runs' results are read back at the run starts g·KW·CI + c, as strided views.
+
+def _window_max(xt, KH, KW, out=None):  # noqa: N803
+    """The maximum of each window of tiled planes xt (B, OH·KH, OW·KW, CI), C-contiguous:
+    (B, OH, OW, CI), written into ``out`` (C-contiguous) when it is given.
+
+    Two passes. The row pass takes, over the whole flat array a of the planes, the maxima of
+    shifted copies, r[k] = max(a[k], a[k + CI], …, a[k + (KW − 1)·CI]): one long contiguous
+    loop per shift (NumPy's vector loops), though only the entries at the run starts, every
+    KW·CI-th group of CI, are wanted; that is faster than reducing the runs' KW strided columns
+    (C order) or their rows of only CI elements (channels-last). The column pass reads r at the
+    run starts of each window's KH rows, plain reshaped views of r (B·OH, KH, OW, CI), and
+    takes their maxima straight into the output. Each maximum is np.maximum folded in the
+    window's row-major order, as on the gradient path, so a window of tied cells gives the
+    same bits (the last of them: np.maximum returns its second argument on ties, −0.0 beside
+    +0.0) and a window with a NaN gives its first NaN.
     """
     B, HT, WT, CI = xt.shape
-    if CI == 1:
-        v = xt.reshape(-1, KW)
-        return _reduce_argmax(v) if ufunc is None else (_reduce_groups(v, ufunc), None)
+    OH, OW = HT // KH, WT // KW
+    if out is None:
+        out = np.empty((B, OH, OW, CI), xt.dtype)
+    assert out.shape == (B, OH, OW, CI) and out.flags.c_contiguous, \
+        f"_window_max: out must be C-contiguous {(B, OH, OW, CI)}, got {out.shape}"
+    if out.size == 0:
+        return out
+    a = xt.reshape(-1)
+    rows = a
+    if KW > 1:
+        rows = np.empty_like(a)
+        L = a.size - (KW - 1) * CI          # the run starts all lie below L
+        r = np.maximum(a[:L], a[CI:CI + L], out=rows[:L])
+        for j in range(2, KW):
+            np.maximum(r, a[j * CI:j * CI + L], out=r)
+    starts = rows.reshape(B * OH, KH, OW, KW * CI)[..., :CI]
+    _reduce_groups(_parts(starts), np.maximum, out=out.reshape(B * OH, OW, CI))
+    return out
+
+
+def _row_runs(xt, KW, ufunc=None):  # noqa: N803
+    """The first pass over tiled planes xt (B, OH·KH, OW·KW, CI): each run of KW neighbours in
+    a window row reduced by ``ufunc`` (np.add), or by ``_reduce_argmax`` when ufunc is None.
+    Returns (rows, col), each (B·OH·KH·OW, CI): the runs' results and, for the argmax, the
+    first maximal column of each run (else None).
+
+    Run (g, c) holds a[g·KW·CI + j·CI + c], j < KW, of the flat planes a: the reduction runs
+    over the shifted copies a[j·CI:] of the whole flat array (one long contiguous loop per
+    column, KW times the elements needed, where rows of only CI elements would cost NumPy a
+    loop setup each, and strided columns of CI = 1 run no vector loop), and the runs' results
+    are read back at the run starts g·KW·CI + c through a reshaped view. The sums of planes in
+    C order (CI = 1) still reduce the KW strided columns of xt seen as (B·OH·KH·OW, KW).
+    """
+    B, HT, WT, CI = xt.shape
+    if CI == 1 and ufunc is not None:
+        return _reduce_groups(_parts(xt.reshape(-1, KW)), ufunc)[:, None], None
     a = xt.reshape(-1)
     L = a.size - (KW - 1) * CI              # the run starts all lie below L
-    v = as_strided(a, (L, KW), (a.strides[0], CI * a.strides[0]), writeable=False)
-    buffer = np.empty(a.size, a.dtype)
-    if ufunc is None:
-        _, col = _reduce_argmax(v, out=buffer[:L])
-    else:
-        _reduce_groups(v, ufunc, out=buffer[:L])
-        col = None
+    shifted = [a[j * CI:j * CI + L] for j in range(KW)]
     G = a.size // (KW * CI)
 
     def starts(flat):
-        return as_strided(flat, (G, CI), (KW * CI * flat.strides[0], flat.strides[0]),
-                          writeable=False)
+        return flat.reshape(G, KW * CI)[:, :CI]
 
-    return starts(buffer), None if col is None else starts(col)
+    rows = np.empty_like(a)
+    if ufunc is not None:
+        _reduce_groups(shifted, ufunc, out=rows[:L])
+        return starts(rows), None
+    col = np.empty(a.size, np.uint8 if KW <= 256 else np.intp)
+    _reduce_argmax(shifted, out=rows[:L], index=col[:L])
+    return starts(rows), starts(col)
 
 
 def _by_window(KH, OW, CI):  # noqa: N803
     """The shape that ``_row_runs``'s results take for the second pass: (B·OH, KH, OW, CI),
-    and (B·OH, KH, OW) when CI = 1 (contiguous: NumPy's loops then run along OW)."""
+    and (B·OH, KH, OW) when CI = 1 (NumPy's loops then run along OW)."""
     return (-1, KH, OW) if CI == 1 else (-1, KH, OW, CI)
 
 
@@ -200,46 +246,52 @@ def _pooled(window):
     return (window[0], *window[2:])
 
 
-def _first(v, out):
-    """v[:, 0] as a new array, or copied into ``out``."""
-    if out is None:
-        return v[:, 0].copy()
-    out[...] = v[:, 0]
-    return out
+def _parts(v):
+    """The k arrays v[:, j] of v (G, k, ...), the operands of ``_reduce_groups``."""
+    return [v[:, j] for j in range(v.shape[1])]
 
 
-def _reduce_groups(v, ufunc, out=None):
-    """ufunc over axis 1 of v (G, k, ...) by k − 1 elementwise calls: (G, ...), into ``out``
-    when it is given."""
-    if v.shape[1] == 1:
-        return _first(v, out)
-    m = ufunc(v[:, 0], v[:, 1], out=out)
-    for j in range(2, v.shape[1]):
-        ufunc(m, v[:, j], out=m)
+def _reduce_groups(parts, ufunc, out=None):
+    """ufunc folded over the k arrays ``parts`` in order, by k − 1 elementwise calls; into
+    ``out`` when it is given."""
+    if len(parts) == 1:
+        if out is None:
+            return parts[0].copy()
+        out[...] = parts[0]
+        return out
+    m = ufunc(parts[0], parts[1], out=out)
+    for p in parts[2:]:
+        ufunc(m, p, out=m)
     return m
 
 
-def _reduce_argmax(v, out=None):
-    """Max over axis 1 of v (G, k, ...) and the first j reaching it: ((G, ...), (G, ...)).
+def _reduce_argmax(parts, out=None, index=None):
+    """Maximum of the k arrays ``parts`` (each of one shape) and, for each element, the first
+    j reaching it: (maxima, index). The maxima go into ``out``, the indices into ``index``
+    (uint8 for k ≤ 256, else intp) when they are given.
 
     The index is kept by arithmetic on small unsigned integers, idx + gt·(j − idx) (exact
     modulo 2⁸ as gt is 0 or 1), never by np.where, which branches on every element. A later
-    element takes over only when strictly greater, so ties keep the first. The maxima go into
-    ``out`` when it is given.
+    element takes over only when strictly greater, so ties keep the first.
     """
-    k = v.shape[1]
+    k = len(parts)
+    if index is None:
+        index = np.empty(parts[0].shape, np.uint8 if k <= 256 else np.intp)
     if k == 1:
-        return _first(v, out), np.zeros(v[:, 0].shape, np.uint8)
-    gt = np.greater(v[:, 1], v[:, 0])
-    m = np.maximum(v[:, 0], v[:, 1], out=out)
+        index[...] = 0
+        return _reduce_groups(parts, np.maximum, out=out), index
     if k == 2:
-        return m, gt.view(np.uint8)           # bool is one byte holding 0 or 1: no copy
-    idx = gt.astype(np.uint8 if k <= 256 else np.intp)
+        # bool is one byte holding 0 or 1: the comparison writes the uint8 index directly
+        np.greater(parts[1], parts[0], out=index.view(np.bool_))
+        return np.maximum(parts[0], parts[1], out=out), index
+    gt = np.greater(parts[1], parts[0])
+    m = np.maximum(parts[0], parts[1], out=out)
+    index[...] = gt
     for j in range(2, k):
-        np.greater(v[:, j], m, out=gt)
-        np.maximum(m, v[:, j], out=m)
-        idx += gt * (idx.dtype.type(j) - idx)
-    return m, idx
+        np.greater(parts[j], m, out=gt)
+        np.maximum(m, parts[j], out=m)
+        index += gt * (index.dtype.type(j) - index)
+    return m, index
 
 
 @functools.lru_cache(maxsize=8)
@@ -390,7 +442,11 @@ class MaxPool2d(Function):
     input, and is dropped if it would start in the bottom padding); ``return_indices`` makes
     forward also save ``indices`` (N, C, OH, OW), the flat position h·W + w of each winner in
     its input plane, as PyTorch returns them. On the general path NaN wins its window (the
-    last NaN, as in PyTorch).
+    last NaN, as in PyTorch). On the other paths y is NaN where its window holds a NaN, and
+    the gradient of such a window goes to a cell found by comparisons that are false against
+    NaN: on the tiled path the cell that the two passes of ">" pick (along each window row,
+    then down the row maxima; it may be a number beside the NaN, as tests/test_pooling.py
+    pins), on the other-stride path the window's last cell.
 
     Tiled windows (stride = kernel): forward also finds each window's first winner and saves
     its flat index into the padded, cut input (N·C·OH·OW integers); backward scatters dy there.
@@ -449,10 +505,7 @@ class MaxPool2d(Function):
                     if lo == hi:
                         return
                     xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
-                    rows, _ = _row_runs(xt, KW, np.maximum)             # (b·OH·KH·OW, CI)
-                    window = _by_window(KH, OW, CI)
-                    _reduce_groups(rows.reshape(window), np.maximum,    # (b·OH, OW[, CI])
-                                   out=yv[lo * C // CI:hi * C // CI].reshape(_pooled(window)))
+                    _window_max(xt, KH, KW, out=yv[lo * C // CI:hi * C // CI])
 
                 parallel_for(N, images, work=x.size)
                 return y
@@ -467,7 +520,7 @@ class MaxPool2d(Function):
                 xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
                 rows, col = _row_runs(xt, KW)
                 window = _by_window(KH, OW, CI)
-                _, row = _reduce_argmax(rows.reshape(window),
+                _, row = _reduce_argmax(_parts(rows.reshape(window)),
                                         out=yv[lo * C // CI:hi * C // CI].reshape(_pooled(window)))
                 _tiled_winner(row, col.reshape(window), (KH, KW),
                               self.winner[lo * pooled:hi * pooled], lo * tile, CI)
@@ -672,7 +725,7 @@ class AvgPool2d(Function):
             if N:
                 rows, _ = _row_runs(xt, KW, np.add)
                 window = _by_window(KH, OW, CI)
-                _reduce_groups(rows.reshape(window), np.add,
+                _reduce_groups(_parts(rows.reshape(window)), np.add,
                                out=_as_planes(y, cl).reshape(_pooled(window)))
         else:
             xp = _pad(x, self.padding)
