@@ -473,12 +473,6 @@ class Conv2d(Function):
     dx_conv_ratio = 2
     channels_last_from = 16
     nhwc_block_bytes = 1 << 21
-    # Channels last, an image of at least nhwc_band_pixels output pixels goes in bands of
-    # nhwc_band_rows output rows (0: whole images); every product call is cut into pieces of
-    # at most product_macs multiply-adds (see the module docstring).
-    nhwc_band_pixels = 512
-    nhwc_band_rows = 7
-    product_macs = 1 << 20
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = pair("conv2d", "stride", stride, 1)
@@ -725,18 +719,17 @@ class Conv2d(Function):
         """The fast path channels last (see the module docstring): the receptive fields as rows
         of col (n·P, K) in (i, j, c) order, the output as rows (N·P, FN), its memory NHWC.
 
-        The images go in blocks fixed by the shapes (``nhwc_block_bytes`` of columns), or a
-        large image in bands of ``nhwc_band_rows`` output rows, each padded, unfolded into a
-        buffer of the thread's own and multiplied while its columns are in the cache; nothing
-        is kept: dL/dw unfolds the blocks again in backward, which costs less than writing all
-        the columns to memory and reading them back."""
+        The images go in blocks fixed by the shapes (``nhwc_block_bytes`` of columns), each
+        padded, unfolded into a buffer of the thread's own and multiplied while its columns
+        are in the cache; nothing is kept: dL/dw unfolds the blocks again in backward, which
+        costs less than writing all the columns to memory and reading them back."""
         N, C, H, W = x.shape
         FN, _, FH, FW = w.shape
         OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
         K, P = FH * FW * C, OH * OW
         rows = K + (b is not None)
         w_rows = np.empty((rows, FN), dtype=dtype)            # w_rows[(i, j, c), f] = w[f, c, i, j]
-        np.copyto(w_rows[:K].reshape(FH, FW, C, FN), w.transpose(2, 3, 1, 0))
+        w_rows[:K] = w.transpose(2, 3, 1, 0).reshape(K, FN)
         if b is not None:
             w_rows[K] = b                                     # the bias row meets a column of ones
         # dL/dx is returned in x's layout, as ReLU, pooling and BatchNorm return theirs: the
@@ -744,12 +737,6 @@ class Conv2d(Function):
         self.x_nhwc = channels_last(x)
         x = np.asarray(x, dtype=dtype)
         y = np.empty((N * P, FN), dtype=dtype)
-        if any(needs[1:]):
-            self.x, self.with_bias = x, b is not None
-        band = self._nhwc_band(OH, OW)
-        if band < OH:
-            self._forward_bands(x, w_rows, y, band)
-            return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
         step, buffers, unfold = self._nhwc_blocks(x, rows)
 
         def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
@@ -757,60 +744,12 @@ class Conv2d(Function):
             for s in range(lo * step, min(N, hi * step), step):
                 e = min(N, s + step)
                 unfold(s, e, xp, col)
-                self._product_rows(col[:(e - s) * P], w_rows, y[s * P:e * P])
+                np.matmul(col[:(e - s) * P], w_rows, out=y[s * P:e * P])
 
         parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
+        if any(needs[1:]):
+            self.x, self.with_bias = x, b is not None
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
-
-    def _nhwc_band(self, OH, OW):  # noqa: N803
-        """Output rows per band of one image: ``nhwc_band_rows`` for an image of at least
-        ``nhwc_band_pixels`` output pixels, else OH (whole images, in blocks)."""
-        band = self.nhwc_band_rows
-        return band if 0 < band < OH and OH * OW >= self.nhwc_band_pixels else OH
-
-    def _forward_bands(self, x, w_rows, y, band):
-        """The channels-last forward of large images, a band of ``band`` output rows of one
-        image at a time: its columns (band·OW, rows) stay in the core's cache (L2) while the
-        product reads them, where a block of whole images would not. Unit u is band u % B of
-        image u // B (B bands per image): the units, and so every product call, are fixed by
-        the shapes alone."""
-        N, C, H, W = x.shape
-        FN, _, FH, FW = self.w_shape
-        (PH, PW), (SH, SW) = self.pad, self.stride
-        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
-        K, rows = FH * FW * C, w_rows.shape[0]
-        B = -(-OH // band)
-        x_nhwc = x.transpose(0, 2, 3, 1)
-
-        def units(lo, hi):                                    # units lo..hi−1, on one thread
-            xp = np.zeros((1, H + 2 * PH, W + 2 * PW, C), dtype=x.dtype)   # borders stay 0
-            col = np.empty((band * OW, rows), dtype=x.dtype)
-            col[:, K:] = 1
-            padded = -1                                       # the image now in xp
-            for u in range(lo, hi):
-                n, k = divmod(u, B)
-                if n != padded:
-                    xp[0, PH:PH + H, PW:PW + W] = x_nhwc[n]
-                    padded = n
-                o0, o1 = k * band, min(OH, (k + 1) * band)
-                c = col[:(o1 - o0) * OW]
-                _unfold_nhwc(xp[:, o0 * SH:(o1 - 1) * SH + FH], (FH, FW), (SH, SW),
-                             (o1 - o0, OW), c)
-                r0 = (n * OH + o0) * OW
-                self._product_rows(c, w_rows, y[r0:r0 + (o1 - o0) * OW])
-
-        parallel_for(N * B, units, work=N * OH * OW * (rows + FN), blas=True)
-
-    def _product_rows(self, a, b, out):
-        """out = a · b, (m, k) · (k, FN), in pieces of rows of at most ``product_macs``
-        multiply-adds each: the pieces are fixed by the shapes alone."""
-        m, k = a.shape
-        step = max(1, self.product_macs // (k * b.shape[1]))
-        if step >= m:
-            np.matmul(a, b, out=out)
-            return
-        for s in range(0, m, step):
-            np.matmul(a[s:s + step], b, out=out[s:s + step])
 
     def _backward_nhwc(self, dy):
         needs = self.needs_input_grad
@@ -875,10 +814,9 @@ class Conv2d(Function):
                 c = col[:(e - s) * H * W]
                 _unfold_nhwc(dyp[:e - s], (FH, FW), (1, 1), (H, W), c)
                 if nhwc:
-                    self._product_rows(c, w_t, dx[s * H * W:e * H * W])
+                    np.matmul(c, w_t, out=dx[s * H * W:e * H * W])
                 else:                   # x channels first: the block turned while in cache
-                    r = rows[:(e - s) * H * W]
-                    self._product_rows(c, w_t, r)
+                    r = np.matmul(c, w_t, out=rows[:(e - s) * H * W])
                     dx[s:e] = r.reshape(e - s, H, W, C).transpose(0, 3, 1, 2)
 
         parallel_for(-(-N // step), blocks, work=N * H * W * (KT + C), blas=True)
