@@ -35,7 +35,9 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
 - the images go in blocks of about 2 MiB of columns (``Conv2d.nhwc_block_bytes``, at most half
   the batch), each block
   unfolded into a buffer of the thread's own and multiplied at once, so the product reads its
-  columns from the cache and no array of the whole batch's columns is written to memory;
+  columns from the cache and no array of the whole batch's columns is written to memory
+  (smaller units, bands of output rows whose columns fit in L2, or products cut into small
+  pieces, cost more in calls than they save in cache misses: docs/ops.md has the figures);
 - backward unfolds each block again for dL/dw = Σ_blocks colᵀ · dy, (K, n·P) · (n·P, FN): at
   these sizes that costs less than writing the columns to memory in forward and reading them
   back (DeepConvNet's are 110 MB per step at batch 100);
