@@ -318,6 +318,57 @@ def test_batch_norm_blocked_path_equals_the_plain_path(data):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 
+@contextlib.contextmanager
+def plane_sums(fast):
+    """The channels-first blocked path's sums per plane by the BLAS and ``np.vecdot`` (fast) or
+    by ``einsum`` (the plain formulation)."""
+    saved = normalization._FAST_PLANE_SUMS
+    normalization._FAST_PLANE_SUMS = fast
+    try:
+        yield
+    finally:
+        normalization._FAST_PLANE_SUMS = saved
+
+
+@pytest.mark.skipif(not hasattr(np, "vecdot"), reason="np.vecdot needs NumPy 2")
+@settings(deadline=None)
+@given(rows=st.integers(1, 12), P=st.integers(1, 70), data=st.data())
+def test_plane_sums_by_blas_and_vecdot_equal_einsum(rows, P, data):  # noqa: N803
+    """Row sums and row dot products, fast and plain, equal up to the rounding of a sum of P
+    terms in another order (float64)."""
+    a = data.draw(arrays((rows, P), low=-50, high=50), label="a")
+    b = data.draw(arrays((rows, P), low=-50, high=50), label="b")
+    bound_sums = 2 * P * np.finfo(np.float64).eps * np.abs(a).sum(axis=1)
+    bound_dots = 2 * P * np.finfo(np.float64).eps * np.abs(a * b).sum(axis=1)
+    got = {}
+    for fast in (True, False):
+        with plane_sums(fast):
+            out = np.empty(rows)
+            normalization._plane_dots(a, b, out=out)
+            got[fast] = normalization._plane_sums(a), out
+    assert np.all(np.abs(got[True][0] - got[False][0]) <= bound_sums)
+    assert np.all(np.abs(got[True][1] - got[False][1]) <= bound_dots)
+    np.testing.assert_allclose(got[False][0], a.sum(axis=1), rtol=0, atol=bound_sums.max())
+
+
+@pytest.mark.skipif(not hasattr(np, "vecdot"), reason="np.vecdot needs NumPy 2")
+@settings(deadline=None)
+@given(data=st.data())
+def test_batch_norm_sums_per_plane_by_blas_equal_einsum(data):
+    """The blocked path with its sums per plane by the BLAS and vecdot, and by einsum: values,
+    gradients and running statistics equal (float64), in training and evaluation."""
+    x, w, b, stats, training, needs = draw_batch_norm_case(
+        data, max_spatial=6, N=(2, 5), C=(1, 4), offset_scales=[0.0, 0.05, 1.0])
+    block = data.draw(st.sampled_from([1, 8 * x[0].size, 1 << 18]), label="block bytes")
+    dy = np.random.default_rng(0).standard_normal(x.shape)
+    results = {}
+    for fast in (True, False):
+        with batch_norm_path(blocked=True, block_bytes=block), plane_sums(fast):
+            results[fast] = _batch_norm_run(x, w, b, stats, training, needs, dy)
+    for got, expected in zip(results[True], results[False]):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
 @settings(deadline=None, max_examples=25)
 @given(data=st.data())
 def test_batch_norm_blocked_path_gradcheck(data):

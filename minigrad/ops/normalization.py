@@ -121,8 +121,9 @@ class BatchNorm(Function):
     and x twice and writes only dx; every temporary lives in one block. Per-channel constants
     are repeated P times into one row of C·P values, so every step is a long contiguous NumPy
     loop (a (C, 1) column broadcast runs one short loop per plane, up to twice as slow). The
-    statistics are sums per plane (the P values of one sample and channel, by ``einsum``), added
-    up per channel in float64:
+    statistics are sums per plane (the P values of one sample and channel: a product with a
+    vector of ones, and ``np.vecdot`` for Σ t·u; ``einsum`` before NumPy 2), added up per
+    channel in float64:
 
         t = x − K (K a per-channel shift)    S = Σ t    Q = Σ t²
         μ = K + S/m                          σ² = Q/m − (S/m)²
@@ -415,7 +416,7 @@ class _ChannelsFirst(_BlockedView):
 
     A per-channel constant is one row of C·P values, each repeated P times, broadcast down a
     block (a (C, 1) column would run one short loop per plane, up to twice as slow); the sums
-    are taken per plane (N, C) by ``einsum``."""
+    are taken per plane (N, C) by :func:`_plane_sums` and :func:`_plane_dots`."""
 
     def __init__(self, x):
         N, C = x.shape[:2]
@@ -447,23 +448,51 @@ class _ChannelsFirst(_BlockedView):
         C, P = self.C, self.P
         first = self.x2[:self.step].reshape(-1, P)
         n = first.shape[0] // C * P
-        mean = np.einsum("ij->i", first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
-        squares = np.einsum("ij,ij->i", first, first).reshape(-1, C).sum(
-            axis=0, dtype=np.float64) / n
+        mean = _plane_sums(first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
+        squares = _plane_dots(first, first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
         return mean, squares - mean * mean
 
     def sums(self, out, lo, hi, t):
         """Σ t per plane of rows lo..hi−1 into out[lo:hi]."""
-        np.einsum("ij->i", t.reshape(-1, self.P), out=out[lo:hi].reshape(-1))
+        _plane_sums(t.reshape(-1, self.P), out=out[lo:hi].reshape(-1))
 
     def dots(self, out, lo, hi, t, u, buf):
         """Σ t·u per plane of rows lo..hi−1 into out[lo:hi] (buf unused)."""
-        np.einsum("ij,ij->i", t.reshape(-1, self.P), u.reshape(-1, self.P),
-                  out=out[lo:hi].reshape(-1))
+        _plane_dots(t.reshape(-1, self.P), u.reshape(-1, self.P), out=out[lo:hi].reshape(-1))
 
     def channel_sums(self, a2):
         """Σ per channel (C,) of an array laid out as x2."""
-        return a2.reshape(a2.shape[0], self.C, self.P).sum(axis=(0, 2))
+        return _plane_sums(a2.reshape(-1, self.P)).reshape(-1, self.C).sum(axis=0)
+
+
+# Row sums and row dot products of a (rows, P) block: the sums per plane of the channels-first
+# blocked path. The plain formulation is einsum's; with NumPy ≥ 2 a matrix-vector product with
+# a vector of ones (the BLAS) and ``np.vecdot`` do the same about 1.3× and 1.7× as fast ((80,
+# 784) float32 blocks). They add in another order, so the sums differ in the last bits; a test
+# holds the two formulations equal.
+_FAST_PLANE_SUMS = hasattr(np, "vecdot")
+
+
+def _plane_sums(a, out=None):
+    """Σ_j a[i, j] of a (rows, P) array, (rows,) (into ``out`` when given)."""
+    if _FAST_PLANE_SUMS:
+        return np.matmul(a, _ones(a.shape[1], a.dtype), out=out)
+    return np.einsum("ij->i", a, out=out)
+
+
+def _plane_dots(a, b, out=None):
+    """Σ_j a[i, j]·b[i, j] of two (rows, P) arrays, (rows,) (into ``out`` when given)."""
+    if _FAST_PLANE_SUMS:
+        return np.vecdot(a, b, out=out)
+    return np.einsum("ij,ij->i", a, b, out=out)
+
+
+@functools.lru_cache(maxsize=16)
+def _ones(n: int, dtype) -> np.ndarray:
+    """A read-only vector of n ones (the same planes recur every step)."""
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 class _ChannelsLast(_BlockedView):
