@@ -73,6 +73,8 @@ def _check_params(op: str, x_shape, what: str, expected, w_shape, b_shape) -> No
 
 
 def _check_eps(op: str, eps) -> float:
+    if type(eps) is float and eps >= 0:           # the common case, in one test
+        return eps
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
             or not eps >= 0:
         raise ValueError(f"{op}: eps must be a number ≥ 0, got {eps!r}")
@@ -179,15 +181,16 @@ class BatchNorm(Function):
                                  f"channel: N·∏(*) = {m})")
             self.m = m
         else:
-            if self.running_mean is None or self.running_var is None:
+            mean, var = self.running_mean, self.running_var
+            if mean is None or var is None:
                 raise ValueError("batch_norm: running_mean and running_var are needed when "
                                  "not training (they are the statistics evaluation uses)")
-            stats = (("running_mean", self.running_mean), ("running_var", self.running_var))
-            for name, value in stats:
-                if getattr(value, "shape", None) != (C,) and np.shape(value) != (C,):
-                    raise ValueError(f"batch_norm: {name} must have shape ({C},) (one value "
-                                     f"per channel) for an input of shape {x.shape}; got "
-                                     f"{name}.shape={np.shape(value)}")
+            if getattr(mean, "shape", None) != (C,) or getattr(var, "shape", None) != (C,):
+                for name, value in (("running_mean", mean), ("running_var", var)):
+                    if np.shape(value) != (C,):
+                        raise ValueError(f"batch_norm: {name} must have shape ({C},) (one "
+                                         f"value per channel) for an input of shape "
+                                         f"{x.shape}; got {name}.shape={np.shape(value)}")
         # float16 keeps the plain path, whose means NumPy accumulates in float32.
         self.layout = _layout(x)
         self.blocked = self.layout is not None
@@ -256,22 +259,21 @@ class BatchNorm(Function):
         if self.training:
             mu, var = _batch_statistics(view)
             self.mu, self.var = mu.astype(dtype), var.astype(dtype)
+            w64, bias = np.array((w, b), dtype).astype(np.float64)
         else:
-            # Copies: the running statistics may be updated in place before backward runs.
-            # (astype makes the copy; the values are rounded to x's dtype first).
-            mu = np.asarray(_data(self.running_mean), dtype).astype(np.float64)
-            var = np.asarray(_data(self.running_var), dtype).astype(np.float64)
+            # The four vectors rounded to x's dtype, in float64, in one array (two NumPy calls
+            # rather than eight; at batch 1 each counts). It is a copy: the running statistics
+            # may be updated in place before backward runs.
+            mu, var, w64, bias = np.array((_data(self.running_mean), _data(self.running_var),
+                                           w, b), dtype).astype(np.float64)
         istd = (var + self.eps) ** -0.5
-        self.view, self.mu64, self.istd64 = view, mu, istd
-        self.w64 = np.asarray(w, dtype).astype(np.float64)
+        self.view, self.mu64, self.istd64, self.w64 = view, mu, istd, w64
         # x − μ is formed only where μ is large next to σ (see _centred).
         self.centred = _centred(mu, var)
-        scale = self.w64 * istd                             # w/std
-        bias = np.asarray(b, dtype).astype(np.float64)
+        scale = w64 * istd                                  # w/std
         y, y2 = view.new()
-        row = view.row
         if self.centred:
-            mu_row, scale_row, b_row = row(mu), row(scale), row(bias)
+            mu_row, scale_row, b_row = view.rows((mu, scale, bias))
 
             def affine(lo, hi, t):              # y = (x − μ)·(w/std) + b, rows lo..hi−1
                 n = hi - lo
@@ -280,7 +282,7 @@ class BatchNorm(Function):
                 yb *= scale_row[:n]
                 yb += b_row[:n]
         else:
-            scale_row, shift_row = row(scale), row(bias - mu * scale)
+            scale_row, shift_row = view.rows((scale, bias - mu * scale))
 
             def affine(lo, hi, t):              # y = x·(w/std) + (b − μ·w/std)
                 n = hi - lo
@@ -296,7 +298,6 @@ class BatchNorm(Function):
         view = self.view
         x2, dtype = view.x2, view.x2.dtype
         dy2 = view.matrix(dy)                   # dy in x's layout, whichever layout dy has
-        row = view.row
         mu, a = self.mu64, self.w64 * self.istd64           # a = w/std per channel
         dx = dw = db = None
         if self.training and need_x or need_w:
@@ -311,13 +312,12 @@ class BatchNorm(Function):
             db = view.channel_sums(dy2)
         if need_x:
             dx, dx2 = view.new()
-            a_row = row(a)
             if self.training:
                 # dx = (w/std)·(dy − db/m − x̂·dw/m) = a·dy + k·(x − μ) + c per channel
                 k = -a * self.istd64 ** 2 * g / self.m
                 c = -a * db64 / self.m
                 if self.centred:
-                    mu_row, k_row, c_row = row(mu), row(k), row(c)
+                    a_row, mu_row, k_row, c_row = view.rows((a, mu, k, c))
 
                     def grad(lo, hi, t):
                         n = hi - lo
@@ -328,7 +328,7 @@ class BatchNorm(Function):
                         dxb += t
                         dxb += c_row[:n]
                 else:
-                    k_row, c_row = row(k), row(c - mu * k)
+                    a_row, k_row, c_row = view.rows((a, k, c - mu * k))
 
                     def grad(lo, hi, t):            # a·dy + k·x + (c − μ·k)
                         n = hi - lo
@@ -340,6 +340,7 @@ class BatchNorm(Function):
 
                 view.over_blocks(grad, scratch=True)
             else:
+                a_row = view.row(a)
                 view.over_blocks(lambda lo, hi, t: np.multiply(dy2[lo:hi], a_row[:hi - lo],
                                                                out=dx2[lo:hi]), scratch=False)
         return dx, dw if need_w else None, db if need_b else None
@@ -404,8 +405,9 @@ class _BlockedView:
     """How the blocked path sees x: a matrix x2 whose rows it goes over in blocks of ``step``
     rows. A view gives x2, ``matrix`` (an array like x laid out as x2), ``new`` (a result),
     ``row`` (per-channel constants shaped to broadcast against a block, sliced [:n] for a
-    block of n rows), ``partial_sums`` with ``sums`` and ``dots`` (per-channel sums of a block
-    into it, added up per channel afterwards) and ``channel_sums``."""
+    block of n rows; ``rows`` for several), ``partial_sums`` with ``sums`` and ``dots``
+    (per-channel sums of a block into it, added up per channel afterwards) and
+    ``channel_sums``."""
 
     def over_blocks(self, body, scratch):
         _over_blocks(self.x2, self.step, body, scratch)
@@ -436,6 +438,10 @@ class _ChannelsFirst(_BlockedView):
     def row(self, values):
         """Per-channel values (C,) as a (1, C·P) row (a block's slice [:n] still broadcasts)."""
         return values.astype(self.x2.dtype).repeat(self.P).reshape(1, -1)
+
+    def rows(self, values):
+        """``row`` of each of a few per-channel vectors, made in two NumPy calls."""
+        return np.array(values, self.x2.dtype).repeat(self.P, axis=1).reshape(len(values), 1, -1)
 
     dots_need_scratch = False
 
@@ -544,6 +550,10 @@ class _ChannelsLast(_BlockedView):
         block = np.empty((-(-step // k), k * C), dtype)
         block[...] = tile.reshape(-1)
         return block.reshape(-1, C)[:step]
+
+    def rows(self, values):
+        """``row`` of each of a few per-channel vectors."""
+        return [self.row(v) for v in values]
 
     dots_need_scratch = True
 
