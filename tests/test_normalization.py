@@ -458,6 +458,74 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
             np.testing.assert_array_equal(a, c)
 
 
+@contextlib.contextmanager
+def eval_cache(size):
+    """BatchNorm's cache of evaluation constants with room for ``size`` sets (0: none), empty."""
+    saved = normalization._EVAL_CACHE_SIZE
+    normalization._EVAL_CACHE_SIZE = size
+    normalization._eval_cache.clear()
+    try:
+        yield
+    finally:
+        normalization._EVAL_CACHE_SIZE = saved
+        normalization._eval_cache.clear()
+
+
+@settings(deadline=None, max_examples=40)
+@given(data=st.data())
+def test_batch_norm_eval_constants_from_the_cache_give_the_same_bits(data):
+    """Evaluation with its constants made on every call, and kept (a second call finds them):
+    y and the three gradients bit for bit equal, in C order and channels last, with x − μ
+    formed or not, float32 and float64."""
+    x, w, b, stats, _, needs = draw_batch_norm_case(
+        data, max_spatial=5, N=(1, 4), C=(1, 4), offset_scales=[0.0, 1.0])
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    x, w, b = (a.astype(dtype) for a in (x, w, b))
+    stats = {k: v.astype(dtype) for k, v in stats.items()}
+    x = laid_out(x, data.draw(st.sampled_from(["contiguous", "channels-last"]), label="layout"))
+    dy = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    with batch_norm_path(blocked=True), eval_cache(0):
+        made = _batch_norm_run(x, w, b, stats, False, needs, dy)
+    with batch_norm_path(blocked=True), eval_cache(8):
+        first = _batch_norm_run(x, w, b, stats, False, needs, dy)
+        assert len(normalization._eval_cache) == 1
+        again = _batch_norm_run(x, w, b, stats, False, needs, dy)
+        assert len(normalization._eval_cache) == 1
+    for m, f, a in zip(made, first, again):
+        np.testing.assert_array_equal(f, m)
+        np.testing.assert_array_equal(a, m)
+
+
+def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
+    """An in-place change of a running statistic or of w between two calls is seen by the
+    second (the key is the values); the kept constants are read-only; at most
+    ``_EVAL_CACHE_SIZE`` sets are kept."""
+    from minigrad import nn, no_grad
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    bn = nn.BatchNorm2d(3).eval()
+    with eval_cache(2), no_grad():
+        bn(x)
+        bn.running_mean[...] = [1.0, -2.0, 0.5]
+        bn.running_var[...] = [4.0, 0.25, 1.0]
+        got = bn(x).data
+        bn.weight.data[...] = [2.0, 1.0, -1.0]
+        got_w = bn(x).data
+        kept = list(normalization._eval_cache.values())
+        for _ in range(3):
+            bn.bias.data += 1.0
+            bn(x)
+        assert len(normalization._eval_cache) == 2
+    mean, var = bn.running_mean.reshape(3, 1, 1), bn.running_var.reshape(3, 1, 1)
+    np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + bn.eps), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_w, (x - mean) / np.sqrt(var + bn.eps)
+                               * np.array([2.0, 1.0, -1.0], np.float32).reshape(3, 1, 1),
+                               rtol=1e-5, atol=1e-6)
+    for mu, istd, w64, _, rows in kept:
+        assert not any(a.flags.writeable for a in (mu, istd, w64, *rows))
+
+
 # ------------------------------------------------- BatchNorm on channels-last and strided views
 def laid_out(a, layout):
     """``a`` (N, C, *) with the same values in another memory layout: C order, channels last

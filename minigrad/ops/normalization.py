@@ -259,21 +259,17 @@ class BatchNorm(Function):
         if self.training:
             mu, var = _batch_statistics(view)
             self.mu, self.var = mu.astype(dtype), var.astype(dtype)
-            w64, bias = np.array((w, b), dtype).astype(np.float64)
+            w64 = np.asarray(w, dtype).astype(np.float64)
+            bias = np.asarray(b, dtype).astype(np.float64)
+            constants = _affine_constants(view, mu, var, w64, bias, self.eps)
         else:
-            # The four vectors rounded to x's dtype, in float64, in one array (two NumPy calls
-            # rather than eight; at batch 1 each counts). It is a copy: the running statistics
-            # may be updated in place before backward runs.
-            mu, var, w64, bias = np.array((_data(self.running_mean), _data(self.running_var),
-                                           w, b), dtype).astype(np.float64)
-        istd = (var + self.eps) ** -0.5
-        self.view, self.mu64, self.istd64, self.w64 = view, mu, istd, w64
-        # x − μ is formed only where μ is large next to σ (see _centred).
-        self.centred = _centred(mu, var)
-        scale = w64 * istd                                  # w/std
+            constants = _eval_constants(view, self.running_mean, self.running_var, w, b,
+                                        self.eps)
+        self.view = view
+        self.mu64, self.istd64, self.w64, self.centred, rows = constants
         y, y2 = view.new()
         if self.centred:
-            mu_row, scale_row, b_row = view.rows((mu, scale, bias))
+            mu_row, scale_row, b_row = rows
 
             def affine(lo, hi, t):              # y = (x − μ)·(w/std) + b, rows lo..hi−1
                 n = hi - lo
@@ -282,7 +278,7 @@ class BatchNorm(Function):
                 yb *= scale_row[:n]
                 yb += b_row[:n]
         else:
-            scale_row, shift_row = view.rows((scale, bias - mu * scale))
+            scale_row, shift_row = rows
 
             def affine(lo, hi, t):              # y = x·(w/std) + (b − μ·w/std)
                 n = hi - lo
@@ -298,6 +294,7 @@ class BatchNorm(Function):
         view = self.view
         x2, dtype = view.x2, view.x2.dtype
         dy2 = view.matrix(dy)                   # dy in x's layout, whichever layout dy has
+        row = view.row
         mu, a = self.mu64, self.w64 * self.istd64           # a = w/std per channel
         dx = dw = db = None
         if self.training and need_x or need_w:
@@ -312,12 +309,13 @@ class BatchNorm(Function):
             db = view.channel_sums(dy2)
         if need_x:
             dx, dx2 = view.new()
+            a_row = row(a)
             if self.training:
                 # dx = (w/std)·(dy − db/m − x̂·dw/m) = a·dy + k·(x − μ) + c per channel
                 k = -a * self.istd64 ** 2 * g / self.m
                 c = -a * db64 / self.m
                 if self.centred:
-                    a_row, mu_row, k_row, c_row = view.rows((a, mu, k, c))
+                    mu_row, k_row, c_row = row(mu), row(k), row(c)
 
                     def grad(lo, hi, t):
                         n = hi - lo
@@ -328,7 +326,7 @@ class BatchNorm(Function):
                         dxb += t
                         dxb += c_row[:n]
                 else:
-                    a_row, k_row, c_row = view.rows((a, k, c - mu * k))
+                    k_row, c_row = row(k), row(c - mu * k)
 
                     def grad(lo, hi, t):            # a·dy + k·x + (c − μ·k)
                         n = hi - lo
@@ -340,7 +338,6 @@ class BatchNorm(Function):
 
                 view.over_blocks(grad, scratch=True)
             else:
-                a_row = view.row(a)
                 view.over_blocks(lambda lo, hi, t: np.multiply(dy2[lo:hi], a_row[:hi - lo],
                                                                out=dx2[lo:hi]), scratch=False)
         return dx, dw if need_w else None, db if need_b else None
@@ -405,9 +402,8 @@ class _BlockedView:
     """How the blocked path sees x: a matrix x2 whose rows it goes over in blocks of ``step``
     rows. A view gives x2, ``matrix`` (an array like x laid out as x2), ``new`` (a result),
     ``row`` (per-channel constants shaped to broadcast against a block, sliced [:n] for a
-    block of n rows; ``rows`` for several), ``partial_sums`` with ``sums`` and ``dots``
-    (per-channel sums of a block into it, added up per channel afterwards) and
-    ``channel_sums``."""
+    block of n rows), ``partial_sums`` with ``sums`` and ``dots`` (per-channel sums of a block
+    into it, added up per channel afterwards) and ``channel_sums``."""
 
     def over_blocks(self, body, scratch):
         _over_blocks(self.x2, self.step, body, scratch)
@@ -426,6 +422,16 @@ class _ChannelsFirst(_BlockedView):
         self.x2 = np.ascontiguousarray(x).reshape(N, C * self.P)
         self.step = max(1, _BLOCK_BYTES // max(1, self.x2.shape[1] * x.itemsize))
 
+    @property
+    def key(self):
+        """What ``row`` depends on besides the values."""
+        return "channels-first", self.C, self.P
+
+    @property
+    def row_bytes(self):
+        """The size of one ``row``."""
+        return self.x2.shape[1] * self.x2.itemsize
+
     def matrix(self, a):
         """An array shaped like x (in any layout) laid out as x2 (a view when it already is)."""
         return np.ascontiguousarray(a, dtype=self.x2.dtype).reshape(self.shape[0], -1)
@@ -438,10 +444,6 @@ class _ChannelsFirst(_BlockedView):
     def row(self, values):
         """Per-channel values (C,) as a (1, C·P) row (a block's slice [:n] still broadcasts)."""
         return values.astype(self.x2.dtype).repeat(self.P).reshape(1, -1)
-
-    def rows(self, values):
-        """``row`` of each of a few per-channel vectors, made in two NumPy calls."""
-        return np.array(values, self.x2.dtype).repeat(self.P, axis=1).reshape(len(values), 1, -1)
 
     dots_need_scratch = False
 
@@ -523,6 +525,14 @@ class _ChannelsLast(_BlockedView):
         """A vector of ones, a block long: ones[:n] @ block gives the block's column sums."""
         return np.ones(self.step, self.x2.dtype)
 
+    @property
+    def key(self):
+        return "channels-last", self.C, self.step
+
+    @property
+    def row_bytes(self):
+        return self.step * self.C * self.x2.itemsize
+
     def matrix(self, a):
         return np.ascontiguousarray(a.transpose(self.axes), dtype=self.x2.dtype
                                     ).reshape(-1, self.C)
@@ -550,10 +560,6 @@ class _ChannelsLast(_BlockedView):
         block = np.empty((-(-step // k), k * C), dtype)
         block[...] = tile.reshape(-1)
         return block.reshape(-1, C)[:step]
-
-    def rows(self, values):
-        """``row`` of each of a few per-channel vectors."""
-        return [self.row(v) for v in values]
 
     dots_need_scratch = True
 
@@ -606,6 +612,48 @@ def _centred(mu, var) -> bool:
     itself: its sums Σ x and Σ dy·x then lose at most as much to rounding as centred ones would
     lose on values twice as large, and it saves one step per block."""
     return np.count_nonzero(mu * mu > var) > 0
+
+
+def _affine_constants(view, mu, var, w64, bias, eps):
+    """(μ, 1/std, w, centred, rows): μ, 1/std and w (C,) in float64 (backward's), whether the
+    blocked path forms x − μ (see :func:`_centred`), and the per-channel rows of y's affine
+    map: μ, w/std and b when it does, else w/std and b − μ·w/std."""
+    istd = (var + eps) ** -0.5
+    scale = w64 * istd                                      # w/std
+    centred = _centred(mu, var)
+    row = view.row
+    rows = [row(mu), row(scale), row(bias)] if centred else [row(scale), row(bias - mu * scale)]
+    return mu, istd, w64, centred, rows
+
+
+# Evaluation: the constants depend on the running statistics, w, b, ε and the shape of a
+# sample only, and a network in evaluation calls each layer with the same ones batch after
+# batch. At batch 1 making them (a dozen NumPy calls and rows as long as x) costs as much as
+# y itself, so the last few sets are kept, read-only, under the exact bytes of the four
+# vectors: any change to them (an in-place update of a running statistic, a training step of
+# w) is a new key. Only rows of up to _EVAL_CACHE_ROW_BYTES are kept (at most 8 × 3 of them):
+# for larger ones y's own work dwarfs the constants'.
+_EVAL_CACHE_SIZE = 8
+_EVAL_CACHE_ROW_BYTES = 1 << 16
+_eval_cache: dict = {}
+
+
+def _eval_constants(view, running_mean, running_var, w, b, eps):
+    """:func:`_affine_constants` with μ and σ² the running statistics (all four vectors
+    rounded to x's dtype first), from ``_eval_cache`` when it holds them."""
+    p = np.array((_data(running_mean), _data(running_var), w, b), view.x2.dtype)
+    if not _EVAL_CACHE_SIZE or view.row_bytes > _EVAL_CACHE_ROW_BYTES:
+        return _affine_constants(view, *p.astype(np.float64), eps)
+    key = (p.tobytes(), p.dtype.char, eps, view.key)
+    constants = _eval_cache.get(key)
+    if constants is None:
+        constants = _affine_constants(view, *p.astype(np.float64), eps)
+        for a in (*constants[:3], *constants[4]):
+            a.flags.writeable = False
+        for old in list(_eval_cache)[:len(_eval_cache) + 1 - _EVAL_CACHE_SIZE]:
+            _eval_cache.pop(old, None)                          # the oldest
+        _eval_cache[key] = constants
+    return constants
 
 
 def _batch_statistics(view):
