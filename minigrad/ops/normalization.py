@@ -148,7 +148,10 @@ class BatchNorm(Function):
     the other layout is copied into x's first. Any other layout is copied to C order.
 
     In evaluation (``training=False``) μ and σ² are the given running statistics, constants,
-    so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above).
+    so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above). The
+    blocked path keeps the per-channel constants of the last few sets of running statistics,
+    w and b (``_eval_constants``): a network in evaluation calls each layer with the same ones
+    batch after batch, and at batch 1 making them costs as much as y itself.
 
     Smooth everywhere (ε > 0). A channel with a single value (m = 1) has no variance and is
     refused in training, as PyTorch refuses it. The running statistics are not inputs and get
