@@ -131,14 +131,15 @@ class BatchNorm(Function):
         μ = K + S/m                          σ² = Q/m − (S/m)²
 
     Rounding in Q is magnified by (Q/m)/σ² = 1 + (μ − K)²/σ², so K must lie near μ: K = 0 (t
-    is x, no subtraction) when the first block's mean is within its σ of 0, else that mean;
-    if the factor still exceeds 4, the pass is repeated with K = μ, the two-pass formula
-    Σ (x − μ)². Then, per channel, y = x·(w/std) + (b − μ·w/std) and
-    dx = a·dy + k·x + (c − k·μ) with a = w/std, k = −a·dw/(m·std), c = −a·db/m, which is
-    the formula above; where |μ| > σ for some channel, x − μ is formed first instead (x·k and
-    k·μ would cancel). Backward finds db = Σ dy and dw = (1/std)·Σ dy·(x − μ) in one pass
-    over dy and x (Σ dy·x − μ·Σ dy when |μ| ≤ σ). Saved: x itself (the input, which the tape
-    keeps anyway), μ and 1/std per channel.
+    is x, no subtraction) when the first block's mean is within its σ of 0 (the first block's
+    sums then count in the pass), else that mean; if the factor still exceeds 4, the pass is
+    repeated with K = μ, the two-pass formula Σ (x − μ)². Then, per channel,
+    y = x·(w/std) + (b − μ·w/std) and dx = a·dy + k·x + (c − k·μ) with a = w/std,
+    k = −a·dw/(m·std), c = −a·db/m, which is the formula above; where |μ| > σ for some
+    channel, x − μ is formed first instead (x·k and k·μ would cancel). Backward finds
+    db = Σ dy and dw = (1/std)·Σ dy·(x − μ) in one pass over dy and x (Σ dy·x − μ·Σ dy when
+    |μ| ≤ σ). Saved: x itself (the input, which the tape keeps anyway), μ and 1/std per
+    channel.
 
     A channels-last x (shape (N, C, *), memory (N, *, C), as a convolution that works channels
     last returns it) is not copied: the blocked path sees it as N·P rows of C values, and the
@@ -454,14 +455,13 @@ class _ChannelsFirst(_BlockedView):
         """An (N, C) array for sums per plane."""
         return np.empty((self.x2.shape[0], self.C), self.x2.dtype)
 
-    def first_moments(self):
-        """Mean and variance (C,) in float64 of the first block's values, per channel."""
-        C, P = self.C, self.P
-        first = self.x2[:self.step].reshape(-1, P)
-        n = first.shape[0] // C * P
-        mean = _plane_sums(first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
-        squares = _plane_dots(first, first).reshape(-1, C).sum(axis=0, dtype=np.float64) / n
-        return mean, squares - mean * mean
+    def first_moments(self, sums, squares):
+        """Mean and variance (C,) in float64 of the first block's values, per channel, from
+        its partial sums of x and x² (the first block's part of ``partial_sums``)."""
+        rows = min(self.step, self.x2.shape[0])
+        n = rows * self.P
+        mean = sums[:rows].sum(axis=0, dtype=np.float64) / n
+        return mean, squares[:rows].sum(axis=0, dtype=np.float64) / n - mean * mean
 
     def sums(self, out, lo, hi, t):
         """Σ t per plane of rows lo..hi−1 into out[lo:hi]."""
@@ -570,12 +570,10 @@ class _ChannelsLast(_BlockedView):
         """A (blocks, C) array for sums per block."""
         return np.empty((-(-self.x2.shape[0] // self.step), self.C), self.x2.dtype)
 
-    def first_moments(self):
-        first = self.x2[:self.step]
-        n = first.shape[0]
-        mean = (self.ones[:n] @ first).astype(np.float64) / n
-        squares = (self.ones[:n] @ np.square(first)).astype(np.float64) / n
-        return mean, squares - mean * mean
+    def first_moments(self, sums, squares):
+        n = min(self.step, self.x2.shape[0])
+        mean = sums[0].astype(np.float64) / n
+        return mean, squares[0].astype(np.float64) / n - mean * mean
 
     def sums(self, out, lo, hi, t):
         """Σ t down rows lo..hi−1 into out[lo // step]."""
@@ -671,13 +669,20 @@ def _batch_statistics(view):
     """
     x2 = view.x2
     m = x2.size // view.C
-    shift, spread = view.first_moments()                    # a rough estimate suffices
-    if not (shift * shift > spread).any():
+    sums, squares = view.partial_sums(), view.partial_sums()
+    # The first block's sums of x and x² give a rough estimate of μ and σ², enough to choose
+    # K; when K = 0 they are also the pass's own sums for that block (at a batch that fits
+    # in one block, the whole pass).
+    _shifted_sums(view, None, sums, squares, "first")
+    shift, spread = view.first_moments(sums, squares)
+    first_done = not (shift * shift > spread).any()
+    if first_done:
         shift = None                                        # K = 0
     for _ in range(2):
         if shift is not None:
             shift = shift.astype(x2.dtype).astype(np.float64)  # the K that is subtracted
-        sums, squares = _shifted_sums(view, shift)
+        _shifted_sums(view, shift, sums, squares, "rest" if first_done else "all")
+        first_done = False
         d = sums.sum(axis=0, dtype=np.float64) / m             # μ − K
         var = squares.sum(axis=0, dtype=np.float64) / m - d * d
         mu = d if shift is None else shift + d
@@ -687,14 +692,21 @@ def _batch_statistics(view):
     return mu, np.maximum(var, 0.0)
 
 
-def _shifted_sums(view, shift):
+def _shifted_sums(view, shift, sums, squares, part="all"):
     """Partial sums (per plane or per block, × C) of t and t², t = x − shift[c] (t = x when
-    shift is None)."""
+    shift is None), into ``sums`` and ``squares`` (from ``view.partial_sums``): of every block
+    (``part`` "all"), of the first block only ("first") or of all blocks but the first
+    ("rest")."""
     x2 = view.x2
-    sums, squares = view.partial_sums(), view.partial_sums()
+    rows, step = x2.shape[0], view.step
+    if part == "rest" and rows <= step:
+        return
     shift_row = None if shift is None else view.row(shift)
+    scratch = shift is not None or view.dots_need_scratch
 
     def blocks(lo, hi, t):
+        if lo == 0 and part == "rest":
+            return
         if shift_row is None:
             xb = x2[lo:hi]
             view.sums(sums, lo, hi, xb)
@@ -704,8 +716,11 @@ def _shifted_sums(view, shift):
             view.sums(sums, lo, hi, t)
             view.dots(squares, lo, hi, t, t, t)
 
-    view.over_blocks(blocks, scratch=shift is not None or view.dots_need_scratch)
-    return sums, squares
+    if part == "first":
+        n = min(step, rows)
+        blocks(0, n, np.empty((n, x2.shape[1]), x2.dtype) if scratch else None)
+    else:
+        view.over_blocks(blocks, scratch=scratch)
 
 
 def _gradient_sums(view, dy2, mu):
