@@ -499,7 +499,7 @@ def test_batch_norm_eval_constants_from_the_cache_give_the_same_bits(data):
 def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
     """An in-place change of a running statistic or of w between two calls is seen by the
     second (the key is the values); the kept constants are read-only; at most
-    ``_EVAL_CACHE_SIZE`` sets are kept."""
+    ``_EVAL_CACHE_SIZE`` sets are kept, with at most ``_EVAL_CACHE_BYTES`` of rows."""
     from minigrad import nn, no_grad
 
     rng = np.random.default_rng(8)
@@ -512,11 +512,24 @@ def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
         got = bn(x).data
         bn.weight.data[...] = [2.0, 1.0, -1.0]
         got_w = bn(x).data
-        kept = list(normalization._eval_cache.values())
+        kept = [constants for constants, _ in normalization._eval_cache.values()]
         for _ in range(3):
             bn.bias.data += 1.0
             bn(x)
         assert len(normalization._eval_cache) == 2
+    saved = normalization._EVAL_CACHE_BYTES
+    try:
+        with eval_cache(8), no_grad():
+            bn(x)
+            (_, size), = normalization._eval_cache.values()      # rows of C·P values
+            assert size in (2 * x[0].nbytes, 3 * x[0].nbytes)
+            normalization._EVAL_CACHE_BYTES = size * 3 // 2
+            for _ in range(4):
+                bn.bias.data += 1.0
+                bn(x)
+                assert [n for _, n in normalization._eval_cache.values()] == [size]
+    finally:
+        normalization._EVAL_CACHE_BYTES = saved
     mean, var = bn.running_mean.reshape(3, 1, 1), bn.running_var.reshape(3, 1, 1)
     np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + bn.eps), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_w, (x - mean) / np.sqrt(var + bn.eps)
