@@ -478,9 +478,9 @@ class _ChannelsFirst(_BlockedView):
 
 # Row sums and row dot products of a (rows, P) block: the sums per plane of the channels-first
 # blocked path. The plain formulation is einsum's; with NumPy ≥ 2 a matrix-vector product with
-# a vector of ones (the BLAS) and ``np.vecdot`` do the same about 1.3× and 1.7× as fast ((80,
-# 784) float32 blocks). They add in another order, so the sums differ in the last bits; a test
-# holds the two formulations equal.
+# a vector of ones (the BLAS) and ``np.vecdot`` do the same 1.3–1.5× and 1.3–2× as fast ((80,
+# 784) float32 blocks, 1 thread). They add in another order, so the sums differ in the last
+# bits; a test holds the two formulations equal.
 _FAST_PLANE_SUMS = hasattr(np, "vecdot")
 
 
@@ -530,6 +530,7 @@ class _ChannelsLast(_BlockedView):
 
     @property
     def key(self):
+        """What ``row`` depends on besides the values (its tiles are a block long)."""
         return "channels-last", self.C, self.step
 
     @property
