@@ -504,6 +504,8 @@ __all__ += ["batch_norm", "layer_norm", "group_norm"]
 def _affine_params(x: Any, w: Any, b: Any, shape: tuple[int, ...]) -> tuple:
     """w and b as op inputs; a missing one becomes a constant of ones or zeros in x's dtype
     (it then gets no gradient)."""
+    if w is not None and b is not None:
+        return _tensor(w), _tensor(b)
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
     dtype = data.dtype if data.dtype.kind == "f" else np.float32
     w = np.ones(shape, dtype) if w is None else _tensor(w)
@@ -519,6 +521,17 @@ def _stat_array(name: str, value: Any) -> np.ndarray | None:
         return value.data
     raise TypeError(f"batch_norm: {name} must be an ndarray or a Tensor (updated in place), "
                     f"got {type(value).__name__}")
+
+
+def _check_momentum(momentum: Any) -> None:
+    if momentum is None:
+        raise ValueError("batch_norm: momentum=None (a cumulative average) needs the number of "
+                         "batches seen, which the BatchNorm modules keep; pass the factor "
+                         "1/num_batches_tracked as momentum, or use minigrad.nn.BatchNorm1d/"
+                         "BatchNorm2d(momentum=None)")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.number)) \
+            or not 0 <= momentum <= 1:
+        raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}")
 
 
 def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
@@ -555,18 +568,16 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     (array([0.2, 2. ]), array([ 1.1, 20.9]))
     """
     op = "batch_norm"
-    if momentum is None:
-        raise ValueError(f"{op}: momentum=None (a cumulative average) needs the number of "
-                         f"batches seen, which the BatchNorm modules keep; pass the factor "
-                         f"1/num_batches_tracked as momentum, or use minigrad.nn.BatchNorm1d/"
-                         f"BatchNorm2d(momentum=None)")
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.number)) \
-            or not 0 <= momentum <= 1:
-        raise ValueError(f"{op}: momentum must be a number in [0, 1], got {momentum!r}")
-    mean_array = _stat_array("running_mean", running_mean)
-    var_array = _stat_array("running_var", running_var)
+    # The common arguments (a float momentum, arrays) pass the checks in one test each: at
+    # batch 1 the call's own work is a few µs, and every check counts.
+    if type(momentum) is not float or not 0.0 <= momentum <= 1.0:
+        _check_momentum(momentum)
+    mean_array = (running_mean if type(running_mean) is np.ndarray
+                  else _stat_array("running_mean", running_mean))
+    var_array = (running_var if type(running_var) is np.ndarray
+                 else _stat_array("running_var", running_var))
     x = _tensor(x)
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = () if x is None else x.shape        # a Tensor's or an ndarray's
     C = shape[1] if len(shape) >= 2 else 0
     w, b = _affine_params(x, weight, bias, (C,))
     fn = BatchNorm(training, eps, mean_array, var_array)

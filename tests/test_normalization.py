@@ -318,6 +318,57 @@ def test_batch_norm_blocked_path_equals_the_plain_path(data):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 
+@contextlib.contextmanager
+def plane_sums(fast):
+    """The channels-first blocked path's sums per plane by the BLAS and ``np.vecdot`` (fast) or
+    by ``einsum`` (the plain formulation)."""
+    saved = normalization._FAST_PLANE_SUMS
+    normalization._FAST_PLANE_SUMS = fast
+    try:
+        yield
+    finally:
+        normalization._FAST_PLANE_SUMS = saved
+
+
+@pytest.mark.skipif(not hasattr(np, "vecdot"), reason="np.vecdot needs NumPy 2")
+@settings(deadline=None)
+@given(rows=st.integers(1, 12), P=st.integers(1, 70), data=st.data())
+def test_plane_sums_by_blas_and_vecdot_equal_einsum(rows, P, data):  # noqa: N803
+    """Row sums and row dot products, fast and plain, equal up to the rounding of a sum of P
+    terms in another order (float64)."""
+    a = data.draw(arrays((rows, P), low=-50, high=50), label="a")
+    b = data.draw(arrays((rows, P), low=-50, high=50), label="b")
+    bound_sums = 2 * P * np.finfo(np.float64).eps * np.abs(a).sum(axis=1)
+    bound_dots = 2 * P * np.finfo(np.float64).eps * np.abs(a * b).sum(axis=1)
+    got = {}
+    for fast in (True, False):
+        with plane_sums(fast):
+            out = np.empty(rows)
+            normalization._plane_dots(a, b, out=out)
+            got[fast] = normalization._plane_sums(a), out
+    assert np.all(np.abs(got[True][0] - got[False][0]) <= bound_sums)
+    assert np.all(np.abs(got[True][1] - got[False][1]) <= bound_dots)
+    np.testing.assert_allclose(got[False][0], a.sum(axis=1), rtol=0, atol=bound_sums.max())
+
+
+@pytest.mark.skipif(not hasattr(np, "vecdot"), reason="np.vecdot needs NumPy 2")
+@settings(deadline=None)
+@given(data=st.data())
+def test_batch_norm_sums_per_plane_by_blas_equal_einsum(data):
+    """The blocked path with its sums per plane by the BLAS and vecdot, and by einsum: values,
+    gradients and running statistics equal (float64), in training and evaluation."""
+    x, w, b, stats, training, needs = draw_batch_norm_case(
+        data, max_spatial=6, N=(2, 5), C=(1, 4), offset_scales=[0.0, 0.05, 1.0])
+    block = data.draw(st.sampled_from([1, 8 * x[0].size, 1 << 18]), label="block bytes")
+    dy = np.random.default_rng(0).standard_normal(x.shape)
+    results = {}
+    for fast in (True, False):
+        with batch_norm_path(blocked=True, block_bytes=block), plane_sums(fast):
+            results[fast] = _batch_norm_run(x, w, b, stats, training, needs, dy)
+    for got, expected in zip(results[True], results[False]):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
 @settings(deadline=None, max_examples=25)
 @given(data=st.data())
 def test_batch_norm_blocked_path_gradcheck(data):
@@ -405,6 +456,87 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
     for one, two in zip(*results):
         for a, c in zip(one, two):
             np.testing.assert_array_equal(a, c)
+
+
+@contextlib.contextmanager
+def eval_cache(size):
+    """BatchNorm's cache of evaluation constants with room for ``size`` sets (0: none), empty."""
+    saved = normalization._EVAL_CACHE_SIZE
+    normalization._EVAL_CACHE_SIZE = size
+    normalization._eval_cache.clear()
+    try:
+        yield
+    finally:
+        normalization._EVAL_CACHE_SIZE = saved
+        normalization._eval_cache.clear()
+
+
+@settings(deadline=None, max_examples=40)
+@given(data=st.data())
+def test_batch_norm_eval_constants_from_the_cache_give_the_same_bits(data):
+    """Evaluation with its constants made on every call, and kept (a second call finds them):
+    y and the three gradients bit for bit equal, in C order and channels last, with x − μ
+    formed or not, float32 and float64."""
+    x, w, b, stats, _, needs = draw_batch_norm_case(
+        data, max_spatial=5, N=(1, 4), C=(1, 4), offset_scales=[0.0, 1.0])
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    x, w, b = (a.astype(dtype) for a in (x, w, b))
+    stats = {k: v.astype(dtype) for k, v in stats.items()}
+    x = laid_out(x, data.draw(st.sampled_from(["contiguous", "channels-last"]), label="layout"))
+    dy = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    with batch_norm_path(blocked=True), eval_cache(0):
+        made = _batch_norm_run(x, w, b, stats, False, needs, dy)
+    with batch_norm_path(blocked=True), eval_cache(8):
+        first = _batch_norm_run(x, w, b, stats, False, needs, dy)
+        assert len(normalization._eval_cache) == 1
+        again = _batch_norm_run(x, w, b, stats, False, needs, dy)
+        assert len(normalization._eval_cache) == 1
+    for m, f, a in zip(made, first, again):
+        np.testing.assert_array_equal(f, m)
+        np.testing.assert_array_equal(a, m)
+
+
+def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
+    """An in-place change of a running statistic or of w between two calls is seen by the
+    second (the key is the values); the kept constants are read-only; at most
+    ``_EVAL_CACHE_SIZE`` sets are kept, with at most ``_EVAL_CACHE_BYTES`` of rows."""
+    from minigrad import nn, no_grad
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    bn = nn.BatchNorm2d(3).eval()
+    with eval_cache(2), no_grad():
+        bn(x)
+        bn.running_mean[...] = [1.0, -2.0, 0.5]
+        bn.running_var[...] = [4.0, 0.25, 1.0]
+        got = bn(x).data
+        bn.weight.data[...] = [2.0, 1.0, -1.0]
+        got_w = bn(x).data
+        kept = [constants for constants, _ in normalization._eval_cache.values()]
+        for _ in range(3):
+            bn.bias.data += 1.0
+            bn(x)
+        assert len(normalization._eval_cache) == 2
+    saved = normalization._EVAL_CACHE_BYTES
+    try:
+        with eval_cache(8), no_grad():
+            bn(x)
+            (_, size), = normalization._eval_cache.values()      # rows of C·P values
+            assert size in (2 * x[0].nbytes, 3 * x[0].nbytes)
+            normalization._EVAL_CACHE_BYTES = size * 3 // 2
+            for _ in range(4):
+                bn.bias.data += 1.0
+                bn(x)
+                assert [n for _, n in normalization._eval_cache.values()] == [size]
+    finally:
+        normalization._EVAL_CACHE_BYTES = saved
+    mean, var = bn.running_mean.reshape(3, 1, 1), bn.running_var.reshape(3, 1, 1)
+    np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + bn.eps), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_w, (x - mean) / np.sqrt(var + bn.eps)
+                               * np.array([2.0, 1.0, -1.0], np.float32).reshape(3, 1, 1),
+                               rtol=1e-5, atol=1e-6)
+    for mu, istd, w64, _, rows in kept:
+        assert not any(a.flags.writeable for a in (mu, istd, w64, *rows))
 
 
 # ------------------------------------------------- BatchNorm on channels-last and strided views

@@ -41,7 +41,7 @@ def _eps(value: Any, layer: str) -> float:
 
 
 def _shape_of(x: Any) -> tuple[int, ...]:
-    return np.shape(x.data if isinstance(x, Tensor) else x)
+    return x.shape if isinstance(x, (Tensor, np.ndarray)) else np.shape(x)
 
 
 class _BatchNorm(Module):
@@ -80,6 +80,8 @@ class _BatchNorm(Module):
             self.num_batches_tracked[...] = 0
 
     def _check_input(self, shape: tuple[int, ...]) -> None:
+        if len(shape) in self.layouts and shape[1] == self.num_features:
+            return                          # (the messages are made only for a wrong input)
         layer = f"{type(self).__name__}({self.num_features})"
         if len(shape) not in self.layouts:
             expected = " or ".join(f"{n}-D {name}" for n, name in self.layouts.items())
