@@ -307,6 +307,17 @@ def _window_starts(G, KH, OW, KW, base, CI=1):  # noqa: N803
     return starts
 
 
+# From this many runs of CI elements on, gathering them as void elements pays (see _as_runs).
+_MANY_RUNS = 512
+
+
+def _as_runs(a, CI):  # noqa: N803
+    """a (..., CI), its last axis contiguous, seen as (...) elements of CI items each (a void
+    dtype): a copy between two such views moves whole runs, one element per run."""
+    runs = a.view(np.dtype((np.void, CI * a.itemsize)))
+    return runs.reshape(runs.shape[:-1])
+
+
 def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
     """Flat index into the tiled planes (B·OH·KH·OW·KW·CI,) of each window's first maximum.
 
@@ -319,8 +330,18 @@ def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
     """
     KH, KW = kernel
     G, OW = row.shape[:2]
+    if CI > 1 and KH > 1 and G * KH * OW >= _MANY_RUNS:
+        # col is read at the run starts of the flat planes: runs of CI indices, KW·CI apart,
+        # which NumPy's loops would take CI at a time. Seen as one element each (a void
+        # dtype of CI indices), the runs are gathered by one long copy loop (worth its fixed
+        # cost, a few µs, only when there are many runs).
+        runs = np.empty((G, KH, OW, CI), col.dtype)
+        _as_runs(runs, CI)[...] = _as_runs(col, CI)
+        col = runs
     c = col[:, 0].copy()
-    for r in range(1, KH):
+    if KH == 2:
+        c += row * (col[:, 1] - c)            # row is 0 or 1: col[:, 1] where it is 1
+    for r in range(1, KH if KH > 2 else 1):
         c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
     # The offset within the window's block, < KH·OW·KW·CI, in an integer type chosen here: row
     # and c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where it wraps.
