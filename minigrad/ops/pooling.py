@@ -338,20 +338,32 @@ def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
         runs = np.empty((G, KH, OW, CI), col.dtype)
         _as_runs(runs, CI)[...] = _as_runs(col, CI)
         col = runs
-    c = col[:, 0].copy()
-    if KH == 2:
-        c += row * (col[:, 1] - c)            # row is 0 or 1: col[:, 1] where it is 1
-    for r in range(1, KH if KH > 2 else 1):
-        c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
-    # The offset within the window's block, < KH·OW·KW·CI, in an integer type chosen here: row
-    # and c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where it wraps.
-    small = np.uint16 if KH * OW * KW * CI <= np.iinfo(np.uint16).max else np.intp
-    offset = row.astype(small)                # row < KH: exact
-    offset *= small(OW * KW * CI)
-    if CI == 1:
-        offset += c.astype(small, copy=False)     # c < KW: exact
+    if KH == 2 and KH * OW * KW <= 256 and row.dtype == col.dtype == np.uint8:
+        # The offset in units of CI, t = c + row·OW·KW < 2·OW·KW, fits in uint8: with row 0 or
+        # 1, t = col0 + row·(col1 − col0 + OW·KW), exact mod 2⁸, four passes on bytes.
+        t = np.subtract(col[:, 1], col[:, 0])
+        t += np.uint8(OW * KW)
+        t *= row
+        t += col[:, 0]
+        if CI == 1:
+            offset = t
+        else:
+            offset = t.astype(np.uint16) if KH * OW * KW * CI <= 1 << 16 else t.astype(np.intp)
+            offset *= offset.dtype.type(CI)
     else:
-        offset += c.astype(small) * small(CI)
+        c = col[:, 0].copy()
+        for r in range(1, KH):
+            c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
+        # The offset within the window's block, < KH·OW·KW·CI, in an integer type chosen here:
+        # row and c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where
+        # it wraps.
+        small = np.uint16 if KH * OW * KW * CI <= np.iinfo(np.uint16).max else np.intp
+        offset = row.astype(small)                # row < KH: exact
+        offset *= small(OW * KW * CI)
+        if CI == 1:
+            offset += c.astype(small, copy=False)     # c < KW: exact
+        else:
+            offset += c.astype(small) * small(CI)
     np.add(_window_starts(G, KH, OW, KW, base, CI), offset.reshape(G, OW * CI),
            out=out.reshape(G, OW * CI))
 
