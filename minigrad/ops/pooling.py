@@ -94,14 +94,28 @@ def _lowest(dtype):
 # ------------------------------------------------------------------------------ tiled windows
 
 
-def _images(x, lo, hi):
+def _images(x, lo, hi, cl=None):
     """Images lo..hi−1 of x (N, C, H, W) as planes (B, H, W, CI) in memory order, C-contiguous:
     (n·C, H, W, 1) for an x in C order (a copy only if x is not C-contiguous), the view
-    (n, H, W, C) for a channels-last x. Pooling acts on axes 1 and 2 of either the same way."""
-    if channels_last(x):
+    (n, H, W, C) for a channels-last x (``cl``: whether x is, when the caller knows). Pooling
+    acts on axes 1 and 2 of either the same way."""
+    if channels_last(x) if cl is None else cl:
         return x[lo:hi].transpose(0, 2, 3, 1)
     N, C, H, W = x.shape
     return np.ascontiguousarray(x[lo:hi]).reshape(-1, H, W, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _tiled_plan(shape, strides, dtype, kernel, padding):
+    """What the tiled max pooling of an x of this shape, strides and dtype needs before it
+    reads x, kept per shape (a network pools the same shapes at every step): (OH, OW), whether
+    x is channels-last, CI, the padding's fill, and the shape (B·OH, KH, OW[, CI]) the row
+    pass's results take for the column pass. Raises, naming the op, for a bad shape."""
+    x = np.lib.stride_tricks.as_strided(np.empty(0, dtype), shape, strides)  # for the checks
+    out = _check_input("max_pool2d", x, kernel, kernel, padding)
+    cl = channels_last(x)
+    CI = shape[1] if cl else 1
+    return out, cl, CI, _lowest(dtype), _by_window(kernel[0], out[1], CI)
 
 
 def _planes(shape, cl):
@@ -521,23 +535,22 @@ class MaxPool2d(Function):
                                            self.padding)):
                 self.general = True
                 return self._forward_general(x, out, pads)
-        out = _check_input("max_pool2d", x, self.kernel_size, self.stride, self.padding)
-        (KH, KW), (OH, OW) = self.kernel_size, out
-        N, C = x.shape[:2]
-        self.x_shape, self.out = x.shape, out
         if self.stride == self.kernel_size:
             # Planes (B, H, W, CI) in memory order: the reductions run over CI channels side
             # by side for a channels-last x (and y is channels-last too), over one otherwise.
-            self.cl = cl = channels_last(x)
+            out, cl, CI, fill, window = _tiled_plan(x.shape, x.strides, x.dtype,
+                                                    self.kernel_size, self.padding)
+            (KH, KW), (OH, OW) = self.kernel_size, out
+            N, C = x.shape[:2]
+            self.x_shape, self.out, self.cl = x.shape, out, cl
             y = _empty((N, C, OH, OW), x.dtype, cl)
             yv = _as_planes(y, cl)
-            CI = yv.shape[3]
-            fill = _lowest(x.dtype)
             if not getattr(self, "needs_input_grad", (True,))[0]:
                 def images(lo, hi):                 # images lo..hi−1, on one thread
                     if lo == hi:
                         return
-                    xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
+                    xt = _tile(_images(x, lo, hi, cl), self.kernel_size, self.padding, out,
+                               fill)
                     _window_max(xt, KH, KW, out=yv[lo * C // CI:hi * C // CI])
 
                 parallel_for(N, images, work=x.size)
@@ -546,15 +559,15 @@ class MaxPool2d(Function):
             self.xt_shape = _planes((N, C, OH * KH, OW * KW), cl)
             self.winner = np.empty(N * C * OH * OW, np.intp)
             tile, pooled = C * OH * KH * OW * KW, C * OH * OW     # elements per image
+            pooled_window = _pooled(window)
 
             def images(lo, hi):
                 if lo == hi:
                     return
-                xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
+                xt = _tile(_images(x, lo, hi, cl), self.kernel_size, self.padding, out, fill)
                 rows, col = _row_runs(xt, KW)
-                window = _by_window(KH, OW, CI)
                 _, row = _reduce_argmax(_parts(rows.reshape(window)),
-                                        out=yv[lo * C // CI:hi * C // CI].reshape(_pooled(window)))
+                                        out=yv[lo * C // CI:hi * C // CI].reshape(pooled_window))
                 _tiled_winner(row, col.reshape(window), (KH, KW),
                               self.winner[lo * pooled:hi * pooled], lo * tile, CI)
 
@@ -562,6 +575,8 @@ class MaxPool2d(Function):
             if self.padding != (0, 0):
                 self._route_padding_ties_tiled(yv, fill)
             return y
+        out = _check_input("max_pool2d", x, self.kernel_size, self.stride, self.padding)
+        self.x_shape, self.out = x.shape, out
         xp = _pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
         y = xp[next(views)].copy(order="K")         # laid out like x
