@@ -16,8 +16,12 @@ Two paths, both vectorised over the whole batch:
   its results at the run starts through reshaped views and writes the maxima straight into y
   (``_window_max``, the path taken without a gradient, in inference). When a gradient is
   wanted, the two passes also track where the first maximum of each row and then of each
-  window was (the row pass over the same shifted copies), giving one flat index per window;
-  backward is then a single scatter of dy into zeros at those indices. The row-then-column
+  window was (the row pass over the same shifted copies), giving one flat index per window
+  (``_tiled_winner``: the offset inside the window formed in bytes, exact modulo 2⁸, then
+  added to the windows' starts; channels-last runs of first-maximal columns gathered first
+  as one void element each); backward is then a single scatter of dy into zeros at those
+  indices. What a shape needs before x is read is kept per shape, strides and dtype
+  (``_tiled_plan``), since a network pools the same shapes at every step. The row-then-column
   order gives the first maximum in row-major order for free, and both paths fold np.maximum
   over each window in that order, so they give y the same bits, ties of −0.0 and +0.0 and
   NaN included (y is NaN where a window holds one).
