@@ -13,7 +13,8 @@ from hypothesis.extra import numpy as hnp
 import minigrad
 import minigrad.functional as F
 from minigrad import Tensor, parallel
-from minigrad.ops.pooling import _window_max, _window_max_plain
+from minigrad.ops import pooling
+from minigrad.ops.pooling import _tiled_winner, _window_max, _window_max_plain
 from minigrad.testing import arrays, check_op, distinct_arrays, pool_settings
 
 POOLS = {
@@ -579,13 +580,17 @@ def pool_with_and_without_gradient(x, kernel, padding):
     return y_inference, y.data, t.grad
 
 
+@pytest.mark.parametrize("many_runs", [0, pooling._MANY_RUNS])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("kernel, padding", [(2, 0), (2, 1), (3, 0), (3, 1), ((2, 3), (1, 0))])
 def test_max_pool_without_gradient_gives_the_bits_of_the_gradient_path(n_threads, dtype,
                                                                          channels_last,
-                                                                         kernel, padding):
+                                                                         kernel, padding,
+                                                                         many_runs,
+                                                                         monkeypatch):
+    monkeypatch.setattr(pooling, "_MANY_RUNS", many_runs)   # both ways of reading the runs
     rng = np.random.default_rng(20)
     x = rng.choice(np.array(TIE_VALUES[:5], dtype), size=(3, 5, 9, 11))
     drawn = rng.random(x.shape) < 0.5
@@ -632,3 +637,40 @@ def test_tiled_max_pool_nan_makes_the_window_nan_and_keeps_its_gradient_route(ch
         with minigrad.no_grad():
             y = F.max_pool2d(Tensor(x), 2).data
     assert np.isnan(y).all() and y.shape == (1, 3, 1, 4)
+
+
+# ------------------------------------------------- tiled max pooling: the winners' flat indices
+
+
+def tiled_winner_plain(row, col, kernel, CI):  # noqa: N803
+    """The flat index into the tiled planes of each window's winner, from the window row
+    ``row`` (G, OW, CI) that holds it and the first maximal column ``col`` (G, KH, OW, CI) of
+    every window row, by take_along_axis: what ``_tiled_winner`` computes."""
+    KH, KW = kernel
+    G, OW = row.shape[:2]
+    g, ow, c = np.ix_(np.arange(G), np.arange(OW), np.arange(CI))
+    s = np.take_along_axis(col.astype(np.intp), row.astype(np.intp)[:, None], axis=1)[:, 0]
+    return ((((g * KH + row) * OW + ow) * KW + s) * CI + c).reshape(-1)
+
+
+@pytest.mark.parametrize("many_runs", [0, 1 << 30])       # runs gathered first, or read in place
+@given(data=st.data())
+def test_tiled_winner_equals_the_plain_index(many_runs, data):
+    G, OW, CI = (data.draw(st.integers(1, n), label=s) for n, s in ((4, "G"), (4, "OW"), (5, "CI")))
+    KH, KW = data.draw(st.integers(1, 4), label="KH"), data.draw(st.integers(1, 4), label="KW")
+    wide = data.draw(st.booleans(), label="intp indices")
+    dtype = np.intp if wide else np.uint8
+    row = data.draw(hnp.arrays(dtype, (G, OW, CI), elements=st.integers(0, KH - 1)), label="row")
+    # col as forward reads it: the run starts of a flat array, a view with steps of KW·CI
+    runs = data.draw(hnp.arrays(dtype, (G * KH * OW, KW * CI), elements=st.integers(0, KW - 1)),
+                     label="runs")
+    col = runs[:, :CI].reshape(G, KH, OW, CI)
+    base = data.draw(st.integers(0, 1000), label="base")
+    out = np.empty(G * OW * CI, np.intp)
+    saved = pooling._MANY_RUNS
+    pooling._MANY_RUNS = many_runs
+    try:
+        _tiled_winner(row, col, (KH, KW), out, base, CI)
+    finally:
+        pooling._MANY_RUNS = saved
+    np.testing.assert_array_equal(out, base + tiled_winner_plain(row, col, (KH, KW), CI))

@@ -16,8 +16,12 @@ Two paths, both vectorised over the whole batch:
   its results at the run starts through reshaped views and writes the maxima straight into y
   (``_window_max``, the path taken without a gradient, in inference). When a gradient is
   wanted, the two passes also track where the first maximum of each row and then of each
-  window was (the row pass over the same shifted copies), giving one flat index per window;
-  backward is then a single scatter of dy into zeros at those indices. The row-then-column
+  window was (the row pass over the same shifted copies), giving one flat index per window
+  (``_tiled_winner``: the offset inside the window formed in bytes, exact modulo 2⁸, then
+  added to the windows' starts; channels-last runs of first-maximal columns gathered first
+  as one void element each); backward is then a single scatter of dy into zeros at those
+  indices. What a shape needs before x is read is kept per shape, strides and dtype
+  (``_tiled_plan``), since a network pools the same shapes at every step. The row-then-column
   order gives the first maximum in row-major order for free, and both paths fold np.maximum
   over each window in that order, so they give y the same bits, ties of −0.0 and +0.0 and
   NaN included (y is NaN where a window holds one).
@@ -94,14 +98,28 @@ def _lowest(dtype):
 # ------------------------------------------------------------------------------ tiled windows
 
 
-def _images(x, lo, hi):
+def _images(x, lo, hi, cl=None):
     """Images lo..hi−1 of x (N, C, H, W) as planes (B, H, W, CI) in memory order, C-contiguous:
     (n·C, H, W, 1) for an x in C order (a copy only if x is not C-contiguous), the view
-    (n, H, W, C) for a channels-last x. Pooling acts on axes 1 and 2 of either the same way."""
-    if channels_last(x):
+    (n, H, W, C) for a channels-last x (``cl``: whether x is, when the caller knows). Pooling
+    acts on axes 1 and 2 of either the same way."""
+    if channels_last(x) if cl is None else cl:
         return x[lo:hi].transpose(0, 2, 3, 1)
     N, C, H, W = x.shape
     return np.ascontiguousarray(x[lo:hi]).reshape(-1, H, W, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _tiled_plan(shape, strides, dtype, kernel, padding):
+    """What the tiled max pooling of an x of this shape, strides and dtype needs before it
+    reads x, kept per shape (a network pools the same shapes at every step): (OH, OW), whether
+    x is channels-last, CI, the padding's fill, and the shape (B·OH, KH, OW[, CI]) the row
+    pass's results take for the column pass. Raises, naming the op, for a bad shape."""
+    x = np.lib.stride_tricks.as_strided(np.empty(0, dtype), shape, strides)  # for the checks
+    out = _check_input("max_pool2d", x, kernel, kernel, padding)
+    cl = channels_last(x)
+    CI = shape[1] if cl else 1
+    return out, cl, CI, _lowest(dtype), _by_window(kernel[0], out[1], CI)
 
 
 def _planes(shape, cl):
@@ -307,6 +325,17 @@ def _window_starts(G, KH, OW, KW, base, CI=1):  # noqa: N803
     return starts
 
 
+# From this many runs of CI elements on, gathering them as void elements pays (see _as_runs).
+_MANY_RUNS = 512
+
+
+def _as_runs(a, CI):  # noqa: N803
+    """a (..., CI), its last axis contiguous, seen as (...) elements of CI items each (a void
+    dtype): a copy between two such views moves whole runs, one element per run."""
+    runs = a.view(np.dtype((np.void, CI * a.itemsize)))
+    return runs.reshape(runs.shape[:-1])
+
+
 def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
     """Flat index into the tiled planes (B·OH·KH·OW·KW·CI,) of each window's first maximum.
 
@@ -319,18 +348,40 @@ def _tiled_winner(row, col, kernel, out, base, CI=1):  # noqa: N803
     """
     KH, KW = kernel
     G, OW = row.shape[:2]
-    c = col[:, 0].copy()
-    for r in range(1, KH):
-        c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
-    # The offset within the window's block, < KH·OW·KW·CI, in an integer type chosen here: row
-    # and c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where it wraps.
-    small = np.uint16 if KH * OW * KW * CI <= np.iinfo(np.uint16).max else np.intp
-    offset = row.astype(small)                # row < KH: exact
-    offset *= small(OW * KW * CI)
-    if CI == 1:
-        offset += c.astype(small, copy=False)     # c < KW: exact
+    if CI > 1 and KH > 1 and G * KH * OW >= _MANY_RUNS:
+        # col is read at the run starts of the flat planes: runs of CI indices, KW·CI apart,
+        # which NumPy's loops would take CI at a time. Seen as one element each (a void
+        # dtype of CI indices), the runs are gathered by one long copy loop (worth its fixed
+        # cost, a few µs, only when there are many runs).
+        runs = np.empty((G, KH, OW, CI), col.dtype)
+        _as_runs(runs, CI)[...] = _as_runs(col, CI)
+        col = runs
+    if KH == 2 and KH * OW * KW <= 256 and row.dtype == col.dtype == np.uint8:
+        # The offset in units of CI, t = c + row·OW·KW < 2·OW·KW, fits in uint8: with row 0 or
+        # 1, t = col0 + row·(col1 − col0 + OW·KW), exact mod 2⁸, four passes on bytes.
+        t = np.subtract(col[:, 1], col[:, 0])
+        t += np.uint8(OW * KW)
+        t *= row
+        t += col[:, 0]
+        if CI == 1:
+            offset = t
+        else:
+            offset = t.astype(np.uint16) if KH * OW * KW * CI <= 1 << 16 else t.astype(np.intp)
+            offset *= offset.dtype.type(CI)
     else:
-        offset += c.astype(small) * small(CI)
+        c = col[:, 0].copy()
+        for r in range(1, KH):
+            c += (row == r) * (col[:, r] - c)     # takes col[:, r] where row == r, exact mod 2⁸
+        # The offset within the window's block, < KH·OW·KW·CI, in an integer type chosen here:
+        # row and c may be uint8, and NumPy 1.x keeps uint8 · (a small scalar) in uint8, where
+        # it wraps.
+        small = np.uint16 if KH * OW * KW * CI <= np.iinfo(np.uint16).max else np.intp
+        offset = row.astype(small)                # row < KH: exact
+        offset *= small(OW * KW * CI)
+        if CI == 1:
+            offset += c.astype(small, copy=False)     # c < KW: exact
+        else:
+            offset += c.astype(small) * small(CI)
     np.add(_window_starts(G, KH, OW, KW, base, CI), offset.reshape(G, OW * CI),
            out=out.reshape(G, OW * CI))
 
@@ -488,23 +539,22 @@ class MaxPool2d(Function):
                                            self.padding)):
                 self.general = True
                 return self._forward_general(x, out, pads)
-        out = _check_input("max_pool2d", x, self.kernel_size, self.stride, self.padding)
-        (KH, KW), (OH, OW) = self.kernel_size, out
-        N, C = x.shape[:2]
-        self.x_shape, self.out = x.shape, out
         if self.stride == self.kernel_size:
             # Planes (B, H, W, CI) in memory order: the reductions run over CI channels side
             # by side for a channels-last x (and y is channels-last too), over one otherwise.
-            self.cl = cl = channels_last(x)
+            out, cl, CI, fill, window = _tiled_plan(x.shape, x.strides, x.dtype,
+                                                    self.kernel_size, self.padding)
+            (KH, KW), (OH, OW) = self.kernel_size, out
+            N, C = x.shape[:2]
+            self.x_shape, self.out, self.cl = x.shape, out, cl
             y = _empty((N, C, OH, OW), x.dtype, cl)
             yv = _as_planes(y, cl)
-            CI = yv.shape[3]
-            fill = _lowest(x.dtype)
             if not getattr(self, "needs_input_grad", (True,))[0]:
                 def images(lo, hi):                 # images lo..hi−1, on one thread
                     if lo == hi:
                         return
-                    xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
+                    xt = _tile(_images(x, lo, hi, cl), self.kernel_size, self.padding, out,
+                               fill)
                     _window_max(xt, KH, KW, out=yv[lo * C // CI:hi * C // CI])
 
                 parallel_for(N, images, work=x.size)
@@ -513,15 +563,15 @@ class MaxPool2d(Function):
             self.xt_shape = _planes((N, C, OH * KH, OW * KW), cl)
             self.winner = np.empty(N * C * OH * OW, np.intp)
             tile, pooled = C * OH * KH * OW * KW, C * OH * OW     # elements per image
+            pooled_window = _pooled(window)
 
             def images(lo, hi):
                 if lo == hi:
                     return
-                xt = _tile(_images(x, lo, hi), self.kernel_size, self.padding, out, fill)
+                xt = _tile(_images(x, lo, hi, cl), self.kernel_size, self.padding, out, fill)
                 rows, col = _row_runs(xt, KW)
-                window = _by_window(KH, OW, CI)
                 _, row = _reduce_argmax(_parts(rows.reshape(window)),
-                                        out=yv[lo * C // CI:hi * C // CI].reshape(_pooled(window)))
+                                        out=yv[lo * C // CI:hi * C // CI].reshape(pooled_window))
                 _tiled_winner(row, col.reshape(window), (KH, KW),
                               self.winner[lo * pooled:hi * pooled], lo * tile, CI)
 
@@ -529,6 +579,8 @@ class MaxPool2d(Function):
             if self.padding != (0, 0):
                 self._route_padding_ties_tiled(yv, fill)
             return y
+        out = _check_input("max_pool2d", x, self.kernel_size, self.stride, self.padding)
+        self.x_shape, self.out = x.shape, out
         xp = _pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
         y = xp[next(views)].copy(order="K")         # laid out like x
