@@ -5,12 +5,11 @@ any number of threads, and pass gradcheck when the layout is channels-last."""
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from split_threads import threads
 
 import minigrad.functional as F
 from minigrad import Function, Tensor, grad, parallel
@@ -67,19 +66,6 @@ def run(op, x: np.ndarray, dy_layout: str, seed: int = 1):
     dy = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
     y.backward(relayout(dy, dy_layout))
     return y.data, t.grad
-
-
-@contextlib.contextmanager
-def threads(n: int):
-    """n threads, and every op big enough to split (as in test_parallel)."""
-    old_n, old_min = parallel.get_num_threads(), parallel.MIN_WORK
-    parallel.MIN_WORK = 1
-    parallel.set_num_threads(n)
-    try:
-        yield
-    finally:
-        parallel.MIN_WORK = old_min
-        parallel.set_num_threads(old_n)
 
 
 # ---------------------------------------------------------------------- parallel.empty_like

@@ -3,34 +3,18 @@ that splits its work computes the same result on 1, 2 or 3 threads."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from split_threads import threads
 
 import minigrad
 import minigrad.functional as F
 from minigrad import Tensor, optim, parallel
-from minigrad.ops import linear
 from minigrad.ops.conv import Conv2d
-
-
-@contextlib.contextmanager
-def threads(n: int):
-    """Run with ``n`` threads and every op big enough to split (MIN_WORK = 1, and the affine
-    layer's MIN_FLOPS = 0)."""
-    old_n, old_min, old_flops = parallel.get_num_threads(), parallel.MIN_WORK, linear.MIN_FLOPS
-    parallel.MIN_WORK, linear.MIN_FLOPS = 1, 0
-    parallel.set_num_threads(n)
-    try:
-        yield
-    finally:
-        parallel.MIN_WORK, linear.MIN_FLOPS = old_min, old_flops
-        parallel.set_num_threads(old_n)
-
 
 # --------------------------------------------------------------------------- the thread pool
 

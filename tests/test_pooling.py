@@ -1,6 +1,5 @@
 """max_pool2d and avg_pool2d: loop reference, gradcheck, ties, padding, PyTorch and errors."""
 
-import contextlib
 import functools
 
 import numpy as np
@@ -9,10 +8,11 @@ import reference as ref
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from split_threads import threads
 
 import minigrad
 import minigrad.functional as F
-from minigrad import Tensor, parallel
+from minigrad import Tensor
 from minigrad.ops import pooling
 from minigrad.ops.pooling import _tiled_winner, _window_max, _window_max_plain
 from minigrad.testing import arrays, check_op, distinct_arrays, pool_settings
@@ -21,19 +21,6 @@ POOLS = {
     "max": (F.max_pool2d, ref.max_pool2d),
     "avg": (F.avg_pool2d, ref.avg_pool2d),
 }
-
-
-@contextlib.contextmanager
-def threads(n: int):
-    """n threads, and every op big enough to split (as in test_parallel)."""
-    old_n, old_min = parallel.get_num_threads(), parallel.MIN_WORK
-    parallel.MIN_WORK = 1
-    parallel.set_num_threads(n)
-    try:
-        yield
-    finally:
-        parallel.MIN_WORK = old_min
-        parallel.set_num_threads(old_n)
 
 
 def draw_pool(data, distinct, **limits):
