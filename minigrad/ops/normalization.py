@@ -376,10 +376,22 @@ class BatchNorm(Function):
 
 
 # The blocked path of BatchNorm: samples whose channels hold at least _MIN_PLANE values each, a
-# block of about _BLOCK_BYTES of x at a time (its temporaries stay in a core's L2 cache).
+# block of at most _BLOCK_BYTES of x at a time (see _block_rows).
 _MIN_PLANE = 16
 _BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_BLOCK_BYTES = 1 << 18
+_BLOCK_BYTES = 1 << 20
+
+
+def _block_rows(rows: int, row_bytes: int) -> int:
+    """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES / 4, else cut
+    into an even number of equal blocks (two threads get the same work), as few as keep each
+    within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block by block, come out
+    the same whatever the number of threads."""
+    total = rows * row_bytes
+    if total <= _BLOCK_BYTES // 4:
+        return max(rows, 1)
+    blocks = 2 * -(-total // (2 * _BLOCK_BYTES))
+    return max(1, -(-rows // blocks))
 
 
 def _layout(x) -> str | None:
@@ -424,7 +436,7 @@ class _ChannelsFirst(_BlockedView):
         N, C = x.shape[:2]
         self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
         self.x2 = np.ascontiguousarray(x).reshape(N, C * self.P)
-        self.step = max(1, _BLOCK_BYTES // max(1, self.x2.shape[1] * x.itemsize))
+        self.step = _block_rows(N, self.x2.shape[1] * x.itemsize)
 
     @property
     def key(self):
@@ -528,7 +540,7 @@ class _ChannelsLast(_BlockedView):
         limit = max(1, min(_TILE_VALUES, _BLOCK_BYTES // x.itemsize) // C)
         self.k = k = _largest_divisor(positions, limit)
         self.x2 = x.transpose(self.axes).reshape(-1, k * C)
-        self.step = min(self.x2.shape[0], max(1, _BLOCK_BYTES // (k * C * x.itemsize)))
+        self.step = _block_rows(self.x2.shape[0], k * C * x.itemsize)
 
     @functools.cached_property
     def ones(self):
