@@ -574,10 +574,12 @@ class _ChannelsLast(_BlockedView):
 
     def row(self, values):
         """Per-channel values (C,) tiled k times into a (1, k·C) row (a block's slice [:n]
-        still broadcasts). Built from a first tile of at most 1024 values: filling it all
-        straight from the (C,) vector would run a loop of C values per position."""
+        still broadcasts). Built from a first tile of at most 1000 values: filling it all
+        straight from the (C,) vector would run a loop of C values per position. (A first
+        tile of exactly 1024 float32 values, 4 KiB, sometimes made the row take 3–6× as long,
+        depending on where the arrays lay in memory.)"""
         C, k, dtype = self.C, self.k, self.x2.dtype
-        j = min(k, max(1, 1024 // C))                        # positions in the first tile
+        j = min(k, max(1, 1000 // C))                        # positions in the first tile
         tile = np.empty((j, C), dtype)
         tile[...] = values
         row = np.empty((-(-k // j), j * C), dtype)
