@@ -647,6 +647,32 @@ def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(tra
         np.testing.assert_array_equal(a, c)
 
 
+@settings(deadline=None, max_examples=60)
+@given(N=st.integers(1, 9), C=st.integers(1, 40), H=st.integers(4, 30), W=st.integers(4, 30),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_batch_norm_blocks_and_channels_last_tiles(N, C, H, W, dtype):  # noqa: N803
+    """The blocks are fixed by the shape: at most ``_BLOCK_BYTES`` each (one whole block up to
+    a quarter of that, else an even number where the rows allow); the channels-last view puts
+    k positions in a row, k the largest divisor of N·H·W within the tile's limit, and its
+    per-channel row is the C values tiled k times."""
+    x = np.zeros((N, C, H, W), dtype)
+    x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1)).transpose(0, 3, 1, 2)
+    for view in (normalization._ChannelsFirst(x), normalization._ChannelsLast(x_last)):
+        rows, width = view.x2.shape
+        blocks = -(-rows // view.step)
+        if x.nbytes <= normalization._BLOCK_BYTES // 4:
+            assert blocks == 1
+        else:
+            assert view.step * width * x.itemsize <= normalization._BLOCK_BYTES or view.step == 1
+            assert blocks >= 2 or rows == 1
+    view = normalization._ChannelsLast(x_last)
+    limit = normalization._TILE_VALUES // C
+    k = max(d for d in range(1, min(limit, N * H * W) + 1) if N * H * W % d == 0)
+    assert view.k == k and view.x2.shape == (N * H * W // k, k * C)
+    values = np.random.default_rng(C).standard_normal(C)
+    np.testing.assert_array_equal(view.row(values), np.tile(values.astype(dtype), k)[None])
+
+
 # ------------------------------------------------------------------------------- details
 @pytest.mark.parametrize("call, axis", [
     (lambda x: F.layer_norm(x, 4), 1),
