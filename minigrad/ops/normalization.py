@@ -117,8 +117,9 @@ class BatchNorm(Function):
     applies them array by array over the whole batch; it serves x (N, C) and small planes, and a
     test holds the other equal to it. The blocked one, taken for float32 and float64 when each
     sample's channel holds at least ``_MIN_PLANE`` values (images, sequences), sees x as N rows
-    of C·P values (P = ∏*) and goes over them a block of samples at a time, small enough to stay
-    in the core's cache (``_BLOCK_BYTES``), the blocks split over minigrad's threads: forward
+    of C·P values (P = ∏*) and goes over them a block of samples at a time (at most
+    ``_BLOCK_BYTES``, an even number of blocks fixed by the shape, see ``_block_rows``), the
+    blocks split over minigrad's threads: forward
     reads x twice (once for both statistics, once for y) and writes only y; backward reads dy
     and x twice and writes only dx; every temporary lives in one block. Per-channel constants
     are repeated P times into one row of C·P values, so every step is a long contiguous NumPy
@@ -142,11 +143,13 @@ class BatchNorm(Function):
     channel.
 
     A channels-last x (shape (N, C, *), memory (N, *, C), as a convolution that works channels
-    last returns it) is not copied: the blocked path sees it as N·P rows of C values, and the
-    same formulas run on blocks of rows. The per-channel sums are then column sums, one
-    product of each block with a vector of ones (the BLAS), added up per channel in float64;
-    the constants are tiled into a block of rows. y and dx come out channels-last too; a dy in
-    the other layout is copied into x's first. Any other layout is copied to C order.
+    last returns it) is not copied: the blocked path sees it as N·P/k rows of k positions × C
+    values (k a divisor of N·P, k·C ≤ ``_TILE_VALUES``), and the same formulas run on blocks
+    of rows. The per-channel sums are then column sums of the block seen as (positions, C),
+    one product with a vector of ones (the BLAS), added up per channel in float64; a
+    per-channel constant is its C values tiled k times into one row. y and dx come out
+    channels-last too; a dy in the other layout is copied into x's first. Any other layout is
+    copied to C order.
 
     In evaluation (``training=False``) μ and σ² are the given running statistics, constants,
     so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above). The
@@ -383,12 +386,15 @@ _BLOCK_BYTES = 1 << 20
 
 
 def _block_rows(rows: int, row_bytes: int) -> int:
-    """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES / 4, else cut
-    into an even number of equal blocks (two threads get the same work), as few as keep each
-    within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block by block, come out
-    the same whatever the number of threads."""
+    """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES, else cut into
+    an even number of blocks as equal as the rows allow (two threads get the same work), as
+    few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
+    by block, come out the same whatever the number of threads. (An x of up to 1 MiB of
+    float32 is below ``parallel_for``'s threshold for two slices and runs on one thread
+    anyway; blocks of 1 MiB instead of 256 KiB took 0.8–0.95× the time on one thread, more
+    NumPy calls costing more than the cache saves.)"""
     total = rows * row_bytes
-    if total <= _BLOCK_BYTES // 4:
+    if total <= _BLOCK_BYTES:
         return max(rows, 1)
     blocks = 2 * -(-total // (2 * _BLOCK_BYTES))
     return max(1, -(-rows // blocks))
