@@ -391,7 +391,7 @@ def _block_rows(rows: int, row_bytes: int) -> int:
     few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
     by block, come out the same whatever the number of threads. (An x of up to 1 MiB of
     float32 is below ``parallel_for``'s threshold for two slices and runs on one thread
-    anyway; blocks of 1 MiB instead of 256 KiB took 0.8–0.95× the time on one thread, more
+    anyway; blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on one thread, more
     NumPy calls costing more than the cache saves.)"""
     total = rows * row_bytes
     if total <= _BLOCK_BYTES:
