@@ -440,7 +440,7 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
     import minigrad
 
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((8, 4, 64, 64)).astype(np.float32)
+    x = rng.standard_normal((48, 4, 64, 64)).astype(np.float32)            # 4 blocks
     dy = rng.standard_normal(x.shape).astype(np.float32)
     stats = {"running_mean": np.zeros(4, np.float32), "running_var": np.ones(4, np.float32)}
     w, b = np.ones(4, np.float32), np.zeros(4, np.float32)
@@ -631,7 +631,8 @@ def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(tra
     import minigrad
 
     rng = np.random.default_rng(3)
-    x = laid_out(rng.standard_normal((8, 16, 32, 32)).astype(np.float32), "channels-last")
+    x = laid_out(rng.standard_normal((24, 16, 32, 32)).astype(np.float32),  # 2 blocks
+                 "channels-last")
     dy = laid_out(rng.standard_normal(x.shape).astype(np.float32), "channels-last")
     stats = {"running_mean": np.zeros(16, np.float32), "running_var": np.ones(16, np.float32)}
     w, b = np.ones(16, np.float32), np.zeros(16, np.float32)
@@ -645,6 +646,32 @@ def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(tra
         minigrad.set_num_threads(threads)
     for a, c in zip(*results):
         np.testing.assert_array_equal(a, c)
+
+
+@settings(deadline=None, max_examples=60)
+@given(N=st.integers(1, 9), C=st.integers(1, 40), H=st.integers(4, 30), W=st.integers(4, 30),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_batch_norm_blocks_and_channels_last_tiles(N, C, H, W, dtype):  # noqa: N803
+    """The blocks are fixed by the shape: at most ``_BLOCK_BYTES`` each (x whole up to that,
+    else at least two); the channels-last view puts
+    k positions in a row, k the largest divisor of N·H·W within the tile's limit, and its
+    per-channel row is the C values tiled k times."""
+    x = np.zeros((N, C, H, W), dtype)
+    x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1)).transpose(0, 3, 1, 2)
+    for view in (normalization._ChannelsFirst(x), normalization._ChannelsLast(x_last)):
+        rows, width = view.x2.shape
+        blocks = -(-rows // view.step)
+        if x.nbytes <= normalization._BLOCK_BYTES:
+            assert blocks == 1
+        else:
+            assert view.step * width * x.itemsize <= normalization._BLOCK_BYTES or view.step == 1
+            assert blocks >= 2 or rows == 1
+    view = normalization._ChannelsLast(x_last)
+    limit = normalization._TILE_VALUES // C
+    k = max(d for d in range(1, min(limit, N * H * W) + 1) if N * H * W % d == 0)
+    assert view.k == k and view.x2.shape == (N * H * W // k, k * C)
+    values = np.random.default_rng(C).standard_normal(C)
+    np.testing.assert_array_equal(view.row(values), np.tile(values.astype(dtype), k)[None])
 
 
 # ------------------------------------------------------------------------------- details

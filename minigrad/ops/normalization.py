@@ -117,8 +117,9 @@ class BatchNorm(Function):
     applies them array by array over the whole batch; it serves x (N, C) and small planes, and a
     test holds the other equal to it. The blocked one, taken for float32 and float64 when each
     sample's channel holds at least ``_MIN_PLANE`` values (images, sequences), sees x as N rows
-    of C·P values (P = ∏*) and goes over them a block of samples at a time, small enough to stay
-    in the core's cache (``_BLOCK_BYTES``), the blocks split over minigrad's threads: forward
+    of C·P values (P = ∏*) and goes over them a block of samples at a time (at most
+    ``_BLOCK_BYTES``, an even number of blocks fixed by the shape, see ``_block_rows``), the
+    blocks split over minigrad's threads: forward
     reads x twice (once for both statistics, once for y) and writes only y; backward reads dy
     and x twice and writes only dx; every temporary lives in one block. Per-channel constants
     are repeated P times into one row of C·P values, so every step is a long contiguous NumPy
@@ -142,11 +143,13 @@ class BatchNorm(Function):
     channel.
 
     A channels-last x (shape (N, C, *), memory (N, *, C), as a convolution that works channels
-    last returns it) is not copied: the blocked path sees it as N·P rows of C values, and the
-    same formulas run on blocks of rows. The per-channel sums are then column sums, one
-    product of each block with a vector of ones (the BLAS), added up per channel in float64;
-    the constants are tiled into a block of rows. y and dx come out channels-last too; a dy in
-    the other layout is copied into x's first. Any other layout is copied to C order.
+    last returns it) is not copied: the blocked path sees it as N·P/k rows of k positions × C
+    values (k a divisor of N·P, k·C ≤ ``_TILE_VALUES``), and the same formulas run on blocks
+    of rows. The per-channel sums are then column sums of the block seen as (positions, C),
+    one product with a vector of ones (the BLAS), added up per channel in float64; a
+    per-channel constant is its C values tiled k times into one row. y and dx come out
+    channels-last too; a dy in the other layout is copied into x's first. Any other layout is
+    copied to C order.
 
     In evaluation (``training=False``) μ and σ² are the given running statistics, constants,
     so the normalisation is an affine map of x:  dx = w·dy / std  (db and dw as above). The
@@ -376,10 +379,25 @@ class BatchNorm(Function):
 
 
 # The blocked path of BatchNorm: samples whose channels hold at least _MIN_PLANE values each, a
-# block of about _BLOCK_BYTES of x at a time (its temporaries stay in a core's L2 cache).
+# block of at most _BLOCK_BYTES of x at a time (see _block_rows).
 _MIN_PLANE = 16
 _BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_BLOCK_BYTES = 1 << 18
+_BLOCK_BYTES = 1 << 20
+
+
+def _block_rows(rows: int, row_bytes: int) -> int:
+    """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES, else cut into
+    an even number of blocks as equal as the rows allow (two threads get the same work), as
+    few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
+    by block, come out the same whatever the number of threads. (An x of up to 1 MiB of
+    float32 is below ``parallel_for``'s threshold for two slices and runs on one thread
+    anyway; blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on one thread, more
+    NumPy calls costing more than the cache saves.)"""
+    total = rows * row_bytes
+    if total <= _BLOCK_BYTES:
+        return max(rows, 1)
+    blocks = 2 * -(-total // (2 * _BLOCK_BYTES))
+    return max(1, -(-rows // blocks))
 
 
 def _layout(x) -> str | None:
@@ -424,7 +442,7 @@ class _ChannelsFirst(_BlockedView):
         N, C = x.shape[:2]
         self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
         self.x2 = np.ascontiguousarray(x).reshape(N, C * self.P)
-        self.step = max(1, _BLOCK_BYTES // max(1, self.x2.shape[1] * x.itemsize))
+        self.step = _block_rows(N, self.x2.shape[1] * x.itemsize)
 
     @property
     def key(self):
@@ -507,39 +525,47 @@ def _ones(n: int, dtype) -> np.ndarray:
 
 
 class _ChannelsLast(_BlockedView):
-    """x (N, C, *) whose memory is (N, *, C), seen as x2 (N·P, C): a row per position, a
-    column per channel, with no copy. The statistics are column sums, one matrix-vector
-    product with a vector of ones per block (the BLAS; a NumPy reduction down the rows runs
-    one loop of C values per row). A per-channel constant is a (rows, C) block of the
-    constants tiled, so every step of a block is one contiguous loop (a (C,) row broadcast
-    down the block runs one loop of C values per row, about four times as slow for C = 16)."""
+    """x (N, C, *) whose memory is (N, *, C), seen without a copy as x2 (N·P/k, k·C): each row
+    holds k positions of C values (x2 is the (N·P, C) matrix of positions × channels with every
+    k rows laid end to end). A per-channel constant is a tile of the C values repeated k times,
+    (1, k·C), which broadcasts down a block as the channels-first rows do; k is the largest
+    divisor of N·P that keeps the tile within ``_TILE_VALUES`` (and a block): each step of a
+    block then runs loops of thousands of values, as fast as on a tile as long as the block (a
+    (C,) row broadcast down (N·P, C) runs one loop of C values per position, about four times
+    as slow for C = 16), and the tile costs a few µs to make instead of ~13 µs for a block-long
+    one. The statistics are column sums of the block seen as (positions, C), one
+    matrix-vector product with a vector of ones per block (the BLAS; a NumPy reduction down
+    the rows runs one loop of C values per row)."""
 
     def __init__(self, x):
         N, C = x.shape[:2]
         self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
         self.like = x
         self.axes = _to_last(x.ndim)
-        self.x2 = x.transpose(self.axes).reshape(-1, C)
-        rows = self.x2.shape[0]
-        self.step = min(rows, max(1, _BLOCK_BYTES // (C * x.itemsize)))
+        positions = N * self.P
+        limit = max(1, min(_TILE_VALUES, _BLOCK_BYTES // x.itemsize) // C)
+        self.k = k = _largest_divisor(positions, limit)
+        self.x2 = x.transpose(self.axes).reshape(-1, k * C)
+        self.step = _block_rows(self.x2.shape[0], k * C * x.itemsize)
 
     @functools.cached_property
     def ones(self):
-        """A vector of ones, a block long: ones[:n] @ block gives the block's column sums."""
-        return np.ones(self.step, self.x2.dtype)
+        """A vector of ones, a block of positions long: ones[:n] @ block gives the block's
+        column sums."""
+        return np.ones(self.step * self.k, self.x2.dtype)
 
     @property
     def key(self):
-        """What ``row`` depends on besides the values (its tiles are a block long)."""
-        return "channels-last", self.C, self.step
+        """What ``row`` depends on besides the values."""
+        return "channels-last", self.C, self.k
 
     @property
     def row_bytes(self):
-        return self.step * self.C * self.x2.itemsize
+        return self.x2.shape[1] * self.x2.itemsize
 
     def matrix(self, a):
         return np.ascontiguousarray(a.transpose(self.axes), dtype=self.x2.dtype
-                                    ).reshape(-1, self.C)
+                                    ).reshape(self.x2.shape)
 
     def new(self):
         """A new array shaped like x, channels-last as x is (an array of its own, not a view:
@@ -550,20 +576,21 @@ class _ChannelsLast(_BlockedView):
         if not m.flags.c_contiguous:        # (size-1 axes may leave order "K" another choice)
             m = np.empty(m.shape, a.dtype)
             a = m.transpose(np.argsort(self.axes))
-        return a, m.reshape(-1, self.C)
+        return a, m.reshape(self.x2.shape)
 
     def row(self, values):
-        """Per-channel values (C,) tiled into a (step, C) block (slice [:n] for a shorter one).
-
-        Built from a first tile of about 1024 values: filling the whole block straight from
-        the (C,) vector would run the slow loop of C values per row that the tiling avoids."""
-        C, step, dtype = self.C, self.step, self.x2.dtype
-        k = min(step, max(1, 1024 // C))                     # rows of the first tile
-        tile = np.empty((k, C), dtype)
+        """Per-channel values (C,) tiled k times into a (1, k·C) row (a block's slice [:n]
+        still broadcasts). Built from a first tile of at most 1000 values: filling it all
+        straight from the (C,) vector would run a loop of C values per position. (A first
+        tile of exactly 1024 float32 values, 4 KiB, sometimes made the row take 3–6× as long,
+        depending on where the arrays lay in memory.)"""
+        C, k, dtype = self.C, self.k, self.x2.dtype
+        j = min(k, max(1, 1000 // C))                        # positions in the first tile
+        tile = np.empty((j, C), dtype)
         tile[...] = values
-        block = np.empty((-(-step // k), k * C), dtype)
-        block[...] = tile.reshape(-1)
-        return block.reshape(-1, C)[:step]
+        row = np.empty((-(-k // j), j * C), dtype)
+        row[...] = tile.reshape(-1)
+        return row.reshape(-1)[:k * C].reshape(1, -1)
 
     dots_need_scratch = True
 
@@ -572,21 +599,40 @@ class _ChannelsLast(_BlockedView):
         return np.empty((-(-self.x2.shape[0] // self.step), self.C), self.x2.dtype)
 
     def first_moments(self, sums, squares):
-        n = min(self.step, self.x2.shape[0])
+        n = min(self.step, self.x2.shape[0]) * self.k
         mean = sums[0].astype(np.float64) / n
         return mean, squares[0].astype(np.float64) / n - mean * mean
 
     def sums(self, out, lo, hi, t):
-        """Σ t down rows lo..hi−1 into out[lo // step]."""
-        np.matmul(self.ones[:hi - lo], t, out=out[lo // self.step])
+        """Σ t down the positions of rows lo..hi−1 into out[lo // step]."""
+        np.matmul(self.ones[:(hi - lo) * self.k], t.reshape(-1, self.C),
+                  out=out[lo // self.step])
 
     def dots(self, out, lo, hi, t, u, buf):
-        """Σ t·u down rows lo..hi−1 into out[lo // step], through buf (may be t itself)."""
+        """Σ t·u down the positions of rows lo..hi−1 into out[lo // step], through buf (may
+        be t itself)."""
         np.multiply(t, u, out=buf)
-        np.matmul(self.ones[:hi - lo], buf, out=out[lo // self.step])
+        np.matmul(self.ones[:(hi - lo) * self.k], buf.reshape(-1, self.C),
+                  out=out[lo // self.step])
 
     def channel_sums(self, a2):
-        return np.ones(a2.shape[0], a2.dtype) @ a2
+        a = a2.reshape(-1, self.C)
+        return np.ones(a.shape[0], a.dtype) @ a
+
+
+# The channels-last tile: at most this many values (k·C). NumPy's loops over a (1, W) row
+# broadcast down a block run as fast as over a block-long row from W ≈ 6000 float32 values;
+# W of 1024–4096 took 1.4–1.6× as long per step (a (65536,) block, 1 thread).
+_TILE_VALUES = 1 << 14
+
+
+@functools.lru_cache(maxsize=64)
+def _largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of n that is at most ``limit`` (≥ 1)."""
+    if n <= limit:
+        return max(n, 1)
+    d = np.arange(limit, 0, -1)
+    return int(d[np.argmax(n % d == 0)])
 
 
 def _over_blocks(x2, step, body, scratch: bool) -> None:
