@@ -629,6 +629,32 @@ def test_kept_weight_rows_follow_changes_in_place():
     assert np.signbit(rows).all()                         # the rows were made again
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_scratch_memory_gives_the_bits_of_fresh_arrays(threads, monkeypatch):
+    """The channels-last forward pass through the thread's kept memory (grown from small to
+    large blocks and back, the batch's last block smaller) equals, bit for bit, the pass with
+    arrays of its own (``_Scratch.max_bytes`` 0) and the blocks on worker threads."""
+    rng = np.random.default_rng(0)
+    cases = [(1, 16, 6, 8, 1), (5, 16, 9, 4, 2), (1, 32, 4, 8, 0), (3, 16, 6, 8, 1)]
+    data = [(rng.standard_normal((N, C, H, H)).astype(np.float32),
+             rng.standard_normal((FN, C, 3, 3)).astype(np.float32),
+             rng.standard_normal(FN).astype(np.float32), p) for N, C, H, FN, p in cases]
+    monkeypatch.setattr(conv_module.Conv2d, "nhwc_block_bytes", 4000)   # several blocks
+    n = minigrad.get_num_threads()
+    try:
+        minigrad.set_num_threads(threads)
+        with minigrad.no_grad():
+            kept = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data + data]
+            conv_module._scratch.clear()
+            monkeypatch.setattr(conv_module._Scratch, "max_bytes", 0)
+            fresh = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data]
+    finally:
+        minigrad.set_num_threads(n)
+        conv_module._scratch.clear()
+    for a, b in zip(kept, fresh + fresh):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_kept_weight_rows_keep_within_their_budget():
     cache = conv_module._WeightRows(max_bytes=3000)
     ws = [np.ones((4, 4, 3, 3), np.float32) * i for i in range(3)]   # 2·576 bytes each

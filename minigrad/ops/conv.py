@@ -47,8 +47,9 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
   rows (a transposing copy that reads w with a stride of C·FH·FW values, 28 µs for 64×64×3×3
   filters) are kept from one call to the next while the filters' bytes stay the same
   (:class:`_WeightRows`, which compares them), and when the forward pass runs as one call on
-  its thread (one block, or one thread) it copies into buffers and views the thread keeps per
-  shape (:class:`_Scratch`) instead of making them anew. The arrays and products are the
+  its thread (one block, or one thread) it unfolds into memory the thread keeps, one array for
+  all the layers, through views kept per shape (:class:`_Scratch`), instead of making them
+  anew. The arrays and products are the
   same, so the results are the same to the bit.
 
 With few channels (the input layer, C = 1) the runs would be short and the per-image layout
@@ -474,49 +475,70 @@ _weight_rows = _WeightRows(32 << 20)
 
 
 class _Scratch(threading.local):
-    """Each thread's buffers for the channels-last forward pass of one block of images, kept
-    per shape for the next call: the padded images xp (n, Hp, Wp, C), zero but for the images
-    written into it (the borders stay 0), the columns col (n·P, rows) with the bias's column
-    of ones set once, and the views the unfold copies between. At batch 1 making these anew
-    (two arrays, the ones, two strided views) cost about a third of a small layer's time in
-    Python and NumPy calls. Up to ``max_bytes`` per thread; past that the thread lets its
-    buffers go and starts again."""
+    """Each thread's memory for the channels-last forward pass of one block of images: one
+    array (``arena``) that every layer's padded images xp (n, Hp, Wp, C) and columns col
+    (n·P, rows) are laid in, and, per shape, the views of it the unfold copies between, kept
+    for the next call.
+
+    At batch 1 making the two arrays and the two strided views anew cost about a third of a
+    small layer's time in Python and NumPy calls. One arena for all the layers, rather than
+    buffers of each layer's own, keeps the memory the layers write in the same few MB, as
+    fresh arrays from the C library's free list were (buffers per layer made DeepConvNet's
+    batch-8 forward pass 1.1× as long). So each call still zeroes xp (its borders are the
+    padding) and sets the bias's column of ones. The arena grows to the largest block asked
+    for, up to ``max_bytes``; a larger block gets arrays of its own (``get`` returns None).
+    """
 
     max_bytes = 16 << 20
 
     def __init__(self) -> None:
+        self.arena = np.empty(0, dtype=np.uint8)
         self.plans: dict = {}
-        self.bytes = 0
 
     def get(self, key):
+        """(xp, its images' part, col, the windows of xp, col's fields as a 6-D view) for key
+        (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype), xp zeroed and col's columns past
+        FH·FW·C set to 1; or None when the block is larger than ``max_bytes``."""
         plan = self.plans.get(key)
-        if plan is not None:
-            return plan
+        if plan is None:
+            plan = self._plan(key)
+            if plan is None:
+                return None
+        xp, _, col, _, _, K = plan  # noqa: N806
+        xp.fill(0)
+        col[:, K:] = 1
+        return plan[:5]
+
+    def _plan(self, key):
         n, H, W, C, PH, PW, FH, FW, (SH, SW), rows, dtype = key  # noqa: N806
         OH, OW = 1 + (H + 2 * PH - FH) // SH, 1 + (W + 2 * PW - FW) // SW  # noqa: N806
-        xp = np.zeros((n, H + 2 * PH, W + 2 * PW, C), dtype=dtype)
-        col = np.empty((n * OH * OW, rows), dtype=dtype)
-        K = FH * FW * C  # noqa: N806
-        col[:, K:] = 1
+        K, it = FH * FW * C, dtype.itemsize  # noqa: N806
+        xp_shape = (n, H + 2 * PH, W + 2 * PW, C)
+        xp_bytes = math.prod(xp_shape) * it
+        col_at = -(-xp_bytes // 64) * 64                     # col starts on a cache line
+        need = col_at + n * OH * OW * rows * it + 64
+        if need > self.max_bytes:
+            return None
+        if need > self.arena.nbytes:                         # grow: the old views go
+            self.arena = np.empty(need, dtype=np.uint8)
+            self.plans = {}
+        start = -self.arena.ctypes.data % 64
+        memory = self.arena[start:]
+        xp = memory[:xp_bytes].view(dtype).reshape(xp_shape)
+        col = memory[col_at:col_at + n * OH * OW * rows * it].view(dtype).reshape(
+            n * OH * OW, rows)
         sN, sH, sW, sC = xp.strides
         windows = _view(xp, (n, OH, OW, FH, FW, C), (sN, sH * SH, sW * SW, sH, sW, sC),
                         writeable=False)
-        r, it = col.strides[0], col.itemsize
+        r = col.strides[0]
         fields = _view(col, (n, OH, OW, FH, FW, C),
                        (OH * OW * r, OW * r, r, FW * C * it, C * it, it))
-        plan = xp, xp[:, PH:PH + H, PW:PW + W], col, windows, fields
-        size = xp.nbytes + col.nbytes
-        if self.bytes + size > self.max_bytes:
-            self.plans.clear()
-            self.bytes = 0
-        if size <= self.max_bytes:
-            self.plans[key] = plan
-            self.bytes += size
+        plan = xp, xp[:, PH:PH + H, PW:PW + W], col, windows, fields, K
+        self.plans[key] = plan
         return plan
 
     def clear(self) -> None:
-        self.plans.clear()
-        self.bytes = 0
+        self.arena, self.plans = np.empty(0, dtype=np.uint8), {}
 
 
 _scratch = _Scratch()
@@ -864,12 +886,17 @@ class Conv2d(Function):
             blas_ready()
             (PH, PW), stride = self.pad, self.stride
             n = min(step, N)
-            xp, inner, col, windows, fields = _scratch.get(
-                (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype))
+            plan = _scratch.get((n, H, W, C, PH, PW, FH, FW, stride, rows, np.dtype(dtype)))
+            if plan is None:                     # a block larger than the arena may grow
+                xp = np.zeros((n, H + 2 * PH, W + 2 * PW, C), dtype=dtype)
+                col = np.empty((n * P, rows), dtype=dtype)
+                col[:, K:] = 1
+                plan = xp, xp[:, PH:PH + H, PW:PW + W], col, None, None
+            xp, inner, col, windows, fields = plan
             x_nhwc = x.transpose(0, 2, 3, 1)
             for s in range(0, N, step):
                 e = min(N, s + step)
-                if e - s == n:                   # a whole block: the kept views, one copy each
+                if e - s == n and fields is not None:    # a whole block: the kept views
                     inner[...] = x_nhwc[s:e]
                     np.copyto(fields, windows)
                     np.matmul(col, w_rows, out=y[s * P:e * P])
