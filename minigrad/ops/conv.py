@@ -594,7 +594,8 @@ class Conv2d(Function):
     NHWC memory and dL/dx in x's layout; the maths above is the same, transposed. Saved there:
     x when w or b needs a gradient, w when x does.
 
-    When neither w nor b needs a gradient (inference under ``no_grad``, frozen filters) the
+    When neither w nor b needs a gradient (frozen filters; under ``no_grad`` a Parameter still
+    says it requires one, and the op keeps what a backward called by hand would need) the
     columns are not kept: each thread builds them a block of images at a time (``block_bytes``)
     in a buffer of its own and multiplies at once, so the product reads them from the cache
     instead of from memory. The products are the same, image by image, as on the other path.
