@@ -901,7 +901,7 @@ class Conv2d(Function):
                     inner[...] = x_nhwc[s:e]
                     np.copyto(fields, windows)
                     np.matmul(col, w_rows, out=y[s * P:e * P])
-                else:                            # the batch's last, smaller block
+                else:                    # the last, smaller block, or arrays of its own
                     xp[:e - s, PH:PH + H, PW:PW + W] = x_nhwc[s:e]
                     c = col[:(e - s) * P]
                     _unfold_nhwc(xp[:e - s], (FH, FW), stride, (OH, OW), c)
