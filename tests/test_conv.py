@@ -572,6 +572,99 @@ def test_recycled_columns_keep_within_their_budget():
     assert pool.empty((50,), np.float32).dtype == np.float32
 
 
+@given(data=st.data())
+def test_kept_weight_rows_equal_the_plain_transposition(data):
+    """The channels-last weight rows, kept or made anew, are bit for bit the plain
+    w.transpose(2, 3, 1, 0).reshape(K, FN) with the bias as the last row, in the product's
+    dtype, and read-only."""
+    FN, C, FH, FW = (data.draw(st.integers(1, 4), label=n) for n in ("FN", "C", "FH", "FW"))
+    w = data.draw(arrays((FN, C, FH, FW)), label="w").astype(data.draw(
+        st.sampled_from([np.float32, np.float64]), label="w dtype"))
+    b = data.draw(st.none() | arrays((FN,)), label="b")
+    dtype = np.result_type(w) if b is None else np.result_type(w, b)
+    plain = w.transpose(2, 3, 1, 0).reshape(FH * FW * C, FN).astype(dtype)
+    if b is not None:
+        plain = np.concatenate([plain, b.reshape(1, FN).astype(dtype)])
+    cache = conv_module._WeightRows(max_bytes=1 << 20)
+    for _ in range(2):                                   # made, then kept
+        rows = cache.get(w, b, dtype)
+        assert rows.dtype == dtype and rows.tobytes() == plain.tobytes()
+        assert not rows.flags.writeable
+
+
+def test_kept_weight_rows_follow_changes_in_place():
+    """Writing into the filters' or the bias's array (no new Tensor, no version count), an
+    optimiser's step or a sign of zero flipped: the next forward pass uses the new values, bit
+    for bit as a convolution with fresh copies of them."""
+    rng = np.random.default_rng(0)
+    layer = minigrad.nn.Conv2d(16, 8, 3, padding=1)
+    x = Tensor(rng.standard_normal((2, 16, 5, 5)).astype(np.float32))
+
+    def fresh():
+        return F.conv2d(x, layer.weight.data.copy(), layer.bias.data.copy(), padding=1).data
+
+    def check():
+        with minigrad.no_grad():
+            y = layer(x).data
+        assert y.tobytes() == fresh().tobytes()
+        y = layer(x).data                                 # with the graph
+        assert y.tobytes() == fresh().tobytes()
+
+    check()
+    layer.weight.data[0, 0, 0, 0] += 1                    # one value of the filters
+    check()
+    layer.bias.data[3] = -2                               # the bias alone
+    check()
+    opt = minigrad.optim.SGD(layer.parameters(), lr=0.1)
+    layer(x).sum().backward()
+    opt.step()                                            # an optimiser's update in place
+    check()
+    layer.weight.data[...] = 0.0
+    layer.bias.data[...] = 0.0
+    check()
+    layer.weight.data[...] = -0.0                         # equal as numbers, not as bits
+    layer.bias.data[...] = -0.0
+    check()
+    rows = conv_module._weight_rows.get(layer.weight.data, layer.bias.data, np.dtype(np.float32))
+    assert np.signbit(rows).all()                         # the rows were made again
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_scratch_memory_gives_the_bits_of_fresh_arrays(threads, monkeypatch):
+    """The channels-last forward pass through the thread's kept memory (grown from small to
+    large blocks and back, the batch's last block smaller) equals, bit for bit, the pass with
+    arrays of its own (``_Scratch.max_bytes`` 0) and the blocks on worker threads."""
+    rng = np.random.default_rng(0)
+    cases = [(1, 16, 6, 8, 1), (5, 16, 9, 4, 2), (1, 32, 4, 8, 0), (3, 16, 6, 8, 1)]
+    data = [(rng.standard_normal((N, C, H, H)).astype(np.float32),
+             rng.standard_normal((FN, C, 3, 3)).astype(np.float32),
+             rng.standard_normal(FN).astype(np.float32), p) for N, C, H, FN, p in cases]
+    monkeypatch.setattr(conv_module.Conv2d, "nhwc_block_bytes", 4000)   # several blocks
+    n = minigrad.get_num_threads()
+    try:
+        minigrad.set_num_threads(threads)
+        with minigrad.no_grad():
+            kept = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data + data]
+            conv_module._scratch.clear()
+            monkeypatch.setattr(conv_module._Scratch, "max_bytes", 0)
+            fresh = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data]
+    finally:
+        minigrad.set_num_threads(n)
+        conv_module._scratch.clear()
+    for a, b in zip(kept, fresh + fresh):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_kept_weight_rows_keep_within_their_budget():
+    cache = conv_module._WeightRows(max_bytes=3000)
+    ws = [np.ones((4, 4, 3, 3), np.float32) * i for i in range(3)]   # 2·576 bytes each
+    for w in ws:
+        cache.get(w, None, np.dtype(np.float32))
+    assert cache.bytes <= 3000 and len(cache.entries) == 2           # the oldest let go
+    cache.get(np.ones((64, 64, 3, 3)), None, np.dtype(np.float64))   # larger: not kept
+    assert len(cache.entries) == 2
+
+
 @pytest.mark.parametrize("kwargs, w_shape, general", [
     ({}, (2, 3, 3, 3), False),
     ({"padding": "valid"}, (2, 3, 3, 3), False),

@@ -42,7 +42,15 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
   these sizes that costs less than writing the columns to memory in forward and reading them
   back (DeepConvNet's are 110 MB per step at batch 100);
 - the element-wise ops, pooling and BatchNorm that follow keep the NHWC memory of their input,
-  so the next convolution's input and the gradients reaching it need no transposing copy.
+  so the next convolution's input and the gradients reaching it need no transposing copy;
+- at batch 1 a layer's product takes only 25–60 µs, so what surrounds it counts: the weight
+  rows (a transposing copy that reads w with a stride of C·FH·FW values, 28 µs for 64×64×3×3
+  filters) are kept from one call to the next while the filters' bytes stay the same
+  (:class:`_WeightRows`, which compares them), and when the forward pass runs as one call on
+  its thread (one block, or one thread) it unfolds into memory the thread keeps, one array for
+  all the layers, through views kept per shape (:class:`_Scratch`), instead of making them
+  anew. The arrays and products are the
+  same, so the results are the same to the bit.
 
 With few channels (the input layer, C = 1) the runs would be short and the per-image layout
 stays. The blocks are fixed by the shapes alone, not by the number of threads, and the blocks'
@@ -71,7 +79,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from minigrad.function import Function
-from minigrad.parallel import channels_last, parallel_for
+from minigrad.parallel import blas_ready, channels_last, get_num_threads, parallel_for
 
 
 def _view(a: np.ndarray, shape, strides, writeable: bool = True) -> np.ndarray:
@@ -411,6 +419,131 @@ class _Recycled:
 _recycled = _Recycled(256 << 20)
 
 
+class _WeightRows:
+    """The channels-last weight rows of the filters last seen, kept for the next forward pass
+    with the same filters: ``w_rows[(i, j, c), f] = w[f, c, i, j]``, with the bias as its
+    last row, in the product's dtype.
+
+    The transposing copy reads w with a stride of C·FH·FW values: 28 µs for DeepConvNet's
+    64×64×3×3 filters, as long as that layer's product at batch 1. An entry holds a copy of
+    the bytes of w and b it was made from and is used only when the filters' bytes are the
+    same now, so a change in place (an optimiser's step, ``w.data[...] = ...``, a plain
+    array written to) gives new rows: comparing the bytes costs about a third of the copy.
+    The entries are keyed by the filters' array (its id; an entry whose array has gone is
+    simply never matched) and dtype, at most ``max_bytes`` in all, the oldest let go first.
+    The rows are read-only: the op never writes into them.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.entries: dict = {}
+        self.lock = threading.Lock()
+
+    def get(self, w: np.ndarray, b, dtype) -> np.ndarray:
+        key = (id(w), dtype)
+        w_bytes = w.tobytes()
+        b_key = None if b is None else (b.dtype, b.tobytes())
+        entry = self.entries.get(key)
+        if (entry is not None and entry[0] == w.shape and entry[1] == w.dtype
+                and entry[2] == w_bytes and entry[3] == b_key):
+            return entry[4]
+        FN, C, FH, FW = w.shape
+        K = FH * FW * C
+        w_rows = np.empty((K + (b is not None), FN), dtype=dtype)
+        w_rows[:K].reshape(FH, FW, C, FN)[...] = w.transpose(2, 3, 1, 0)
+        if b is not None:
+            w_rows[K] = b                                 # the bias row meets a column of ones
+        w_rows.flags.writeable = False
+        size = 2 * w_rows.nbytes
+        if size <= self.max_bytes:
+            with self.lock:
+                old = self.entries.pop(key, None)
+                if old is not None:
+                    self.bytes -= old[5]
+                self.entries[key] = (w.shape, w.dtype, w_bytes, b_key, w_rows, size)
+                self.bytes += size
+                while self.bytes > self.max_bytes:
+                    self.bytes -= self.entries.pop(next(iter(self.entries)))[5]
+        return w_rows
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries, self.bytes = {}, 0
+
+
+_weight_rows = _WeightRows(32 << 20)
+
+
+class _Scratch(threading.local):
+    """Each thread's memory for the channels-last forward pass of one block of images: one
+    array (``arena``) that every layer's padded images xp (n, Hp, Wp, C) and columns col
+    (n·P, rows) are laid in, and, per shape, the views of it the unfold copies between, kept
+    for the next call.
+
+    At batch 1 making the two arrays and the two strided views anew cost about a third of a
+    small layer's time in Python and NumPy calls. One arena for all the layers, rather than
+    buffers of each layer's own, keeps the memory the layers write in the same few MB, as
+    fresh arrays from the C library's free list were (buffers per layer made DeepConvNet's
+    batch-8 forward pass 1.1× as long). So each call still zeroes xp (its borders are the
+    padding) and sets the bias's column of ones. The arena grows to the largest block asked
+    for, up to ``max_bytes``; a larger block gets arrays of its own (``get`` returns None).
+    """
+
+    max_bytes = 16 << 20
+
+    def __init__(self) -> None:
+        self.arena = np.empty(0, dtype=np.uint8)
+        self.plans: dict = {}
+
+    def get(self, key):
+        """(xp, its images' part, col, the windows of xp, col's fields as a 6-D view) for key
+        (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype), xp zeroed and col's columns past
+        FH·FW·C set to 1; or None when the block is larger than ``max_bytes``."""
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self._plan(key)
+            if plan is None:
+                return None
+        xp, _, col, _, _, K = plan  # noqa: N806
+        xp.fill(0)
+        col[:, K:] = 1
+        return plan[:5]
+
+    def _plan(self, key):
+        n, H, W, C, PH, PW, FH, FW, (SH, SW), rows, dtype = key  # noqa: N806
+        OH, OW = 1 + (H + 2 * PH - FH) // SH, 1 + (W + 2 * PW - FW) // SW  # noqa: N806
+        K, it = FH * FW * C, dtype.itemsize  # noqa: N806
+        xp_shape = (n, H + 2 * PH, W + 2 * PW, C)
+        xp_bytes = math.prod(xp_shape) * it
+        col_at = -(-xp_bytes // 64) * 64                     # col starts on a cache line
+        need = col_at + n * OH * OW * rows * it + 64
+        if need > self.max_bytes:
+            return None
+        if need > self.arena.nbytes:                         # grow: the old views go
+            self.arena = np.empty(need, dtype=np.uint8)
+            self.plans = {}
+        start = -self.arena.ctypes.data % 64
+        memory = self.arena[start:]
+        xp = memory[:xp_bytes].view(dtype).reshape(xp_shape)
+        col = memory[col_at:col_at + n * OH * OW * rows * it].view(dtype).reshape(
+            n * OH * OW, rows)
+        sN, sH, sW, sC = xp.strides
+        windows = _view(xp, (n, OH, OW, FH, FW, C), (sN, sH * SH, sW * SW, sH, sW, sC),
+                        writeable=False)
+        r = col.strides[0]
+        fields = _view(col, (n, OH, OW, FH, FW, C),
+                       (OH * OW * r, OW * r, r, FW * C * it, C * it, it))
+        plan = xp, xp[:, PH:PH + H, PW:PW + W], col, windows, fields, K
+        self.plans[key] = plan
+        return plan
+
+    def clear(self) -> None:
+        self.arena, self.plans = np.empty(0, dtype=np.uint8), {}
+
+
+_scratch = _Scratch()
+
+
 class Conv2d(Function):
     """2-D convolution (cross-correlation, as in PyTorch and the textbook) of a batch of images.
 
@@ -461,7 +594,8 @@ class Conv2d(Function):
     NHWC memory and dL/dx in x's layout; the maths above is the same, transposed. Saved there:
     x when w or b needs a gradient, w when x does.
 
-    When neither w nor b needs a gradient (inference under ``no_grad``, frozen filters) the
+    When neither w nor b needs a gradient (frozen filters; under ``no_grad`` a Parameter still
+    says it requires one, and the op keeps what a backward called by hand would need) the
     columns are not kept: each thread builds them a block of images at a time (``block_bytes``)
     in a buffer of its own and multiplies at once, so the product reads them from the cache
     instead of from memory. The products are the same, image by image, as on the other path.
@@ -496,14 +630,17 @@ class Conv2d(Function):
             self.groups = groups
 
     def forward(self, x, w, b=None):
-        x, w = np.asarray(x), np.asarray(w)
-        _check_x("conv2d", x)
+        if type(x) is not np.ndarray or type(w) is not np.ndarray:
+            x, w = np.asarray(x), np.asarray(w)
+        if x.ndim != 4:
+            _check_x("conv2d", x)
         if w.ndim != 4:
             raise ValueError(f"conv2d: weight must be 4-D (FN, C, FH, FW), got "
                              f"w.shape={w.shape}")
         FN, C, FH, FW = w.shape
         G = self.groups
-        _check_kernel("conv2d", "weight (FN, C, FH, FW)", w.shape)
+        if not (C and FH and FW):
+            _check_kernel("conv2d", "weight (FN, C, FH, FW)", w.shape)
         if G != 1:
             if x.shape[1] % G or FN % G:
                 raise ValueError(f"conv2d: groups={G} must divide the input channels "
@@ -519,13 +656,19 @@ class Conv2d(Function):
         if b is not None and np.shape(b) != (FN,):
             raise ValueError(f"conv2d: bias must have shape (FN,)=({FN},) for weight "
                              f"(FN, C, FH, FW)={w.shape}; got b.shape={np.shape(b)}")
-        pads = _conv_pads(self.padding, (FH, FW), self.dilation)
-        self.general = G != 1 or self.dilation != (1, 1) or pads[0] != pads[1] \
-            or pads[2] != pads[3]
-        if self.general:
-            return self._forward_general(x, w, b, pads)
-        self.pad = pads[0], pads[2]
-        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
+        padding = self.padding
+        if padding == "same":
+            pads = _conv_pads(padding, (FH, FW), self.dilation)
+            self.general = pads[0] != pads[1] or pads[2] != pads[3]
+            padding = pads[0], pads[2]
+        else:
+            self.general = False
+        if self.general or G != 1 or self.dilation != (1, 1):
+            self.general = True
+            return self._forward_general(x, w, b, _conv_pads(self.padding, (FH, FW),
+                                                             self.dilation))
+        self.pad = padding
+        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, padding)
         N = x.shape[0]
         K, P = C * FH * FW, OH * OW
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
@@ -536,7 +679,7 @@ class Conv2d(Function):
             self.x_shape = x.shape
         self.nhwc = C >= self.channels_last_from
         if self.nhwc:
-            return self._forward_nhwc(x, w, b, needs, dtype)
+            return self._forward_nhwc(x, w, b, needs, dtype, OH, OW)
         view = window_view(pad(x, self.pad), (FH, FW), self.stride, (OH, OW))
         w_mat = w.reshape(FN, K)
         if b is not None:
@@ -685,7 +828,7 @@ class Conv2d(Function):
 
     # ------------------------------------------------------------------ channels-last fast path
 
-    def _nhwc_blocks(self, x, rows_per_image: int):
+    def _nhwc_blocks(self, x, rows_per_image: int, OH: int, OW: int):  # noqa: N803
         """Images per block of the channels-last path (``nhwc_block_bytes`` of columns, fixed
         by the shapes alone), a function that makes a thread's buffers, and one that fills them
         with a block's columns. ``buffers(n)`` gives xp (n, Hp, Wp, C), zero (its borders stay
@@ -695,7 +838,6 @@ class Conv2d(Function):
         N, C, H, W = x.shape
         FN, _, FH, FW = self.w_shape
         (PH, PW), stride = self.pad, self.stride
-        OH, OW = output_size("conv2d", x.shape, (FH, FW), stride, self.pad)
         x_nhwc = x.transpose(0, 2, 3, 1)
         step = self._nhwc_step(N, rows_per_image * OH * OW, x.dtype)
 
@@ -717,38 +859,64 @@ class Conv2d(Function):
         by_bytes = self.nhwc_block_bytes // (per_image * np.dtype(dtype).itemsize)
         return max(1, min(by_bytes, -(-N // 2)))
 
-    def _forward_nhwc(self, x, w, b, needs, dtype):
+    def _forward_nhwc(self, x, w, b, needs, dtype, OH, OW):  # noqa: N803
         """The fast path channels last (see the module docstring): the receptive fields as rows
         of col (n·P, K) in (i, j, c) order, the output as rows (N·P, FN), its memory NHWC.
 
         The images go in blocks fixed by the shapes (``nhwc_block_bytes`` of columns), each
         padded, unfolded into a buffer of the thread's own and multiplied while its columns
         are in the cache; nothing is kept: dL/dw unfolds the blocks again in backward, which
-        costs less than writing all the columns to memory and reading them back."""
+        costs less than writing all the columns to memory and reading them back. The weight
+        rows come from :class:`_WeightRows` (made again only when the filters' bytes change).
+        When the batch is one block (batch 1) or runs on one thread, the blocks run here in a
+        plain loop, without the hand-over's closures: the same calls on the same arrays."""
         N, C, H, W = x.shape
         FN, _, FH, FW = w.shape
-        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
         K, P = FH * FW * C, OH * OW
         rows = K + (b is not None)
-        w_rows = np.empty((rows, FN), dtype=dtype)            # w_rows[(i, j, c), f] = w[f, c, i, j]
-        w_rows[:K] = w.transpose(2, 3, 1, 0).reshape(K, FN)
-        if b is not None:
-            w_rows[K] = b                                     # the bias row meets a column of ones
+        w_rows = _weight_rows.get(w, b, dtype)                # (rows, FN), read-only
         # dL/dx is returned in x's layout, as ReLU, pooling and BatchNorm return theirs: the
         # op before it (the ReLU of a channels-first input layer) then meets one layout.
         self.x_nhwc = channels_last(x)
-        x = np.asarray(x, dtype=dtype)
+        if x.dtype != dtype:
+            x = x.astype(dtype)
         y = np.empty((N * P, FN), dtype=dtype)
-        step, buffers, unfold = self._nhwc_blocks(x, rows)
-
-        def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
-            xp, col = buffers(min(step, N - lo * step))
-            for s in range(lo * step, min(N, hi * step), step):
+        step = self._nhwc_step(N, rows * P, dtype)
+        if step >= N or get_num_threads() == 1:
+            # One block, or one thread: parallel_for would run the blocks as this loop does.
+            blas_ready()
+            (PH, PW), stride = self.pad, self.stride
+            n = min(step, N)
+            plan = _scratch.get((n, H, W, C, PH, PW, FH, FW, stride, rows, np.dtype(dtype)))
+            if plan is None:                     # a block larger than the arena may grow
+                xp = np.zeros((n, H + 2 * PH, W + 2 * PW, C), dtype=dtype)
+                col = np.empty((n * P, rows), dtype=dtype)
+                col[:, K:] = 1
+                plan = xp, xp[:, PH:PH + H, PW:PW + W], col, None, None
+            xp, inner, col, windows, fields = plan
+            x_nhwc = x.transpose(0, 2, 3, 1)
+            for s in range(0, N, step):
                 e = min(N, s + step)
-                unfold(s, e, xp, col)
-                np.matmul(col[:(e - s) * P], w_rows, out=y[s * P:e * P])
+                if e - s == n and fields is not None:    # a whole block: the kept views
+                    inner[...] = x_nhwc[s:e]
+                    np.copyto(fields, windows)
+                    np.matmul(col, w_rows, out=y[s * P:e * P])
+                else:                    # the last, smaller block, or arrays of its own
+                    xp[:e - s, PH:PH + H, PW:PW + W] = x_nhwc[s:e]
+                    c = col[:(e - s) * P]
+                    _unfold_nhwc(xp[:e - s], (FH, FW), stride, (OH, OW), c)
+                    np.matmul(c, w_rows, out=y[s * P:e * P])
+        else:
+            step, buffers, unfold = self._nhwc_blocks(x, rows, OH, OW)
 
-        parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
+            def blocks(lo, hi):                               # blocks lo..hi−1, on one thread
+                xp, col = buffers(min(step, N - lo * step))
+                for s in range(lo * step, min(N, hi * step), step):
+                    e = min(N, s + step)
+                    unfold(s, e, xp, col)
+                    np.matmul(col[:(e - s) * P], w_rows, out=y[s * P:e * P])
+
+            parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
         if any(needs[1:]):
             self.x, self.with_bias = x, b is not None
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
@@ -766,7 +934,7 @@ class Conv2d(Function):
             # columns unfolded again block by block, the blocks' sums added in order.
             x = self.x
             rows = K + self.with_bias
-            step, buffers, unfold = self._nhwc_blocks(x, rows)
+            step, buffers, unfold = self._nhwc_blocks(x, rows, OH, OW)
             partial = np.empty((-(-N // step), rows, FN), dtype=np.result_type(dy_rows, x))
 
             def blocks(lo, hi):
