@@ -240,6 +240,8 @@ def blas_ready() -> None:
     depend on whether a bigger op had started the pool before it. ``parallel_for(...,
     blas=True)`` does this itself; an op that calls a small product without it calls this
     first."""
+    if _blas is not None and (_pool is not None or _num_threads == 1):
+        return                              # done already (the usual case: a cheap test)
     if getattr(_state, "worker", False):
         return
     if _num_threads == 1:
