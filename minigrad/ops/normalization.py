@@ -430,6 +430,11 @@ class _BlockedView:
     def over_blocks(self, body, scratch):
         _over_blocks(self.x2, self.step, body, scratch)
 
+    @property
+    def row_bytes(self):
+        """The size of one ``row``."""
+        return self.x2.shape[1] * self.x2.itemsize
+
 
 class _ChannelsFirst(_BlockedView):
     """x (N, C, *) seen as x2 (N, C·P), P = ∏*: a row per sample, its C planes side by side.
@@ -448,11 +453,6 @@ class _ChannelsFirst(_BlockedView):
     def key(self):
         """What ``row`` depends on besides the values."""
         return "channels-first", self.C, self.P
-
-    @property
-    def row_bytes(self):
-        """The size of one ``row``."""
-        return self.x2.shape[1] * self.x2.itemsize
 
     def matrix(self, a):
         """An array shaped like x (in any layout) laid out as x2 (a view when it already is)."""
@@ -558,10 +558,6 @@ class _ChannelsLast(_BlockedView):
     def key(self):
         """What ``row`` depends on besides the values."""
         return "channels-last", self.C, self.k
-
-    @property
-    def row_bytes(self):
-        return self.x2.shape[1] * self.x2.itemsize
 
     def matrix(self, a):
         return np.ascontiguousarray(a.transpose(self.axes), dtype=self.x2.dtype
