@@ -656,19 +656,13 @@ class Conv2d(Function):
         if b is not None and np.shape(b) != (FN,):
             raise ValueError(f"conv2d: bias must have shape (FN,)=({FN},) for weight "
                              f"(FN, C, FH, FW)={w.shape}; got b.shape={np.shape(b)}")
-        padding = self.padding
-        if padding == "same":
-            pads = _conv_pads(padding, (FH, FW), self.dilation)
-            self.general = pads[0] != pads[1] or pads[2] != pads[3]
-            padding = pads[0], pads[2]
-        else:
-            self.general = False
-        if self.general or G != 1 or self.dilation != (1, 1):
-            self.general = True
-            return self._forward_general(x, w, b, _conv_pads(self.padding, (FH, FW),
-                                                             self.dilation))
-        self.pad = padding
-        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, padding)
+        pads = _conv_pads(self.padding, (FH, FW), self.dilation)
+        self.general = G != 1 or self.dilation != (1, 1) or pads[0] != pads[1] \
+            or pads[2] != pads[3]
+        if self.general:
+            return self._forward_general(x, w, b, pads)
+        self.pad = pads[0], pads[2]
+        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
         N = x.shape[0]
         K, P = C * FH * FW, OH * OW
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
