@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 WORKER = r"""
@@ -86,6 +87,7 @@ def main(argv=None) -> None:
     for k in range(args.pairs):
         for name in ("A", "B") if k % 2 == 0 else ("B", "A"):
             w = workers[name]
+            time.sleep(0.05)    # the other worker's threads have stopped spinning by now
             w.stdin.write("sample\n")
             w.stdin.flush()
             samples[name].append(json.loads(w.stdout.readline()))

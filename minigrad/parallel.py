@@ -5,7 +5,10 @@ products are too small for the BLAS to spread well over several. So minigrad spl
 steps of an op itself: the batch (or the rows of a matrix product) is cut into as many
 contiguous slices as there are threads, and the slices run at the same time on minigrad's
 worker threads. NumPy releases the GIL inside its loops and BLAS calls, so they truly run in
-parallel. Each slice computes what the whole op computes on those rows: element-wise ops and
+parallel. A worker that has finished a slice spins for a few milliseconds for the next one
+(on a C spin lock, without the GIL), so that a hand-over costs microseconds rather than the
+wake-up of a sleeping core; it sleeps while other processes keep the cores busy, and once
+minigrad is idle. Each slice computes what the whole op computes on those rows: element-wise ops and
 pooling give the same bits on any number of threads; a split matrix product may differ in the
 last bit for rows at a slice boundary, where the BLAS can take its edge kernel.
 
@@ -33,13 +36,14 @@ import ctypes
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side", "elementwise",
-           "empty_like", "channels_last", "MIN_WORK"]
+           "empty_like", "channels_last", "MIN_WORK", "SPIN_TIME"]
 
 # The smallest slice worth a thread, in array elements touched: below it the hand-over to a
 # worker costs more than the slice saves. On a 2-core virtual machine an idle core sleeps and
@@ -48,16 +52,26 @@ __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side",
 # a quarter of a million float32 elements.
 MIN_WORK = 1 << 18
 
+# How long, in seconds, a worker thread that has finished a slice keeps spinning for the next
+# one before it goes to sleep (it spins for one to two times this). A spinning worker takes a
+# slice within a few µs; a sleeping one needs its core woken. 0 turns spinning off.
+SPIN_TIME = 0.005
+
+
+def _cores() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # not on Linux
+        return max(1, os.cpu_count() or 1)
+
 
 def _default_threads() -> int:
     for name in ("MINIGRAD_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) > 0:
             return int(value)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:          # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return _cores()
 
 
 class _Blas:
@@ -103,51 +117,204 @@ class _Blas:
         return True
 
 
-class _Pool:
-    """``n − 1`` daemon threads, each taking (body, lo, hi, done) from its own queue."""
+def _spin_functions():
+    """``pthread_spin_lock`` and ``pthread_spin_unlock`` of the C library, or None where there
+    are none (macOS, Windows)."""
+    try:
+        libc = ctypes.CDLL(None)
+        init, lock, unlock = (libc.pthread_spin_init, libc.pthread_spin_lock,
+                              libc.pthread_spin_unlock)
+    except (AttributeError, OSError, TypeError):
+        return None
+    for f in (init, lock, unlock):
+        f.restype = ctypes.c_int
+    init.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lock.argtypes = unlock.argtypes = [ctypes.c_void_p]
+    return init, lock, unlock
 
-    def __init__(self, n: int) -> None:
-        self.queues: list[queue.SimpleQueue] = []
-        for i in range(n - 1):
-            q: queue.SimpleQueue = queue.SimpleQueue()
-            threading.Thread(target=self._work, args=(q,), name=f"minigrad-{i + 1}",
-                             daemon=True).start()
-            self.queues.append(q)
+
+class _Spin:
+    """A spin lock of the C library, made locked. ctypes releases the GIL for the call, so a
+    thread spinning in ``lock`` keeps its core busy but holds up no other Python thread, and
+    takes the lock within a microsecond or so of its ``unlock`` by another thread."""
+
+    __slots__ = ("_memory", "lock", "unlock")
+
+    def __init__(self, functions) -> None:
+        init, lock, unlock = functions
+        self._memory = ctypes.create_string_buffer(128)     # a cache line of its own
+        address = (ctypes.addressof(self._memory) + 63) & ~63
+        if init(address, 0) != 0 or lock(address) != 0:
+            raise OSError("pthread_spin_init failed")
+        self.lock = lambda: lock(address)
+        self.unlock = lambda: unlock(address)
+
+
+class _Sleep:
+    """The same two calls on a ``threading.Lock``, made locked: a waiting thread sleeps."""
+
+    __slots__ = ("lock", "unlock")
+
+    def __init__(self) -> None:
+        mutex = threading.Lock()
+        mutex.acquire()
+        self.lock, self.unlock = mutex.acquire, mutex.release
+
+
+_PARK = object()        # the task that sends a spinning worker to sleep
+
+
+class _Worker:
+    """One worker thread's side of the hand-over.
+
+    ``queue`` reaches the worker while it sleeps; ``go`` is unlocked by the caller to hand a
+    slice (``task``) to a worker that spins (``spinning``). A task is (body, lo, hi, spin):
+    when the worker has finished it, it unlocks ``spun`` and spins for the next if ``spin``,
+    else it unlocks ``slept`` and sleeps on its queue. ``error`` is what the slice raised."""
+
+    __slots__ = ("queue", "task", "error", "spinning", "go", "spun", "slept")
+
+    def __init__(self, spin) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.task = None
+        self.error: BaseException | None = None
+        self.spinning = False
+        self.go = _Spin(spin) if spin else None
+        self.spun = _Spin(spin) if spin else None
+        self.slept = _Sleep()
+
+
+class _Pool:
+    """``n − 1`` daemon worker threads, and the lock (``busy``) held by the thread handing out
+    slices.
+
+    A worker that has finished a slice spins, GIL-free, on its ``go`` lock for the next one,
+    for ``SPIN_TIME`` to twice that (a thread of the pool, the parker, sends idle workers to
+    sleep), and then sleeps on its queue. A slice reaches a spinning worker within a few µs,
+    a sleeping one in about 50-130 µs on a virtual machine, whose idle core has to be woken.
+
+    Spinning pays only while each thread has a core. When another process takes one, a
+    spinning thread takes turns on the other core with the thread it waits for, and a
+    hand-over can wait a whole time slice of the scheduler (milliseconds). So when the caller,
+    after its own slice, waits more than ``_LATE`` seconds and longer than its own slice took,
+    the workers sleep between slices for the next ``_CALM`` seconds. Workers never spin when
+    the pool has more threads than the process has cores, or the C library no spin locks."""
+
+    _LATE = 1e-3
+    _CALM = 1.0
+
+    def __init__(self, n: int, spin) -> None:
+        self.spin = spin                    # the spin-lock functions, or None
+        self.busy = threading.Lock()
+        self.owner: int | None = None       # the thread that holds ``busy``
+        self.handovers = 0
+        self.calm_until = 0.0               # time.perf_counter() until which workers sleep
+        self.closed = False
+        self.awake = threading.Event()      # set while a worker may be spinning
+        self.workers = [_Worker(spin) for _ in range(n - 1)]
+        self.threads = [threading.Thread(target=self._work, args=(w,), name=f"minigrad-{i + 1}",
+                                         daemon=True) for i, w in enumerate(self.workers)]
+        if spin and self.workers:
+            self.threads.append(threading.Thread(target=self._park_idle, name="minigrad-parker",
+                                                 daemon=True))
+        for t in self.threads:
+            t.start()
 
     @staticmethod
-    def _work(q: queue.SimpleQueue) -> None:
+    def _work(w: _Worker) -> None:
         _state.worker = True
-        while True:
-            task = q.get()
-            if task is None:
-                return
-            body, lo, hi, done = task
+        task = w.queue.get()
+        while task is not None:
+            body, lo, hi, spin = task
             try:
                 body(lo, hi)
             except BaseException as error:  # noqa: BLE001 - handed to the caller
-                done.error = error
-            done.release()
+                w.error = error
+            if not spin:
+                w.spinning = False
+                w.slept.unlock()
+                task = w.queue.get()
+                continue
+            w.spinning = True
+            w.spun.unlock()
+            w.go.lock()                     # spins until the next slice or the parker
+            task = w.task
+            if task is _PARK:
+                w.spinning = False
+                w.spun.unlock()             # the parker waits for this
+                task = w.queue.get()
+
+    def run(self, body: Callable[[int, int], None], bounds: list[int]) -> None:
+        """``body`` on the slices between ``bounds``, the first on the calling thread, which
+        holds ``busy``."""
+        self.handovers += 1
+        workers = self.workers[:len(bounds) - 2]
+        spin = self.spin is not None and time.perf_counter() >= self.calm_until
+        for i, w in enumerate(workers, 1):
+            w.error = None
+            task = body, bounds[i], bounds[i + 1], spin
+            if w.spinning:
+                w.task = task
+                w.go.unlock()
+            else:
+                w.queue.put(task)
+        if spin:
+            self.awake.set()
+        error = None
+        start = time.perf_counter()
+        try:
+            body(bounds[0], bounds[1])
+        except BaseException as e:  # noqa: BLE001 - raised once every slice is done
+            error = e
+        mine = time.perf_counter()
+        for w in workers:
+            (w.spun if spin else w.slept).lock()
+            error = error or w.error
+        if spin:
+            waited = time.perf_counter() - mine
+            if waited > self._LATE and waited > mine - start:
+                self.calm_until = time.perf_counter() + self._CALM
+                self._park()
+        if error is not None:
+            raise error
+
+    def _park_idle(self) -> None:
+        """Send the spinning workers to sleep once no slice has been handed out for
+        ``SPIN_TIME``."""
+        seen = -1
+        while True:
+            self.awake.wait()
+            if self.closed:
+                return
+            time.sleep(SPIN_TIME)
+            if not self.busy.acquire(blocking=False):
+                continue                    # slices are being handed out
+            try:
+                if self.handovers == seen and not self.closed:
+                    self._park()
+                    self.awake.clear()
+                seen = self.handovers
+            finally:
+                self.busy.release()
+
+    def _park(self, task=_PARK) -> None:
+        """Send every spinning worker ``task`` (_PARK, or None to end it); ``busy`` is held."""
+        for w in self.workers:
+            if w.spinning:
+                w.task = task
+                w.go.unlock()
+                if task is _PARK:
+                    w.spun.lock()           # the worker has left its spin lock
 
     def close(self) -> None:
-        for q in self.queues:
-            q.put(None)
-
-
-class _Done:
-    """A lock released by the worker when its slice is finished, and the error it raised."""
-
-    __slots__ = ("lock", "error")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.error: BaseException | None = None
-
-    def release(self) -> None:
-        self.lock.release()
-
-    def wait(self) -> None:
-        self.lock.acquire()
+        """End the worker threads (and the parker)."""
+        with self.busy:
+            self.closed = True
+            self._park(None)
+            for w in self.workers:
+                if not w.spinning:
+                    w.queue.put(None)
+            self.awake.set()
 
 
 _state = threading.local()
@@ -189,9 +356,13 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
     with _lock:
         _num_threads = int(n)
-        if _pool is not None and len(_pool.queues) != _num_threads - 1:
-            _pool.close()
+        old = _pool
+        if old is not None and len(old.workers) != _num_threads - 1:
             _pool = None
+        else:
+            old = None
+    if old is not None:
+        old.close()
 
 
 def _start() -> _Pool:
@@ -200,8 +371,10 @@ def _start() -> _Pool:
     with _lock:
         _single_blas()
         if _pool is None:
-            _pool = _Pool(_num_threads)
+            spin = _spin_functions() if SPIN_TIME > 0 and _num_threads <= _cores() else None
+            _pool = _Pool(_num_threads, spin)
         return _pool
+
 
 
 def _single_blas() -> None:
@@ -281,23 +454,17 @@ def parallel_for(total: int, body: Callable[[int, int], None], work: int,
         body(0, total)
         return
     pool = _pool or _start()
+    me = threading.get_ident()
+    if pool.owner == me:            # inside a slice of this thread's own parallel_for
+        body(0, total)
+        return
     bounds = [total * i // n for i in range(n + 1)]
-    waits = []
-    for i in range(1, n):
-        done = _Done()
-        pool.queues[i - 1].put((body, bounds[i], bounds[i + 1], done))
-        waits.append(done)
-    error = None
-    try:
-        body(bounds[0], bounds[1])
-    except BaseException as e:  # noqa: BLE001 - raised once every slice is done
-        error = e
-    for done in waits:
-        done.wait()
-        error = error or done.error
-    if error is not None:
-        raise error
-
+    with pool.busy:
+        pool.owner = me
+        try:
+            pool.run(body, bounds)
+        finally:
+            pool.owner = None
 
 
 def side_by_side(parts: list[tuple[Callable[[int, int], None], int]], work: int,

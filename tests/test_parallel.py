@@ -3,6 +3,7 @@ that splits its work computes the same result on 1, 2 or 3 threads."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -17,6 +18,31 @@ from minigrad import Tensor, optim, parallel
 from minigrad.ops.conv import Conv2d
 
 # --------------------------------------------------------------------------- the thread pool
+
+
+@contextlib.contextmanager
+def hand_over_by(mode: str):
+    """Workers that spin for their next slice (allowed here on any number of threads), or
+    workers that always sleep; a pool of its own is made inside the block."""
+    saved = parallel._cores, parallel.SPIN_TIME
+    if mode == "spin":
+        parallel._cores = lambda: 64
+    else:
+        parallel.SPIN_TIME = 0
+    old = parallel.get_num_threads()
+    parallel.set_num_threads(1)
+    try:
+        yield
+    finally:
+        parallel.set_num_threads(1)             # no pool made with these settings outlives it
+        parallel._cores, parallel.SPIN_TIME = saved
+        parallel.set_num_threads(old)
+
+
+@pytest.fixture(params=["spin", "sleep"])
+def hand_over(request):
+    with hand_over_by(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
@@ -36,8 +62,8 @@ def test_set_and_get_num_threads():
         minigrad.set_num_threads(old)
 
 
-@given(total=st.integers(0, 40), n=st.integers(1, 5))
-def test_parallel_for_covers_every_row_once_in_contiguous_slices(total, n):
+@given(total=st.integers(0, 40), n=st.integers(1, 5), mode=st.sampled_from(["spin", "sleep"]))
+def test_parallel_for_covers_every_row_once_in_contiguous_slices(total, n, mode):
     seen = []
     lock = threading.Lock()
 
@@ -45,7 +71,7 @@ def test_parallel_for_covers_every_row_once_in_contiguous_slices(total, n):
         with lock:
             seen.append((lo, hi, threading.get_ident()))
 
-    with threads(n):
+    with hand_over_by(mode), threads(n):
         parallel.parallel_for(total, body, work=10**9)
     spans = sorted((lo, hi) for lo, hi, _ in seen)
     assert spans[0][0] == 0 and spans[-1][1] == total
@@ -67,7 +93,7 @@ def test_parallel_for_runs_small_work_in_one_call_on_the_calling_thread():
 
 
 @pytest.mark.parametrize("failing_slice", [0, 1, 2])
-def test_parallel_for_raises_a_slice_error_after_every_slice_finished(failing_slice):
+def test_parallel_for_raises_a_slice_error_after_every_slice_finished(failing_slice, hand_over):
     finished = []
 
     def body(lo, hi):
@@ -80,7 +106,7 @@ def test_parallel_for_raises_a_slice_error_after_every_slice_finished(failing_sl
     assert sorted(finished) == sorted({0, 1, 2} - {failing_slice})
 
 
-def test_parallel_for_inside_a_slice_runs_that_slice_whole():
+def test_parallel_for_inside_a_slice_runs_that_slice_whole(hand_over):
     inner = []
 
     def outer(lo, hi):
@@ -88,8 +114,108 @@ def test_parallel_for_inside_a_slice_runs_that_slice_whole():
 
     with threads(2):
         parallel.parallel_for(2, outer, work=2)
-    # On the calling thread the nested call splits; on the worker it runs whole (no deadlock).
-    assert sorted(inner) == [(0, 0, 5), (0, 5, 10), (1, 0, 10)]
+    # On the calling thread and on the worker alike the nested call runs whole (no deadlock).
+    assert sorted(inner) == [(0, 0, 10), (1, 0, 10)]
+
+
+def test_spinning_workers_go_to_sleep_when_idle_and_wake_for_the_next_slice(monkeypatch):
+    monkeypatch.setattr(parallel, "SPIN_TIME", 0.05)
+    monkeypatch.setattr(parallel, "_cores", lambda: 64)
+    monkeypatch.setattr(parallel._Pool, "_LATE", 1e9)      # never calmed by a late slice
+    parallel.set_num_threads(1)                     # the next pool is made with these settings
+    ran_on = np.zeros(2, np.int64)
+
+    def body(lo, hi):
+        ran_on[lo:hi] = threading.get_ident()
+
+    with threads(2):
+        parallel.parallel_for(2, body, work=2)
+        pool = parallel._pool
+        assert pool.spin is not None
+        assert [w.spinning for w in pool.workers] == [True]
+        for _ in range(400):                        # parked after 50-100 ms without a slice
+            if not pool.workers[0].spinning:
+                break
+            threading.Event().wait(0.005)
+        assert [w.spinning for w in pool.workers] == [False]
+        ran_on[:] = 0
+        parallel.parallel_for(2, body, work=2)      # woken through its queue
+        assert ran_on[0] == threading.get_ident() and ran_on[1] not in (0, ran_on[0])
+        assert [w.spinning for w in pool.workers] == [True]
+        first = ran_on[1]
+        parallel.parallel_for(2, body, work=2)      # taken while spinning, by the same thread
+        assert ran_on[1] == first
+
+
+def test_a_late_worker_makes_the_workers_sleep_between_slices_for_a_while(monkeypatch):
+    import time
+
+    monkeypatch.setattr(parallel, "_cores", lambda: 64)
+    monkeypatch.setattr(parallel, "SPIN_TIME", 10.0)        # not parked for being idle
+    parallel.set_num_threads(1)
+    main = threading.get_ident()
+
+    def body(lo, hi):                   # the worker's slice takes far longer than the caller's
+        if threading.get_ident() != main:
+            time.sleep(0.02)
+
+    with threads(2):
+        parallel.parallel_for(2, lambda lo, hi: None, work=2)
+        pool = parallel._pool
+        pool.calm_until = 0.0               # whatever the load made of the first call
+        before = time.perf_counter()
+        parallel.parallel_for(2, body, work=2)
+        assert pool.calm_until >= before + pool._CALM
+        assert [w.spinning for w in pool.workers] == [False]
+        parallel.parallel_for(2, lambda lo, hi: None, work=2)   # handed over asleep
+        assert [w.spinning for w in pool.workers] == [False]
+        pool.calm_until = 0.0
+        parallel.parallel_for(2, lambda lo, hi: None, work=2)   # spins again (unless late)
+        assert [w.spinning for w in pool.workers] == [pool.calm_until == 0.0]
+
+
+def test_workers_sleep_instead_of_spinning_with_more_threads_than_cores(monkeypatch):
+    monkeypatch.setattr(parallel, "_cores", lambda: 1)
+    parallel.set_num_threads(1)
+    with threads(2):
+        parallel.parallel_for(2, lambda lo, hi: None, work=2)
+        assert parallel._pool.spin is None
+        assert [w.spinning for w in parallel._pool.workers] == [False]
+
+
+def test_a_new_thread_count_ends_the_old_workers_spinning_or_asleep(hand_over):
+    with threads(3):
+        parallel.parallel_for(3, lambda lo, hi: None, work=3)
+        pool = parallel._pool
+        assert all(t.is_alive() for t in pool.threads)
+    for t in pool.threads:                          # threads(3) set the old count back
+        t.join(timeout=5)
+    assert [t.is_alive() for t in pool.threads] == [False] * len(pool.threads)
+
+
+def test_parallel_for_from_several_threads_at_once_gives_each_its_own_rows(hand_over):
+    results, errors = {}, []
+
+    def caller(k):
+        try:
+            for step in range(30):
+                out = np.full(50, -1)
+
+                def body(lo, hi, out=out, step=step):
+                    out[lo:hi] = np.arange(lo, hi) * k + step
+                parallel.parallel_for(50, body, work=50)
+                results.setdefault(k, []).append(np.array_equal(out, np.arange(50) * k + step))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    with threads(2):
+        callers = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+    assert errors == []
+    assert {k: all(v) and len(v) == 30 for k, v in results.items()} == {k: True for k in range(4)}
 
 
 @pytest.fixture
