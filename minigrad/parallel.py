@@ -209,6 +209,7 @@ class _Pool:
         self.owner: int | None = None       # the thread that holds ``busy``
         self.handovers = 0
         self.calm_until = 0.0               # time.perf_counter() until which workers sleep
+        self.calms = 0                      # how many times a late worker set it
         self.closed = False
         self.awake = threading.Event()      # set while a worker may be spinning
         self.workers = [_Worker(spin) for _ in range(n - 1)]
@@ -274,6 +275,7 @@ class _Pool:
             waited = time.perf_counter() - mine
             if waited > self._LATE and waited > mine - start:
                 self.calm_until = time.perf_counter() + self._CALM
+                self.calms += 1
                 self._park()
         if error is not None:
             raise error
