@@ -163,9 +163,9 @@ def test_a_late_worker_makes_the_workers_sleep_between_slices_for_a_while(monkey
         parallel.parallel_for(2, lambda lo, hi: None, work=2)
         pool = parallel._pool
         pool.calm_until = 0.0               # whatever the load made of the first call
-        before = time.perf_counter()
+        calms, before = pool.calms, time.perf_counter()
         parallel.parallel_for(2, body, work=2)
-        assert pool.calm_until >= before + pool._CALM
+        assert pool.calm_until >= before + pool._CALM and pool.calms == calms + 1
         assert [w.spinning for w in pool.workers] == [False]
         parallel.parallel_for(2, lambda lo, hi: None, work=2)   # handed over asleep
         assert [w.spinning for w in pool.workers] == [False]
