@@ -151,37 +151,54 @@ class _Spin:
 
 
 class _Sleep:
-    """The same two calls on a ``threading.Lock``, made locked: a waiting thread sleeps."""
+    """The same two calls on a semaphore, made empty: a waiting thread sleeps. (A semaphore,
+    not a lock, so that a release nobody waited for, after an interrupted call, is harmless.)"""
 
     __slots__ = ("lock", "unlock")
 
     def __init__(self) -> None:
-        mutex = threading.Lock()
-        mutex.acquire()
-        self.lock, self.unlock = mutex.acquire, mutex.release
-
-
-_PARK = object()        # the task that sends a spinning worker to sleep
+        sem = threading.Semaphore(0)
+        self.lock, self.unlock = sem.acquire, sem.release
 
 
 class _Worker:
     """One worker thread's side of the hand-over.
 
-    ``queue`` reaches the worker while it sleeps; ``go`` is unlocked by the caller to hand a
-    slice (``task``) to a worker that spins (``spinning``). A task is (body, lo, hi, spin):
-    when the worker has finished it, it unlocks ``spun`` and spins for the next if ``spin``,
-    else it unlocks ``slept`` and sleeps on its queue. ``error`` is what the slice raised."""
+    A task is (body, lo, hi, spin, token). ``queue`` reaches the worker while it sleeps;
+    ``go`` is unlocked by the caller to hand a task (``task``) to a worker that spins.
+    ``spinning`` tells which of the two the worker waits on next: it is set from the task's
+    ``spin`` when the worker takes the task. When the worker has finished a task it sets
+    ``finished`` to the task's token (and ``error`` to (token, what the slice raised)) and
+    unlocks ``spun`` if ``spin``, else ``slept``. The caller waits until ``finished`` is its
+    token, so a signal left by a task whose caller was interrupted is never taken for its own.
+    A task whose body is None only moves the worker to its queue (parks it); a task of None
+    ends the worker."""
 
-    __slots__ = ("queue", "task", "error", "spinning", "go", "spun", "slept")
+    __slots__ = ("queue", "task", "error", "finished", "spinning", "go", "spun", "slept")
 
     def __init__(self, spin) -> None:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.task = None
-        self.error: BaseException | None = None
+        self.error: tuple[object, BaseException] | None = None
+        self.finished: object = None
         self.spinning = False
         self.go = _Spin(spin) if spin else None
         self.spun = _Spin(spin) if spin else None
         self.slept = _Sleep()
+
+    def give(self, task) -> None:
+        """Hand ``task`` over, through ``go`` or the queue, as the worker waits."""
+        if self.spinning:
+            self.task = task
+            self.go.unlock()
+        else:
+            self.queue.put(task)
+
+    def wait(self, token, spin: bool) -> None:
+        """Wait (spinning or asleep, as the task said) until the task of ``token`` is done."""
+        lock = self.spun.lock if spin else self.slept.lock
+        while self.finished is not token:
+            lock()
 
 
 class _Pool:
@@ -226,59 +243,48 @@ class _Pool:
         _state.worker = True
         task = w.queue.get()
         while task is not None:
-            body, lo, hi, spin = task
-            try:
-                body(lo, hi)
-            except BaseException as error:  # noqa: BLE001 - handed to the caller
-                w.error = error
-            if not spin:
-                w.spinning = False
+            body, lo, hi, spin, token = task
+            w.spinning = spin
+            if body is not None:
+                try:
+                    body(lo, hi)
+                except BaseException as error:  # noqa: BLE001 - handed to the caller
+                    w.error = token, error
+            w.finished = token
+            if spin:
+                w.spun.unlock()
+                w.go.lock()                 # spins until the next task
+                task = w.task
+            else:
                 w.slept.unlock()
-                task = w.queue.get()
-                continue
-            w.spinning = True
-            w.spun.unlock()
-            w.go.lock()                     # spins until the next slice or the parker
-            task = w.task
-            if task is _PARK:
-                w.spinning = False
-                w.spun.unlock()             # the parker waits for this
                 task = w.queue.get()
 
     def run(self, body: Callable[[int, int], None], bounds: list[int]) -> None:
         """``body`` on the slices between ``bounds``, the first on the calling thread, which
-        holds ``busy``."""
+        holds ``busy``. An error raised in a slice is raised once every slice is done."""
         self.handovers += 1
-        workers = self.workers[:len(bounds) - 2]
         spin = self.spin is not None and time.perf_counter() >= self.calm_until
-        for i, w in enumerate(workers, 1):
-            w.error = None
-            task = body, bounds[i], bounds[i + 1], spin
-            if w.spinning:
-                w.task = task
-                w.go.unlock()
-            else:
-                w.queue.put(task)
-        if spin:
-            self.awake.set()
-        error = None
-        start = time.perf_counter()
+        given = []
         try:
+            for i, w in enumerate(self.workers[:len(bounds) - 2], 1):
+                token = object()
+                w.give((body, bounds[i], bounds[i + 1], spin, token))
+                given.append((w, token))
+            if spin:
+                self.awake.set()
+            start = time.perf_counter()
             body(bounds[0], bounds[1])
-        except BaseException as e:  # noqa: BLE001 - raised once every slice is done
-            error = e
-        mine = time.perf_counter()
-        for w in workers:
-            (w.spun if spin else w.slept).lock()
-            error = error or w.error
-        if spin:
-            waited = time.perf_counter() - mine
-            if waited > self._LATE and waited > mine - start:
-                self.calm_until = time.perf_counter() + self._CALM
-                self.calms += 1
-                self._park()
-        if error is not None:
-            raise error
+            mine = time.perf_counter()
+        finally:
+            for w, token in given:
+                w.wait(token, spin)
+        if spin and time.perf_counter() - mine > max(self._LATE, mine - start):
+            self.calm_until = time.perf_counter() + self._CALM
+            self.calms += 1
+            self._park()
+        for w, token in given:
+            if w.error is not None and w.error[0] is token:
+                raise w.error[1]
 
     def _park_idle(self) -> None:
         """Send the spinning workers to sleep once no slice has been handed out for
@@ -299,23 +305,20 @@ class _Pool:
             finally:
                 self.busy.release()
 
-    def _park(self, task=_PARK) -> None:
-        """Send every spinning worker ``task`` (_PARK, or None to end it); ``busy`` is held."""
+    def _park(self) -> None:
+        """Move every spinning worker to its queue; ``busy`` is held."""
         for w in self.workers:
             if w.spinning:
-                w.task = task
-                w.go.unlock()
-                if task is _PARK:
-                    w.spun.lock()           # the worker has left its spin lock
+                token = object()
+                w.give((None, 0, 0, False, token))
+                w.wait(token, False)
 
     def close(self) -> None:
         """End the worker threads (and the parker)."""
         with self.busy:
             self.closed = True
-            self._park(None)
             for w in self.workers:
-                if not w.spinning:
-                    w.queue.put(None)
+                w.give(None)
             self.awake.set()
 
 

@@ -22,11 +22,13 @@ from minigrad.ops.conv import Conv2d
 
 @contextlib.contextmanager
 def hand_over_by(mode: str):
-    """Workers that spin for their next slice (allowed here on any number of threads), or
-    workers that always sleep; a pool of its own is made inside the block."""
-    saved = parallel._cores, parallel.SPIN_TIME
+    """Workers that spin for their next slice (allowed here on any number of threads, and
+    never sent to sleep by a late slice), or workers that always sleep; a pool of its own is
+    made inside the block."""
+    saved = parallel._cores, parallel.SPIN_TIME, parallel._Pool._LATE
     if mode == "spin":
         parallel._cores = lambda: 64
+        parallel._Pool._LATE = 1e9              # spinning whatever the load
     else:
         parallel.SPIN_TIME = 0
     old = parallel.get_num_threads()
@@ -35,7 +37,7 @@ def hand_over_by(mode: str):
         yield
     finally:
         parallel.set_num_threads(1)             # no pool made with these settings outlives it
-        parallel._cores, parallel.SPIN_TIME = saved
+        parallel._cores, parallel.SPIN_TIME, parallel._Pool._LATE = saved
         parallel.set_num_threads(old)
 
 
@@ -172,6 +174,45 @@ def test_a_late_worker_makes_the_workers_sleep_between_slices_for_a_while(monkey
         pool.calm_until = 0.0
         parallel.parallel_for(2, lambda lo, hi: None, work=2)   # spins again (unless late)
         assert [w.spinning for w in pool.workers] == [pool.calm_until == 0.0]
+
+
+def test_an_interrupt_in_the_callers_slice_is_raised_after_the_workers_slice(hand_over):
+    import time
+
+    main, finished = threading.get_ident(), []
+
+    def body(lo, hi):
+        if threading.get_ident() == main:
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+        finished.append(lo)
+
+    with threads(2):
+        with pytest.raises(KeyboardInterrupt):
+            parallel.parallel_for(2, body, work=2)
+        assert finished == [1]
+
+
+def test_a_signal_left_by_an_interrupted_call_is_not_taken_for_the_next_ones(hand_over):
+    import time
+
+    with threads(2):
+        parallel.parallel_for(2, lambda lo, hi: None, work=2)
+        pool = parallel._pool
+        # A caller interrupted between handing a slice over and waiting for it.
+        pool.workers[0].give((lambda lo, hi: None, 0, 0, pool.spin is not None, object()))
+        time.sleep(0.05)                            # its "done" signal is left behind
+        out = np.zeros(2)
+
+        def body(lo, hi):
+            if lo == 1:
+                time.sleep(0.05)
+            out[lo:hi] += 1
+
+        parallel.parallel_for(2, body, work=2)
+        assert out.tolist() == [1, 1]               # waited for its own slice
+        parallel.parallel_for(2, body, work=2)
+        assert out.tolist() == [2, 2]
 
 
 def test_workers_sleep_instead_of_spinning_with_more_threads_than_cores(monkeypatch):
