@@ -660,9 +660,10 @@ def test_kept_weight_rows_keep_within_their_budget():
     ws = [np.ones((4, 4, 3, 3), np.float32) * i for i in range(3)]   # 2·576 bytes each
     for w in ws:
         cache.get(w, None, np.dtype(np.float32))
-    assert cache.bytes <= 3000 and len(cache.entries) == 2           # the oldest let go
+    assert cache.kept.bytes <= 3000 and len(cache.kept) == 2         # the oldest let go
+    assert [key[0] for key, _, _ in cache.kept.entries()] == [id(w) for w in ws[1:]]
     cache.get(np.ones((64, 64, 3, 3)), None, np.dtype(np.float64))   # larger: not kept
-    assert len(cache.entries) == 2
+    assert len(cache.kept) == 2
 
 
 @pytest.mark.parametrize("kwargs, w_shape, general", [

@@ -461,14 +461,15 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
 @contextlib.contextmanager
 def eval_cache(size):
     """BatchNorm's cache of evaluation constants with room for ``size`` sets (0: none), empty."""
-    saved = normalization._EVAL_CACHE_SIZE
-    normalization._EVAL_CACHE_SIZE = size
-    normalization._eval_cache.clear()
+    cache = normalization._eval_cache
+    saved = cache.max_entries
+    cache.max_entries = size
+    cache.clear()
     try:
         yield
     finally:
-        normalization._EVAL_CACHE_SIZE = saved
-        normalization._eval_cache.clear()
+        cache.max_entries = saved
+        cache.clear()
 
 
 @settings(deadline=None, max_examples=40)
@@ -499,7 +500,7 @@ def test_batch_norm_eval_constants_from_the_cache_give_the_same_bits(data):
 def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
     """An in-place change of a running statistic or of w between two calls is seen by the
     second (the key is the values); the kept constants are read-only; at most
-    ``_EVAL_CACHE_SIZE`` sets are kept, with at most ``_EVAL_CACHE_BYTES`` of rows."""
+    ``_eval_cache.max_entries`` sets are kept, with at most ``_eval_cache.max_bytes`` of rows."""
     from minigrad import nn, no_grad
 
     rng = np.random.default_rng(8)
@@ -512,24 +513,24 @@ def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
         got = bn(x).data
         bn.weight.data[...] = [2.0, 1.0, -1.0]
         got_w = bn(x).data
-        kept = [constants for constants, _ in normalization._eval_cache.values()]
+        kept = [constants for _, constants, _ in normalization._eval_cache.entries()]
         for _ in range(3):
             bn.bias.data += 1.0
             bn(x)
         assert len(normalization._eval_cache) == 2
-    saved = normalization._EVAL_CACHE_BYTES
+    saved = normalization._eval_cache.max_bytes
     try:
         with eval_cache(8), no_grad():
             bn(x)
-            (_, size), = normalization._eval_cache.values()      # rows of C·P values
+            (_, _, size), = normalization._eval_cache.entries()  # rows of C·P values
             assert size in (2 * x[0].nbytes, 3 * x[0].nbytes)
-            normalization._EVAL_CACHE_BYTES = size * 3 // 2
+            normalization._eval_cache.max_bytes = size * 3 // 2
             for _ in range(4):
                 bn.bias.data += 1.0
                 bn(x)
-                assert [n for _, n in normalization._eval_cache.values()] == [size]
+                assert [n for _, _, n in normalization._eval_cache.entries()] == [size]
     finally:
-        normalization._EVAL_CACHE_BYTES = saved
+        normalization._eval_cache.max_bytes = saved
     mean, var = bn.running_mean.reshape(3, 1, 1), bn.running_var.reshape(3, 1, 1)
     np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + bn.eps), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_w, (x - mean) / np.sqrt(var + bn.eps)

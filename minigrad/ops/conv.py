@@ -78,6 +78,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from minigrad.cache import BoundedCache
 from minigrad.function import Function
 from minigrad.parallel import blas_ready, channels_last, get_num_threads, parallel_for
 
@@ -430,20 +431,19 @@ class _WeightRows:
     same now, so a change in place (an optimiser's step, ``w.data[...] = ...``, a plain
     array written to) gives new rows: comparing the bytes costs about a third of the copy.
     The entries are keyed by the filters' array (its id; an entry whose array has gone is
-    simply never matched) and dtype, at most ``max_bytes`` in all, the oldest let go first.
-    The rows are read-only: the op never writes into them.
+    simply never matched) and dtype, in a :class:`~minigrad.cache.BoundedCache` of at most
+    ``max_bytes`` (each counted as twice its rows: the rows and the copy of w's bytes), the
+    oldest let go first. The rows are read-only: the op never writes into them.
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes, self.bytes = max_bytes, 0
-        self.entries: dict = {}
-        self.lock = threading.Lock()
+        self.kept = BoundedCache(max_bytes)
 
     def get(self, w: np.ndarray, b, dtype) -> np.ndarray:
         key = (id(w), dtype)
         w_bytes = w.tobytes()
         b_key = None if b is None else (b.dtype, b.tobytes())
-        entry = self.entries.get(key)
+        entry = self.kept.get(key)
         if (entry is not None and entry[0] == w.shape and entry[1] == w.dtype
                 and entry[2] == w_bytes and entry[3] == b_key):
             return entry[4]
@@ -454,21 +454,11 @@ class _WeightRows:
         if b is not None:
             w_rows[K] = b                                 # the bias row meets a column of ones
         w_rows.flags.writeable = False
-        size = 2 * w_rows.nbytes
-        if size <= self.max_bytes:
-            with self.lock:
-                old = self.entries.pop(key, None)
-                if old is not None:
-                    self.bytes -= old[5]
-                self.entries[key] = (w.shape, w.dtype, w_bytes, b_key, w_rows, size)
-                self.bytes += size
-                while self.bytes > self.max_bytes:
-                    self.bytes -= self.entries.pop(next(iter(self.entries)))[5]
+        self.kept.put(key, (w.shape, w.dtype, w_bytes, b_key, w_rows), 2 * w_rows.nbytes)
         return w_rows
 
     def clear(self) -> None:
-        with self.lock:
-            self.entries, self.bytes = {}, 0
+        self.kept.clear()
 
 
 _weight_rows = _WeightRows(32 << 20)
