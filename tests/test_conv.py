@@ -631,26 +631,40 @@ def test_kept_weight_rows_follow_changes_in_place():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_conv2d_scratch_memory_gives_the_bits_of_fresh_arrays(threads, monkeypatch):
-    """The channels-last forward pass through the thread's kept memory (grown from small to
-    large blocks and back, the batch's last block smaller) equals, bit for bit, the pass with
-    arrays of its own (``_Scratch.max_bytes`` 0) and the blocks on worker threads."""
+    """The channels-last unfold through each thread's kept memory (grown from small to large
+    blocks and back, the batch's last block smaller), in the forward pass without and with a
+    graph and in backward's dL/dw and dL/db, equals, bit for bit, the unfold into arrays of
+    its own (``_Scratch.max_bytes`` 0), the blocks on the calling thread or on workers."""
     rng = np.random.default_rng(0)
     cases = [(1, 16, 6, 8, 1), (5, 16, 9, 4, 2), (1, 32, 4, 8, 0), (3, 16, 6, 8, 1)]
     data = [(rng.standard_normal((N, C, H, H)).astype(np.float32),
              rng.standard_normal((FN, C, 3, 3)).astype(np.float32),
              rng.standard_normal(FN).astype(np.float32), p) for N, C, H, FN, p in cases]
     monkeypatch.setattr(conv_module.Conv2d, "nhwc_block_bytes", 4000)   # several blocks
+
+    def run():
+        results = []
+        for x, w, b, p in data:
+            with minigrad.no_grad():
+                results.append(F.conv2d(x, w, b, padding=p).data)
+            tw, tb = Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+            y = F.conv2d(Tensor(x), tw, tb, padding=p)
+            y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+            results += [y.data, tw.grad, tb.grad]
+        return results
+
     n = minigrad.get_num_threads()
     try:
         minigrad.set_num_threads(threads)
-        with minigrad.no_grad():
-            kept = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data + data]
-            conv_module._scratch.clear()
-            monkeypatch.setattr(conv_module._Scratch, "max_bytes", 0)
-            fresh = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data]
+        kept = run() + run()
+        # Every thread's memory anew, and none of it large enough for a block.
+        monkeypatch.setattr(conv_module._Scratch, "max_bytes", 0)
+        monkeypatch.setattr(conv_module, "_scratch", conv_module._Scratch())
+        fresh = run()
     finally:
         minigrad.set_num_threads(n)
         conv_module._scratch.clear()
+    assert len(kept) == 2 * len(fresh)
     for a, b in zip(kept, fresh + fresh):
         assert a.tobytes() == b.tobytes()
 
