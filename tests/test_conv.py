@@ -669,6 +669,40 @@ def test_conv2d_scratch_memory_gives_the_bits_of_fresh_arrays(threads, monkeypat
         assert a.tobytes() == b.tobytes()
 
 
+@given(data=st.data())
+def test_block_unfold_equals_the_textbook_im2col(data):
+    """A block's unfold (in the thread's arena or in memory of its own, a whole block or the
+    batch's last, smaller one, after a larger block of another shape wrote the arena) is, bit
+    for bit, the textbook's im2col with each field reordered (c, fh, fw) → (fh, fw, c), and
+    the bias's column of ones past K."""
+    s = data.draw(conv_settings(), label="settings")
+    N, C, H, W = s["N"], s["C"], s["H"], s["W"]
+    FH, FW, SH, SW, PH, PW = (s[k] for k in ("FH", "FW", "SH", "SW", "PH", "PW"))
+    x = data.draw(arrays((N, C, H, W)), label="x").astype(
+        data.draw(st.sampled_from([np.float32, np.float64]), label="dtype"))
+    n = data.draw(st.integers(1, N), label="images per block")
+    bias = data.draw(st.booleans(), label="bias")
+    own = data.draw(st.booleans(), label="memory of its own")
+    K = FH * FW * C
+    OH, OW = 1 + (H + 2 * PH - FH) // SH, 1 + (W + 2 * PW - FW) // SW
+    plain = ref.im2col(x, FH, FW, (SH, SW), (PH, PW)).astype(x.dtype)   # (N, C·FH·FW, P)
+    plain = plain.transpose(0, 2, 1).reshape(N * OH * OW, C, FH, FW)
+    plain = np.ascontiguousarray(plain.transpose(0, 2, 3, 1)).reshape(-1, K)
+    scratch = conv_module._Scratch()
+    if own:
+        scratch.max_bytes = 0
+    big = (n + 1, H + 2, W + 2, C, PH, PW, FH, FW, (SH, SW), K + 1, x.dtype)
+    scratch.block(big).col[...] = 7                               # stale values in the arena
+    block = scratch.block((n, H, W, C, PH, PW, FH, FW, (SH, SW), K + bias, x.dtype))
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    for lo in range(0, N, n):
+        hi = min(N, lo + n)
+        col = block.unfold(x_nhwc, lo, hi)
+        assert col.shape == ((hi - lo) * OH * OW, K + bias)
+        assert col[:, :K].tobytes() == plain[lo * OH * OW:hi * OH * OW].tobytes()
+        assert (col[:, K:] == 1).all()
+
+
 def test_kept_weight_rows_keep_within_their_budget():
     cache = conv_module._WeightRows(max_bytes=3000)
     ws = [np.ones((4, 4, 3, 3), np.float32) * i for i in range(3)]   # 2·576 bytes each

@@ -46,11 +46,11 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
 - at batch 1 a layer's product takes only 25–60 µs, so what surrounds it counts: the weight
   rows (a transposing copy that reads w with a stride of C·FH·FW values, 28 µs for 64×64×3×3
   filters) are kept from one call to the next while the filters' bytes stay the same
-  (:class:`_WeightRows`, which compares them), and when the forward pass runs as one call on
-  its thread (one block, or one thread) it unfolds into memory the thread keeps, one array for
-  all the layers, through views kept per shape (:class:`_Scratch`), instead of making them
-  anew. The arrays and products are the
-  same, so the results are the same to the bit.
+  (:class:`_WeightRows`, which compares them), and a block is unfolded into memory its
+  thread keeps, one array for all the layers, through views kept per shape
+  (:class:`_Block` in :class:`_Scratch`), instead of arrays and views made anew; the forward
+  pass, on one thread or many, and backward's dL/dw share that one unfold. The arrays and
+  products are the same, so the results are the same to the bit.
 
 With few channels (the input layer, C = 1) the runs would be short and the per-image layout
 stays. The blocks are fixed by the shapes alone, not by the number of threads, and the blocks'
@@ -364,7 +364,9 @@ def _unfold_nhwc(xp, kernel, stride, out, col) -> None:
         col[(m·OH + oh)·OW + ow, (i·FW + j)·C + c] = xp[m, oh·SH + i, ow·SW + j, c],
 
     leaving its extra columns (the bias's column of ones) alone. Each window row is FW·C
-    values in a row in both arrays, so the copy moves long runs."""
+    values in a row in both arrays, so the copy moves long runs. (dL/dx by convolution unfolds
+    dy this way; the forward pass and dL/dw make the same copy through the views a
+    :class:`_Block` keeps.)"""
     n, _, _, C = xp.shape
     (FH, FW), (SH, SW), (OH, OW) = kernel, stride, out
     sN, sH, sW, sC = xp.strides
@@ -532,7 +534,9 @@ class _Scratch(threading.local):
     fresh arrays from the C library's free list were (buffers per layer made DeepConvNet's
     batch-8 forward pass 1.1× as long). So each call still zeroes xp (its borders are the
     padding) and sets the bias's column of ones. The arena grows to the largest block asked
-    for, up to ``max_bytes``; a larger block gets memory of its own, not kept.
+    for, up to ``max_bytes``; a larger block gets memory of its own, not kept. Every thread
+    that has unfolded a block (the caller's, and the workers' when blocks are handed over)
+    keeps its arena while it lives.
     """
 
     max_bytes = 16 << 20
@@ -865,9 +869,11 @@ class Conv2d(Function):
         padded, unfolded into a buffer of the thread's own and multiplied while its columns
         are in the cache; nothing is kept: dL/dw unfolds the blocks again in backward, which
         costs less than writing all the columns to memory and reading them back. The weight
-        rows come from :class:`_WeightRows` (made again only when the filters' bytes change).
-        When the batch is one block (batch 1) or runs on one thread, the blocks run here in a
-        plain loop, without the hand-over's closures: the same calls on the same arrays."""
+        rows come from :class:`_WeightRows` (made again only when the filters' bytes change),
+        and each block is unfolded by :meth:`_Block.unfold` in its thread's memory
+        (:class:`_Scratch`). When the batch is one block (batch 1) or runs on one thread, the
+        blocks run here in a plain loop, without the hand-over's closure: the same calls on
+        the same arrays."""
         N, C, H, W = x.shape
         FN, _, FH, FW = w.shape
         K, P = FH * FW * C, OH * OW
