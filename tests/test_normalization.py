@@ -497,6 +497,56 @@ def test_batch_norm_eval_constants_from_the_cache_give_the_same_bits(data):
         np.testing.assert_array_equal(a, m)
 
 
+def test_batch_norm_eval_cache_shared_by_threads_gives_each_its_own_bits():
+    """User threads evaluating BatchNorm at once with more sets of statistics than the cache
+    keeps (so they put, find and evict in turn): every y is, bit for bit, the y of the same
+    call made alone with no cache, and the cache stays within its bounds."""
+    import sys
+    import threading
+
+    from minigrad import no_grad
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
+    sets = [tuple(rng.standard_normal(4).astype(np.float32) for _ in range(4)) for _ in range(12)]
+    sets = [(m, np.abs(v) + 0.5, w, b) for m, v, w, b in sets]
+
+    def y_of(i):
+        m, v, w, b = sets[i]
+        with no_grad():
+            return F.batch_norm(x, m, v, w, b, training=False).data
+
+    with batch_norm_path(blocked=True):
+        with eval_cache(0):
+            want = [y_of(i).tobytes() for i in range(len(sets))]
+        errors = []
+
+        def work(t):
+            try:
+                for k in range(150):
+                    i = (k * 5 + t) % len(sets)
+                    if y_of(i).tobytes() != want[i]:
+                        errors.append((t, i))
+            except Exception as e:              # noqa: BLE001 - reported below
+                errors.append(e)
+
+        interval = sys.getswitchinterval()
+        with eval_cache(8):
+            sys.setswitchinterval(1e-6)
+            try:
+                threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            finally:
+                sys.setswitchinterval(interval)
+            cache = normalization._eval_cache
+            entries = cache.entries()
+            assert len(entries) <= 8 and cache.bytes == sum(n for _, _, n in entries)
+    assert not errors
+
+
 def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
     """An in-place change of a running statistic or of w between two calls is seen by the
     second (the key is the values); the kept constants are read-only; at most
