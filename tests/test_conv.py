@@ -631,28 +631,76 @@ def test_kept_weight_rows_follow_changes_in_place():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_conv2d_scratch_memory_gives_the_bits_of_fresh_arrays(threads, monkeypatch):
-    """The channels-last forward pass through the thread's kept memory (grown from small to
-    large blocks and back, the batch's last block smaller) equals, bit for bit, the pass with
-    arrays of its own (``_Scratch.max_bytes`` 0) and the blocks on worker threads."""
+    """The channels-last unfold through each thread's kept memory (grown from small to large
+    blocks and back, the batch's last block smaller), in the forward pass without and with a
+    graph and in backward's dL/dw and dL/db, equals, bit for bit, the unfold into arrays of
+    its own (``_Scratch.max_bytes`` 0), the blocks on the calling thread or on workers."""
     rng = np.random.default_rng(0)
     cases = [(1, 16, 6, 8, 1), (5, 16, 9, 4, 2), (1, 32, 4, 8, 0), (3, 16, 6, 8, 1)]
     data = [(rng.standard_normal((N, C, H, H)).astype(np.float32),
              rng.standard_normal((FN, C, 3, 3)).astype(np.float32),
              rng.standard_normal(FN).astype(np.float32), p) for N, C, H, FN, p in cases]
     monkeypatch.setattr(conv_module.Conv2d, "nhwc_block_bytes", 4000)   # several blocks
+
+    def run():
+        results = []
+        for x, w, b, p in data:
+            with minigrad.no_grad():
+                results.append(F.conv2d(x, w, b, padding=p).data)
+            tw, tb = Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+            y = F.conv2d(Tensor(x), tw, tb, padding=p)
+            y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+            results += [y.data, tw.grad, tb.grad]
+        return results
+
     n = minigrad.get_num_threads()
     try:
         minigrad.set_num_threads(threads)
-        with minigrad.no_grad():
-            kept = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data + data]
-            conv_module._scratch.clear()
-            monkeypatch.setattr(conv_module._Scratch, "max_bytes", 0)
-            fresh = [F.conv2d(x, w, b, padding=p).data for x, w, b, p in data]
+        kept = run() + run()
+        # Every thread's memory anew, and none of it large enough for a block.
+        monkeypatch.setattr(conv_module._Scratch, "max_bytes", 0)
+        monkeypatch.setattr(conv_module, "_scratch", conv_module._Scratch())
+        fresh = run()
     finally:
         minigrad.set_num_threads(n)
         conv_module._scratch.clear()
+    assert len(kept) == 2 * len(fresh)
     for a, b in zip(kept, fresh + fresh):
         assert a.tobytes() == b.tobytes()
+
+
+@given(data=st.data())
+def test_block_unfold_equals_the_textbook_im2col(data):
+    """A block's unfold (in the thread's arena or in memory of its own, a whole block or the
+    batch's last, smaller one, after a larger block of another shape wrote the arena) is, bit
+    for bit, the textbook's im2col with each field reordered (c, fh, fw) → (fh, fw, c), and
+    the bias's column of ones past K."""
+    s = data.draw(conv_settings(), label="settings")
+    N, C, H, W = s["N"], s["C"], s["H"], s["W"]
+    FH, FW, SH, SW, PH, PW = (s[k] for k in ("FH", "FW", "SH", "SW", "PH", "PW"))
+    x = data.draw(arrays((N, C, H, W)), label="x").astype(
+        data.draw(st.sampled_from([np.float32, np.float64]), label="dtype"))
+    n = data.draw(st.integers(1, N), label="images per block")
+    bias = data.draw(st.booleans(), label="bias")
+    own = data.draw(st.booleans(), label="memory of its own")
+    K = FH * FW * C
+    OH, OW = 1 + (H + 2 * PH - FH) // SH, 1 + (W + 2 * PW - FW) // SW
+    plain = ref.im2col(x, FH, FW, (SH, SW), (PH, PW)).astype(x.dtype)   # (N, C·FH·FW, P)
+    plain = plain.transpose(0, 2, 1).reshape(N * OH * OW, C, FH, FW)
+    plain = np.ascontiguousarray(plain.transpose(0, 2, 3, 1)).reshape(-1, K)
+    scratch = conv_module._Scratch()
+    if own:
+        scratch.max_bytes = 0
+    big = (n + 1, H + 2, W + 2, C, PH, PW, FH, FW, (SH, SW), K + 1, x.dtype)
+    scratch.block(big).col[...] = 7                               # stale values in the arena
+    block = scratch.block((n, H, W, C, PH, PW, FH, FW, (SH, SW), K + bias, x.dtype))
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    for lo in range(0, N, n):
+        hi = min(N, lo + n)
+        col = block.unfold(x_nhwc, lo, hi)
+        assert col.shape == ((hi - lo) * OH * OW, K + bias)
+        assert col[:, :K].tobytes() == plain[lo * OH * OW:hi * OH * OW].tobytes()
+        assert (col[:, K:] == 1).all()
 
 
 def test_kept_weight_rows_keep_within_their_budget():
@@ -660,9 +708,10 @@ def test_kept_weight_rows_keep_within_their_budget():
     ws = [np.ones((4, 4, 3, 3), np.float32) * i for i in range(3)]   # 2·576 bytes each
     for w in ws:
         cache.get(w, None, np.dtype(np.float32))
-    assert cache.bytes <= 3000 and len(cache.entries) == 2           # the oldest let go
+    assert cache.kept.bytes <= 3000 and len(cache.kept) == 2         # the oldest let go
+    assert [key[0] for key, _, _ in cache.kept.entries()] == [id(w) for w in ws[1:]]
     cache.get(np.ones((64, 64, 3, 3)), None, np.dtype(np.float64))   # larger: not kept
-    assert len(cache.entries) == 2
+    assert len(cache.kept) == 2
 
 
 @pytest.mark.parametrize("kwargs, w_shape, general", [

@@ -461,14 +461,15 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
 @contextlib.contextmanager
 def eval_cache(size):
     """BatchNorm's cache of evaluation constants with room for ``size`` sets (0: none), empty."""
-    saved = normalization._EVAL_CACHE_SIZE
-    normalization._EVAL_CACHE_SIZE = size
-    normalization._eval_cache.clear()
+    cache = normalization._eval_cache
+    saved = cache.max_entries
+    cache.max_entries = size
+    cache.clear()
     try:
         yield
     finally:
-        normalization._EVAL_CACHE_SIZE = saved
-        normalization._eval_cache.clear()
+        cache.max_entries = saved
+        cache.clear()
 
 
 @settings(deadline=None, max_examples=40)
@@ -496,10 +497,60 @@ def test_batch_norm_eval_constants_from_the_cache_give_the_same_bits(data):
         np.testing.assert_array_equal(a, m)
 
 
+def test_batch_norm_eval_cache_shared_by_threads_gives_each_its_own_bits():
+    """User threads evaluating BatchNorm at once with more sets of statistics than the cache
+    keeps (so they put, find and evict in turn): every y is, bit for bit, the y of the same
+    call made alone with no cache, and the cache stays within its bounds."""
+    import sys
+    import threading
+
+    from minigrad import no_grad
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
+    sets = [tuple(rng.standard_normal(4).astype(np.float32) for _ in range(4)) for _ in range(12)]
+    sets = [(m, np.abs(v) + 0.5, w, b) for m, v, w, b in sets]
+
+    def y_of(i):
+        m, v, w, b = sets[i]
+        with no_grad():
+            return F.batch_norm(x, m, v, w, b, training=False).data
+
+    with batch_norm_path(blocked=True):
+        with eval_cache(0):
+            want = [y_of(i).tobytes() for i in range(len(sets))]
+        errors = []
+
+        def work(t):
+            try:
+                for k in range(150):
+                    i = (k * 5 + t) % len(sets)
+                    if y_of(i).tobytes() != want[i]:
+                        errors.append((t, i))
+            except Exception as e:              # noqa: BLE001 - reported below
+                errors.append(e)
+
+        interval = sys.getswitchinterval()
+        with eval_cache(8):
+            sys.setswitchinterval(1e-6)
+            try:
+                threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            finally:
+                sys.setswitchinterval(interval)
+            cache = normalization._eval_cache
+            entries = cache.entries()
+            assert len(entries) <= 8 and cache.bytes == sum(n for _, _, n in entries)
+    assert not errors
+
+
 def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
     """An in-place change of a running statistic or of w between two calls is seen by the
     second (the key is the values); the kept constants are read-only; at most
-    ``_EVAL_CACHE_SIZE`` sets are kept, with at most ``_EVAL_CACHE_BYTES`` of rows."""
+    ``_eval_cache.max_entries`` sets are kept, with at most ``_eval_cache.max_bytes`` of rows."""
     from minigrad import nn, no_grad
 
     rng = np.random.default_rng(8)
@@ -512,24 +563,24 @@ def test_batch_norm_eval_cache_follows_in_place_changes_and_stays_small():
         got = bn(x).data
         bn.weight.data[...] = [2.0, 1.0, -1.0]
         got_w = bn(x).data
-        kept = [constants for constants, _ in normalization._eval_cache.values()]
+        kept = [constants for _, constants, _ in normalization._eval_cache.entries()]
         for _ in range(3):
             bn.bias.data += 1.0
             bn(x)
         assert len(normalization._eval_cache) == 2
-    saved = normalization._EVAL_CACHE_BYTES
+    saved = normalization._eval_cache.max_bytes
     try:
         with eval_cache(8), no_grad():
             bn(x)
-            (_, size), = normalization._eval_cache.values()      # rows of C·P values
+            (_, _, size), = normalization._eval_cache.entries()  # rows of C·P values
             assert size in (2 * x[0].nbytes, 3 * x[0].nbytes)
-            normalization._EVAL_CACHE_BYTES = size * 3 // 2
+            normalization._eval_cache.max_bytes = size * 3 // 2
             for _ in range(4):
                 bn.bias.data += 1.0
                 bn(x)
-                assert [n for _, n in normalization._eval_cache.values()] == [size]
+                assert [n for _, _, n in normalization._eval_cache.entries()] == [size]
     finally:
-        normalization._EVAL_CACHE_BYTES = saved
+        normalization._eval_cache.max_bytes = saved
     mean, var = bn.running_mean.reshape(3, 1, 1), bn.running_var.reshape(3, 1, 1)
     np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + bn.eps), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_w, (x - mean) / np.sqrt(var + bn.eps)

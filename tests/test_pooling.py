@@ -1,11 +1,12 @@
 """max_pool2d and avg_pool2d: loop reference, gradcheck, ties, padding, PyTorch and errors."""
 
 import functools
+import re
 
 import numpy as np
 import pytest
 import reference as ref
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from split_threads import threads
@@ -15,6 +16,7 @@ import minigrad.functional as F
 from minigrad import Tensor
 from minigrad.ops import pooling
 from minigrad.ops.pooling import _tiled_winner, _window_max, _window_max_plain
+from minigrad.parallel import channels_last
 from minigrad.testing import arrays, check_op, distinct_arrays, pool_settings
 
 POOLS = {
@@ -624,6 +626,62 @@ def test_tiled_max_pool_nan_makes_the_window_nan_and_keeps_its_gradient_route(ch
         with minigrad.no_grad():
             y = F.max_pool2d(Tensor(x), 2).data
     assert np.isnan(y).all() and y.shape == (1, 3, 1, 4)
+
+
+# ---------------------------------------------- tiled max pooling: the plan from shape and strides
+
+
+def tiled_plan_plain(shape, strides, dtype, kernel, padding):
+    """``_tiled_plan`` formulated on an array: a zero-length buffer viewed with x's shape and
+    strides, asked for its size and layout by the functions that take an array."""
+    x = np.lib.stride_tricks.as_strided(np.empty(0, dtype), shape, strides)
+    out = pooling._check_input("max_pool2d", x, kernel, kernel, padding)
+    cl = channels_last(x)
+    CI = shape[1] if cl else 1
+    return out, cl, CI, pooling._lowest(dtype), pooling._by_window(kernel[0], out[1], CI)
+
+
+@st.composite
+def layouts(draw):
+    """An (N, C, H, W) array in any layout: its memory in any axis order, sliced with steps
+    forward or backward, axes of length 0 or 1 included."""
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.int16]))
+    order = draw(st.sampled_from([(0, 2, 3, 1), (0, 1, 2, 3)]) | st.permutations(range(4)))
+    sizes = [draw(st.integers(0 if draw(st.booleans()) else 1, 5)) for _ in range(4)]
+    base = np.zeros([sizes[a] for a in order], dtype).transpose(np.argsort(order))
+    steps = st.just(1) | st.sampled_from([2, -1])
+    index = tuple(slice(None, None, draw(steps)) for _ in range(4))
+    return base[index]
+
+
+@example(x=np.zeros((2, 4, 4, 3), np.float32).transpose(0, 3, 1, 2), kernel=(2, 2))
+@given(x=layouts(), kernel=st.sampled_from([(1, 1), (2, 2), (2, 3), (3, 1)]))
+def test_tiled_plan_from_shape_and_strides_equals_the_array_formulation(x, kernel):
+    """What the tiled path decides from x's shape and strides alone (layout, CI, the shapes)
+    is what the array formulation decides, and channels_last(x) itself; the same error for a
+    shape the kernel does not fit."""
+    shape, strides = x.shape, x.strides
+    assert pooling._channels_last_strides(shape, strides, x.itemsize) == channels_last(x)
+    assert pooling._c_contiguous(shape, strides, x.itemsize) == x.flags.c_contiguous
+    args = shape, strides, x.dtype, kernel, (0, 0)
+    try:
+        want = tiled_plan_plain(*args)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=re.escape(str(e))):
+            pooling._tiled_plan.__wrapped__(*args)
+        return
+    assert pooling._tiled_plan.__wrapped__(*args) == want
+
+
+@given(shape=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+       steps=st.lists(st.integers(-3, 3), min_size=4, max_size=4),
+       itemsize=st.sampled_from([1, 2, 4, 8]))
+def test_contiguity_from_strides_equals_numpys_flag_for_any_strides(shape, steps, itemsize):
+    """NumPy's C_CONTIGUOUS flag for strides no slicing makes (0, negative, overlapping)."""
+    strides = tuple(s * itemsize for s in steps)
+    x = np.lib.stride_tricks.as_strided(np.empty(0, f"V{itemsize}"), shape, strides)
+    assert pooling._c_contiguous(tuple(shape), strides, itemsize) == x.flags.c_contiguous
+    assert pooling._channels_last_strides(tuple(shape), strides, itemsize) == channels_last(x)
 
 
 # ------------------------------------------------- tiled max pooling: the winners' flat indices

@@ -46,11 +46,11 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
 - at batch 1 a layer's product takes only 25–60 µs, so what surrounds it counts: the weight
   rows (a transposing copy that reads w with a stride of C·FH·FW values, 28 µs for 64×64×3×3
   filters) are kept from one call to the next while the filters' bytes stay the same
-  (:class:`_WeightRows`, which compares them), and when the forward pass runs as one call on
-  its thread (one block, or one thread) it unfolds into memory the thread keeps, one array for
-  all the layers, through views kept per shape (:class:`_Scratch`), instead of making them
-  anew. The arrays and products are the
-  same, so the results are the same to the bit.
+  (:class:`_WeightRows`, which compares them), and a block is unfolded into memory its
+  thread keeps, one array for all the layers, through views kept per shape
+  (:class:`_Block` in :class:`_Scratch`), instead of arrays and views made anew; the forward
+  pass, on one thread or many, and backward's dL/dw share that one unfold. The arrays and
+  products are the same, so the results are the same to the bit.
 
 With few channels (the input layer, C = 1) the runs would be short and the per-image layout
 stays. The blocks are fixed by the shapes alone, not by the number of threads, and the blocks'
@@ -78,6 +78,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from minigrad.cache import BoundedCache
 from minigrad.function import Function
 from minigrad.parallel import blas_ready, channels_last, get_num_threads, parallel_for
 
@@ -363,7 +364,9 @@ def _unfold_nhwc(xp, kernel, stride, out, col) -> None:
         col[(m·OH + oh)·OW + ow, (i·FW + j)·C + c] = xp[m, oh·SH + i, ow·SW + j, c],
 
     leaving its extra columns (the bias's column of ones) alone. Each window row is FW·C
-    values in a row in both arrays, so the copy moves long runs."""
+    values in a row in both arrays, so the copy moves long runs. (dL/dx by convolution unfolds
+    dy this way; the forward pass and dL/dw make the same copy through the views a
+    :class:`_Block` keeps.)"""
     n, _, _, C = xp.shape
     (FH, FW), (SH, SW), (OH, OW) = kernel, stride, out
     sN, sH, sW, sC = xp.strides
@@ -430,20 +433,19 @@ class _WeightRows:
     same now, so a change in place (an optimiser's step, ``w.data[...] = ...``, a plain
     array written to) gives new rows: comparing the bytes costs about a third of the copy.
     The entries are keyed by the filters' array (its id; an entry whose array has gone is
-    simply never matched) and dtype, at most ``max_bytes`` in all, the oldest let go first.
-    The rows are read-only: the op never writes into them.
+    simply never matched) and dtype, in a :class:`~minigrad.cache.BoundedCache` of at most
+    ``max_bytes`` (each counted as twice its rows: the rows and the copy of w's bytes), the
+    oldest let go first. The rows are read-only: the op never writes into them.
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes, self.bytes = max_bytes, 0
-        self.entries: dict = {}
-        self.lock = threading.Lock()
+        self.kept = BoundedCache(max_bytes)
 
     def get(self, w: np.ndarray, b, dtype) -> np.ndarray:
         key = (id(w), dtype)
         w_bytes = w.tobytes()
         b_key = None if b is None else (b.dtype, b.tobytes())
-        entry = self.entries.get(key)
+        entry = self.kept.get(key)
         if (entry is not None and entry[0] == w.shape and entry[1] == w.dtype
                 and entry[2] == w_bytes and entry[3] == b_key):
             return entry[4]
@@ -454,31 +456,77 @@ class _WeightRows:
         if b is not None:
             w_rows[K] = b                                 # the bias row meets a column of ones
         w_rows.flags.writeable = False
-        size = 2 * w_rows.nbytes
-        if size <= self.max_bytes:
-            with self.lock:
-                old = self.entries.pop(key, None)
-                if old is not None:
-                    self.bytes -= old[5]
-                self.entries[key] = (w.shape, w.dtype, w_bytes, b_key, w_rows, size)
-                self.bytes += size
-                while self.bytes > self.max_bytes:
-                    self.bytes -= self.entries.pop(next(iter(self.entries)))[5]
+        self.kept.put(key, (w.shape, w.dtype, w_bytes, b_key, w_rows), 2 * w_rows.nbytes)
         return w_rows
 
     def clear(self) -> None:
-        with self.lock:
-            self.entries, self.bytes = {}, 0
+        self.kept.clear()
 
 
 _weight_rows = _WeightRows(32 << 20)
 
 
+class _Block:
+    """The memory of one block of n images for the channels-last unfold, laid in ``memory``
+    (a uint8 array of at least ``_Block.bytes_for(key)`` bytes): the padded images xp
+    (n, Hp, Wp, C), their images' part, the columns col (n·P, rows), and the two 6-D views
+    the unfold copies between, for key (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype)."""
+
+    __slots__ = ("xp", "inner", "col", "windows", "fields", "K", "P")
+
+    @staticmethod
+    def _layout(key):
+        n, H, W, C, PH, PW, FH, FW, (SH, SW), rows, dtype = key  # noqa: N806
+        OH, OW = 1 + (H + 2 * PH - FH) // SH, 1 + (W + 2 * PW - FW) // SW  # noqa: N806
+        xp_shape = (n, H + 2 * PH, W + 2 * PW, C)
+        xp_bytes = math.prod(xp_shape) * dtype.itemsize
+        col_at = -(-xp_bytes // 64) * 64                     # col starts on a cache line
+        col_bytes = n * OH * OW * rows * dtype.itemsize
+        return xp_shape, xp_bytes, col_at, col_bytes, OH, OW
+
+    @staticmethod
+    def bytes_for(key) -> int:
+        _, _, col_at, col_bytes, _, _ = _Block._layout(key)
+        return col_at + col_bytes + 64                       # 64: room to align the start
+
+    def __init__(self, memory: np.ndarray, key) -> None:
+        n, H, W, C, PH, PW, FH, FW, (SH, SW), rows, dtype = key  # noqa: N806
+        xp_shape, xp_bytes, col_at, col_bytes, OH, OW = self._layout(key)  # noqa: N806
+        memory = memory[-memory.ctypes.data % 64:]
+        xp = memory[:xp_bytes].view(dtype).reshape(xp_shape)
+        col = memory[col_at:col_at + col_bytes].view(dtype).reshape(n * OH * OW, rows)
+        sN, sH, sW, sC = xp.strides
+        self.windows = _view(xp, (n, OH, OW, FH, FW, C), (sN, sH * SH, sW * SW, sH, sW, sC),
+                             writeable=False)
+        r, it = col.strides[0], dtype.itemsize
+        self.fields = _view(col, (n, OH, OW, FH, FW, C),
+                            (OH * OW * r, OW * r, r, FW * C * it, C * it, it))
+        self.xp, self.inner, self.col = xp, xp[:, PH:PH + H, PW:PW + W], col
+        self.K, self.P = FH * FW * C, OH * OW
+
+    def unfold(self, x_nhwc: np.ndarray, s: int, e: int) -> np.ndarray:
+        """Images s..e−1 (at most n) of x_nhwc (N, H, W, C) padded into xp and unfolded into
+        the first (e − s)·P rows of col, which are returned:
+
+            col[(m·OH + oh)·OW + ow, (i·FW + j)·C + c] = xp[m, oh·SH + i, ow·SW + j, c],
+
+        the same copy as :func:`_unfold_nhwc`. xp's borders and col's columns past K are left
+        as they are (zeros, and the bias's ones, from :meth:`_Scratch.block`)."""
+        m = e - s
+        if m == len(self.xp):                               # a whole block: the views as kept
+            self.inner[...] = x_nhwc[s:e]
+            np.copyto(self.fields, self.windows)
+            return self.col
+        self.inner[:m] = x_nhwc[s:e]                        # the batch's last, smaller block
+        np.copyto(self.fields[:m], self.windows[:m])
+        return self.col[:m * self.P]
+
+
 class _Scratch(threading.local):
-    """Each thread's memory for the channels-last forward pass of one block of images: one
-    array (``arena``) that every layer's padded images xp (n, Hp, Wp, C) and columns col
-    (n·P, rows) are laid in, and, per shape, the views of it the unfold copies between, kept
-    for the next call.
+    """Each thread's memory for the channels-last unfold, of the forward pass and of
+    backward's dL/dw: one array (``arena``) that every layer's blocks (:class:`_Block`, padded
+    images and columns) are laid in, and, per shape, the block's views of it, kept for the
+    next call.
 
     At batch 1 making the two arrays and the two strided views anew cost about a third of a
     small layer's time in Python and NumPy calls. One arena for all the layers, rather than
@@ -486,59 +534,36 @@ class _Scratch(threading.local):
     fresh arrays from the C library's free list were (buffers per layer made DeepConvNet's
     batch-8 forward pass 1.1× as long). So each call still zeroes xp (its borders are the
     padding) and sets the bias's column of ones. The arena grows to the largest block asked
-    for, up to ``max_bytes``; a larger block gets arrays of its own (``get`` returns None).
+    for, up to ``max_bytes``; a larger block gets memory of its own, not kept. Every thread
+    that has unfolded a block (the caller's, and the workers' when blocks are handed over)
+    keeps its arena while it lives.
     """
 
     max_bytes = 16 << 20
 
     def __init__(self) -> None:
         self.arena = np.empty(0, dtype=np.uint8)
-        self.plans: dict = {}
+        self.blocks: dict = {}
 
-    def get(self, key):
-        """(xp, its images' part, col, the windows of xp, col's fields as a 6-D view) for key
-        (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype), xp zeroed and col's columns past
-        FH·FW·C set to 1; or None when the block is larger than ``max_bytes``."""
-        plan = self.plans.get(key)
-        if plan is None:
-            plan = self._plan(key)
-            if plan is None:
-                return None
-        xp, _, col, _, _, K = plan  # noqa: N806
-        xp.fill(0)
-        col[:, K:] = 1
-        return plan[:5]
-
-    def _plan(self, key):
-        n, H, W, C, PH, PW, FH, FW, (SH, SW), rows, dtype = key  # noqa: N806
-        OH, OW = 1 + (H + 2 * PH - FH) // SH, 1 + (W + 2 * PW - FW) // SW  # noqa: N806
-        K, it = FH * FW * C, dtype.itemsize  # noqa: N806
-        xp_shape = (n, H + 2 * PH, W + 2 * PW, C)
-        xp_bytes = math.prod(xp_shape) * it
-        col_at = -(-xp_bytes // 64) * 64                     # col starts on a cache line
-        need = col_at + n * OH * OW * rows * it + 64
-        if need > self.max_bytes:
-            return None
-        if need > self.arena.nbytes:                         # grow: the old views go
-            self.arena = np.empty(need, dtype=np.uint8)
-            self.plans = {}
-        start = -self.arena.ctypes.data % 64
-        memory = self.arena[start:]
-        xp = memory[:xp_bytes].view(dtype).reshape(xp_shape)
-        col = memory[col_at:col_at + n * OH * OW * rows * it].view(dtype).reshape(
-            n * OH * OW, rows)
-        sN, sH, sW, sC = xp.strides
-        windows = _view(xp, (n, OH, OW, FH, FW, C), (sN, sH * SH, sW * SW, sH, sW, sC),
-                        writeable=False)
-        r = col.strides[0]
-        fields = _view(col, (n, OH, OW, FH, FW, C),
-                       (OH * OW * r, OW * r, r, FW * C * it, C * it, it))
-        plan = xp, xp[:, PH:PH + H, PW:PW + W], col, windows, fields, K
-        self.plans[key] = plan
-        return plan
+    def block(self, key) -> _Block:
+        """The block for key (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype), xp zeroed and
+        col's columns past FH·FW·C set to 1."""
+        block = self.blocks.get(key)
+        if block is None:
+            need = _Block.bytes_for(key)
+            if need > self.max_bytes:
+                block = _Block(np.empty(need, dtype=np.uint8), key)
+            else:
+                if need > self.arena.nbytes:                 # grow: the old views go
+                    self.arena = np.empty(need, dtype=np.uint8)
+                    self.blocks = {}
+                block = self.blocks[key] = _Block(self.arena, key)
+        block.xp.fill(0)
+        block.col[:, block.K:] = 1
+        return block
 
     def clear(self) -> None:
-        self.arena, self.plans = np.empty(0, dtype=np.uint8), {}
+        self.arena, self.blocks = np.empty(0, dtype=np.uint8), {}
 
 
 _scratch = _Scratch()
@@ -822,29 +847,12 @@ class Conv2d(Function):
 
     # ------------------------------------------------------------------ channels-last fast path
 
-    def _nhwc_blocks(self, x, rows_per_image: int, OH: int, OW: int):  # noqa: N803
-        """Images per block of the channels-last path (``nhwc_block_bytes`` of columns, fixed
-        by the shapes alone), a function that makes a thread's buffers, and one that fills them
-        with a block's columns. ``buffers(n)`` gives xp (n, Hp, Wp, C), zero (its borders stay
-        0), and col (n·P, rows_per_image) with its columns past K (the bias's) set to 1;
-        ``unfold(s, e, xp, col)`` pads images s..e−1 of x into xp and unfolds them into the
-        first rows of col."""
-        N, C, H, W = x.shape
-        FN, _, FH, FW = self.w_shape
-        (PH, PW), stride = self.pad, self.stride
-        x_nhwc = x.transpose(0, 2, 3, 1)
-        step = self._nhwc_step(N, rows_per_image * OH * OW, x.dtype)
-
-        def buffers(n):
-            col = np.empty((n * OH * OW, rows_per_image), dtype=x.dtype)
-            col[:, FH * FW * C:] = 1
-            return np.zeros((n, H + 2 * PH, W + 2 * PW, C), dtype=x.dtype), col
-
-        def unfold(s, e, xp, col):
-            xp[:e - s, PH:PH + H, PW:PW + W] = x_nhwc[s:e]
-            _unfold_nhwc(xp[:e - s], (FH, FW), stride, (OH, OW), col[:(e - s) * OH * OW])
-
-        return step, buffers, unfold
+    def _nhwc_key(self, n: int, x, rows_per_image: int) -> tuple:
+        """The key of a block of n images of x for :meth:`_Scratch.block`."""
+        _, C, H, W = x.shape
+        _, _, FH, FW = self.w_shape
+        PH, PW = self.pad
+        return n, H, W, C, PH, PW, FH, FW, self.stride, rows_per_image, x.dtype
 
     def _nhwc_step(self, N: int, per_image: int, dtype) -> int:  # noqa: N803
         """Images per block channels last: as many as keep a block's columns (``per_image``
@@ -861,9 +869,11 @@ class Conv2d(Function):
         padded, unfolded into a buffer of the thread's own and multiplied while its columns
         are in the cache; nothing is kept: dL/dw unfolds the blocks again in backward, which
         costs less than writing all the columns to memory and reading them back. The weight
-        rows come from :class:`_WeightRows` (made again only when the filters' bytes change).
-        When the batch is one block (batch 1) or runs on one thread, the blocks run here in a
-        plain loop, without the hand-over's closures: the same calls on the same arrays."""
+        rows come from :class:`_WeightRows` (made again only when the filters' bytes change),
+        and each block is unfolded by :meth:`_Block.unfold` in its thread's memory
+        (:class:`_Scratch`). When the batch is one block (batch 1) or runs on one thread, the
+        blocks run here in a plain loop, without the hand-over's closure: the same calls on
+        the same arrays."""
         N, C, H, W = x.shape
         FN, _, FH, FW = w.shape
         K, P = FH * FW * C, OH * OW
@@ -875,40 +885,21 @@ class Conv2d(Function):
         if x.dtype != dtype:
             x = x.astype(dtype)
         y = np.empty((N * P, FN), dtype=dtype)
+        x_nhwc = x.transpose(0, 2, 3, 1)
         step = self._nhwc_step(N, rows * P, dtype)
         if step >= N or get_num_threads() == 1:
             # One block, or one thread: parallel_for would run the blocks as this loop does.
             blas_ready()
-            (PH, PW), stride = self.pad, self.stride
-            n = min(step, N)
-            plan = _scratch.get((n, H, W, C, PH, PW, FH, FW, stride, rows, np.dtype(dtype)))
-            if plan is None:                     # a block larger than the arena may grow
-                xp = np.zeros((n, H + 2 * PH, W + 2 * PW, C), dtype=dtype)
-                col = np.empty((n * P, rows), dtype=dtype)
-                col[:, K:] = 1
-                plan = xp, xp[:, PH:PH + H, PW:PW + W], col, None, None
-            xp, inner, col, windows, fields = plan
-            x_nhwc = x.transpose(0, 2, 3, 1)
+            block = _scratch.block(self._nhwc_key(min(step, N), x, rows))
             for s in range(0, N, step):
                 e = min(N, s + step)
-                if e - s == n and fields is not None:    # a whole block: the kept views
-                    inner[...] = x_nhwc[s:e]
-                    np.copyto(fields, windows)
-                    np.matmul(col, w_rows, out=y[s * P:e * P])
-                else:                    # the last, smaller block, or arrays of its own
-                    xp[:e - s, PH:PH + H, PW:PW + W] = x_nhwc[s:e]
-                    c = col[:(e - s) * P]
-                    _unfold_nhwc(xp[:e - s], (FH, FW), stride, (OH, OW), c)
-                    np.matmul(c, w_rows, out=y[s * P:e * P])
+                np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
         else:
-            step, buffers, unfold = self._nhwc_blocks(x, rows, OH, OW)
-
             def blocks(lo, hi):                               # blocks lo..hi−1, on one thread
-                xp, col = buffers(min(step, N - lo * step))
+                block = _scratch.block(self._nhwc_key(min(step, N - lo * step), x, rows))
                 for s in range(lo * step, min(N, hi * step), step):
                     e = min(N, s + step)
-                    unfold(s, e, xp, col)
-                    np.matmul(col[:(e - s) * P], w_rows, out=y[s * P:e * P])
+                    np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
 
             parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
         if any(needs[1:]):
@@ -928,15 +919,16 @@ class Conv2d(Function):
             # columns unfolded again block by block, the blocks' sums added in order.
             x = self.x
             rows = K + self.with_bias
-            step, buffers, unfold = self._nhwc_blocks(x, rows, OH, OW)
+            x_nhwc = x.transpose(0, 2, 3, 1)
+            step = self._nhwc_step(N, rows * P, x.dtype)
             partial = np.empty((-(-N // step), rows, FN), dtype=np.result_type(dy_rows, x))
 
             def blocks(lo, hi):
-                xp, col = buffers(min(step, N - lo * step))
+                block = _scratch.block(self._nhwc_key(min(step, N - lo * step), x, rows))
                 for i in range(lo, hi):
                     s, e = i * step, min(N, (i + 1) * step)
-                    unfold(s, e, xp, col)
-                    np.matmul(col[:(e - s) * P].T, dy_rows[s * P:e * P], out=partial[i])
+                    col = block.unfold(x_nhwc, s, e)
+                    np.matmul(col.T, dy_rows[s * P:e * P], out=partial[i])
 
             parallel_for(len(partial), blocks, work=N * P * (rows + FN), blas=True)
             dwb = partial.sum(axis=0) if len(partial) != 1 else partial[0]

@@ -33,6 +33,7 @@ import functools
 
 import numpy as np
 
+from minigrad.cache import BoundedCache
 from minigrad.function import Function
 from minigrad.parallel import parallel_for
 
@@ -675,35 +676,26 @@ def _affine_constants(view, mu, var, w64, bias, eps):
 # batch. At batch 1 making them (a dozen NumPy calls and rows as long as x) costs as much as
 # y itself, so the last few sets are kept, read-only, under the exact bytes of the four
 # vectors: any change to them (an in-place update of a running statistic, a training step of
-# w) is a new key. Sets whose rows are longer than a block are not kept (y's own work dwarfs
-# the constants' there), and the rows of all kept sets stay under _EVAL_CACHE_BYTES.
-_EVAL_CACHE_SIZE = 8
-_EVAL_CACHE_BYTES = 1 << 22
-_eval_cache: dict = {}          # key → (constants, bytes of their rows), oldest first
+# w, a zero's sign) is a new key. Sets whose rows are longer than a block are not kept (y's
+# own work dwarfs the constants' there); at most 8 sets are kept, with at most 4 MiB of rows
+# in all, the oldest let go first (a BoundedCache, which any thread may use).
+_eval_cache = BoundedCache(max_bytes=1 << 22, max_entries=8)
 
 
 def _eval_constants(view, running_mean, running_var, w, b, eps):
     """:func:`_affine_constants` with μ and σ² the running statistics (all four vectors
     rounded to x's dtype first), from ``_eval_cache`` when it holds them."""
     p = np.array((_data(running_mean), _data(running_var), w, b), view.x2.dtype)
-    if not _EVAL_CACHE_SIZE or view.row_bytes > _BLOCK_BYTES:
+    if not _eval_cache.max_entries or view.row_bytes > _BLOCK_BYTES:
         return _affine_constants(view, *p.astype(np.float64), eps)
     key = (p.tobytes(), p.dtype.char, eps, view.key)
     found = _eval_cache.get(key)
     if found is not None:
-        return found[0]
+        return found
     constants = _affine_constants(view, *p.astype(np.float64), eps)
     for a in (*constants[:3], *constants[4]):
         a.flags.writeable = False
-    size = sum(row.nbytes for row in constants[4])
-    kept = list(_eval_cache.items())
-    total = sum(n for _, (_, n) in kept)
-    for old, (_, n) in kept:                                    # the oldest go first
-        if len(_eval_cache) < _EVAL_CACHE_SIZE and total + size <= _EVAL_CACHE_BYTES:
-            break
-        _eval_cache.pop(old, None)
-        total -= n
-    _eval_cache[key] = constants, size
+    _eval_cache.put(key, constants, sum(row.nbytes for row in constants[4]))
     return constants
 
 

@@ -80,9 +80,14 @@ def _flag(op: str, name: str, value) -> bool:
 
 
 def _check_input(op: str, x, kernel, stride, padding):
-    if np.ndim(x) != 4:
-        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got x.shape={np.shape(x)}")
-    return output_size(op, x.shape, kernel, stride, padding, kernel_name="kernel_size (KH, KW)")
+    return _check_shape(op, np.shape(x), kernel, stride, padding)
+
+
+def _check_shape(op: str, shape, kernel, stride, padding):
+    """(OH, OW) for an input of this shape; raises, naming the op, for a bad shape."""
+    if len(shape) != 4:
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got x.shape={shape}")
+    return output_size(op, shape, kernel, stride, padding, kernel_name="kernel_size (KH, KW)")
 
 
 def _lowest(dtype):
@@ -115,11 +120,33 @@ def _tiled_plan(shape, strides, dtype, kernel, padding):
     reads x, kept per shape (a network pools the same shapes at every step): (OH, OW), whether
     x is channels-last, CI, the padding's fill, and the shape (B·OH, KH, OW[, CI]) the row
     pass's results take for the column pass. Raises, naming the op, for a bad shape."""
-    x = np.lib.stride_tricks.as_strided(np.empty(0, dtype), shape, strides)  # for the checks
-    out = _check_input("max_pool2d", x, kernel, kernel, padding)
-    cl = channels_last(x)
+    out = _check_shape("max_pool2d", shape, kernel, kernel, padding)
+    cl = _channels_last_strides(shape, strides, np.dtype(dtype).itemsize)
     CI = shape[1] if cl else 1
     return out, cl, CI, _lowest(dtype), _by_window(kernel[0], out[1], CI)
+
+
+def _c_contiguous(shape, strides, itemsize) -> bool:
+    """NumPy's C_CONTIGUOUS flag of an array of this shape and strides: every axis longer
+    than 1 steps over all the elements of the axes after it (axes of length 1 have no step
+    that matters), and an array with no elements is contiguous."""
+    if 0 in shape:
+        return True
+    step = itemsize
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n != 1:
+            if s != step:
+                return False
+            step *= n
+    return True
+
+
+def _channels_last_strides(shape, strides, itemsize) -> bool:
+    """:func:`minigrad.parallel.channels_last` of an (N, C, H, W) array from its shape and
+    strides alone: not C-contiguous, and C-contiguous as (N, H, W, C)."""
+    (N, C, H, W), (sN, sC, sH, sW) = shape, strides
+    return (not _c_contiguous(shape, strides, itemsize)
+            and _c_contiguous((N, H, W, C), (sN, sH, sW, sC), itemsize))
 
 
 def _planes(shape, cl):
