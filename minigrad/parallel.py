@@ -186,13 +186,15 @@ class _Worker:
         self.spun = _Spin(spin) if spin else None
         self.slept = _Sleep()
 
-    def give(self, task) -> None:
-        """Hand ``task`` over, through ``go`` or the queue, as the worker waits."""
+    def give(self, task) -> bool:
+        """Hand ``task`` over, through ``go`` or the queue, as the worker waits; True when
+        through the queue."""
         if self.spinning:
             self.task = task
             self.go.unlock()
-        else:
-            self.queue.put(task)
+            return False
+        self.queue.put(task)
+        return True
 
     def wait(self, token, spin: bool) -> None:
         """Wait (spinning or asleep, as the task said) until the task of ``token`` is done."""
@@ -214,8 +216,9 @@ class _Pool:
     spinning thread takes turns on the other core with the thread it waits for, and a
     hand-over can wait a whole time slice of the scheduler (milliseconds). So when the caller,
     after its own slice, waits more than ``_LATE`` seconds and longer than its own slice took,
-    the workers sleep between slices for the next ``_CALM`` seconds. Workers never spin when
-    the pool has more threads than the process has cores, or the C library no spin locks."""
+    and that happens again and again, the workers sleep between slices for the next ``_CALM``
+    seconds (``_late``). Workers never spin when the pool has more threads than the process
+    has cores, or the C library no spin locks."""
 
     _LATE = 1e-3
     _CALM = 1.0
@@ -227,6 +230,7 @@ class _Pool:
         self.handovers = 0
         self.calm_until = 0.0               # time.perf_counter() until which workers sleep
         self.calms = 0                      # how many times a late worker set it
+        self.lates, self.last_late = 0, -1000   # late slices lately, and the last one's number
         self.closed = False
         self.awake = threading.Event()      # set while a worker may be spinning
         self.workers = [_Worker(spin) for _ in range(n - 1)]
@@ -263,28 +267,42 @@ class _Pool:
         """``body`` on the slices between ``bounds``, the first on the calling thread, which
         holds ``busy``. An error raised in a slice is raised once every slice is done."""
         self.handovers += 1
-        spin = self.spin is not None and time.perf_counter() >= self.calm_until
+        start = time.perf_counter()
+        spin = self.spin is not None and start >= self.calm_until
         given = []
         try:
+            # From the last hand-over to the first NumPy call of ``body``, this thread holds
+            # the GIL that the worker needs to start: the less Python in between, the less
+            # often the worker has to sleep (and be woken) while it waits for it.
             for i, w in enumerate(self.workers[:len(bounds) - 2], 1):
                 token = object()
-                w.give((body, bounds[i], bounds[i + 1], spin, token))
+                if w.give((body, bounds[i], bounds[i + 1], spin, token)) and spin:
+                    self.awake.set()        # a worker that slept will spin: the parker watches
                 given.append((w, token))
-            if spin:
-                self.awake.set()
-            start = time.perf_counter()
             body(bounds[0], bounds[1])
             mine = time.perf_counter()
         finally:
             for w, token in given:
                 w.wait(token, spin)
         if spin and time.perf_counter() - mine > max(self._LATE, mine - start):
-            self.calm_until = time.perf_counter() + self._CALM
-            self.calms += 1
-            self._park()
+            self._late(mine)
         for w, token in given:
             if w.error is not None and w.error[0] is token:
                 raise w.error[1]
+
+    def _late(self, now: float) -> None:
+        """A worker finished its slice late. A lone late slice is let be (a virtual machine's
+        core can stall for milliseconds now and then); at the third within 100 hand-overs,
+        the workers sleep between slices for the next ``_CALM`` seconds."""
+        if self.handovers - self.last_late > 100:
+            self.lates = 0
+        self.last_late = self.handovers
+        self.lates += 1
+        if self.lates >= 3:
+            self.lates = 0
+            self.calm_until = now + self._CALM
+            self.calms += 1
+            self._park()
 
     def _park_idle(self) -> None:
         """Send the spinning workers to sleep once no slice has been handed out for

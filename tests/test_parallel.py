@@ -149,7 +149,7 @@ def test_spinning_workers_go_to_sleep_when_idle_and_wake_for_the_next_slice(monk
         assert ran_on[1] == first
 
 
-def test_a_late_worker_makes_the_workers_sleep_between_slices_for_a_while(monkeypatch):
+def test_late_workers_make_the_workers_sleep_between_slices_for_a_while(monkeypatch):
     import time
 
     monkeypatch.setattr(parallel, "_cores", lambda: 64)
@@ -164,9 +164,13 @@ def test_a_late_worker_makes_the_workers_sleep_between_slices_for_a_while(monkey
     with threads(2):
         parallel.parallel_for(2, lambda lo, hi: None, work=2)
         pool = parallel._pool
-        pool.calm_until = 0.0               # whatever the load made of the first call
-        calms, before = pool.calms, time.perf_counter()
-        parallel.parallel_for(2, body, work=2)
+        pool.calm_until, pool.lates = 0.0, 0    # whatever the load made of the first call
+        calms = pool.calms
+        for _ in range(2):                          # late slices now and then are let be
+            parallel.parallel_for(2, body, work=2)
+            assert pool.calms == calms and [w.spinning for w in pool.workers] == [True]
+        before = time.perf_counter()
+        parallel.parallel_for(2, body, work=2)      # the third in a row
         assert pool.calm_until >= before + pool._CALM and pool.calms == calms + 1
         assert [w.spinning for w in pool.workers] == [False]
         parallel.parallel_for(2, lambda lo, hi: None, work=2)   # handed over asleep
