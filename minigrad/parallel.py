@@ -47,9 +47,10 @@ __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side",
 
 # The smallest slice worth a thread, in array elements touched: below it the hand-over to a
 # worker costs more than the slice saves. On a 2-core virtual machine an idle core sleeps and
-# takes about 40 µs to wake, so a hand-over and the wait for its end cost 100-130 µs on an
-# idle machine (docs/ops.md gives the command), about as long as an element-wise op takes over
-# a quarter of a million float32 elements.
+# takes tens of µs to wake, so a hand-over to a sleeping worker and the wait for its end cost
+# 130-160 µs on an idle machine, and 25-60 µs to a spinning one (docs/ops.md gives the
+# command), about as long as an element-wise op takes over a quarter of a million float32
+# elements; 2**16 and 2**17 measured no faster with spinning workers.
 MIN_WORK = 1 << 18
 
 # How long, in seconds, a worker thread that has finished a slice keeps spinning for the next
@@ -456,7 +457,8 @@ def parallel_for(total: int, body: Callable[[int, int], None], work: int,
     ``work / slices`` (array elements) above ``MIN_WORK``: small ops run as one call on the
     calling thread. The calling thread computes the first slice itself. Every slice must
     write only its own part of the result. An error raised in a slice is raised here, after
-    all slices have finished.
+    all slices have finished. A ``parallel_for`` called inside a slice runs whole on its
+    thread; calls from several threads of a program take the worker threads in turn.
 
     Args:
         total: the number of rows to split (a batch size, a matrix's row count).
