@@ -654,8 +654,8 @@ def print_table(result, file=sys.stdout):
               f"max {load['max']:.1f}")
         if load["median"] > m["nproc"] + 1:  # our own child accounts for up to ~nproc
             print(f"WARNING: the machine was busy (load above its {m['nproc']} CPUs): threads "
-                  f"that spin (PyTorch's OpenMP) or sleep (minigrad's) fare very differently "
-                  f"then; these ratios do not describe an idle machine")
+                  f"that spin (PyTorch's OpenMP) or sleep when late (minigrad's) fare very "
+                  f"differently then; these ratios do not describe an idle machine")
     peak = result.get("sgemm")
     if peak:
         print(f"float32 GEMM peak {peak['peak_gflops']:.1f} GFLOP/s (np.matmul 2048³)")
