@@ -1064,7 +1064,8 @@ def channels_last_geometry_plain(x):
 def test_channels_last_geometry_per_shape_equals_the_array_formulation(shape, dtype):
     N, C, H, W = shape
     x = np.zeros((N, H, W, C), dtype).transpose(0, 3, 1, 2)
-    got = normalization._channels_last_geometry.__wrapped__(x.shape, x.itemsize)
+    got = normalization._channels_last_geometry.__wrapped__(
+        x.shape, x.itemsize, normalization._TILE_VALUES, normalization._BLOCK_BYTES)
     assert got == channels_last_geometry_plain(x)
     view = normalization._ChannelsLast(x)
     assert view.x2.shape == (N * H * W // got[3], got[3] * C)
@@ -1093,3 +1094,29 @@ def test_batch_norm_eval_one_block_gives_the_bits_of_the_blocks_loop(layout, mu)
         x2[lo:hi], want2[lo:hi], [r[:hi - lo] for r in rows], op.centred), scratch=False)
     assert y.strides == want.strides
     np.testing.assert_array_equal(y.view(np.uint32), want.view(np.uint32))
+
+
+@st.composite
+def any_layout(draw):
+    """An array of 2 to 4 axes in any memory order, maybe sliced with steps, of a dtype the
+    blocked path takes or not."""
+    ndim = draw(st.integers(2, 4))
+    sizes = [draw(st.integers(0, 20)) for _ in range(ndim)]
+    order = draw(st.permutations(range(ndim)))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.float16]))
+    a = np.zeros([sizes[i] for i in order], dtype).transpose(np.argsort(order))
+    return a[tuple(slice(None, None, draw(st.sampled_from([1, 2]))) for _ in range(ndim))]
+
+
+@given(x=any_layout(), min_plane=st.sampled_from([1, 16, 1 << 62]))
+def test_batch_norm_layout_kept_per_shape_equals_the_array_formulation(x, min_plane):
+    """``_layout``, kept per shape, strides, dtype and thresholds, is ``_layout_plain`` of
+    the array, also after the thresholds change (as tests change them)."""
+    saved = normalization._MIN_PLANE
+    normalization._MIN_PLANE = min_plane
+    try:
+        for _ in range(2):                                  # made, then found
+            assert normalization._layout(x) == normalization._layout_plain(x)
+    finally:
+        normalization._MIN_PLANE = saved
+    assert normalization._layout(x) == normalization._layout_plain(x)

@@ -388,7 +388,7 @@ def _affine_rows(xb, yb, rows, centred: bool) -> None:
         yb += shift_row
 
 
-def _block_rows(rows: int, row_bytes: int) -> int:
+def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> int:
     """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES, else cut into
     an even number of blocks as equal as the rows allow (two threads get the same work), as
     few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
@@ -396,14 +396,35 @@ def _block_rows(rows: int, row_bytes: int) -> int:
     float32 is below ``parallel_for``'s threshold for two slices and runs on one thread
     anyway; blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on one thread, more
     NumPy calls costing more than the cache saves.)"""
+    if block_bytes is None:
+        block_bytes = _BLOCK_BYTES
     total = rows * row_bytes
-    if total <= _BLOCK_BYTES:
+    if total <= block_bytes:
         return max(rows, 1)
-    blocks = 2 * -(-total // (2 * _BLOCK_BYTES))
+    blocks = 2 * -(-total // (2 * block_bytes))
     return max(1, -(-rows // blocks))
 
 
 def _layout(x) -> str | None:
+    """:func:`_layout_plain` of x, kept per shape, strides and dtype (all it depends on
+    besides the thresholds, which the key holds too; a network normalises the same few
+    shapes at every step, and at batch 1 the tests on the array cost about a µs of a 20 µs
+    call)."""
+    key = (x.shape, x.strides, x.dtype, _MIN_PLANE, _BLOCKED_DTYPES)
+    layout = _LAYOUTS.get(key, _UNKNOWN)
+    if layout is _UNKNOWN:
+        layout = _layout_plain(x)
+        if len(_LAYOUTS) >= 64:             # a few shapes recur; never keep many
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+_LAYOUTS: dict = {}
+_UNKNOWN = object()
+
+
+def _layout_plain(x) -> str | None:
     """How the blocked path reads x (N, C, *): "channels-first" when x is C-contiguous (or
     any layout it does not know, which it copies to C order), "channels-last" when its memory
     is (N, *, C) (x.transpose(0, 2, …, 1) is C-contiguous, as a convolution's channels-last
@@ -542,8 +563,8 @@ class _ChannelsLast(_BlockedView):
 
     def __init__(self, x):
         self.shape, self.like = x.shape, x
-        self.C, self.P, self.axes, self.k, self.step = _channels_last_geometry(x.shape,
-                                                                               x.itemsize)
+        self.C, self.P, self.axes, self.k, self.step = _channels_last_geometry(
+            x.shape, x.itemsize, _TILE_VALUES, _BLOCK_BYTES)
         self.x2 = x.transpose(self.axes).reshape(-1, self.k * self.C)
 
     @functools.cached_property
@@ -615,15 +636,17 @@ class _ChannelsLast(_BlockedView):
 
 
 @functools.lru_cache(maxsize=64)
-def _channels_last_geometry(shape, itemsize):
-    """(C, P, axes, k, step) of :class:`_ChannelsLast` for an x of this shape and itemsize:
-    what the view needs besides x itself, kept per shape (a network normalises the same
-    shapes at every step; at batch 1 working it out costs a few µs of a 20 µs call)."""
+def _channels_last_geometry(shape, itemsize, tile_values, block_bytes):
+    """(C, P, axes, k, step) of :class:`_ChannelsLast` for an x of this shape and itemsize
+    (with ``_TILE_VALUES`` and ``_BLOCK_BYTES`` as given): what the view needs besides x
+    itself, kept per shape (a network normalises the same shapes at every step; at batch 1
+    working it out costs a few µs of a 20 µs call)."""
     N, C = shape[:2]
     P = math.prod(shape) // (N * C)
-    limit = max(1, min(_TILE_VALUES, _BLOCK_BYTES // itemsize) // C)
+    limit = max(1, min(tile_values, block_bytes // itemsize) // C)
     k = _largest_divisor(N * P, limit)
-    return C, P, _to_last(len(shape)), k, _block_rows(N * P // k, k * C * itemsize)
+    return C, P, _to_last(len(shape)), k, _block_rows(N * P // k, k * C * itemsize,
+                                                     block_bytes)
 
 
 # The channels-last tile: at most this many values (k·C). NumPy's loops over a (1, W) row
