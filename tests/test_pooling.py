@@ -787,3 +787,40 @@ def test_channels_last_empty_is_laid_out_as_the_transposed_formulation(shape, dt
     assert a.shape == want.shape and a.dtype == want.dtype and a.strides == want.strides
     assert a.base is None and a.flags.owndata and a.flags.writeable
     assert channels_last(a) == channels_last(want)
+
+
+SETTING_VALUES = st.one_of(
+    st.none(), st.integers(-1, 3), st.booleans(), st.floats(0, 3),
+    st.tuples(st.integers(-1, 3), st.integers(-1, 3)),
+    st.tuples(st.one_of(st.integers(0, 3), st.booleans(), st.floats(0, 3)), st.integers(0, 3)),
+    st.lists(st.integers(0, 3), min_size=2, max_size=2))
+
+
+def settings_or_error(fn, *args):
+    try:
+        return fn(*args)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+
+
+@given(calls=st.lists(st.tuples(st.sampled_from(["max_pool2d", "avg_pool2d"]),
+                                SETTING_VALUES, SETTING_VALUES, SETTING_VALUES),
+                      min_size=1, max_size=6))
+def test_pool_settings_kept_per_object_equal_the_checked_settings(calls):
+    """``_settings``, kept for the objects given, answers as ``_settings_plain`` (the same
+    pairs, or the same error naming the op) for every call, the same objects again (found)
+    and equal values of other types (True for 1, 2.0 for 2: checked, not found)."""
+    for op, kernel, stride, padding in calls + calls:
+        for args in ((op, kernel, stride, padding), (op, kernel, None, padding)):
+            assert (settings_or_error(pooling._settings, *args)
+                    == settings_or_error(pooling._settings_plain, *args))
+
+
+def test_pool_settings_kept_for_a_tuple_still_refuse_an_equal_tuple_of_bools():
+    kernel = (1, 1)
+    assert pooling._settings("max_pool2d", kernel, kernel, (0, 0)) == ((1, 1),) * 2 + ((0, 0),)
+    assert pooling._settings("max_pool2d", kernel, kernel, (0, 0)) == ((1, 1),) * 2 + ((0, 0),)
+    with pytest.raises(TypeError, match="max_pool2d: kernel_size must be an int"):
+        pooling._settings("max_pool2d", (True, True), kernel, (0, 0))
+    with pytest.raises(TypeError, match="max_pool2d: kernel_size must be an int"):
+        F.max_pool2d(np.zeros((1, 1, 2, 2)), (True, 1))

@@ -63,6 +63,29 @@ from minigrad.parallel import channels_last, parallel_for
 
 
 def _settings(op: str, kernel_size, stride, padding):
+    """(kernel, stride, padding) as (h, w) pairs of ints, checked (``_settings_plain``), and
+    kept for the very objects given when each is an int, a tuple or None: those cannot change,
+    so the same three objects (a layer passes its own tuples at every call) give the same
+    answer, found by their ids (the entry holds them, so their ids stay theirs). Equal values
+    of other types (True for 1, 2.0 inside a tuple) are other objects, and are checked."""
+    key = (op, id(kernel_size), id(stride), id(padding))
+    found = _SETTINGS.get(key)
+    if found is not None and found[0] is kernel_size and found[1] is stride \
+            and found[2] is padding:
+        return found[3]
+    settings = _settings_plain(op, kernel_size, stride, padding)
+    if all(type(v) in _IMMUTABLE for v in (kernel_size, stride, padding)):
+        if len(_SETTINGS) >= 64:            # a few layers' settings recur; never keep many
+            _SETTINGS.clear()
+        _SETTINGS[key] = (kernel_size, stride, padding, settings)
+    return settings
+
+
+_SETTINGS: dict = {}
+_IMMUTABLE = (int, tuple, type(None))
+
+
+def _settings_plain(op: str, kernel_size, stride, padding):
     kernel = pair(op, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None else pair(op, "stride", stride, 1)
     padding = pair(op, "padding", padding, 0)
