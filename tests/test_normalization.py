@@ -1043,3 +1043,80 @@ def test_a_refused_batch_is_not_counted():
         bn(np.ones((1, 3)))
     assert int(bn.num_batches_tracked) == 0
     np.testing.assert_array_equal(bn.running_mean, 0)
+
+
+def channels_last_geometry_plain(x):
+    """What ``_ChannelsLast`` needs besides x, worked out from the array itself (the
+    formulation ``_channels_last_geometry`` keeps per shape)."""
+    N, C = x.shape[:2]
+    P = x.size // (N * C)
+    limit = max(1, min(normalization._TILE_VALUES, normalization._BLOCK_BYTES // x.itemsize)
+                // C)
+    k = normalization._largest_divisor(N * P, limit)
+    axes = tuple(np.argsort([0, x.ndim - 1, *range(1, x.ndim - 1)]))     # (N, C, *) → (N, *, C)
+    x2 = x.transpose(axes).reshape(-1, k * C)
+    return C, P, axes, k, normalization._block_rows(x2.shape[0], k * C * x.itemsize)
+
+
+@given(shape=st.tuples(st.integers(1, 40), st.integers(1, 64), st.integers(1, 30),
+                       st.integers(1, 30)),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_channels_last_geometry_per_shape_equals_the_array_formulation(shape, dtype):
+    N, C, H, W = shape
+    x = np.zeros((N, H, W, C), dtype).transpose(0, 3, 1, 2)
+    got = normalization._channels_last_geometry.__wrapped__(
+        x.shape, x.itemsize, normalization._TILE_VALUES, normalization._BLOCK_BYTES)
+    assert got == channels_last_geometry_plain(x)
+    view = normalization._ChannelsLast(x)
+    assert view.x2.shape == (N * H * W // got[3], got[3] * C)
+    assert np.shares_memory(view.x2, x)
+
+
+@pytest.mark.parametrize("layout", ["channels-first", "channels-last"])
+@pytest.mark.parametrize("mu", [0.0, 5.0])                   # not centred, centred
+def test_batch_norm_eval_one_block_gives_the_bits_of_the_blocks_loop(layout, mu):
+    """A batch in one block is computed by one call on the whole of x2, not through
+    ``over_blocks``: the same NumPy calls on the same rows, the same bits."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 16, 6, 6)).astype(np.float32) + np.float32(mu)
+    if layout == "channels-last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    mean = np.full(16, mu, np.float32) + rng.standard_normal(16).astype(np.float32) * 0.1
+    var = rng.random(16).astype(np.float32) + 0.5
+    w, b = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    op = BatchNorm(False, 1e-5, mean, var)
+    op.needs_input_grad = (False, False, False)
+    y = op.forward(x, w, b)
+    assert op.view.x2.shape[0] <= op.view.step and op.centred == (mu != 0.0)
+    want, want2 = op.view.new()
+    x2, rows = op.view.x2, normalization._eval_constants(op.view, mean, var, w, b, 1e-5)[4]
+    op.view.over_blocks(lambda lo, hi, t: normalization._affine_rows(
+        x2[lo:hi], want2[lo:hi], [r[:hi - lo] for r in rows], op.centred), scratch=False)
+    assert y.strides == want.strides
+    np.testing.assert_array_equal(y.view(np.uint32), want.view(np.uint32))
+
+
+@st.composite
+def any_layout(draw):
+    """An array of 2 to 4 axes in any memory order, maybe sliced with steps, of a dtype the
+    blocked path takes or not."""
+    ndim = draw(st.integers(2, 4))
+    sizes = [draw(st.integers(0, 20)) for _ in range(ndim)]
+    order = draw(st.permutations(range(ndim)))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.float16]))
+    a = np.zeros([sizes[i] for i in order], dtype).transpose(np.argsort(order))
+    return a[tuple(slice(None, None, draw(st.sampled_from([1, 2]))) for _ in range(ndim))]
+
+
+@given(x=any_layout(), min_plane=st.sampled_from([1, 16, 1 << 62]))
+def test_batch_norm_layout_kept_per_shape_equals_the_array_formulation(x, min_plane):
+    """``_layout``, kept per shape, strides, dtype and thresholds, is ``_layout_plain`` of
+    the array, also after the thresholds change (as tests change them)."""
+    saved = normalization._MIN_PLANE
+    normalization._MIN_PLANE = min_plane
+    try:
+        for _ in range(2):                                  # made, then found
+            assert normalization._layout(x) == normalization._layout_plain(x)
+    finally:
+        normalization._MIN_PLANE = saved
+    assert normalization._layout(x) == normalization._layout_plain(x)

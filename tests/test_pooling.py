@@ -719,3 +719,108 @@ def test_tiled_winner_equals_the_plain_index(many_runs, data):
     finally:
         pooling._MANY_RUNS = saved
     np.testing.assert_array_equal(out, base + tiled_winner_plain(row, col, (KH, KW), CI))
+
+
+# ------------------------------------------- tiled max pooling without a gradient: exact tiles
+
+
+def window_max_through_tiles(x, kernel):
+    """The no-gradient tiled path's y, formulated through ``_images`` and ``_tile`` (x's planes
+    copied or viewed, then cut to whole windows) for the whole batch at once, in y's layout."""
+    N, C, H, W = x.shape
+    (KH, KW), (OH, OW) = kernel, (H // kernel[0], W // kernel[1])
+    cl = channels_last(x)
+    xt = pooling._tile(pooling._images(x, 0, N), kernel, (0, 0), (OH, OW),
+                       pooling._lowest(x.dtype))
+    y = pooling._empty((N, C, OH, OW), x.dtype, cl)
+    _window_max(xt, KH, KW, out=pooling._as_planes(y, cl))
+    return y
+
+
+@st.composite
+def exactly_tiled(draw):
+    """(x, kernel): x (N, C, OH·KH, OW·KW) in C order, channels-last or another layout, of
+    tie values, NaN and numbers."""
+    KH, KW = draw(st.integers(1, 3), label="KH"), draw(st.integers(1, 3), label="KW")
+    N, C, OH, OW = (draw(st.integers(1, n)) for n in (3, 6, 4, 4))
+    dtype = draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    x = draw(hnp.arrays(dtype, (N, OH * KH, OW * KW, C), elements=st.one_of(
+        st.sampled_from(TIE_VALUES), st.floats(-3, 3, width=np.dtype(dtype).itemsize * 8))),
+        label="x (N, H, W, C)")
+    layout = draw(st.sampled_from(["C order", "channels-last", "strided"]), label="layout")
+    if layout == "channels-last":
+        return x.transpose(0, 3, 1, 2), (KH, KW)
+    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    if layout == "strided":                         # every other channel of a wider array
+        wide = np.repeat(x, 2, axis=1)
+        x = wide[:, ::2]
+    return x, (KH, KW)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@given(case=exactly_tiled())
+def test_max_pool_of_exact_tiles_without_gradient_equals_the_tiled_formulation(n_threads,
+                                                                                case):
+    """Windows that tile x exactly, no padding: the no-gradient path reads x's planes as they
+    lie (C order or channels-last), the whole batch at once on one thread; y has the bits
+    and the layout of the route through _images and _tile, and of the gradient path."""
+    x, kernel = case
+    want = window_max_through_tiles(x, kernel)
+    with threads(n_threads), minigrad.no_grad():
+        y = F.max_pool2d(Tensor(x), kernel).data
+    np.testing.assert_array_equal(bits(y), bits(want))
+    assert y.strides == want.strides and y.dtype == x.dtype
+    y_grad = F.max_pool2d(Tensor(x, requires_grad=True), kernel).data
+    np.testing.assert_array_equal(bits(y), bits(y_grad))
+    assert y.strides == y_grad.strides
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 2, 2), (2, 0, 2, 2), (2, 3, 0, 2), (1, 1, 1, 1),
+                                   (2, 3, 4, 5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_channels_last_empty_is_laid_out_as_the_transposed_formulation(shape, dtype):
+    """``_empty(..., cl=True)``, one ndarray constructor, gives an array of its own with the
+    strides of an (N, H, W, C) array's transpose copied by empty_like."""
+    N, C, H, W = shape
+    want = np.empty_like(np.empty((N, H, W, C), dtype).transpose(0, 3, 1, 2))
+    a = pooling._empty(shape, dtype, True)
+    assert a.shape == want.shape and a.dtype == want.dtype and a.strides == want.strides
+    assert a.base is None and a.flags.owndata and a.flags.writeable
+    assert channels_last(a) == channels_last(want)
+
+
+SETTING_VALUES = st.one_of(
+    st.none(), st.integers(-1, 3), st.booleans(), st.floats(0, 3),
+    st.tuples(st.integers(-1, 3), st.integers(-1, 3)),
+    st.tuples(st.one_of(st.integers(0, 3), st.booleans(), st.floats(0, 3)), st.integers(0, 3)),
+    st.lists(st.integers(0, 3), min_size=2, max_size=2))
+
+
+def settings_or_error(fn, *args):
+    try:
+        return fn(*args)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+
+
+@given(calls=st.lists(st.tuples(st.sampled_from(["max_pool2d", "avg_pool2d"]),
+                                SETTING_VALUES, SETTING_VALUES, SETTING_VALUES),
+                      min_size=1, max_size=6))
+def test_pool_settings_kept_per_object_equal_the_checked_settings(calls):
+    """``_settings``, kept for the objects given, answers as ``_settings_plain`` (the same
+    pairs, or the same error naming the op) for every call, the same objects again (found)
+    and equal values of other types (True for 1, 2.0 for 2: checked, not found)."""
+    for op, kernel, stride, padding in calls + calls:
+        for args in ((op, kernel, stride, padding), (op, kernel, None, padding)):
+            assert (settings_or_error(pooling._settings, *args)
+                    == settings_or_error(pooling._settings_plain, *args))
+
+
+def test_pool_settings_kept_for_a_tuple_still_refuse_an_equal_tuple_of_bools():
+    kernel = (1, 1)
+    assert pooling._settings("max_pool2d", kernel, kernel, (0, 0)) == ((1, 1),) * 2 + ((0, 0),)
+    assert pooling._settings("max_pool2d", kernel, kernel, (0, 0)) == ((1, 1),) * 2 + ((0, 0),)
+    with pytest.raises(TypeError, match="max_pool2d: kernel_size must be an int"):
+        pooling._settings("max_pool2d", (True, True), kernel, (0, 0))
+    with pytest.raises(TypeError, match="max_pool2d: kernel_size must be an int"):
+        F.max_pool2d(np.zeros((1, 1, 2, 2)), (True, 1))

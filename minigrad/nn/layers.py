@@ -284,7 +284,8 @@ class _Pool2d(Module):
         self.padding = _pair(padding, "padding", layer, 0)
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
+        shape = x._data.shape if type(x) is Tensor else np.shape(
+            x.data if isinstance(x, Tensor) else x)
         if len(shape) != 4:
             raise ValueError(f"{type(self).__name__}(kernel_size={_show(self.kernel_size)}): "
                              f"expected input (N, C, H, W), got {len(shape)} dimension(s); "

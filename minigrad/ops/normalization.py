@@ -30,6 +30,7 @@ differentiated again.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -276,25 +277,11 @@ class BatchNorm(Function):
         self.view = view
         self.mu64, self.istd64, self.w64, self.centred, rows = constants
         y, y2 = view.new()
-        if self.centred:
-            mu_row, scale_row, b_row = rows
-
-            def affine(lo, hi, t):              # y = (x − μ)·(w/std) + b, rows lo..hi−1
-                n = hi - lo
-                yb = y2[lo:hi]
-                np.subtract(x2[lo:hi], mu_row[:n], out=yb)
-                yb *= scale_row[:n]
-                yb += b_row[:n]
+        if x2.shape[0] <= view.step:           # one block (small batches): no slicing
+            _affine_rows(x2, y2, rows, self.centred)
         else:
-            scale_row, shift_row = rows
-
-            def affine(lo, hi, t):              # y = x·(w/std) + (b − μ·w/std)
-                n = hi - lo
-                yb = y2[lo:hi]
-                np.multiply(x2[lo:hi], scale_row[:n], out=yb)
-                yb += shift_row[:n]
-
-        view.over_blocks(affine, scratch=False)
+            view.over_blocks(lambda lo, hi, t: _affine_rows(x2[lo:hi], y2[lo:hi], rows,
+                                                            self.centred), scratch=False)
         return y
 
     def _backward_blocked(self, dy):
@@ -386,7 +373,22 @@ _BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BLOCK_BYTES = 1 << 20
 
 
-def _block_rows(rows: int, row_bytes: int) -> int:
+def _affine_rows(xb, yb, rows, centred: bool) -> None:
+    """y = (x − μ)·(w/std) + b (``centred``) or x·(w/std) + (b − μ·w/std) on a block of rows
+    of x2 into yb, with ``rows`` the per-channel rows of :func:`_affine_constants` (each
+    (1, width), broadcast down the block)."""
+    if centred:
+        mu_row, scale_row, b_row = rows
+        np.subtract(xb, mu_row, out=yb)
+        yb *= scale_row
+        yb += b_row
+    else:
+        scale_row, shift_row = rows
+        np.multiply(xb, scale_row, out=yb)
+        yb += shift_row
+
+
+def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> int:
     """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES, else cut into
     an even number of blocks as equal as the rows allow (two threads get the same work), as
     few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
@@ -394,14 +396,35 @@ def _block_rows(rows: int, row_bytes: int) -> int:
     float32 is below ``parallel_for``'s threshold for two slices and runs on one thread
     anyway; blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on one thread, more
     NumPy calls costing more than the cache saves.)"""
+    if block_bytes is None:
+        block_bytes = _BLOCK_BYTES
     total = rows * row_bytes
-    if total <= _BLOCK_BYTES:
+    if total <= block_bytes:
         return max(rows, 1)
-    blocks = 2 * -(-total // (2 * _BLOCK_BYTES))
+    blocks = 2 * -(-total // (2 * block_bytes))
     return max(1, -(-rows // blocks))
 
 
 def _layout(x) -> str | None:
+    """:func:`_layout_plain` of x, kept per shape, strides and dtype (all it depends on
+    besides the thresholds, which the key holds too; a network normalises the same few
+    shapes at every step, and at batch 1 the tests on the array cost about a µs of a 20 µs
+    call)."""
+    key = (x.shape, x.strides, x.dtype, _MIN_PLANE, _BLOCKED_DTYPES)
+    layout = _LAYOUTS.get(key, _UNKNOWN)
+    if layout is _UNKNOWN:
+        layout = _layout_plain(x)
+        if len(_LAYOUTS) >= 64:             # a few shapes recur; never keep many
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+_LAYOUTS: dict = {}
+_UNKNOWN = object()
+
+
+def _layout_plain(x) -> str | None:
     """How the blocked path reads x (N, C, *): "channels-first" when x is C-contiguous (or
     any layout it does not know, which it copies to C order), "channels-last" when its memory
     is (N, *, C) (x.transpose(0, 2, …, 1) is C-contiguous, as a convolution's channels-last
@@ -539,15 +562,10 @@ class _ChannelsLast(_BlockedView):
     the rows runs one loop of C values per row)."""
 
     def __init__(self, x):
-        N, C = x.shape[:2]
-        self.shape, self.C, self.P = x.shape, C, x.size // (N * C)
-        self.like = x
-        self.axes = _to_last(x.ndim)
-        positions = N * self.P
-        limit = max(1, min(_TILE_VALUES, _BLOCK_BYTES // x.itemsize) // C)
-        self.k = k = _largest_divisor(positions, limit)
-        self.x2 = x.transpose(self.axes).reshape(-1, k * C)
-        self.step = _block_rows(self.x2.shape[0], k * C * x.itemsize)
+        self.shape, self.like = x.shape, x
+        self.C, self.P, self.axes, self.k, self.step = _channels_last_geometry(
+            x.shape, x.itemsize, _TILE_VALUES, _BLOCK_BYTES)
+        self.x2 = x.transpose(self.axes).reshape(-1, self.k * self.C)
 
     @functools.cached_property
     def ones(self):
@@ -615,6 +633,20 @@ class _ChannelsLast(_BlockedView):
     def channel_sums(self, a2):
         a = a2.reshape(-1, self.C)
         return np.ones(a.shape[0], a.dtype) @ a
+
+
+@functools.lru_cache(maxsize=64)
+def _channels_last_geometry(shape, itemsize, tile_values, block_bytes):
+    """(C, P, axes, k, step) of :class:`_ChannelsLast` for an x of this shape and itemsize
+    (with ``_TILE_VALUES`` and ``_BLOCK_BYTES`` as given): what the view needs besides x
+    itself, kept per shape (a network normalises the same shapes at every step; at batch 1
+    working it out costs a few µs of a 20 µs call)."""
+    N, C = shape[:2]
+    P = math.prod(shape) // (N * C)
+    limit = max(1, min(tile_values, block_bytes // itemsize) // C)
+    k = _largest_divisor(N * P, limit)
+    return C, P, _to_last(len(shape)), k, _block_rows(N * P // k, k * C * itemsize,
+                                                     block_bytes)
 
 
 # The channels-last tile: at most this many values (k·C). NumPy's loops over a (1, W) row

@@ -63,6 +63,29 @@ from minigrad.parallel import channels_last, parallel_for
 
 
 def _settings(op: str, kernel_size, stride, padding):
+    """(kernel, stride, padding) as (h, w) pairs of ints, checked (``_settings_plain``), and
+    kept for the very objects given when each is an int, a tuple or None: those cannot change,
+    so the same three objects (a layer passes its own tuples at every call) give the same
+    answer, found by their ids (the entry holds them, so their ids stay theirs). Equal values
+    of other types (True for 1, 2.0 inside a tuple) are other objects, and are checked."""
+    key = (op, id(kernel_size), id(stride), id(padding))
+    found = _SETTINGS.get(key)
+    if found is not None and found[0] is kernel_size and found[1] is stride \
+            and found[2] is padding:
+        return found[3]
+    settings = _settings_plain(op, kernel_size, stride, padding)
+    if all(type(v) in _IMMUTABLE for v in (kernel_size, stride, padding)):
+        if len(_SETTINGS) >= 64:            # a few layers' settings recur; never keep many
+            _SETTINGS.clear()
+        _SETTINGS[key] = (kernel_size, stride, padding, settings)
+    return settings
+
+
+_SETTINGS: dict = {}
+_IMMUTABLE = (int, tuple, type(None))
+
+
+def _settings_plain(op: str, kernel_size, stride, padding):
     kernel = pair(op, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None else pair(op, "stride", stride, 1)
     padding = pair(op, "padding", padding, 0)
@@ -161,7 +184,10 @@ def _empty(shape, dtype, cl):
     if not cl:
         return np.empty(shape, dtype)
     N, C, H, W = shape
-    return np.empty_like(np.empty((N, H, W, C), dtype).transpose(0, 3, 1, 2))
+    step = np.dtype(dtype).itemsize
+    # The ndarray constructor allocates memory of its own laid out by the strides it is
+    # given: one call, where an (N, H, W, C) array, its transpose and empty_like took three.
+    return np.ndarray(shape, dtype, strides=(H * W * C * step, step, W * C * step, C * step))
 
 
 def _zeros(shape, dtype, cl):
@@ -242,8 +268,11 @@ def _window_max(xt, KH, KW, out=None):  # noqa: N803
         r = np.maximum(a[:L], a[CI:CI + L], out=rows[:L])
         for j in range(2, KW):
             np.maximum(r, a[j * CI:j * CI + L], out=r)
-    starts = rows.reshape(B * OH, KH, OW, KW * CI)[..., :CI]
-    _reduce_groups(_parts(starts), np.maximum, out=out.reshape(B * OH, OW, CI))
+    window = rows.reshape(B * OH, KH, OW, KW * CI)
+    if KH == 2:                             # _reduce_groups' one call, without its list
+        np.maximum(window[:, 0, :, :CI], window[:, 1, :, :CI], out=out.reshape(B * OH, OW, CI))
+    else:
+        _reduce_groups(_parts(window[..., :CI]), np.maximum, out=out.reshape(B * OH, OW, CI))
     return out
 
 
@@ -547,6 +576,9 @@ class MaxPool2d(Function):
                  return_indices=False):
         self.kernel_size, self.stride, self.padding = _settings(
             "max_pool2d", kernel_size, stride, padding)
+        if type(dilation) is int and dilation == 1 and ceil_mode is False \
+                and return_indices is False:
+            return                          # the defaults, as every layer passes them
         dilation = pair("max_pool2d", "dilation", dilation, 1)
         if dilation != (1, 1):
             self.dilation = dilation
@@ -577,12 +609,31 @@ class MaxPool2d(Function):
             y = _empty((N, C, OH, OW), x.dtype, cl)
             yv = _as_planes(y, cl)
             if not getattr(self, "needs_input_grad", (True,))[0]:
-                def images(lo, hi):                 # images lo..hi−1, on one thread
-                    if lo == hi:
-                        return
-                    xt = _tile(_images(x, lo, hi, cl), self.kernel_size, self.padding, out,
-                               fill)
-                    _window_max(xt, KH, KW, out=yv[lo * C // CI:hi * C // CI])
+                H, W = x.shape[2:]
+                if (H == OH * KH and W == OW * KW and self.padding == (0, 0)
+                        and (cl or x.flags.c_contiguous)):
+                    # The windows tile x exactly (a network's 2×2 pooling of even sizes):
+                    # x's planes as they lie are the tiled planes, and a slice covering the
+                    # whole batch (one thread, small batches) is taken as it is. The same
+                    # calls on the same values as below, without _images and _tile.
+                    xt = x.transpose(0, 2, 3, 1) if cl else x.reshape(N * C, H, W, 1)
+                    if N == 1:              # parallel_for would run it whole, right here
+                        _window_max(xt, KH, KW, out=yv)
+                        return y
+
+                    def images(lo, hi):
+                        if hi - lo == N:
+                            _window_max(xt, KH, KW, out=yv)
+                        elif lo < hi:
+                            _window_max(xt[lo * C // CI:hi * C // CI], KH, KW,
+                                        out=yv[lo * C // CI:hi * C // CI])
+                else:
+                    def images(lo, hi):             # images lo..hi−1, on one thread
+                        if lo == hi:
+                            return
+                        xt = _tile(_images(x, lo, hi, cl), self.kernel_size, self.padding,
+                                   out, fill)
+                        _window_max(xt, KH, KW, out=yv[lo * C // CI:hi * C // CI])
 
                 parallel_for(N, images, work=x.size)
                 return y
