@@ -1,11 +1,11 @@
 """BoundedCache: oldest first, bounded in entries and bytes, usable from any thread."""
 
-import sys
 import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from split_threads import run_together
 
 from minigrad.cache import BoundedCache
 
@@ -91,27 +91,15 @@ def test_threads_putting_and_getting_at_once_keep_the_bounds_and_the_bytes_right
 
     def work(t):
         start.wait()
-        try:
-            for i in range(3000):
-                key = (i * 7 + t) % 40
-                cache.put(key, ("value", key), 10 + key)
-                for k in (key, (key + 13) % 40):
-                    found = cache.get(k)
-                    if found is not None and found != ("value", k):
-                        errors.append((k, found))
-        except Exception as e:                  # noqa: BLE001 - reported below
-            errors.append(e)
+        for i in range(3000):
+            key = (i * 7 + t) % 40
+            cache.put(key, ("value", key), 10 + key)
+            for k in (key, (key + 13) % 40):
+                found = cache.get(k)
+                if found is not None and found != ("value", k):
+                    errors.append((k, found))
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)                 # the threads take turns as often as they can
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    errors += run_together(work, 6, switch_interval=1e-6)   # turns as often as they can
     entries = cache.entries()
     assert not errors
     assert len(entries) == len(cache) <= 16

@@ -501,8 +501,7 @@ def test_batch_norm_eval_cache_shared_by_threads_gives_each_its_own_bits():
     """User threads evaluating BatchNorm at once with more sets of statistics than the cache
     keeps (so they put, find and evict in turn): every y is, bit for bit, the y of the same
     call made alone with no cache, and the cache stays within its bounds."""
-    import sys
-    import threading
+    from split_threads import run_together
 
     from minigrad import no_grad
 
@@ -522,25 +521,13 @@ def test_batch_norm_eval_cache_shared_by_threads_gives_each_its_own_bits():
         errors = []
 
         def work(t):
-            try:
-                for k in range(150):
-                    i = (k * 5 + t) % len(sets)
-                    if y_of(i).tobytes() != want[i]:
-                        errors.append((t, i))
-            except Exception as e:              # noqa: BLE001 - reported below
-                errors.append(e)
+            for k in range(150):
+                i = (k * 5 + t) % len(sets)
+                if y_of(i).tobytes() != want[i]:
+                    errors.append((t, i))
 
-        interval = sys.getswitchinterval()
         with eval_cache(8):
-            sys.setswitchinterval(1e-6)
-            try:
-                threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-            finally:
-                sys.setswitchinterval(interval)
+            errors += run_together(work, 4, switch_interval=1e-6)
             cache = normalization._eval_cache
             entries = cache.entries()
             assert len(entries) <= 8 and cache.bytes == sum(n for _, _, n in entries)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from split_threads import threads
+from split_threads import run_together, threads
 
 import minigrad
 import minigrad.functional as F
@@ -239,26 +239,19 @@ def test_a_new_thread_count_ends_the_old_workers_spinning_or_asleep(hand_over):
 
 
 def test_parallel_for_from_several_threads_at_once_gives_each_its_own_rows(hand_over):
-    results, errors = {}, []
+    results = {}
 
     def caller(k):
-        try:
-            for step in range(30):
-                out = np.full(50, -1)
+        for step in range(30):
+            out = np.full(50, -1)
 
-                def body(lo, hi, out=out, step=step):
-                    out[lo:hi] = np.arange(lo, hi) * k + step
-                parallel.parallel_for(50, body, work=50)
-                results.setdefault(k, []).append(np.array_equal(out, np.arange(50) * k + step))
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+            def body(lo, hi, out=out, step=step):
+                out[lo:hi] = np.arange(lo, hi) * k + step
+            parallel.parallel_for(50, body, work=50)
+            results.setdefault(k, []).append(np.array_equal(out, np.arange(50) * k + step))
 
     with threads(2):
-        callers = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
-        for t in callers:
-            t.start()
-        for t in callers:
-            t.join()
+        errors = run_together(caller, 4)
     assert errors == []
     assert {k: all(v) and len(v) == 30 for k, v in results.items()} == {k: True for k in range(4)}
 
