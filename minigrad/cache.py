@@ -39,10 +39,10 @@ __all__ = ["BoundedCache"]
 
 
 class BoundedCache:
-    """Values under keys, the oldest let go first beyond ``max_entries`` entries (None: any
-    number) or ``max_bytes`` bytes in all (see the module docstring)."""
+    """Values under keys, the oldest let go first beyond ``max_entries`` entries or
+    ``max_bytes`` bytes in all (None: no bound of that kind; see the module docstring)."""
 
-    def __init__(self, max_bytes: int, max_entries: int | None = None) -> None:
+    def __init__(self, max_bytes: int | None, max_entries: int | None = None) -> None:
         self.max_bytes, self.max_entries = max_bytes, max_entries
         self.bytes = 0
         self._values: dict = {}             # key → value, oldest first
@@ -51,7 +51,7 @@ class BoundedCache:
         # get(key, default=None): the dict's own, one C call on the path that finds a value.
         self.get = self._values.get
 
-    def put(self, key, value, nbytes: int) -> bool:
+    def put(self, key, value, nbytes: int = 0) -> bool:
         """Keep ``value`` under ``key`` as the newest entry, counted as ``nbytes``; True when it
         is kept, False when it alone is over the budget (``key``'s old entry goes either way)."""
         with self._lock:
@@ -59,11 +59,12 @@ class BoundedCache:
             if key in sizes:
                 del values[key]
                 self.bytes -= sizes.pop(key)
-            if nbytes > self.max_bytes or self.max_entries == 0:
+            budget = self.max_bytes
+            if (budget is not None and nbytes > budget) or self.max_entries == 0:
                 return False
             limit = self.max_entries
             while values and ((limit is not None and len(values) >= limit)
-                              or self.bytes + nbytes > self.max_bytes):
+                              or (budget is not None and self.bytes + nbytes > budget)):
                 oldest = next(iter(values))
                 del values[oldest]
                 self.bytes -= sizes.pop(oldest)

@@ -80,7 +80,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from minigrad.cache import BoundedCache
 from minigrad.function import Function
-from minigrad.parallel import blas_ready, channels_last, get_num_threads, parallel_for
+from minigrad.parallel import channels_last, parallel_for
 
 
 def _view(a: np.ndarray, shape, strides, writeable: bool = True) -> np.ndarray:
@@ -871,9 +871,7 @@ class Conv2d(Function):
         costs less than writing all the columns to memory and reading them back. The weight
         rows come from :class:`_WeightRows` (made again only when the filters' bytes change),
         and each block is unfolded by :meth:`_Block.unfold` in its thread's memory
-        (:class:`_Scratch`). When the batch is one block (batch 1) or runs on one thread, the
-        blocks run here in a plain loop, without the hand-over's closure: the same calls on
-        the same arrays."""
+        (:class:`_Scratch`)."""
         N, C, H, W = x.shape
         FN, _, FH, FW = w.shape
         K, P = FH * FW * C, OH * OW
@@ -887,21 +885,14 @@ class Conv2d(Function):
         y = np.empty((N * P, FN), dtype=dtype)
         x_nhwc = x.transpose(0, 2, 3, 1)
         step = self._nhwc_step(N, rows * P, dtype)
-        if step >= N or get_num_threads() == 1:
-            # One block, or one thread: parallel_for would run the blocks as this loop does.
-            blas_ready()
-            block = _scratch.block(self._nhwc_key(min(step, N), x, rows))
-            for s in range(0, N, step):
+
+        def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
+            block = _scratch.block(self._nhwc_key(min(step, N - lo * step), x, rows))
+            for s in range(lo * step, min(N, hi * step), step):
                 e = min(N, s + step)
                 np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
-        else:
-            def blocks(lo, hi):                               # blocks lo..hi−1, on one thread
-                block = _scratch.block(self._nhwc_key(min(step, N - lo * step), x, rows))
-                for s in range(lo * step, min(N, hi * step), step):
-                    e = min(N, s + step)
-                    np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
 
-            parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
+        parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
         if any(needs[1:]):
             self.x, self.with_bias = x, b is not None
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)

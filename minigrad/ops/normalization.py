@@ -414,13 +414,11 @@ def _layout(x) -> str | None:
     layout = _LAYOUTS.get(key, _UNKNOWN)
     if layout is _UNKNOWN:
         layout = _layout_plain(x)
-        if len(_LAYOUTS) >= 64:             # a few shapes recur; never keep many
-            _LAYOUTS.clear()
-        _LAYOUTS[key] = layout
+        _LAYOUTS.put(key, layout)
     return layout
 
 
-_LAYOUTS: dict = {}
+_LAYOUTS = BoundedCache(max_bytes=None, max_entries=64)    # a few shapes recur
 _UNKNOWN = object()
 
 

@@ -57,6 +57,7 @@ import functools
 
 import numpy as np
 
+from minigrad.cache import BoundedCache
 from minigrad.function import Function
 from minigrad.ops.conv import crop4, output_size, pad, pad4, pair
 from minigrad.parallel import channels_last, parallel_for
@@ -75,13 +76,11 @@ def _settings(op: str, kernel_size, stride, padding):
         return found[3]
     settings = _settings_plain(op, kernel_size, stride, padding)
     if all(type(v) in _IMMUTABLE for v in (kernel_size, stride, padding)):
-        if len(_SETTINGS) >= 64:            # a few layers' settings recur; never keep many
-            _SETTINGS.clear()
-        _SETTINGS[key] = (kernel_size, stride, padding, settings)
+        _SETTINGS.put(key, (kernel_size, stride, padding, settings))
     return settings
 
 
-_SETTINGS: dict = {}
+_SETTINGS = BoundedCache(max_bytes=None, max_entries=64)   # a few layers' settings recur
 _IMMUTABLE = (int, tuple, type(None))
 
 
