@@ -106,3 +106,11 @@ def test_threads_putting_and_getting_at_once_keep_the_bounds_and_the_bytes_right
     assert cache.bytes == sum(n for _, _, n in entries) <= 1000
     assert len({key for key, _, _ in entries}) == len(entries)
     assert all(value == ("value", key) and n == 10 + key for key, value, n in entries)
+
+
+def test_a_cache_bounded_by_count_alone_keeps_the_newest_entries():
+    cache = BoundedCache(max_bytes=None, max_entries=3)
+    for k in range(5):
+        assert cache.put(k, str(k))                 # nbytes defaults to 0
+    assert [key for key, _, _ in cache.entries()] == [2, 3, 4]
+    assert cache.get(0, "gone") == "gone" and cache.get(4) == "4" and cache.bytes == 0
