@@ -633,8 +633,9 @@ def test_kept_weight_rows_follow_changes_in_place():
 def test_conv2d_scratch_memory_gives_the_bits_of_fresh_arrays(threads, monkeypatch):
     """The channels-last unfold through each thread's kept memory (grown from small to large
     blocks and back, the batch's last block smaller), in the forward pass without and with a
-    graph and in backward's dL/dw and dL/db, equals, bit for bit, the unfold into arrays of
-    its own (``_Scratch.max_bytes`` 0), the blocks on the calling thread or on workers."""
+    graph, in backward's dL/dw and dL/db, and of dy for dL/dx by convolution, equals, bit for
+    bit, the unfold into arrays of its own (``_Scratch.max_bytes`` 0), the blocks on the
+    calling thread or on workers."""
     rng = np.random.default_rng(0)
     cases = [(1, 16, 6, 8, 1), (5, 16, 9, 4, 2), (1, 32, 4, 8, 0), (3, 16, 6, 8, 1)]
     data = [(rng.standard_normal((N, C, H, H)).astype(np.float32),
@@ -651,6 +652,10 @@ def test_conv2d_scratch_memory_gives_the_bits_of_fresh_arrays(threads, monkeypat
             y = F.conv2d(Tensor(x), tw, tb, padding=p)
             y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
             results += [y.data, tw.grad, tb.grad]
+            tx = Tensor(x, requires_grad=True)                   # dL/dx by convolution
+            y = F.conv2d(tx, w, b, padding=p)
+            y.backward(np.sin(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+            results.append(tx.grad)
         return results
 
     n = minigrad.get_num_threads()

@@ -49,8 +49,9 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
   (:class:`_WeightRows`, which compares them), and a block is unfolded into memory its
   thread keeps, one array for all the layers, through views kept per shape
   (:class:`_Block` in :class:`_Scratch`), instead of arrays and views made anew; the forward
-  pass, on one thread or many, and backward's dL/dw share that one unfold. The arrays and
-  products are the same, so the results are the same to the bit.
+  pass, on one thread or many, backward's dL/dw and dL/dx by convolution (which unfolds dy)
+  share that one unfold. The arrays and products are the same, so the results are the same
+  to the bit.
 
 With few channels (the input layer, C = 1) the runs would be short and the per-image layout
 stays. The blocks are fixed by the shapes alone, not by the number of threads, and the blocks'
@@ -357,26 +358,6 @@ def dilated_col2im(col6: np.ndarray, padded_shape, stride, dilation) -> np.ndarr
     return dxp
 
 
-def _unfold_nhwc(xp, kernel, stride, out, col) -> None:
-    """im2col channels last: the windows of the padded NHWC images xp (n, Hp, Wp, C) copied as
-    rows into col (n·OH·OW, FH·FW·C + extra), a block of rows of a C-contiguous array,
-
-        col[(m·OH + oh)·OW + ow, (i·FW + j)·C + c] = xp[m, oh·SH + i, ow·SW + j, c],
-
-    leaving its extra columns (the bias's column of ones) alone. Each window row is FW·C
-    values in a row in both arrays, so the copy moves long runs. (dL/dx by convolution unfolds
-    dy this way; the forward pass and dL/dw make the same copy through the views a
-    :class:`_Block` keeps.)"""
-    n, _, _, C = xp.shape
-    (FH, FW), (SH, SW), (OH, OW) = kernel, stride, out
-    sN, sH, sW, sC = xp.strides
-    view = _view(xp, (n, OH, OW, FH, FW, C), (sN, sH * SH, sW * SW, sH, sW, sC),
-                 writeable=False)
-    r, it = col.strides[0], col.itemsize
-    np.copyto(_view(col, (n, OH, OW, FH, FW, C),
-                    (OH * OW * r, OW * r, r, FW * C * it, C * it, it)), view)
-
-
 class _Recycled:
     """Column arrays of convolutions whose backward pass is over, kept for the next forward
     pass that asks for the same shape and dtype, the most recent first, at most ``max_bytes``
@@ -510,7 +491,7 @@ class _Block:
 
             col[(m·OH + oh)·OW + ow, (i·FW + j)·C + c] = xp[m, oh·SH + i, ow·SW + j, c],
 
-        the same copy as :func:`_unfold_nhwc`. xp's borders and col's columns past K are left
+        the channels-last im2col. xp's borders and col's columns past K are left
         as they are (zeros, and the bias's ones, from :meth:`_Scratch.block`)."""
         m = e - s
         if m == len(self.xp):                               # a whole block: the views as kept
@@ -951,15 +932,15 @@ class Conv2d(Function):
         step = self._nhwc_step(N, KT * H * W, dtype)
 
         def blocks(lo, hi):
+            # dy's images padded by (QH, QW) and unfolded as the forward pass unfolds x, in
+            # the thread's memory (_Scratch): the padded dy (n, OH + 2·QH, OW + 2·QW, FN) and
+            # its columns (n·H·W, KT)
             n = min(step, N - lo * step)
-            dyp = np.zeros((n, OH + 2 * QH, OW + 2 * QW, FN), dtype=dtype)  # borders stay 0
-            col = np.empty((n * H * W, KT), dtype=dtype)
+            block = _scratch.block((n, OH, OW, FN, QH, QW, FH, FW, (1, 1), KT, dtype))
             rows = None if nhwc else np.empty((n * H * W, C), dtype=dtype)
             for s in range(lo * step, min(N, hi * step), step):
                 e = min(N, s + step)
-                dyp[:e - s, QH:QH + OH, QW:QW + OW] = dy4[s:e]
-                c = col[:(e - s) * H * W]
-                _unfold_nhwc(dyp[:e - s], (FH, FW), (1, 1), (H, W), c)
+                c = block.unfold(dy4, s, e)
                 if nhwc:
                     np.matmul(c, w_t, out=dx[s * H * W:e * H * W])
                 else:                   # x channels first: the block turned while in cache
