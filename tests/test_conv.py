@@ -708,6 +708,28 @@ def test_block_unfold_equals_the_textbook_im2col(data):
         assert (col[:, K:] == 1).all()
 
 
+@given(N=st.integers(1, 300), per_image=st.integers(1, 5000), block_bytes=st.integers(1, 1 << 22),
+       itemsize=st.sampled_from([4, 8]))
+def test_channels_last_blocks_are_within_budget_even_and_balanced(N, per_image, block_bytes,
+                                                                   itemsize):
+    """The channels-last blocks cover the batch in order, hold at most nhwc_block_bytes of
+    columns each (or one image), are at least two for a batch of two or more, are an even
+    number unless every block is one image, and differ by at most one image: two threads get
+    the same work."""
+    layer = conv_module.Conv2d()
+    layer.nhwc_block_bytes = block_bytes
+    dtype = np.float32 if itemsize == 4 else np.float64
+    bounds = layer._nhwc_blocks(N, per_image, dtype)
+    sizes = np.diff(bounds)
+    assert bounds[0] == 0 and bounds[-1] == N and (sizes >= 1).all()
+    assert sizes.max() - sizes.min() <= 1
+    assert sizes.max() == 1 or sizes.max() * per_image * itemsize <= block_bytes
+    assert len(sizes) >= min(N, 2)
+    assert len(sizes) % 2 == 0 or len(sizes) == N
+    fewer = len(sizes) - 2 if len(sizes) % 2 == 0 else len(sizes) - 1    # as few as can be
+    assert fewer < max(1, min(N, 2)) or -(-N // fewer) * per_image * itemsize > block_bytes
+
+
 def test_kept_weight_rows_keep_within_their_budget():
     cache = conv_module._WeightRows(max_bytes=3000)
     ws = [np.ones((4, 4, 3, 3), np.float32) * i for i in range(3)]   # 2·576 bytes each

@@ -32,8 +32,9 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
 
 - a window row of a padded NHWC image is FW·C values in a row, so im2col copies runs of
   48–192 values (C = 16–64, FW = 3) instead of runs of OW;
-- the images go in blocks of about 2 MiB of columns (``Conv2d.nhwc_block_bytes``, at most half
-  the batch), each block
+- the images go in blocks of at most 2 MiB of columns (``Conv2d.nhwc_block_bytes``), at least
+  two and an even number of them, of sizes that differ by at most one image (so that two
+  threads get the same work), each block
   unfolded into a buffer of the thread's own and multiplied at once, so the product reads its
   columns from the cache and no array of the whole batch's columns is written to memory
   (smaller units, bands of output rows whose columns fit in L2, or products cut into small
@@ -835,12 +836,19 @@ class Conv2d(Function):
         PH, PW = self.pad
         return n, H, W, C, PH, PW, FH, FW, self.stride, rows_per_image, x.dtype
 
-    def _nhwc_step(self, N: int, per_image: int, dtype) -> int:  # noqa: N803
-        """Images per block channels last: as many as keep a block's columns (``per_image``
-        values each) within ``nhwc_block_bytes``, and at most half the batch, so that a small
-        batch (inference at batch 8) still makes two blocks for two threads."""
-        by_bytes = self.nhwc_block_bytes // (per_image * np.dtype(dtype).itemsize)
-        return max(1, min(by_bytes, -(-N // 2)))
+    def _nhwc_blocks(self, N: int, per_image: int, dtype) -> list[int]:  # noqa: N803
+        """The blocks of images channels last, images ``bounds[i]`` to ``bounds[i + 1]`` in
+        block i: as few as keep each block's columns (``per_image`` values an image) within
+        ``nhwc_block_bytes``, at least two for a batch of two or more (so that a small batch,
+        inference at batch 8, still makes two blocks for two threads), an even number where
+        the batch allows, and of sizes that differ by at most one image, so that two threads
+        get the same work. They depend on the shapes alone, not on the number of threads, so
+        dL/dw's sum over the blocks is the same on any number of threads."""
+        by_bytes = max(1, self.nhwc_block_bytes // (per_image * np.dtype(dtype).itemsize))
+        n = max(-(-N // by_bytes), min(N, 2))
+        if n % 2 and n < N:
+            n += 1
+        return [N * i // n for i in range(n + 1)]
 
     def _forward_nhwc(self, x, w, b, needs, dtype, OH, OW):  # noqa: N803
         """The fast path channels last (see the module docstring): the receptive fields as rows
@@ -865,15 +873,16 @@ class Conv2d(Function):
             x = x.astype(dtype)
         y = np.empty((N * P, FN), dtype=dtype)
         x_nhwc = x.transpose(0, 2, 3, 1)
-        step = self._nhwc_step(N, rows * P, dtype)
+        bounds = self._nhwc_blocks(N, rows * P, dtype)
+        key = self._nhwc_key(-(-N // (len(bounds) - 1)), x, rows)   # the largest block
 
         def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
-            block = _scratch.block(self._nhwc_key(min(step, N - lo * step), x, rows))
-            for s in range(lo * step, min(N, hi * step), step):
-                e = min(N, s + step)
+            block = _scratch.block(key)
+            for i in range(lo, hi):
+                s, e = bounds[i], bounds[i + 1]
                 np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
 
-        parallel_for(-(-N // step), blocks, work=N * P * (rows + FN), blas=True)
+        parallel_for(len(bounds) - 1, blocks, work=N * P * (rows + FN), blas=True)
         if any(needs[1:]):
             self.x, self.with_bias = x, b is not None
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
@@ -892,13 +901,14 @@ class Conv2d(Function):
             x = self.x
             rows = K + self.with_bias
             x_nhwc = x.transpose(0, 2, 3, 1)
-            step = self._nhwc_step(N, rows * P, x.dtype)
-            partial = np.empty((-(-N // step), rows, FN), dtype=np.result_type(dy_rows, x))
+            bounds = self._nhwc_blocks(N, rows * P, x.dtype)
+            key = self._nhwc_key(-(-N // (len(bounds) - 1)), x, rows)
+            partial = np.empty((len(bounds) - 1, rows, FN), dtype=np.result_type(dy_rows, x))
 
             def blocks(lo, hi):
-                block = _scratch.block(self._nhwc_key(min(step, N - lo * step), x, rows))
+                block = _scratch.block(key)
                 for i in range(lo, hi):
-                    s, e = i * step, min(N, (i + 1) * step)
+                    s, e = bounds[i], bounds[i + 1]
                     col = block.unfold(x_nhwc, s, e)
                     np.matmul(col.T, dy_rows[s * P:e * P], out=partial[i])
 
@@ -929,17 +939,18 @@ class Conv2d(Function):
         dy4 = dy_rows.reshape(N, OH, OW, FN)
         nhwc = self.x_nhwc
         dx = np.empty((N * H * W, C) if nhwc else (N, C, H, W), dtype=dtype)
-        step = self._nhwc_step(N, KT * H * W, dtype)
+        bounds = self._nhwc_blocks(N, KT * H * W, dtype)
+        n = -(-N // (len(bounds) - 1))                        # the largest block
+        key = (n, OH, OW, FN, QH, QW, FH, FW, (1, 1), KT, dtype)
 
         def blocks(lo, hi):
             # dy's images padded by (QH, QW) and unfolded as the forward pass unfolds x, in
             # the thread's memory (_Scratch): the padded dy (n, OH + 2·QH, OW + 2·QW, FN) and
             # its columns (n·H·W, KT)
-            n = min(step, N - lo * step)
-            block = _scratch.block((n, OH, OW, FN, QH, QW, FH, FW, (1, 1), KT, dtype))
+            block = _scratch.block(key)
             rows = None if nhwc else np.empty((n * H * W, C), dtype=dtype)
-            for s in range(lo * step, min(N, hi * step), step):
-                e = min(N, s + step)
+            for i in range(lo, hi):
+                s, e = bounds[i], bounds[i + 1]
                 c = block.unfold(dy4, s, e)
                 if nhwc:
                     np.matmul(c, w_t, out=dx[s * H * W:e * H * W])
@@ -947,7 +958,7 @@ class Conv2d(Function):
                     r = np.matmul(c, w_t, out=rows[:(e - s) * H * W])
                     dx[s:e] = r.reshape(e - s, H, W, C).transpose(0, 3, 1, 2)
 
-        parallel_for(-(-N // step), blocks, work=N * H * W * (KT + C), blas=True)
+        parallel_for(len(bounds) - 1, blocks, work=N * H * W * (KT + C), blas=True)
         return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2) if nhwc else dx
 
     def _dx_col2im_nhwc(self, dy_rows, OH, OW):  # noqa: N803
@@ -962,13 +973,13 @@ class Conv2d(Function):
         w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype).reshape(K, FN)
         nhwc = self.x_nhwc
         dx = np.empty((N, H, W, C) if nhwc else (N, C, H, W), dtype=dtype)
-        step = self._nhwc_step(N, K * P, dtype)
+        bounds = self._nhwc_blocks(N, K * P, dtype)
 
         def blocks(lo, hi):
-            n = min(step, N - lo * step)
-            dxp = np.empty((n, H + 2 * PH, W + 2 * PW, C), dtype=dtype)
-            for s in range(lo * step, min(N, hi * step), step):
-                e = min(N, s + step)
+            dxp = np.empty((-(-N // (len(bounds) - 1)), H + 2 * PH, W + 2 * PW, C),
+                           dtype=dtype)
+            for i in range(lo, hi):
+                s, e = bounds[i], bounds[i + 1]
                 dcol = np.matmul(dy_rows[s * P:e * P], w_rows.T)   # (n·P, FN) · (FN, K)
                 dcol6 = dcol.reshape(e - s, OH, OW, FH, FW, C)
                 d = dxp[:e - s]
@@ -982,7 +993,7 @@ class Conv2d(Function):
                 else:
                     dx[s:e] = d[:, PH:PH + H, PW:PW + W].transpose(0, 3, 1, 2)
 
-        parallel_for(-(-N // step), blocks, work=N * P * (K + FN), blas=True)
+        parallel_for(len(bounds) - 1, blocks, work=N * P * (K + FN), blas=True)
         return dx.transpose(0, 3, 1, 2) if nhwc else dx
 
     def backward_graph(self, dy):
