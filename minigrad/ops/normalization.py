@@ -402,7 +402,11 @@ def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> in
     if total <= block_bytes:
         return max(rows, 1)
     blocks = 2 * -(-total // (2 * block_bytes))
-    return max(1, -(-rows // blocks))
+    step = max(1, -(-rows // blocks))
+    while step > 1 and step * row_bytes > block_bytes:   # rows too few to share the bytes
+        blocks += 2                                      # evenly (7 rows of 266 KB: 2 blocks
+        step = -(-rows // blocks)                        # of 4 rows hold 1.07 MB each)
+    return step
 
 
 def _layout(x) -> str | None:
