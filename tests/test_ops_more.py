@@ -356,6 +356,10 @@ def _torch_ops(torch):
 @given(x=arrays(shapes(min_dims=2, max_dims=3, min_side=2, max_side=4)))
 def test_matches_torch(name, x):
     torch = pytest.importorskip("torch")
+    if name == "std":   # the kink of sqrt, as in test_reduction: values an ulp apart have a
+        # spread of 1e-16, whose gradient is ±1/n here, while PyTorch's variance of them
+        # rounds to 0 and gives none
+        assume(np.all(np.var(x, axis=0) > 1e-2))
     ours, theirs = _torch_ops(torch)[name]
     tx, px = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     y, py = ours(tx), theirs(px)
