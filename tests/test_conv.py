@@ -2,6 +2,7 @@
 
 import contextlib
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -590,6 +591,110 @@ def test_kept_weight_rows_equal_the_plain_transposition(data):
         rows = cache.get(w, b, dtype)
         assert rows.dtype == dtype and rows.tobytes() == plain.tobytes()
         assert not rows.flags.writeable
+
+
+@given(data=st.data())
+def test_kept_channels_first_weight_matrix_equals_the_concatenation(data):
+    """The per-image path's matrix, kept or made anew (and beside the channels-last rows of
+    the same filters), is bit for bit w.reshape(FN, K) with b as its last column, as
+    np.concatenate makes it in the product's dtype, and read-only; NaN, -0.0 and inf kept."""
+    FN, C, FH, FW = (data.draw(st.integers(1, 4), label=n) for n in ("FN", "C", "FH", "FW"))
+    values = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1.5, -2.25, 1e-40])
+    w = np.array(data.draw(st.lists(values, min_size=FN * C * FH * FW,
+                                    max_size=FN * C * FH * FW), label="w"))
+    w = w.reshape(FN, C, FH, FW).astype(data.draw(st.sampled_from([np.float32, np.float64]),
+                                                  label="w dtype"))
+    b = np.array(data.draw(st.lists(values, min_size=FN, max_size=FN), label="b")).astype(
+        data.draw(st.sampled_from([np.float32, np.float64]), label="b dtype"))
+    dtype = np.result_type(w, b)
+    plain = np.concatenate([w.reshape(FN, -1), np.reshape(b, (FN, 1))], axis=1, dtype=dtype)
+    cache = conv_module._WeightRows(max_bytes=1 << 20)
+    for _ in range(2):                                   # made, then kept
+        matrix = cache.get(w, b, dtype, channels_first=True)
+        rows = cache.get(w, b, dtype)
+        assert matrix.dtype == dtype and matrix.tobytes() == plain.tobytes()
+        assert not matrix.flags.writeable
+        assert rows.shape == (FH * FW * C + 1, FN)
+
+
+X_LAYOUTS = {
+    "contiguous": lambda a: a,
+    "channels last": lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+    "steps": lambda a: np.repeat(a, 2, axis=3)[..., ::2],
+    "reversed": lambda a: np.ascontiguousarray(a[:, :, ::-1])[:, :, ::-1],
+}
+
+
+@pytest.mark.parametrize("max_bytes", [0, 1 << 20])
+@given(data=st.data())
+def test_kept_padded_windows_equal_the_plain_window_view(max_bytes, data):
+    """The per-image path's windows through the padded array each thread keeps (or, above
+    ``padded_max_bytes``, made anew) are bit for bit window_view(pad(x)), for any layout and
+    float dtype of x, again after x changed (the borders stay zero), and on another thread
+    (which keeps arrays of its own)."""
+    s = data.draw(conv_settings(), label="settings")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    layout = data.draw(st.sampled_from(list(X_LAYOUTS)), label="layout")
+    shape = (s["N"], s["C"], s["H"], s["W"])
+    rng = np.random.default_rng(s["H"])
+    kernel, stride, padding = (s["FH"], s["FW"]), (s["SH"], s["SW"]), (s["PH"], s["PW"])
+    out = conv_module.output_size("conv2d", shape, kernel, stride, padding)
+    scratch = conv_module._Scratch()
+    scratch.padded_max_bytes = max_bytes
+    for _ in range(2):
+        x = rng.standard_normal(shape).astype(dtype)
+        x.reshape(-1)[::7] = -0.0
+        x.reshape(-1)[3::11] = np.nan
+        x = X_LAYOUTS[layout](x)
+        plain = conv_module.window_view(conv_module.pad(x, padding), kernel, stride, out)
+        views = [np.array(scratch.windows(x, padding, kernel, stride, out))]
+
+        def on_another_thread(x=x, views=views):
+            views.append(np.array(scratch.windows(x, padding, kernel, stride, out)))
+
+        thread = threading.Thread(target=on_another_thread)
+        thread.start()
+        thread.join()
+        for view in views:
+            assert view.dtype == plain.dtype and view.tobytes() == np.array(plain).tobytes()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@given(data=st.data())
+def test_conv2d_channels_first_equals_its_plain_formulation_bit_for_bit(threads, data):
+    """The per-image path (kept padded array, kept weight matrix) gives the bits of the plain
+    steps: pad, window view, copy into col with a row of ones, concatenated filters and bias,
+    one product per image; float32 and float64, NaN and -0.0 among the inputs, with and
+    without a graph."""
+    x, w, b, stride, padding = draw_conv(data, max_batch=4)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    x, w = x.astype(dtype), w.astype(dtype)
+    x.reshape(-1)[::5] = -0.0
+    x.reshape(-1)[1::13] = np.nan
+    b = None if b is None else b.astype(dtype)
+    N, C, H, W = x.shape
+    FN, _, FH, FW = w.shape
+    OH, OW = conv_module.output_size("conv2d", x.shape, (FH, FW), stride, padding)
+    view = conv_module.window_view(conv_module.pad(x, padding), (FH, FW), stride, (OH, OW))
+    K = C * FH * FW
+    col = np.ones((N, K + (b is not None), OH * OW), dtype)
+    col[:, :K] = view.reshape(N, K, OH * OW)
+    w_mat = w.reshape(FN, K)
+    if b is not None:
+        w_mat = np.concatenate([w_mat, b.reshape(FN, 1)], axis=1, dtype=dtype)
+    plain = np.stack([w_mat @ col[n] for n in range(N)]).reshape(N, FN, OH, OW)
+    before = minigrad.get_num_threads()
+    minigrad.set_num_threads(threads)
+    try:
+        with conv_layout("channels first"):
+            for grad in (False, True, False):
+                args = [Tensor(x), Tensor(w, requires_grad=True)]
+                args += [] if b is None else [Tensor(b, requires_grad=True)]
+                with contextlib.nullcontext() if grad else minigrad.no_grad():
+                    y = F.conv2d(*args, stride=stride, padding=padding).data
+                assert y.dtype == plain.dtype and y.tobytes() == plain.tobytes()
+    finally:
+        minigrad.set_num_threads(before)
 
 
 def test_kept_weight_rows_follow_changes_in_place():
