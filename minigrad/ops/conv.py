@@ -581,16 +581,17 @@ class _Scratch(threading.local):
         self.arena, self.blocks = np.empty(0, dtype=np.uint8), {}
         self.padded = {}
 
-    padded_max_bytes = 1 << 20
+    padded_max_bytes = 1 << 18
 
     def windows(self, x: np.ndarray, padding, kernel, stride, out) -> np.ndarray:
         """The per-image path's read-only window view (N, C, FH, FW, OH, OW) of x padded with
         zeros, as ``window_view(pad(x, padding), kernel, stride, out)`` gives it, through a
-        padded array this thread keeps per shape (up to ``padded_max_bytes``, else made
-        anew): x is copied into its inner part, its borders stay zero, and its view is kept
-        too. At batch 1 that is one copy instead of ``np.full``, a copy and the view's
-        constructor (5 µs of an input layer's 45). The view is read only while the op's
-        forward pass runs, on this thread or the workers it waits for."""
+        padded array this thread keeps per shape (up to ``padded_max_bytes``, 256 KiB, else
+        made anew; at most 8 shapes, 2 MiB a thread): x is copied into its inner part, its
+        borders stay zero, and its view is kept too. At batch 1 that is one copy instead of
+        ``np.full``, a copy and the view's constructor (5 µs of an input layer's 45). The view
+        is read only while the op's forward pass runs, on this thread or the workers it waits
+        for."""
         key = (x.shape, x.dtype, padding, kernel, stride)
         kept = self.padded.get(key)
         if kept is None:
@@ -598,7 +599,7 @@ class _Scratch(threading.local):
             N, C, H, W = x.shape
             if N * C * (H + 2 * PH) * (W + 2 * PW) * x.itemsize > self.padded_max_bytes:
                 return window_view(pad(x, padding), kernel, stride, out)
-            if len(self.padded) >= 16:                   # a few layers' shapes recur
+            if len(self.padded) >= 8:                    # a few layers' shapes recur
                 self.padded = {}
             xp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
             kept = self.padded[key] = (xp[:, :, PH:PH + H, PW:PW + W],
