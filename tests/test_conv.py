@@ -697,13 +697,14 @@ def test_conv2d_channels_first_equals_its_plain_formulation_bit_for_bit(threads,
         minigrad.set_num_threads(before)
 
 
-def test_kept_weight_rows_follow_changes_in_place():
+@pytest.mark.parametrize("C", [16, 1])              # channels last; channels first
+def test_kept_weight_rows_follow_changes_in_place(C):
     """Writing into the filters' or the bias's array (no new Tensor, no version count), an
     optimiser's step or a sign of zero flipped: the next forward pass uses the new values, bit
-    for bit as a convolution with fresh copies of them."""
+    for bit as a convolution with fresh copies of them, on either path."""
     rng = np.random.default_rng(0)
-    layer = minigrad.nn.Conv2d(16, 8, 3, padding=1)
-    x = Tensor(rng.standard_normal((2, 16, 5, 5)).astype(np.float32))
+    layer = minigrad.nn.Conv2d(C, 8, 3, padding=1)
+    x = Tensor(rng.standard_normal((2, C, 5, 5)).astype(np.float32))
 
     def fresh():
         return F.conv2d(x, layer.weight.data.copy(), layer.bias.data.copy(), padding=1).data
@@ -730,7 +731,9 @@ def test_kept_weight_rows_follow_changes_in_place():
     layer.weight.data[...] = -0.0                         # equal as numbers, not as bits
     layer.bias.data[...] = -0.0
     check()
-    rows = conv_module._weight_rows.get(layer.weight.data, layer.bias.data, np.dtype(np.float32))
+    channels_first = C < conv_module.Conv2d.channels_last_from
+    rows = conv_module._weight_rows.get(layer.weight.data, layer.bias.data, np.dtype(np.float32),
+                                        channels_first=channels_first)
     assert np.signbit(rows).all()                         # the rows were made again
 
 
