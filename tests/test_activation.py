@@ -1,5 +1,6 @@
 """relu, sigmoid, tanh: NumPy reference, gradcheck, stability at ±1e4, dtypes, PyTorch."""
 
+import math
 import warnings
 
 import numpy as np
@@ -90,6 +91,9 @@ RELU_LAYOUTS = {
     "C order": lambda a: a,
     "channels last": lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
     "strided": lambda a: np.repeat(a, 2, axis=3)[..., ::2],
+    "reversed": lambda a: np.ascontiguousarray(a[:, ::-1])[:, ::-1],
+    "transposed": lambda a: np.asfortranarray(a),
+    "broadcast": lambda a: np.broadcast_to(a[:, :1], a.shape),
 }
 # Sizes about the 65,536-element chunk and above the threads' split (2·MIN_WORK elements
 # read and written).
@@ -126,3 +130,54 @@ def test_relu_forward_is_numpy_maximum_bit_for_bit(shape, dtype, layout, threads
         assert parallel.channels_last(y) or y.flags.c_contiguous, y.strides
     np.testing.assert_array_equal(y, expected)
     assert np.array_equal(np.signbit(y), np.signbit(expected))
+
+
+@st.composite
+def small_relu_inputs(draw):
+    """x of at most one chunk, in C order, channels last, a transpose, with steps, reversed,
+    or broadcast; float32, float64 or int32, with NaN, -0.0 and +-inf among the floats."""
+    shape = draw(st.lists(st.integers(1, 6), min_size=0, max_size=4).map(tuple))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.int32]))
+    specials = [0.0, -0.0, np.nan, np.inf, -np.inf, 1.5, -2.5] if dtype != np.int32 else [0, 3, -4]
+    values = draw(st.lists(st.sampled_from(specials), min_size=math.prod(shape),
+                           max_size=math.prod(shape)))
+    x = np.array(values, dtype).reshape(shape)
+    ndim = len(shape)
+    layout = draw(st.sampled_from(["C", "permuted", "steps", "reversed", "broadcast"]))
+    if layout == "permuted" and ndim:
+        order = draw(st.permutations(range(ndim)))
+        x = np.ascontiguousarray(x.transpose(order)).transpose(np.argsort(order))
+    elif layout == "steps" and ndim:
+        x = np.repeat(x, 2, axis=ndim - 1)[..., ::2]
+    elif layout == "reversed" and ndim:
+        x = np.ascontiguousarray(x[::-1])[::-1]
+    elif layout == "broadcast" and ndim:
+        x = np.broadcast_to(x[:1], shape)
+    return x
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@given(x=small_relu_inputs())
+def test_small_relu_is_numpy_maximum_bit_for_bit_in_every_layout(x, threads):
+    # A small x meets the block of zeros by a plan kept per shape, strides and dtype (straight,
+    # through a transpose to C order, or in x's stride order): the same values as the plain
+    # np.maximum(x, 0), NaN, -0.0 and +-inf included, and y laid out like x when x fills one
+    # block of memory.
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        with no_grad():
+            y = F.relu(Tensor(x)).data
+            again = F.relu(Tensor(x)).data         # the kept plan
+    finally:
+        parallel.set_num_threads(before)
+    expected = np.maximum(x, np.zeros((), x.dtype))
+    for result in (y, again):
+        assert result.dtype == x.dtype and result.shape == x.shape
+        np.testing.assert_array_equal(result, expected)
+        assert np.array_equal(np.signbit(result), np.signbit(expected))
+    order = sorted(range(x.ndim), key=lambda i: -abs(x.strides[i]))
+    if x.transpose(order).flags.c_contiguous:      # one block of memory
+        size_one = [i for i in range(x.ndim) if x.shape[i] == 1]
+        assert ([s for i, s in enumerate(y.strides) if i not in size_one]
+                == [s for i, s in enumerate(x.strides) if i not in size_one])

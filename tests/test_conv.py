@@ -2,6 +2,7 @@
 
 import contextlib
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -592,13 +593,118 @@ def test_kept_weight_rows_equal_the_plain_transposition(data):
         assert not rows.flags.writeable
 
 
-def test_kept_weight_rows_follow_changes_in_place():
+@given(data=st.data())
+def test_kept_channels_first_weight_matrix_equals_the_concatenation(data):
+    """The per-image path's matrix, kept or made anew (and beside the channels-last rows of
+    the same filters), is bit for bit w.reshape(FN, K) with b as its last column, as
+    np.concatenate makes it in the product's dtype, and read-only; NaN, -0.0 and inf kept."""
+    FN, C, FH, FW = (data.draw(st.integers(1, 4), label=n) for n in ("FN", "C", "FH", "FW"))
+    values = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1.5, -2.25, 1e-40])
+    w = np.array(data.draw(st.lists(values, min_size=FN * C * FH * FW,
+                                    max_size=FN * C * FH * FW), label="w"))
+    w = w.reshape(FN, C, FH, FW).astype(data.draw(st.sampled_from([np.float32, np.float64]),
+                                                  label="w dtype"))
+    b = np.array(data.draw(st.lists(values, min_size=FN, max_size=FN), label="b")).astype(
+        data.draw(st.sampled_from([np.float32, np.float64]), label="b dtype"))
+    dtype = np.result_type(w, b)
+    plain = np.concatenate([w.reshape(FN, -1), np.reshape(b, (FN, 1))], axis=1, dtype=dtype)
+    cache = conv_module._WeightRows(max_bytes=1 << 20)
+    for _ in range(2):                                   # made, then kept
+        matrix = cache.get(w, b, dtype, channels_first=True)
+        rows = cache.get(w, b, dtype)
+        assert matrix.dtype == dtype and matrix.tobytes() == plain.tobytes()
+        assert not matrix.flags.writeable
+        assert rows.shape == (FH * FW * C + 1, FN)
+
+
+X_LAYOUTS = {
+    "contiguous": lambda a: a,
+    "channels last": lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+    "steps": lambda a: np.repeat(a, 2, axis=3)[..., ::2],
+    "reversed": lambda a: np.ascontiguousarray(a[:, :, ::-1])[:, :, ::-1],
+}
+
+
+@pytest.mark.parametrize("max_bytes", [0, 1 << 20])
+@given(data=st.data())
+def test_kept_padded_windows_equal_the_plain_window_view(max_bytes, data):
+    """The per-image path's windows through the padded array each thread keeps (or, above
+    ``padded_max_bytes``, made anew) are bit for bit window_view(pad(x)), for any layout and
+    float dtype of x, again after x changed (the borders stay zero), and on another thread
+    (which keeps arrays of its own)."""
+    s = data.draw(conv_settings(), label="settings")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    layout = data.draw(st.sampled_from(list(X_LAYOUTS)), label="layout")
+    shape = (s["N"], s["C"], s["H"], s["W"])
+    rng = np.random.default_rng(s["H"])
+    kernel, stride, padding = (s["FH"], s["FW"]), (s["SH"], s["SW"]), (s["PH"], s["PW"])
+    out = conv_module.output_size("conv2d", shape, kernel, stride, padding)
+    scratch = conv_module._Scratch()
+    scratch.padded_max_bytes = max_bytes
+    for _ in range(2):
+        x = rng.standard_normal(shape).astype(dtype)
+        x.reshape(-1)[::7] = -0.0
+        x.reshape(-1)[3::11] = np.nan
+        x = X_LAYOUTS[layout](x)
+        plain = conv_module.window_view(conv_module.pad(x, padding), kernel, stride, out)
+        views = [np.array(scratch.windows(x, padding, kernel, stride, out))]
+
+        def on_another_thread(x=x, views=views):
+            views.append(np.array(scratch.windows(x, padding, kernel, stride, out)))
+
+        thread = threading.Thread(target=on_another_thread)
+        thread.start()
+        thread.join()
+        for view in views:
+            assert view.dtype == plain.dtype and view.tobytes() == np.array(plain).tobytes()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@given(data=st.data())
+def test_conv2d_channels_first_equals_its_plain_formulation_bit_for_bit(threads, data):
+    """The per-image path (kept padded array, kept weight matrix) gives the bits of the plain
+    steps: pad, window view, copy into col with a row of ones, concatenated filters and bias,
+    one product per image; float32 and float64, NaN and -0.0 among the inputs, with and
+    without a graph."""
+    x, w, b, stride, padding = draw_conv(data, max_batch=4)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    x, w = x.astype(dtype), w.astype(dtype)
+    x.reshape(-1)[::5] = -0.0
+    x.reshape(-1)[1::13] = np.nan
+    b = None if b is None else b.astype(dtype)
+    N, C, H, W = x.shape
+    FN, _, FH, FW = w.shape
+    OH, OW = conv_module.output_size("conv2d", x.shape, (FH, FW), stride, padding)
+    view = conv_module.window_view(conv_module.pad(x, padding), (FH, FW), stride, (OH, OW))
+    K = C * FH * FW
+    col = np.ones((N, K + (b is not None), OH * OW), dtype)
+    col[:, :K] = view.reshape(N, K, OH * OW)
+    w_mat = w.reshape(FN, K)
+    if b is not None:
+        w_mat = np.concatenate([w_mat, b.reshape(FN, 1)], axis=1, dtype=dtype)
+    plain = np.stack([w_mat @ col[n] for n in range(N)]).reshape(N, FN, OH, OW)
+    before = minigrad.get_num_threads()
+    minigrad.set_num_threads(threads)
+    try:
+        with conv_layout("channels first"):
+            for grad in (False, True, False):
+                args = [Tensor(x), Tensor(w, requires_grad=True)]
+                args += [] if b is None else [Tensor(b, requires_grad=True)]
+                with contextlib.nullcontext() if grad else minigrad.no_grad():
+                    y = F.conv2d(*args, stride=stride, padding=padding).data
+                assert y.dtype == plain.dtype and y.tobytes() == plain.tobytes()
+    finally:
+        minigrad.set_num_threads(before)
+
+
+@pytest.mark.parametrize("C", [16, 1])              # channels last; channels first
+def test_kept_weight_rows_follow_changes_in_place(C):
     """Writing into the filters' or the bias's array (no new Tensor, no version count), an
     optimiser's step or a sign of zero flipped: the next forward pass uses the new values, bit
-    for bit as a convolution with fresh copies of them."""
+    for bit as a convolution with fresh copies of them, on either path."""
     rng = np.random.default_rng(0)
-    layer = minigrad.nn.Conv2d(16, 8, 3, padding=1)
-    x = Tensor(rng.standard_normal((2, 16, 5, 5)).astype(np.float32))
+    layer = minigrad.nn.Conv2d(C, 8, 3, padding=1)
+    x = Tensor(rng.standard_normal((2, C, 5, 5)).astype(np.float32))
 
     def fresh():
         return F.conv2d(x, layer.weight.data.copy(), layer.bias.data.copy(), padding=1).data
@@ -625,7 +731,9 @@ def test_kept_weight_rows_follow_changes_in_place():
     layer.weight.data[...] = -0.0                         # equal as numbers, not as bits
     layer.bias.data[...] = -0.0
     check()
-    rows = conv_module._weight_rows.get(layer.weight.data, layer.bias.data, np.dtype(np.float32))
+    channels_first = C < conv_module.Conv2d.channels_last_from
+    rows = conv_module._weight_rows.get(layer.weight.data, layer.bias.data, np.dtype(np.float32),
+                                        channels_first=channels_first)
     assert np.signbit(rows).all()                         # the rows were made again
 
 

@@ -477,12 +477,14 @@ def eval_cache(size):
 def test_batch_norm_eval_constants_from_the_cache_give_the_same_bits(data):
     """Evaluation with its constants made on every call, and kept (a second call finds them):
     y and the three gradients bit for bit equal, in C order and channels last, with x − μ
-    formed or not, float32 and float64."""
+    formed or not, float32 and float64, the running statistics in x's dtype (kept under
+    their own bytes) or in the other one (kept under their bytes rounded to x's dtype)."""
     x, w, b, stats, _, needs = draw_batch_norm_case(
         data, max_spatial=5, N=(1, 4), C=(1, 4), offset_scales=[0.0, 1.0])
     dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    stats_dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="stats dtype")
     x, w, b = (a.astype(dtype) for a in (x, w, b))
-    stats = {k: v.astype(dtype) for k, v in stats.items()}
+    stats = {k: v.astype(stats_dtype) for k, v in stats.items()}
     x = laid_out(x, data.draw(st.sampled_from(["contiguous", "channels-last"]), label="layout"))
     dy = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
     with batch_norm_path(blocked=True), eval_cache(0):

@@ -39,10 +39,12 @@ class ReLU(Function):
 
     def forward(self, x):
         if x.size <= _CHUNK:                    # one chunk (small batches)
-            zeros = _zeros_shaped(x)
-            if zeros is not None:
+            order, inverse, zeros = _small_plan(x)
+            if order is None:                   # C order, or no single block of memory
                 self.y = np.maximum(x, zeros)   # laid out like x, as both inputs are
-                return self.y
+            else:                               # one block in another order: channels last
+                self.y = np.maximum(x.transpose(order), zeros).transpose(inverse)
+            return self.y
         y = empty_like(x)
         if x.flags.c_contiguous:
             elementwise(_relu_flat, y.reshape(-1), x.reshape(-1))
@@ -95,10 +97,24 @@ def _zeros(dtype) -> np.ndarray:
     return zeros
 
 
-def _zeros_shaped(x: np.ndarray) -> np.ndarray | None:
-    """The block of zeros seen in x's (small) shape and memory order (C order, channels last,
-    ...), or None when x does not fill one block of memory; the answer is kept for the next
-    call with the same shape, strides and dtype."""
+def _small_plan(x: np.ndarray) -> tuple:
+    """How a small x (one chunk at most) meets the block of zeros: (order, inverse, zeros).
+
+    - x in C order (or Fortran order): (None, None, the block seen in x's shape, in x's
+      order); ``maximum(x, zeros)``.
+    - x filling one block of memory in another order of its axes (a channels-last view, a
+      transpose): (order, inverse, the block seen in x's shape permuted by ``order``), C
+      order; ``maximum(x.transpose(order), zeros).transpose(inverse)``. Both operands are
+      then C-contiguous, and NumPy runs its loop straight away instead of first building an
+      iterator over the strided arrays (about 0.7 µs of a 3 µs call); y is the transpose of
+      a C-contiguous array, so it has x's strides.
+    - any other x (steps, negative steps, a broadcast): (None, None, the block laid out in
+      the order of x's strides, outermost first); NumPy's iterator follows that order for
+      both operands, where zeros in C order would cross x's order (several times slower on
+      a transposed view).
+
+    The plan is kept for the next call with the same shape, strides and dtype.
+    """
     key = (x.shape, x.strides, x.dtype)
     try:
         return _SHAPED[key]
@@ -106,14 +122,21 @@ def _zeros_shaped(x: np.ndarray) -> np.ndarray | None:
         pass
     if len(_SHAPED) >= 16:                  # a few shapes recur; never keep many
         _SHAPED.clear()
-    order = _memory_order(x)
-    if order is None:
-        zeros = None
+    flat = _zeros(x.dtype)[:x.size]
+    if x.flags.c_contiguous:
+        plan = (None, None, flat.reshape(x.shape))
+    elif x.flags.f_contiguous:              # NumPy's straight loop takes this order too
+        plan = (None, None, flat.reshape(x.shape[::-1]).T)
     else:
-        flat = _zeros(x.dtype)[:x.size]
-        zeros = flat.reshape([x.shape[i] for i in order]).transpose(np.argsort(order))
-    _SHAPED[key] = zeros
-    return zeros
+        order = tuple(sorted(range(x.ndim), key=lambda i: -abs(x.strides[i])))
+        permuted = flat.reshape([x.shape[i] for i in order])
+        inverse = tuple(int(i) for i in np.argsort(order))
+        if x.transpose(order).flags.c_contiguous:
+            plan = (order, inverse, permuted)
+        else:
+            plan = (None, None, permuted.transpose(inverse))
+    _SHAPED[key] = plan
+    return plan
 
 
 _SHAPED: dict = {}
