@@ -50,8 +50,11 @@ __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "side_by_side",
 # takes tens of µs to wake, so a hand-over to a sleeping worker and the wait for its end cost
 # 130-160 µs on an idle machine, and 25-60 µs to a spinning one (docs/ops.md gives the
 # command), about as long as an element-wise op takes over a quarter of a million float32
-# elements; 2**16 and 2**17 measured no faster with spinning workers.
-MIN_WORK = 1 << 18
+# elements. In a network the halves of a split op run slower than that suggests (the worker
+# meets data the other core wrote, and the GIL changes hands around each slice): 2**19
+# measured 0.91-0.97x DeepConvNet's training step against 2**18 (docs/ops.md), 2**16, 2**17
+# and 2**20 no faster.
+MIN_WORK = 1 << 19
 
 # How long, in seconds, a worker thread that has finished a slice keeps spinning for the next
 # one before it goes to sleep (it spins for one to two times this). A spinning worker takes a

@@ -97,7 +97,7 @@ RELU_LAYOUTS = {
 }
 # Sizes about the 65,536-element chunk and above the threads' split (2·MIN_WORK elements
 # read and written).
-RELU_SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 16, 64, 64), (1, 17, 64, 61), (3, 17, 95, 61)]
+RELU_SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 16, 64, 64), (1, 17, 64, 61), (6, 17, 95, 61)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
