@@ -392,8 +392,8 @@ def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> in
     """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES, else cut into
     an even number of blocks as equal as the rows allow (two threads get the same work), as
     few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
-    by block, come out the same whatever the number of threads. (An x of up to 1 MiB of
-    float32 is below ``parallel_for``'s threshold for two slices and runs on one thread
+    by block, come out the same whatever the number of threads. (An x of up to 4 MiB of
+    float32 is below ``_over_blocks``' threshold for two slices and runs on one thread
     anyway; blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on one thread, more
     NumPy calls costing more than the cache saves.)"""
     if block_bytes is None:
@@ -683,7 +683,11 @@ def _over_blocks(x2, step, body, scratch: bool) -> None:
             lo, hi = k * step, min(k * step + step, rows)
             body(lo, hi, None if buf is None else buf[:hi - lo])
 
-    parallel_for(blocks, run, work=2 * x2.size)
+    # The work is x's elements once: each pass sweeps an x that the last-level cache holds,
+    # which a second core hardly speeds up, so the blocks are shared out only from
+    # 2·MIN_WORK elements of x (the BatchNorm CNN's (100, 16, 28, 28), not its (100, 32, 14,
+    # 14), whose passes took 1.04-1.28x as long on two threads as on one).
+    parallel_for(blocks, run, work=x2.size)
 
 
 def _centred(mu, var) -> bool:
