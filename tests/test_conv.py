@@ -827,7 +827,7 @@ def test_channels_last_blocks_are_within_budget_even_and_balanced(N, per_image, 
     layer = conv_module.Conv2d()
     layer.nhwc_block_bytes = block_bytes
     dtype = np.float32 if itemsize == 4 else np.float64
-    bounds = layer._nhwc_blocks(N, per_image, dtype)
+    bounds, _ = layer._nhwc_blocks(N, per_image, dtype)
     sizes = np.diff(bounds)
     assert bounds[0] == 0 and bounds[-1] == N and (sizes >= 1).all()
     assert sizes.max() - sizes.min() <= 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigrad.cache import BoundedCache
 from minigrad.function import Function
 from minigrad.parallel import _memory_order, elementwise, empty_like
 
@@ -116,12 +117,9 @@ def _small_plan(x: np.ndarray) -> tuple:
     The plan is kept for the next call with the same shape, strides and dtype.
     """
     key = (x.shape, x.strides, x.dtype)
-    try:
-        return _SHAPED[key]
-    except KeyError:
-        pass
-    if len(_SHAPED) >= 16:                  # a few shapes recur; never keep many
-        _SHAPED.clear()
+    plan = _SHAPED.get(key)
+    if plan is not None:
+        return plan
     flat = _zeros(x.dtype)[:x.size]
     if x.flags.c_contiguous:
         plan = (None, None, flat.reshape(x.shape))
@@ -135,11 +133,11 @@ def _small_plan(x: np.ndarray) -> tuple:
             plan = (order, inverse, permuted)
         else:
             plan = (None, None, permuted.transpose(inverse))
-    _SHAPED[key] = plan
+    _SHAPED.put(key, plan)
     return plan
 
 
-_SHAPED: dict = {}
+_SHAPED = BoundedCache(max_bytes=None, max_entries=16)     # a few shapes recur
 
 
 def _relu_grad(dx, y, dy):

@@ -540,7 +540,7 @@ class _Scratch(threading.local):
     def __init__(self) -> None:
         self.arena = np.empty(0, dtype=np.uint8)
         self.blocks: dict = {}
-        self.padded: dict = {}
+        self.padded = BoundedCache(max_bytes=None, max_entries=8)   # a few layers' shapes
 
     def block(self, key) -> _Block:
         """The block for key (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype), xp zeroed and
@@ -561,7 +561,7 @@ class _Scratch(threading.local):
 
     def clear(self) -> None:
         self.arena, self.blocks = np.empty(0, dtype=np.uint8), {}
-        self.padded = {}
+        self.padded.clear()
 
     padded_max_bytes = 1 << 18
 
@@ -581,11 +581,9 @@ class _Scratch(threading.local):
             N, C, H, W = x.shape
             if N * C * (H + 2 * PH) * (W + 2 * PW) * x.itemsize > self.padded_max_bytes:
                 return window_view(pad(x, padding), kernel, stride, out)
-            if len(self.padded) >= 8:                    # a few layers' shapes recur
-                self.padded = {}
             xp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
-            kept = self.padded[key] = (xp[:, :, PH:PH + H, PW:PW + W],
-                                       window_view(xp, kernel, stride, out))
+            kept = (xp[:, :, PH:PH + H, PW:PW + W], window_view(xp, kernel, stride, out))
+            self.padded.put(key, kept)
         np.copyto(kept[0], x)
         return kept[1]
 
@@ -879,19 +877,20 @@ class Conv2d(Function):
         PH, PW = self.pad
         return n, H, W, C, PH, PW, FH, FW, self.stride, rows_per_image, x.dtype
 
-    def _nhwc_blocks(self, N: int, per_image: int, dtype) -> list[int]:  # noqa: N803
-        """The blocks of images channels last, images ``bounds[i]`` to ``bounds[i + 1]`` in
-        block i: as few as keep each block's columns (``per_image`` values an image) within
-        ``nhwc_block_bytes``, at least two for a batch of two or more (so that a small batch,
-        inference at batch 8, still makes two blocks for two threads), an even number where
-        the batch allows, and of sizes that differ by at most one image, so that two threads
-        get the same work. They depend on the shapes alone, not on the number of threads, so
-        dL/dw's sum over the blocks is the same on any number of threads."""
+    def _nhwc_blocks(self, N: int, per_image: int, dtype) -> tuple[list[int], int]:  # noqa: N803
+        """The blocks of images channels last, (bounds, largest): images ``bounds[i]`` to
+        ``bounds[i + 1]`` in block i, and the most images in a block. As few blocks as keep
+        each block's columns (``per_image`` values an image) within ``nhwc_block_bytes``, at
+        least two for a batch of two or more (so that a small batch, inference at batch 8,
+        still makes two blocks for two threads), an even number where the batch allows, and of
+        sizes that differ by at most one image, so that two threads get the same work. They
+        depend on the shapes alone, not on the number of threads, so dL/dw's sum over the
+        blocks is the same on any number of threads."""
         by_bytes = max(1, self.nhwc_block_bytes // (per_image * np.dtype(dtype).itemsize))
         n = max(-(-N // by_bytes), min(N, 2))
         if n % 2 and n < N:
             n += 1
-        return [N * i // n for i in range(n + 1)]
+        return [N * i // n for i in range(n + 1)], -(-N // n)
 
     def _forward_nhwc(self, x, w, b, needs, dtype, OH, OW):  # noqa: N803
         """The fast path channels last (see the module docstring): the receptive fields as rows
@@ -916,8 +915,8 @@ class Conv2d(Function):
             x = x.astype(dtype)
         y = np.empty((N * P, FN), dtype=dtype)
         x_nhwc = x.transpose(0, 2, 3, 1)
-        bounds = self._nhwc_blocks(N, rows * P, dtype)
-        key = self._nhwc_key(-(-N // (len(bounds) - 1)), x, rows)   # the largest block
+        bounds, largest = self._nhwc_blocks(N, rows * P, dtype)
+        key = self._nhwc_key(largest, x, rows)
 
         def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
             block = _scratch.block(key)
@@ -944,8 +943,8 @@ class Conv2d(Function):
             x = self.x
             rows = K + self.with_bias
             x_nhwc = x.transpose(0, 2, 3, 1)
-            bounds = self._nhwc_blocks(N, rows * P, x.dtype)
-            key = self._nhwc_key(-(-N // (len(bounds) - 1)), x, rows)
+            bounds, largest = self._nhwc_blocks(N, rows * P, x.dtype)
+            key = self._nhwc_key(largest, x, rows)
             partial = np.empty((len(bounds) - 1, rows, FN), dtype=np.result_type(dy_rows, x))
 
             def blocks(lo, hi):
@@ -982,8 +981,7 @@ class Conv2d(Function):
         dy4 = dy_rows.reshape(N, OH, OW, FN)
         nhwc = self.x_nhwc
         dx = np.empty((N * H * W, C) if nhwc else (N, C, H, W), dtype=dtype)
-        bounds = self._nhwc_blocks(N, KT * H * W, dtype)
-        n = -(-N // (len(bounds) - 1))                        # the largest block
+        bounds, n = self._nhwc_blocks(N, KT * H * W, dtype)
         key = (n, OH, OW, FN, QH, QW, FH, FW, (1, 1), KT, dtype)
 
         def blocks(lo, hi):
@@ -1016,11 +1014,10 @@ class Conv2d(Function):
         w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype).reshape(K, FN)
         nhwc = self.x_nhwc
         dx = np.empty((N, H, W, C) if nhwc else (N, C, H, W), dtype=dtype)
-        bounds = self._nhwc_blocks(N, K * P, dtype)
+        bounds, largest = self._nhwc_blocks(N, K * P, dtype)
 
         def blocks(lo, hi):
-            dxp = np.empty((-(-N // (len(bounds) - 1)), H + 2 * PH, W + 2 * PW, C),
-                           dtype=dtype)
+            dxp = np.empty((largest, H + 2 * PH, W + 2 * PW, C), dtype=dtype)
             for i in range(lo, hi):
                 s, e = bounds[i], bounds[i + 1]
                 dcol = np.matmul(dy_rows[s * P:e * P], w_rows.T)   # (n·P, FN) · (FN, K)
