@@ -1014,3 +1014,49 @@ def test_conv2d_float32_is_within_its_bound_of_float64(layout, C, FN, H, padding
         assert got.dtype == np.float32
         error = np.abs(got - exact).max() / np.abs(exact).max()
         assert error <= F32_BOUND, (name, error)
+
+
+@pytest.mark.parametrize(("channels", "filters"), [(16, 16), (8, 32)])
+def test_conv2d_counts_its_products_towards_the_split(channels, filters, monkeypatch):
+    """At batch 8 DeepConvNet's 16→16 layer on 28×28 images touches fewer elements than two
+    slices' worth of ``parallel.MIN_WORK`` but spends most of its time in products: with the
+    default thresholds, two threads each take a slice of its forward pass, dL/dw and dL/dx
+    (channels last; and with 8 channels in and 32 filters, the per-image layout), and every result is the
+    same to the bit as on one thread."""
+    from minigrad import parallel
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, channels, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((filters, channels, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    dy = rng.standard_normal((8, filters, 28, 28)).astype(np.float32)
+    elements = 8 * 28 * 28 * (channels * 9 + 1 + filters)
+    assert elements < 2 * parallel.MIN_WORK                # the elements alone: one slice
+    slices = []
+    real = parallel.parallel_for
+
+    def spy(total, body, work, blas=False):
+        slices.append(parallel._slices(total, work, blas))
+        return real(total, body, work, blas)
+
+    monkeypatch.setattr(conv_module, "parallel_for", spy)
+
+    def run():
+        with minigrad.no_grad():
+            results = [F.conv2d(x, w, b, padding=1).data]
+        tx, tw, tb = (Tensor(a, requires_grad=True) for a in (x, w, b))
+        F.conv2d(tx, tw, tb, padding=1).backward(dy)
+        return results + [tx.grad, tw.grad, tb.grad]
+
+    n = minigrad.get_num_threads()
+    try:
+        minigrad.set_num_threads(1)
+        one = run()
+        slices.clear()
+        minigrad.set_num_threads(2)
+        two = run()
+    finally:
+        minigrad.set_num_threads(n)
+    assert slices and all(s == 2 for s in slices), slices
+    for a, c in zip(one, two):
+        assert a.tobytes() == c.tobytes()

@@ -87,6 +87,22 @@ from minigrad.cache import BoundedCache
 from minigrad.function import Function
 from minigrad.parallel import channels_last, parallel_for
 
+# A convolution's matrix products count towards its split among the threads (parallel_for's
+# ``work``, in array elements) at one element per FLOPS_PER_ELEMENT floating-point operations.
+# Counting the elements alone (the columns unfolded, the output written) missed the products:
+# DeepConvNet's 3×3 layers at batch 8 touch 0.2-1.0 million elements, under two slices'
+# worth, yet take 0.3-0.7 ms on one thread, mostly in their products. On one thread here an
+# element unfolded costs about what 19 operations of the product cost (a fit over those
+# layers' times); 32 splits the three largest at batch 8 (DeepConvNet's batch-8 forward pass
+# 0.84x the time on two threads) and none at batch 4, where 16 split them and lost 2-4%.
+FLOPS_PER_ELEMENT = 32
+
+
+def _work(elements: int, flops: int) -> int:
+    """A convolution's work for ``parallel_for``: the elements its slices read and write, and
+    its products' floating-point operations at ``FLOPS_PER_ELEMENT`` to an element."""
+    return elements + flops // FLOPS_PER_ELEMENT
+
 
 def _view(a: np.ndarray, shape, strides, writeable: bool = True) -> np.ndarray:
     """A strided view of a's memory, as ``numpy.lib.stride_tricks.as_strided`` gives it: over
@@ -747,7 +763,8 @@ class Conv2d(Function):
                 col[lo:hi, K] = 1
             np.matmul(w_mat, col[lo:hi], out=y[lo:hi])  # (FN, rows) · (n, rows, P) → (n, FN, P)
 
-        parallel_for(N, images, work=y.size + col.size, blas=True)
+        parallel_for(N, images, work=_work(y.size + col.size, 2 * y.size * w_mat.shape[1]),
+                     blas=True)
         return col
 
     def _forward_blocks(self, view, w_mat, y, bias: bool) -> None:
@@ -768,7 +785,8 @@ class Conv2d(Function):
                 np.copyto(col[:e - s, :K].reshape(e - s, C, FH, FW, OH, OW), view[s:e])
                 np.matmul(w_mat, col[:e - s], out=y[s:e])
 
-        parallel_for(N, images, work=N * (rows + w_mat.shape[0]) * P, blas=True)
+        parallel_for(N, images, work=_work(N * (rows + w_mat.shape[0]) * P, 2 * y.size * rows),
+                     blas=True)
 
     def _block(self, per_image: int, dtype) -> int:
         """Images per block: as many as keep one block's columns within ``block_bytes``."""
@@ -802,7 +820,7 @@ class Conv2d(Function):
             def images(lo, hi):
                 np.matmul(dy3[lo:hi], col[lo:hi].transpose(0, 2, 1), out=per_image[lo:hi])
 
-            parallel_for(N, images, work=col.size + dy.size, blas=True)
+            parallel_for(N, images, work=_work(col.size + dy.size, 2 * col.size * FN), blas=True)
             dwb = per_image.sum(axis=0)
             if needs[1]:
                 dw = dwb[:, :K].reshape(self.w_shape)
@@ -824,7 +842,8 @@ class Conv2d(Function):
             _col2im(dcol, dx[lo:hi].shape, w.shape[2:], self.stride, self.pad,
                     (OH, OW), dx=dx[lo:hi])
 
-        parallel_for(N, images, work=2 * w[0].size * N * OH * OW, blas=True)
+        parallel_for(N, images, work=_work(2 * w[0].size * N * OH * OW,
+                                           2 * w.size * N * OH * OW), blas=True)
         return dx
 
     def _dx_conv(self, dy):
@@ -858,7 +877,8 @@ class Conv2d(Function):
                 np.copyto(col[:e - s].reshape(e - s, FN, FH, FW, H, W), view[:e - s])
                 np.matmul(w_t, col[:e - s], out=dx[s:e].reshape(e - s, C, H * W))
 
-        parallel_for(N, images, work=N * (KT + C) * H * W, blas=True)
+        parallel_for(N, images, work=_work(N * (KT + C) * H * W, 2 * N * KT * C * H * W),
+                     blas=True)
         return dx
 
     def _release(self):
@@ -924,7 +944,8 @@ class Conv2d(Function):
                 s, e = bounds[i], bounds[i + 1]
                 np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
 
-        parallel_for(len(bounds) - 1, blocks, work=N * P * (rows + FN), blas=True)
+        parallel_for(len(bounds) - 1, blocks,
+                     work=_work(N * P * (rows + FN), 2 * N * P * rows * FN), blas=True)
         if any(needs[1:]):
             self.x, self.with_bias = x, b is not None
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
@@ -954,7 +975,8 @@ class Conv2d(Function):
                     col = block.unfold(x_nhwc, s, e)
                     np.matmul(col.T, dy_rows[s * P:e * P], out=partial[i])
 
-            parallel_for(len(partial), blocks, work=N * P * (rows + FN), blas=True)
+            parallel_for(len(partial), blocks,
+                         work=_work(N * P * (rows + FN), 2 * N * P * rows * FN), blas=True)
             dwb = partial.sum(axis=0) if len(partial) != 1 else partial[0]
             if needs[1]:
                 dw = np.ascontiguousarray(dwb[:K].reshape(FH, FW, C, FN).transpose(3, 2, 0, 1))
@@ -999,7 +1021,8 @@ class Conv2d(Function):
                     r = np.matmul(c, w_t, out=rows[:(e - s) * H * W])
                     dx[s:e] = r.reshape(e - s, H, W, C).transpose(0, 3, 1, 2)
 
-        parallel_for(len(bounds) - 1, blocks, work=N * H * W * (KT + C), blas=True)
+        parallel_for(len(bounds) - 1, blocks,
+                     work=_work(N * H * W * (KT + C), 2 * N * H * W * KT * C), blas=True)
         return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2) if nhwc else dx
 
     def _dx_col2im_nhwc(self, dy_rows, OH, OW):  # noqa: N803
@@ -1033,7 +1056,8 @@ class Conv2d(Function):
                 else:
                     dx[s:e] = d[:, PH:PH + H, PW:PW + W].transpose(0, 3, 1, 2)
 
-        parallel_for(len(bounds) - 1, blocks, work=N * P * (K + FN), blas=True)
+        parallel_for(len(bounds) - 1, blocks, work=_work(N * P * (K + FN), 2 * N * P * K * FN),
+                     blas=True)
         return dx.transpose(0, 3, 1, 2) if nhwc else dx
 
     def backward_graph(self, dy):
