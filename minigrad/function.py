@@ -163,6 +163,14 @@ class Function:
     # integer inputs reach their forward converted to float (see ``_float_dtype``).
     float_inputs = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Function:
+        # ``_setting_names`` starts as None, so that ``__call__`` tells a used instance by a
+        # plain read: asking an unset slot (``hasattr``) raises and clears an AttributeError,
+        # about 0.3-0.5 µs of every op at batch 1.
+        self = object.__new__(cls)
+        self._setting_names = None
+        return self
+
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
 
@@ -186,7 +194,7 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} has no backward_graph")
 
     def __call__(self, *inputs: Any) -> Tensor:
-        if hasattr(self, "_setting_names"):
+        if self._setting_names is not None:
             raise RuntimeError(f"{type(self).__name__}: a Function instance is called once; "
                                f"create a new instance for every call")
         self._setting_names = tuple(self.__dict__)
@@ -297,7 +305,9 @@ class Function:
 
     def settings(self) -> dict[str, Any]:
         """The op's settings (attributes given before forward), for display."""
-        names = getattr(self, "_setting_names", tuple(self.__dict__))
+        names = self._setting_names
+        if names is None:                   # not called yet: everything set so far
+            names = tuple(self.__dict__)
         return {k: self.__dict__[k] for k in names if k in self.__dict__}
 
     def _release(self) -> None:

@@ -1,5 +1,7 @@
 """The tape: recording, the reverse walk, accumulation, release and the checks on users' ops."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -300,6 +302,27 @@ def test_backward_releases_saved_values_and_keeps_settings():
     assert vars(total) == {"axis": 1, "keepdims": True}
     assert total.settings() == {"axis": 1, "keepdims": True}
     assert mul.inputs == (x, x)  # the structure stays for drawing
+
+
+def test_settings_are_what_init_set_before_and_after_the_call():
+    """An op not called yet lists every attribute set so far as its settings; once called,
+    the same ones (not the values forward saved), with and without a graph, and a second
+    call is refused either way."""
+    import copy
+
+    from minigrad.ops.reduction import Sum
+
+    for grad in (True, False):
+        op = Sum(axis=1, keepdims=True)
+        assert op.settings() == {"axis": 1, "keepdims": True}
+        with no_grad() if not grad else contextlib.nullcontext():
+            op(Tensor(np.ones((2, 3)), requires_grad=True))
+        assert op.settings() == {"axis": 1, "keepdims": True}
+        assert set(vars(op)) > {"axis", "keepdims"}       # forward saved values beside them
+        with pytest.raises(RuntimeError, match="Sum: a Function instance is called once"):
+            op(Tensor(np.ones((2, 3))))
+        fresh = copy.copy(Sum(axis=0))                     # made without __init__: usable
+        assert fresh(Tensor(np.ones((2, 3)))).shape == (3,)
 
 
 def test_retain_graph_keeps_saved_values():
