@@ -485,13 +485,17 @@ def dropout(x: Any, p: float = 0.5, training: bool = True,
 
 
 def flatten(x: Any) -> Tensor:
-    """(N, …) → (N, everything else): keeps the batch axis, e.g. before an affine layer.
+    """(N, …) → (N, everything else): keeps the batch axis, e.g. before an affine layer. A
+    Tensor (N, D) has nothing to merge and is returned itself, as PyTorch's ``flatten`` returns
+    its input when no axes are flattened.
 
     >>> flatten(np.zeros((2, 3, 4, 5))).shape
     (2, 60)
     """
     x = _tensor(x)
     shape = x.shape
+    if len(shape) == 2 and isinstance(x, Tensor):
+        return x
     if len(shape) < 1:
         raise ValueError(f"flatten: input must have a batch axis, got x.shape={shape}")
     return Reshape((shape[0], math.prod(shape[1:])))(x)

@@ -1021,8 +1021,8 @@ def test_conv2d_counts_its_products_towards_the_split(channels, filters, monkeyp
     """At batch 8 DeepConvNet's 16→16 layer on 28×28 images touches fewer elements than two
     slices' worth of ``parallel.MIN_WORK`` but spends most of its time in products: with the
     default thresholds, two threads each take a slice of its forward pass, dL/dw and dL/dx
-    (channels last; and with 8 channels in and 32 filters, the per-image layout), and every result is the
-    same to the bit as on one thread."""
+    (channels last; and with 8 channels in and 32 filters, the per-image layout), and every
+    result is the same to the bit as on one thread."""
     from minigrad import parallel
 
     rng = np.random.default_rng(1)

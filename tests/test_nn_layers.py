@@ -90,6 +90,23 @@ def test_flatten_merges_the_axes_like_torch(start_dim, end_dim):
     assert gradcheck(nn.Flatten(start_dim, end_dim), x)
 
 
+@pytest.mark.parametrize("start_dim, end_dim, shape", [(1, -1, (3, 4)), (2, 2, (2, 3, 4)),
+                                                       (1, -1, (2, 3, 4)), (0, -1, (5,))])
+def test_flatten_returns_its_input_when_nothing_merges_like_torch(start_dim, end_dim, shape):
+    """PyTorch returns the input itself when no axes are flattened; so do Flatten and
+    F.flatten (whose axes are 1 … last), and the gradient still reaches x."""
+    x = Tensor(RNG.standard_normal(shape), requires_grad=True)
+    y = nn.Flatten(start_dim, end_dim)(x)
+    same = start_dim % len(shape) == end_dim % len(shape)
+    assert (y is x) == same
+    assert (F.flatten(x) is x) == (len(shape) == 2)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x.data)
+    assert (torch.nn.Flatten(start_dim, end_dim)(t) is t) == same
+    (y * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full(shape, 2.0))
+
+
 @pytest.mark.parametrize("dim, sizes, shape", [(1, (2, 3), (4, 2, 3, 5)),
                                                (-1, (5, 1), (4, 6, 5, 1)),
                                                (0, (2, -1), (2, 2, 6, 5)),

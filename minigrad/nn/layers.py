@@ -23,6 +23,7 @@ import numpy as np
 from minigrad import functional as F
 from minigrad.nn.init import _normal, init_std
 from minigrad.nn.module import Module, Parameter
+from minigrad.ops.linear import Affine
 from minigrad.tensor import Tensor
 
 __all__ = ["Linear", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
@@ -83,9 +84,16 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = x._data.shape if isinstance(x, Tensor) else np.shape(x)
-        if len(shape) == 2 and shape[1] == self.in_features:   # (N, D): nothing to work out
-            return F.affine(x, self.weight, self.bias)
+        if isinstance(x, Tensor):
+            shape = x._data.shape
+            if len(shape) == 2 and shape[1] == self.in_features:
+                # (N, D), the usual case: F.affine's op, called at once (its inputs are
+                # Tensors already; at batch 1 each call counts)
+                if self.bias is None:
+                    return Affine()(x, self.weight)
+                return Affine()(x, self.weight, self.bias)
+        else:
+            shape = np.shape(x)
         features = math.prod(shape[1:]) if len(shape) >= 2 else None
         if features != self.in_features:
             got = (f"input has {features} features" if features is not None
@@ -357,7 +365,9 @@ class AdaptiveAvgPool2d(Module):
 
 class Flatten(Module):
     """Merge the axes start_dim … end_dim into one; by default (N, ...) → (N, everything else),
-    e.g. between the conv layers and the affine layers.
+    e.g. between the conv layers and the affine layers. With nothing to merge (start_dim and
+    end_dim the same axis, a 2-D input by default) the input is returned itself, as PyTorch's
+    ``Flatten`` does.
 
     >>> Flatten()(Tensor(np.zeros((2, 3, 4, 5)))).shape, Flatten(0, 1)(np.zeros((2, 3, 4))).shape
     ((2, 60), (6, 4))
@@ -380,6 +390,8 @@ class Flatten(Module):
         if start > end:
             raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim="
                              f"{self.end_dim} for x.shape={shape}")
+        if start == end:                    # nothing to merge: x itself, as in PyTorch
+            return x
         merged = int(np.prod(shape[start:end + 1]))
         return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
 

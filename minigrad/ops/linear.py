@@ -59,13 +59,16 @@ class Affine(Function):
             dtype = w.dtype                 # the usual case, without result_type's cost
         else:
             dtype = np.result_type(x2, w) if b is None else np.result_type(x2, w, b)
-        y = np.empty((N, M), dtype)
         if 2 * N * D * M < MIN_FLOPS:
             # Too small to be worth a second thread: run whole on the calling thread, the BLAS
             # kept on one thread while minigrad's threads are in use (parallel.blas_ready).
-            # (np.dot: for 2-D arrays the same product, called with less overhead.)
+            # (np.dot: for 2-D arrays the same product, called with less overhead; it makes y
+            # itself when x and w have y's dtype.)
             parallel.blas_ready()
-            np.dot(x2, w, out=y)
+            if x2.dtype == dtype and w.dtype == dtype:
+                y = np.dot(x2, w)
+            else:
+                y = np.dot(x2, w, out=np.empty((N, M), dtype))
         elif D >= 1024 and D >= 4 * max(N, M):
             # Few samples and outputs, many input features (affine 4320→100 at batch 100):
             # the sum over the D features runs as K_BLOCKS products of X's column blocks with
@@ -73,6 +76,7 @@ class Affine(Function):
             # fixed order. Each thread reads only its blocks of X and W (split by samples,
             # every thread would read all of W), and the blocks do not depend on the number
             # of threads, so neither does Y.
+            y = np.empty((N, M), dtype)
             partial = np.empty((K_BLOCKS - 1, N, M), dtype)
             bounds = [D * i // K_BLOCKS for i in range(K_BLOCKS + 1)]
 
@@ -85,6 +89,8 @@ class Affine(Function):
             for p in partial:
                 y += p
         else:
+            y = np.empty((N, M), dtype)
+
             def samples(lo, hi):           # rows lo..hi−1 of Y, on one thread
                 np.matmul(x2[lo:hi], w, out=y[lo:hi])
 
