@@ -78,6 +78,7 @@ col2im.
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import numpy as np
@@ -85,7 +86,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from minigrad.cache import BoundedCache
 from minigrad.function import Function
-from minigrad.parallel import channels_last, parallel_for
+from minigrad.parallel import blas_ready, channels_last, parallel_for
 
 # A convolution's matrix products count towards its split among the threads (parallel_for's
 # ``work``, in array elements) at one element per FLOPS_PER_ELEMENT floating-point operations.
@@ -423,6 +424,53 @@ class _Recycled:
 _recycled = _Recycled(256 << 20)
 
 
+class _Plan:
+    """What ``Conv2d.forward`` works out from the shapes, dtypes and settings of a call alone,
+    kept (in ``_plans``, keyed by them) for the next call that has the same: that the checks
+    passed, whether the general path runs (``general``, with the padding ``pads`` (PT, PB, PL,
+    PR)), the even padding ``pad`` (PH, PW), the output's (OH, OW) ``out``, the product's
+    ``dtype``, and whether the channels-last path runs (``nhwc``), with, for it, whether x is
+    a channels-last view (``x_nhwc``), the blocks' ``bounds``, the key of the largest block
+    in :class:`_Scratch` (``block``) and the op's ``work`` for ``parallel_for``.
+
+    At batch 1 the checks and these sizes cost about as much as a layer's unfold: a look-up
+    keyed by the shapes replaces them. The key holds everything they are computed from (x's
+    strides too, for ``x_nhwc``; the two class settings the path and the blocks depend on), so
+    a plan found is the one that the call would compute; a plan is never changed once kept.
+    """
+
+    __slots__ = ("general", "pads", "pad", "out", "dtype", "nhwc", "x_nhwc", "bounds",
+                 "block", "work")
+
+    def __init__(self, general: bool, pads, pad=None, out=None, dtype=None,
+                 nhwc: bool = False) -> None:
+        self.general, self.pads, self.pad, self.out = general, pads, pad, out
+        self.dtype, self.nhwc = dtype, nhwc
+
+
+_plans = BoundedCache(max_bytes=None, max_entries=256)
+
+
+def _libc_memcmp():
+    """The C library's ``memcmp(a, b, n)`` through ctypes, called with ``ctypes.c_void_p``
+    and ``ctypes.c_size_t`` arguments made once (0.35 µs a call, against 0.49 with
+    ``argtypes`` converting ints), or None where it cannot be loaded (then
+    :class:`_WeightRows` compares copies of the bytes instead)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = None if os.name == "posix" else ctypes.util.find_library("c") or "msvcrt"
+        memcmp = ctypes.CDLL(name).memcmp
+        memcmp.restype = ctypes.c_int
+        return memcmp
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_memcmp = _libc_memcmp()
+
+
 class _WeightRows:
     """The channels-last weight rows of the filters last seen, kept for the next forward pass
     with the same filters: ``w_rows[(i, j, c), f] = w[f, c, i, j]``, with the bias as its
@@ -432,12 +480,22 @@ class _WeightRows:
     64×64×3×3 filters, as long as that layer's product at batch 1. An entry holds a copy of
     the bytes of w and b it was made from and is used only when the filters' bytes are the
     same now, so a change in place (an optimiser's step, ``w.data[...] = ...``, a plain
-    array written to) gives new rows: comparing the bytes costs about a third of the copy.
-    The entries are keyed by the filters' array (its id; an entry whose array has gone is
-    simply never matched) and dtype, in a :class:`~minigrad.cache.BoundedCache` of at most
-    ``max_bytes`` (each counted as twice its rows: the rows and the copy of w's bytes), the
-    oldest let go first. The rows are read-only: the op never writes into them.
+    array written to) gives new rows. The entries are keyed by the filters' array (its id)
+    and dtype, and w's shape and dtype must be the entry's. Small filters compare
+    ``w.tobytes()`` with the kept bytes (an entry whose array has gone then matches only an
+    array with the same bytes). From ``memcmp_from`` bytes (32 KiB) on, for a C-contiguous
+    w, the entry holds w itself (so its id names no other array while the entry lives), w's
+    data address and a copy's (NumPy does not move the memory of an array that another
+    object refers to: ``resize`` refuses), and compares the two memories with the C
+    library's ``memcmp``, about half of ``w.tobytes() ==`` (3.8 µs against 6.8 on the
+    147 KB of 64×64×3×3 filters); w's strides must be the entry's too (they can be set in
+    place). b always compares its bytes (a few hundred). The entries are in a
+    :class:`~minigrad.cache.BoundedCache` of at most ``max_bytes`` (each counted as twice
+    its rows: the rows and the copy of w's bytes), the oldest let go first. The rows are
+    read-only: the op never writes into them.
     """
+
+    memcmp_from = 1 << 15
 
     def __init__(self, max_bytes: int) -> None:
         self.kept = BoundedCache(max_bytes)
@@ -448,12 +506,15 @@ class _WeightRows:
         ``np.concatenate([w.reshape(FN, K), b.reshape(FN, 1)], axis=1, dtype=dtype)``
         makes it (a copy of 2 µs at batch 1, kept here like the rows)."""
         key = (id(w), dtype, channels_first)
-        w_bytes = w.tobytes()
         b_key = None if b is None else (b.dtype, b.tobytes())
         entry = self.kept.get(key)
-        if (entry is not None and entry[0] == w.shape and entry[1] == w.dtype
-                and entry[2] == w_bytes and entry[3] == b_key):
-            return entry[4]
+        if (entry is not None and entry[1] == w.shape and entry[2] == w.dtype
+                and entry[8] == b_key):
+            if entry[0] is None:                  # small filters: their bytes
+                if entry[4] == w.tobytes():
+                    return entry[9]
+            elif entry[0] is w and entry[3] == w.strides and not _memcmp(*entry[5:8]):
+                return entry[9]                   # w's memory equals the copy's
         FN, C, FH, FW = w.shape
         K = FH * FW * C
         if channels_first:
@@ -467,7 +528,15 @@ class _WeightRows:
             if b is not None:
                 w_rows[K] = b                             # the bias row meets a column of ones
         w_rows.flags.writeable = False
-        self.kept.put(key, (w.shape, w.dtype, w_bytes, b_key, w_rows), 2 * w_rows.nbytes)
+        if _memcmp is not None and w.nbytes >= self.memcmp_from and w.flags.c_contiguous:
+            import ctypes
+
+            copy = w.copy()
+            entry = (w, w.shape, w.dtype, w.strides, copy, ctypes.c_void_p(w.ctypes.data),
+                     ctypes.c_void_p(copy.ctypes.data), ctypes.c_size_t(w.nbytes))
+        else:
+            entry = (None, w.shape, w.dtype, None, w.tobytes(), None, None, None)
+        self.kept.put(key, entry + (b_key, w_rows), 2 * w_rows.nbytes)
         return w_rows
 
     def clear(self) -> None:
@@ -693,8 +762,50 @@ class Conv2d(Function):
             self.groups = groups
 
     def forward(self, x, w, b=None):
-        if type(x) is not np.ndarray or type(w) is not np.ndarray:
+        if type(x) is np.ndarray and type(w) is np.ndarray and (b is None
+                                                                or type(b) is np.ndarray):
+            # The checks and the sizes depend on the shapes, dtypes and settings alone: they
+            # are worked out once per combination (:class:`_Plan`) and looked up after that.
+            key = (x.shape, x.strides, x.dtype, w.shape, w.dtype,
+                   None if b is None else (b.shape, b.dtype), self.stride, self.padding,
+                   self.dilation, self.groups, self.channels_last_from, self.nhwc_block_bytes)
+            plan = _plans.get(key)
+            if plan is None:
+                plan = self._plan(x, w, b)
+                _plans.put(key, plan)
+        else:
             x, w = np.asarray(x), np.asarray(w)
+            plan = self._plan(x, w, b)
+        self.general = plan.general
+        if plan.general:
+            return self._forward_general(x, w, b, plan.pads)
+        self.pad = plan.pad
+        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
+        self.w_shape = w.shape
+        if needs[0]:
+            self.w = w
+            self.x_shape = x.shape
+        self.nhwc = plan.nhwc
+        if plan.nhwc:
+            return self._forward_nhwc(x, w, b, needs, plan)
+        N, C, _, _ = x.shape
+        FN, _, FH, FW = w.shape
+        OH, OW = plan.out
+        view = _scratch.windows(x, self.pad, (FH, FW), self.stride, (OH, OW))
+        if b is None:
+            w_mat = w.reshape(FN, C * FH * FW)
+        else:
+            w_mat = _weight_rows.get(w, b, plan.dtype, channels_first=True)  # (FN, K + 1)
+        y = np.empty((N, FN, OH * OW), dtype=plan.dtype)
+        if any(needs[1:]):
+            self.col = self._forward_keep(view, w_mat, y, b is not None)
+        else:
+            self._forward_blocks(view, w_mat, y, b is not None)
+        return y.reshape(N, FN, OH, OW)
+
+    def _plan(self, x, w, b) -> _Plan:
+        """The checks of x, w and b against each other and the settings, and what the forward
+        pass works out from their shapes and dtypes alone (see :class:`_Plan`)."""
         if x.ndim != 4:
             _check_x("conv2d", x)
         if w.ndim != 4:
@@ -720,34 +831,21 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: bias must have shape (FN,)=({FN},) for weight "
                              f"(FN, C, FH, FW)={w.shape}; got b.shape={np.shape(b)}")
         pads = _conv_pads(self.padding, (FH, FW), self.dilation)
-        self.general = G != 1 or self.dilation != (1, 1) or pads[0] != pads[1] \
-            or pads[2] != pads[3]
-        if self.general:
-            return self._forward_general(x, w, b, pads)
-        self.pad = pads[0], pads[2]
-        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, self.pad)
-        N = x.shape[0]
-        K, P = C * FH * FW, OH * OW
+        if G != 1 or self.dilation != (1, 1) or pads[0] != pads[1] or pads[2] != pads[3]:
+            return _Plan(True, pads)
+        pad = pads[0], pads[2]
+        OH, OW = output_size("conv2d", x.shape, (FH, FW), self.stride, pad)
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
-        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
-        self.w_shape = w.shape
-        if needs[0]:
-            self.w = w
-            self.x_shape = x.shape
-        self.nhwc = C >= self.channels_last_from
-        if self.nhwc:
-            return self._forward_nhwc(x, w, b, needs, dtype, OH, OW)
-        view = _scratch.windows(x, self.pad, (FH, FW), self.stride, (OH, OW))
-        if b is None:
-            w_mat = w.reshape(FN, K)
-        else:
-            w_mat = _weight_rows.get(w, b, dtype, channels_first=True)  # (FN, K + 1)
-        y = np.empty((N, FN, P), dtype=dtype)
-        if any(needs[1:]):
-            self.col = self._forward_keep(view, w_mat, y, b is not None)
-        else:
-            self._forward_blocks(view, w_mat, y, b is not None)
-        return y.reshape(N, FN, OH, OW)
+        plan = _Plan(False, pads, pad, (OH, OW), dtype, C >= self.channels_last_from)
+        if plan.nhwc:
+            N, _, H, W = x.shape
+            rows = FH * FW * C + (b is not None)
+            P = OH * OW
+            plan.x_nhwc = channels_last(x)
+            plan.bounds, largest = self._nhwc_blocks(N, rows * P, dtype)
+            plan.block = (largest, H, W, C, pad[0], pad[1], FH, FW, self.stride, rows, dtype)
+            plan.work = _work(N * P * (rows + FN), 2 * N * P * rows * FN)
+        return plan
 
     @staticmethod
     def _forward_keep(view, w_mat, y, bias: bool) -> np.ndarray:
@@ -912,7 +1010,7 @@ class Conv2d(Function):
             n += 1
         return [N * i // n for i in range(n + 1)], -(-N // n)
 
-    def _forward_nhwc(self, x, w, b, needs, dtype, OH, OW):  # noqa: N803
+    def _forward_nhwc(self, x, w, b, needs, plan):
         """The fast path channels last (see the module docstring): the receptive fields as rows
         of col (n·P, K) in (i, j, c) order, the output as rows (N·P, FN), its memory NHWC.
 
@@ -922,30 +1020,32 @@ class Conv2d(Function):
         costs less than writing all the columns to memory and reading them back. The weight
         rows come from :class:`_WeightRows` (made again only when the filters' bytes change),
         and each block is unfolded by :meth:`_Block.unfold` in its thread's memory
-        (:class:`_Scratch`)."""
-        N, C, H, W = x.shape
-        FN, _, FH, FW = w.shape
-        K, P = FH * FW * C, OH * OW
-        rows = K + (b is not None)
+        (:class:`_Scratch`). A single block (batch 1) runs on the calling thread, as
+        ``parallel_for`` would run it, without the call."""
+        N = x.shape[0]
+        FN = w.shape[0]
+        OH, OW = plan.out
+        P, dtype = OH * OW, plan.dtype
         w_rows = _weight_rows.get(w, b, dtype)                # (rows, FN), read-only
         # dL/dx is returned in x's layout, as ReLU, pooling and BatchNorm return theirs: the
         # op before it (the ReLU of a channels-first input layer) then meets one layout.
-        self.x_nhwc = channels_last(x)
+        self.x_nhwc = plan.x_nhwc
         if x.dtype != dtype:
             x = x.astype(dtype)
         y = np.empty((N * P, FN), dtype=dtype)
         x_nhwc = x.transpose(0, 2, 3, 1)
-        bounds, largest = self._nhwc_blocks(N, rows * P, dtype)
-        key = self._nhwc_key(largest, x, rows)
+        bounds, key = plan.bounds, plan.block
+        if len(bounds) == 2:
+            blas_ready()
+            np.matmul(_scratch.block(key).unfold(x_nhwc, 0, N), w_rows, out=y)
+        else:
+            def blocks(lo, hi):                               # blocks lo..hi−1, on one thread
+                block = _scratch.block(key)
+                for i in range(lo, hi):
+                    s, e = bounds[i], bounds[i + 1]
+                    np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
 
-        def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
-            block = _scratch.block(key)
-            for i in range(lo, hi):
-                s, e = bounds[i], bounds[i + 1]
-                np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
-
-        parallel_for(len(bounds) - 1, blocks,
-                     work=_work(N * P * (rows + FN), 2 * N * P * rows * FN), blas=True)
+            parallel_for(len(bounds) - 1, blocks, work=plan.work, blas=True)
         if any(needs[1:]):
             self.x, self.with_bias = x, b is not None
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
