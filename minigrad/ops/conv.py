@@ -450,6 +450,10 @@ class _Plan:
 
 _plans = BoundedCache(max_bytes=None, max_entries=256)
 
+# Conv2d's settings: the ids of the four objects given → (those objects, their checked
+# values); see Conv2d.__init__.
+_checked_settings: dict = {}
+
 
 def _libc_memcmp():
     """The C library's ``memcmp(a, b, n)`` through ctypes, called with ``ctypes.c_void_p``
@@ -743,6 +747,22 @@ class Conv2d(Function):
     nhwc_block_bytes = 1 << 21
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
+        # The same setting objects as a call before (an nn.Conv2d's own tuples, the small ints
+        # of a literal call): their checked values, kept under the objects' ids. The entry
+        # holds the objects, so while it lives no other object has those ids; an equal value
+        # in another object (True for 1, 1.0 for 1, a new tuple) is checked anew, and only
+        # ints, strings and tuples (of ints, once checked), which cannot change, are kept.
+        # 1.2 µs instead of the 2.2 µs of the checks.
+        given = (stride, padding, dilation, groups)
+        ids = (id(stride), id(padding), id(dilation), id(groups))
+        kept = _checked_settings.get(ids)
+        if kept is not None:
+            self.stride, self.padding = kept[4], kept[5]
+            if kept[6] is not None:
+                self.dilation = kept[6]
+            if kept[7] is not None:
+                self.groups = kept[7]
+            return
         self.stride = pair("conv2d", "stride", stride, 1)
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
@@ -760,6 +780,12 @@ class Conv2d(Function):
         groups = _groups("conv2d", groups)
         if groups != 1:
             self.groups = groups
+        if all(type(v) in (int, tuple, str) for v in given):   # not a list changed later
+            if len(_checked_settings) >= 256:  # settings made anew at every call: start over
+                _checked_settings.clear()
+            _checked_settings[ids] = given + (self.stride, self.padding,
+                                              self.__dict__.get("dilation"),
+                                              self.__dict__.get("groups"))
 
     def forward(self, x, w, b=None):
         if type(x) is np.ndarray and type(w) is np.ndarray and (b is None
@@ -861,8 +887,12 @@ class Conv2d(Function):
                 col[lo:hi, K] = 1
             np.matmul(w_mat, col[lo:hi], out=y[lo:hi])  # (FN, rows) · (n, rows, P) → (n, FN, P)
 
-        parallel_for(N, images, work=_work(y.size + col.size, 2 * y.size * w_mat.shape[1]),
-                     blas=True)
+        if N == 1:                      # one image: on this thread, as parallel_for runs it
+            blas_ready()
+            images(0, 1)
+        else:
+            parallel_for(N, images, work=_work(y.size + col.size, 2 * y.size * w_mat.shape[1]),
+                         blas=True)
         return col
 
     def _forward_blocks(self, view, w_mat, y, bias: bool) -> None:
@@ -883,8 +913,12 @@ class Conv2d(Function):
                 np.copyto(col[:e - s, :K].reshape(e - s, C, FH, FW, OH, OW), view[s:e])
                 np.matmul(w_mat, col[:e - s], out=y[s:e])
 
-        parallel_for(N, images, work=_work(N * (rows + w_mat.shape[0]) * P, 2 * y.size * rows),
-                     blas=True)
+        if N == 1:
+            blas_ready()
+            images(0, 1)
+        else:
+            parallel_for(N, images, work=_work(N * (rows + w_mat.shape[0]) * P,
+                                               2 * y.size * rows), blas=True)
 
     def _block(self, per_image: int, dtype) -> int:
         """Images per block: as many as keep one block's columns within ``block_bytes``."""
