@@ -563,7 +563,7 @@ class _Block:
     (n, Hp, Wp, C), their images' part, the columns col (n·P, rows), and the two 6-D views
     the unfold copies between, for key (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype)."""
 
-    __slots__ = ("xp", "inner", "col", "windows", "fields", "K", "P")
+    __slots__ = ("xp", "inner", "col", "windows", "fields", "ones", "K", "P")
 
     @staticmethod
     def _layout(key):
@@ -594,6 +594,7 @@ class _Block:
                             (OH * OW * r, OW * r, r, FW * C * it, C * it, it))
         self.xp, self.inner, self.col = xp, xp[:, PH:PH + H, PW:PW + W], col
         self.K, self.P = FH * FW * C, OH * OW
+        self.ones = col[:, self.K:]                          # the bias's column, if any
 
     def unfold(self, x_nhwc: np.ndarray, s: int, e: int) -> np.ndarray:
         """Images s..e−1 (at most n) of x_nhwc (N, H, W, C) padded into xp and unfolded into
@@ -652,7 +653,7 @@ class _Scratch(threading.local):
                     self.blocks = {}
                 block = self.blocks[key] = _Block(self.arena, key)
         block.xp.fill(0)
-        block.col[:, block.K:] = 1
+        block.ones.fill(1)
         return block
 
     def clear(self) -> None:
@@ -1029,13 +1030,6 @@ class Conv2d(Function):
 
     # ------------------------------------------------------------------ channels-last fast path
 
-    def _nhwc_key(self, n: int, x, rows_per_image: int) -> tuple:
-        """The key of a block of n images of x for :meth:`_Scratch.block`."""
-        _, C, H, W = x.shape
-        _, _, FH, FW = self.w_shape
-        PH, PW = self.pad
-        return n, H, W, C, PH, PW, FH, FW, self.stride, rows_per_image, x.dtype
-
     def _nhwc_blocks(self, N: int, per_image: int, dtype) -> tuple[list[int], int]:  # noqa: N803
         """The blocks of images channels last, (bounds, largest): images ``bounds[i]`` to
         ``bounds[i + 1]`` in block i, and the most images in a block. As few blocks as keep
@@ -1088,7 +1082,7 @@ class Conv2d(Function):
 
             parallel_for(len(bounds) - 1, blocks, work=plan.work, blas=True)
         if any(needs[1:]):
-            self.x, self.with_bias = x, b is not None
+            self.x, self.with_bias, self.plan = x, b is not None, plan
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
 
     def _backward_nhwc(self, dy):
@@ -1102,11 +1096,11 @@ class Conv2d(Function):
         if any(needs[1:]):
             # [dL/dw | dL/db] = Σ over the blocks of colᵀ · dy, (rows, n·P) · (n·P, FN), the
             # columns unfolded again block by block, the blocks' sums added in order.
+            # The blocks and the block key are the forward pass's (its plan): the same x.
             x = self.x
             rows = K + self.with_bias
             x_nhwc = x.transpose(0, 2, 3, 1)
-            bounds, largest = self._nhwc_blocks(N, rows * P, x.dtype)
-            key = self._nhwc_key(largest, x, rows)
+            bounds, key = self.plan.bounds, self.plan.block
             partial = np.empty((len(bounds) - 1, rows, FN), dtype=np.result_type(dy_rows, x))
 
             def blocks(lo, hi):
@@ -1116,8 +1110,7 @@ class Conv2d(Function):
                     col = block.unfold(x_nhwc, s, e)
                     np.matmul(col.T, dy_rows[s * P:e * P], out=partial[i])
 
-            parallel_for(len(partial), blocks,
-                         work=_work(N * P * (rows + FN), 2 * N * P * rows * FN), blas=True)
+            parallel_for(len(partial), blocks, work=self.plan.work, blas=True)
             dwb = partial.sum(axis=0) if len(partial) != 1 else partial[0]
             if needs[1]:
                 dw = np.ascontiguousarray(dwb[:K].reshape(FH, FW, C, FN).transpose(3, 2, 0, 1))
