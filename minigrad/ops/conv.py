@@ -51,8 +51,10 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
   thread keeps, one array for all the layers, through views kept per shape
   (:class:`_Block` in :class:`_Scratch`), instead of arrays and views made anew; the forward
   pass, on one thread or many, backward's dL/dw and dL/dx by convolution (which unfolds dy)
-  share that one unfold. The arrays and products are the same, so the results are the same
-  to the bit.
+  share that one unfold; the checks of a call and the sizes worked out from its shapes are
+  kept per combination of shapes, dtypes and settings (:class:`_Plan`), and a single block
+  runs without ``parallel_for``. The arrays and products are the same, so the results are
+  the same to the bit.
 
 With few channels (the input layer, C = 1) the runs would be short and the per-image layout
 stays; its padded input and window view are kept per thread and shape
