@@ -562,8 +562,9 @@ _weight_rows = _WeightRows(32 << 20)
 class _Block:
     """The memory of one block of n images for the channels-last unfold, laid in ``memory``
     (a uint8 array of at least ``_Block.bytes_for(key)`` bytes): the padded images xp
-    (n, Hp, Wp, C), their images' part, the columns col (n·P, rows), and the two 6-D views
-    the unfold copies between, for key (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype)."""
+    (n, Hp, Wp, C), their images' part, the columns col (n·P, rows), and the two views the
+    unfold copies between (the 6-D windows and fields, their window rows as single items),
+    for key (n, H, W, C, PH, PW, FH, FW, stride, rows, dtype)."""
 
     __slots__ = ("xp", "inner", "col", "windows", "fields", "ones", "K", "P")
 
@@ -588,12 +589,19 @@ class _Block:
         memory = memory[-memory.ctypes.data % 64:]
         xp = memory[:xp_bytes].view(dtype).reshape(xp_shape)
         col = memory[col_at:col_at + col_bytes].view(dtype).reshape(n * OH * OW, rows)
-        sN, sH, sW, sC = xp.strides
-        self.windows = _view(xp, (n, OH, OW, FH, FW, C), (sN, sH * SH, sW * SW, sH, sW, sC),
-                             writeable=False)
+        # The views are those of windows[m, oh, ow, i, j, c] = xp[m, oh·SH + i, ow·SW + j, c]
+        # and fields[m, oh, ow, i, j, c] = col[(m·OH + oh)·OW + ow, (i·FW + j)·C + c], with
+        # the last two axes, FW·C values in a row in both xp and col, taken as one item of a
+        # void dtype of FW·C values: NumPy copies such an item with one memcpy where it would
+        # loop over the values one by one (16 → 16 channels at 28×28, batch 1: 16 µs instead
+        # of 25). A copy moves bytes, so col holds the same bits either way.
+        sN, sH, sW, _ = xp.strides
         r, it = col.strides[0], dtype.itemsize
-        self.fields = _view(col, (n, OH, OW, FH, FW, C),
-                            (OH * OW * r, OW * r, r, FW * C * it, C * it, it))
+        run = np.dtype((np.void, FW * C * it))
+        self.windows = np.ndarray((n, OH, OW, FH), run, xp, 0, (sN, sH * SH, sW * SW, sH))
+        self.windows.flags.writeable = False
+        self.fields = np.ndarray((n, OH, OW, FH), run, col, 0,
+                                 (OH * OW * r, OW * r, r, FW * C * it))
         self.xp, self.inner, self.col = xp, xp[:, PH:PH + H, PW:PW + W], col
         self.K, self.P = FH * FW * C, OH * OW
         self.ones = col[:, self.K:]                          # the bias's column, if any
