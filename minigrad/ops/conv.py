@@ -31,7 +31,8 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
 ``channels_last``). Why it pays when there are many channels:
 
 - a window row of a padded NHWC image is FW·C values in a row, so im2col copies runs of
-  48–192 values (C = 16–64, FW = 3) instead of runs of OW;
+  48–192 values (C = 16–64, FW = 3) instead of runs of OW, each as one item of a void
+  dtype (one ``memcpy``, not a loop over the values);
 - the images go in blocks of at most 2 MiB of columns (``Conv2d.nhwc_block_bytes``), at least
   two and an even number of them, of sizes that differ by at most one image (so that two
   threads get the same work), each block
