@@ -531,9 +531,10 @@ def test_conv2d_takes_any_memory_layout_of_x_and_dy(layout, data):
             np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
 
-def test_conv2d_recycles_columns_only_once_their_graph_is_done():
+def test_conv2d_recycles_columns_only_once_their_graph_is_done(monkeypatch):
     """A released op's columns serve the next convolution of the same shape; an op whose graph
     is still alive (or kept by retain_graph) keeps its own, and every gradient stays right."""
+    monkeypatch.setattr(conv_module._Recycled, "min_bytes", 0)      # small columns pooled too
     conv_module._recycled.clear()
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((3, 2, 6, 5)), requires_grad=True)
@@ -561,6 +562,7 @@ def test_conv2d_recycles_columns_only_once_their_graph_is_done():
 
 def test_recycled_columns_keep_within_their_budget():
     pool = conv_module._Recycled(max_bytes=1000)
+    pool.min_bytes = 0
     a, b, c = np.empty(50), np.empty(50), np.empty(200)   # 400, 400, 1600 bytes
     pool.give(a)
     pool.give(b)
@@ -573,24 +575,54 @@ def test_recycled_columns_keep_within_their_budget():
     assert pool.empty((50,), np.float32).dtype == np.float32
 
 
+def test_recycled_columns_below_min_bytes_are_made_anew():
+    """Arrays smaller than ``min_bytes`` are neither kept nor taken from the pool."""
+    pool = conv_module._Recycled(max_bytes=1 << 20)
+    pool.min_bytes = 1000
+    small, large = np.empty(100), np.empty(200)             # 800 and 1600 bytes
+    pool.give(small)
+    pool.give(large)
+    assert pool.bytes == 1600 and len(pool.arrays) == 1
+    assert pool.empty((100,), np.float64) is not small
+    assert pool.empty((200,), np.float64) is large
+
+
+@pytest.mark.parametrize("memcmp_from", [0, 1 << 40])     # memcmp of memory; w.tobytes()
 @given(data=st.data())
-def test_kept_weight_rows_equal_the_plain_transposition(data):
+def test_kept_weight_rows_equal_the_plain_transposition(memcmp_from, data):
     """The channels-last weight rows, kept or made anew, are bit for bit the plain
     w.transpose(2, 3, 1, 0).reshape(K, FN) with the bias as the last row, in the product's
-    dtype, and read-only."""
+    dtype, and read-only; again after any one value of w or b is changed in place (also
+    through another view of w's memory, also the sign of a zero), for a C-contiguous w and a
+    strided one, whichever way the kept filters are compared."""
     FN, C, FH, FW = (data.draw(st.integers(1, 4), label=n) for n in ("FN", "C", "FH", "FW"))
-    w = data.draw(arrays((FN, C, FH, FW)), label="w").astype(data.draw(
-        st.sampled_from([np.float32, np.float64]), label="w dtype"))
+    dtype_w = data.draw(st.sampled_from([np.float32, np.float64]), label="w dtype")
+    w = data.draw(arrays((FN, C, FH, FW)), label="w").astype(dtype_w)
+    if data.draw(st.booleans(), label="strided w"):
+        w = np.repeat(w, 2, axis=3)[..., ::2]
     b = data.draw(st.none() | arrays((FN,)), label="b")
     dtype = np.result_type(w) if b is None else np.result_type(w, b)
-    plain = w.transpose(2, 3, 1, 0).reshape(FH * FW * C, FN).astype(dtype)
-    if b is not None:
-        plain = np.concatenate([plain, b.reshape(1, FN).astype(dtype)])
     cache = conv_module._WeightRows(max_bytes=1 << 20)
-    for _ in range(2):                                   # made, then kept
-        rows = cache.get(w, b, dtype)
-        assert rows.dtype == dtype and rows.tobytes() == plain.tobytes()
-        assert not rows.flags.writeable
+    cache.memcmp_from = memcmp_from
+    values = st.sampled_from([0.0, -0.0, 1.5, np.nan, 1e-300])
+    for change in range(4):
+        plain = w.transpose(2, 3, 1, 0).reshape(FH * FW * C, FN).astype(dtype)
+        if b is not None:
+            plain = np.concatenate([plain, b.reshape(1, FN).astype(dtype)])
+        for _ in range(2):                               # made, then kept
+            rows = cache.get(w, b, dtype)
+            assert rows.dtype == dtype and rows.tobytes() == plain.tobytes()
+            assert not rows.flags.writeable
+        where = data.draw(st.sampled_from(["w", "w's memory", "b"] if b is not None
+                                          else ["w", "w's memory"]), label=f"change {change}")
+        value = data.draw(values, label=f"value {change}")
+        if where == "w":
+            w[tuple(data.draw(st.integers(0, n - 1)) for n in w.shape)] = value
+        elif where == "w's memory":                      # the base of a strided w too
+            memory = (w if w.base is None else w.base).reshape(-1)
+            memory[data.draw(st.integers(0, memory.size - 1))] = value
+        else:
+            b[data.draw(st.integers(0, FN - 1))] = value
 
 
 @given(data=st.data())
@@ -697,13 +729,15 @@ def test_conv2d_channels_first_equals_its_plain_formulation_bit_for_bit(threads,
         minigrad.set_num_threads(before)
 
 
+@pytest.mark.parametrize("memcmp_from", [0, 1 << 15, 1 << 40])
 @pytest.mark.parametrize("C", [16, 1])              # channels last; channels first
-def test_kept_weight_rows_follow_changes_in_place(C):
+def test_kept_weight_rows_follow_changes_in_place(C, memcmp_from, monkeypatch):
     """Writing into the filters' or the bias's array (no new Tensor, no version count), an
     optimiser's step or a sign of zero flipped: the next forward pass uses the new values, bit
     for bit as a convolution with fresh copies of them, on either path."""
+    monkeypatch.setattr(conv_module._WeightRows, "memcmp_from", memcmp_from)
     rng = np.random.default_rng(0)
-    layer = minigrad.nn.Conv2d(C, 8, 3, padding=1)
+    layer = minigrad.nn.Conv2d(C, 64, 3, padding=1)        # 36 KiB of filters at C = 16
     x = Tensor(rng.standard_normal((2, C, 5, 5)).astype(np.float32))
 
     def fresh():
@@ -728,6 +762,10 @@ def test_kept_weight_rows_follow_changes_in_place(C):
     layer.weight.data[...] = 0.0
     layer.bias.data[...] = 0.0
     check()
+    layer.weight.data.reshape(-1)[-1] = 3.0               # the last value, through a view
+    check()
+    layer.weight.data.view(np.uint8)[-1] ^= 1             # one bit of the last byte
+    check()
     layer.weight.data[...] = -0.0                         # equal as numbers, not as bits
     layer.bias.data[...] = -0.0
     check()
@@ -735,6 +773,90 @@ def test_kept_weight_rows_follow_changes_in_place(C):
     rows = conv_module._weight_rows.get(layer.weight.data, layer.bias.data, np.dtype(np.float32),
                                         channels_first=channels_first)
     assert np.signbit(rows).all()                         # the rows were made again
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@given(data=st.data())
+def test_conv2d_kept_plans_give_the_bits_of_a_call_without_them(layout, data):
+    """Calls of several shapes, layouts of x and dtypes one after another, each shape's plan
+    kept from its first call (the first call's shapes again with another layout and dtype of
+    x, and with and without a bias), the filters and bias changed in place between rounds:
+    the outputs and the gradients are, bit for bit and in the same memory layout, those of
+    the same calls with no plan kept, and the float64 outputs are within rounding of the
+    loop reference."""
+    cases, layouts = [], []
+    for _ in range(data.draw(st.integers(2, 4), label="calls")):
+        x, w, b, stride, padding = draw_conv(data)
+        dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+        layouts.append(data.draw(st.sampled_from(list(X_LAYOUTS)), label="layout"))
+        x = X_LAYOUTS[layouts[-1]](x.astype(dtype))
+        cases.append((x, w.astype(dtype), None if b is None else b.astype(dtype), stride,
+                      padding))
+    # The first call's shapes again with x in another layout and dtype, and the bias the
+    # other way: plans of the same shapes that must not be taken for each other.
+    x, w, b, stride, padding = cases[0]
+    other = np.float64 if x.dtype == np.float32 else np.float32
+    layout_x = data.draw(st.sampled_from([k for k in X_LAYOUTS if k != layouts[0]]),
+                         label="another layout")
+    cases.append((X_LAYOUTS[layout_x](np.ascontiguousarray(x).astype(other)), w.astype(other),
+                  None if b is None else b.astype(other), stride, padding))
+    cases.append((x, w.copy(), np.ones(w.shape[0], w.dtype) if b is None else None, stride,
+                  padding))
+
+    def run():
+        results = []
+        for x, w, b, stride, padding in cases:
+            with minigrad.no_grad():
+                results.append(F.conv2d(x, w, b, stride, padding).data)
+            args = [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)]
+            args += [] if b is None else [Tensor(b, requires_grad=True)]
+            y = F.conv2d(*args, stride=stride, padding=padding)
+            y.backward(np.cos(np.arange(y.size)).reshape(y.shape).astype(y.dtype))
+            results += [y.data] + [a.grad for a in args]
+        return results
+
+    kept = conv_module._plans
+    with conv_layout(layout), pytest.MonkeyPatch.context() as mp:
+        for _ in range(3):
+            mp.setattr(conv_module, "_plans", conv_module.BoundedCache(None, 0))
+            fresh = run()                                       # every plan worked out anew
+            mp.setattr(conv_module, "_plans", kept)
+            for a, c in zip(run(), fresh):
+                assert a.dtype == c.dtype and a.strides == c.strides
+                assert a.tobytes() == c.tobytes()
+            for x, w, b, stride, padding in cases:
+                if x.dtype == np.float64:
+                    np.testing.assert_allclose(F.conv2d(x, w, b, stride, padding).data,
+                                               ref.conv2d(x, w, b, stride, padding),
+                                               rtol=1e-10, atol=1e-10)
+                w *= -1.5                                       # in place: the same arrays
+                if b is not None:
+                    b += 1
+
+
+def test_conv2d_settings_kept_serve_only_the_same_objects():
+    """A call's checked settings serve later calls given the very same objects: an equal
+    value of another type is checked anew (True and 1.0 for 1 are refused after 1 passed), a
+    list is not kept (changed in place, it is checked again), and the op's settings are
+    those the checks give."""
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    for _ in range(2):
+        op = conv_module.Conv2d(stride=1, padding=1)
+        assert op.settings() == {"stride": (1, 1), "padding": (1, 1)}
+        assert F.conv2d(x, w, stride=(1, 1), padding="same").shape == (1, 1, 4, 4)
+        op = conv_module.Conv2d(stride=(2, 1), padding=0, dilation=2, groups=1)
+        assert op.settings() == {"stride": (2, 1), "padding": (0, 0), "dilation": (2, 2)}
+    for bad, error in ((True, TypeError), (1.0, TypeError), ((1, True), TypeError),
+                       ((1.0, 1.0), TypeError), (0, ValueError)):
+        with pytest.raises(error, match="conv2d: stride"):
+            conv_module.Conv2d(stride=bad)
+    stride = [1, 1]
+    assert conv_module.Conv2d(stride=stride).stride == (1, 1)
+    stride[1] = 0                                               # the same list, now invalid
+    with pytest.raises(ValueError, match="conv2d: stride must be positive"):
+        conv_module.Conv2d(stride=stride)
+    stride[1] = 2
+    assert conv_module.Conv2d(stride=stride).stride == (1, 2)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -169,22 +169,23 @@ class Conv2d(Module):
                 f"kernel_size={_show(self.kernel_size)})")
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
+        shape = x.shape if isinstance(x, (Tensor, np.ndarray)) else np.shape(x)
         if len(shape) != 4:
             raise ValueError(f"{self._short()}: expected input (N, C, H, W), got "
                              f"{len(shape)} dimension(s); x.shape={shape}")
         if shape[1] != self.in_channels:
             raise ValueError(f"{self._short()}: input has {shape[1]} channels, expected "
                              f"{self.in_channels}; x.shape={shape}")
-        if self.padding != "same":
-            (FH, FW), (PH, PW), (DH, DW) = self.kernel_size, self.padding, self.dilation
+        padding = self.padding
+        if padding != "same":
+            (FH, FW), (PH, PW), (DH, DW) = self.kernel_size, padding, self.dilation
             KH, KW = DH * (FH - 1) + 1, DW * (FW - 1) + 1   # the dilated kernel's extent
             if shape[2] + 2 * PH < KH or shape[3] + 2 * PW < KW:
                 raise ValueError(f"{self._short()}: the padded input ({shape[2] + 2 * PH}, "
                                  f"{shape[3] + 2 * PW}) is smaller than the kernel ({KH}, {KW}); "
-                                 f"x.shape={shape}, padding={_show(self.padding)}")
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                        dilation=self.dilation, groups=self.groups)
+                                 f"x.shape={shape}, padding={_show(padding)}")
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups)
 
     def extra_repr(self) -> str:
         padding = self.padding if isinstance(self.padding, str) else _show(self.padding)
