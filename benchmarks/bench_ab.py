@@ -9,7 +9,13 @@ first image (40) and first 8 images (20), in ms per step or pass. The two sample
 of a pair are taken within a second of each other, so their ratio cancels most of the drift of
 a shared machine; the figure is the median of the pairs' ratios B / A.
 
+A worker process also keeps a speed of its own for its life: on 2 threads, two workers of the
+same checkout gave training steps 0.93-1.03x each other's (inference and the batch-1 and
+batch-8 passes within 1-2%). ``--workers W`` starts W pairs of workers one pair after the
+other, each taking its share of the pairs, so that the median spans several processes.
+
     python benchmarks/bench_ab.py /tmp/minigrad-base . --net bn --threads 2 --pairs 15
+    python benchmarks/bench_ab.py /tmp/minigrad-base . --net deep --pairs 30 --workers 5
 """
 
 from __future__ import annotations
@@ -73,30 +79,39 @@ def main(argv=None) -> None:
     ap.add_argument("--net", default="bn", help="a network of bench_nets.NETS (default bn)")
     ap.add_argument("--threads", default="2", help="threads of each worker (default 2)")
     ap.add_argument("--pairs", type=int, default=15, help="pairs of samples (default 15)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="pairs of worker processes, started one pair after the other, that "
+                         "share the pairs of samples (default 1)")
     args = ap.parse_args(argv)
+    if not 1 <= args.workers <= args.pairs:
+        ap.error("--workers must be between 1 and --pairs")
     env = dict(os.environ, OMP_NUM_THREADS=args.threads, OPENBLAS_NUM_THREADS=args.threads,
                MINIGRAD_NUM_THREADS=args.threads)
-    workers = {}
-    for name, repo in (("A", args.a), ("B", args.b)):
-        workers[name] = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(Path(repo).resolve()), args.threads, args.net],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        if not workers[name].stdout.readline().startswith("ready"):
-            raise SystemExit(f"bench_ab: the worker of {repo} failed")
     samples = {"A": [], "B": []}
-    for k in range(args.pairs):
-        for name in ("A", "B") if k % 2 == 0 else ("B", "A"):
-            w = workers[name]
-            time.sleep(0.05)    # the other worker's threads have stopped spinning by now
-            w.stdin.write("sample\n")
-            w.stdin.flush()
-            samples[name].append(json.loads(w.stdout.readline()))
-    for w in workers.values():
-        w.stdin.close()
-        w.wait()
+    k = 0
+    for group in range(args.workers):
+        workers = {}
+        for name, repo in (("A", args.a), ("B", args.b)):
+            workers[name] = subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(Path(repo).resolve()), args.threads,
+                 args.net], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            if not workers[name].stdout.readline().startswith("ready"):
+                raise SystemExit(f"bench_ab: the worker of {repo} failed")
+        for _ in range(args.pairs * (group + 1) // args.workers - k):
+            for name in ("A", "B") if k % 2 == 0 else ("B", "A"):
+                w = workers[name]
+                time.sleep(0.05)    # the other worker's threads have stopped spinning by now
+                w.stdin.write("sample\n")
+                w.stdin.flush()
+                samples[name].append(json.loads(w.stdout.readline()))
+            k += 1
+        for w in workers.values():
+            w.stdin.close()
+            w.wait()
     median = statistics.median
-    print(f"{args.net}, {args.threads} thread(s), {args.pairs} pairs; ms per step (median), "
-          f"ratio B / A = median of the pairs' ratios")
+    shared = f" from {args.workers} pairs of workers" if args.workers > 1 else ""
+    print(f"{args.net}, {args.threads} thread(s), {args.pairs} pairs{shared}; ms per step "
+          f"(median), ratio B / A = median of the pairs' ratios")
     for i, what in enumerate(("training step", "inference", "batch 1", "batch 8")):
         a, b = ([s[i] for s in samples[name]] for name in ("A", "B"))
         ratio = median(q / p for p, q in zip(a, b))

@@ -20,3 +20,11 @@ def test_bench_ab_reports_training_inference_and_both_latencies(capsys):
         assert line, f"no line for {what!r} in:\n{out}"
         a, b, ratio = map(float, line.groups())
         assert a > 0 and b > 0 and ratio > 0
+
+
+def test_bench_ab_shares_the_pairs_among_pairs_of_workers(capsys):
+    ab.main([str(REPO), str(REPO), "--net", "mlp", "--threads", "1", "--pairs", "3",
+             "--workers", "2"])
+    out = capsys.readouterr().out
+    assert out.startswith("mlp, 1 thread(s), 3 pairs from 2 pairs of workers")
+    assert re.search(r"^  batch 1 +A +[\d.]+ +B +[\d.]+ +B / A [\d.]+$", out, re.M)
