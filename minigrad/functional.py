@@ -105,14 +105,9 @@ def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
            [13., 15.,  8.]])
     """
     op = Conv2d(stride, padding, dilation, groups)
-    # Tensors and arrays go in as they are (what _tensor passes through), without its calls.
-    if not isinstance(x, _PASS_THROUGH):
-        x = _tensor(x)
-    if not isinstance(w, _PASS_THROUGH):
-        w = _tensor(w)
     if b is None:
-        return op(x, w)
-    return op(x, w, b if isinstance(b, _PASS_THROUGH) else _tensor(b))
+        return op(_tensor(x), _tensor(w))
+    return op(_tensor(x), _tensor(w), _tensor(b))
 
 
 def conv_transpose2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
