@@ -158,6 +158,25 @@ def test_affine_shared_out_among_threads_matches_the_whole_product(N, D, M, dtyp
         np.testing.assert_array_equal(shared[2][0], shared[0][0])
 
 
+@pytest.mark.parametrize("N, D, M", [(7, 12, 5), (3, 1100, 4)])
+def test_affine_with_a_wider_bias_gives_its_dtype_whole_and_split(N, D, M):
+    """x and w float32 with a float64 bias: y is float64, the float32 product cast and the
+    bias added (whole, np.dot refused an output array of the bias's dtype); shared out it is
+    float64 too, and equal within float32's rounding of sums of D terms (the feature
+    blocks' sums are added after the cast)."""
+    rng = np.random.default_rng(D)
+    x, w = (rng.standard_normal(s).astype(np.float32) for s in [(N, D), (D, M)])
+    b = rng.standard_normal(M)
+    want = (x @ w).astype(np.float64) + b
+    y = F.affine(x, w, b).data
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, want)
+    with split_everything(2):
+        shared = F.affine(x, w, b).data
+    assert shared.dtype == np.float64
+    np.testing.assert_allclose(shared, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
 def test_affine_splits_only_products_of_at_least_min_flops(monkeypatch):
     calls = []
     monkeypatch.setattr(linear, "parallel_for",

@@ -62,13 +62,13 @@ class Affine(Function):
         if 2 * N * D * M < MIN_FLOPS:
             # Too small to be worth a second thread: run whole on the calling thread, the BLAS
             # kept on one thread while minigrad's threads are in use (parallel.blas_ready).
-            # (np.dot: for 2-D arrays the same product, called with less overhead; it makes y
-            # itself when x and w have y's dtype.)
+            # (np.dot: for 2-D arrays the same product, called with less overhead.) A bias of
+            # a wider dtype than x and w makes y wider: the product is cast, as the split paths
+            # below cast it into their y (np.dot's out= would refuse an array of that dtype).
             parallel.blas_ready()
-            if x2.dtype == dtype and w.dtype == dtype:
-                y = np.dot(x2, w)
-            else:
-                y = np.dot(x2, w, out=np.empty((N, M), dtype))
+            y = np.dot(x2, w)
+            if y.dtype != dtype:
+                y = y.astype(dtype)
         elif D >= 1024 and D >= 4 * max(N, M):
             # Few samples and outputs, many input features (affine 4320→100 at batch 100):
             # the sum over the D features runs as K_BLOCKS products of X's column blocks with
