@@ -477,11 +477,6 @@ def parallel_for(total: int, body: Callable[[int, int], None], work: int,
     >>> out
     array([0., 1., 2., 3., 4., 5., 6., 7., 8., 9.])
     """
-    if total < 2:                   # one row (a batch of one image): nothing to share out
-        if blas:
-            blas_ready()
-        body(0, total)
-        return
     n = _slices(total, work, blas)
     if n == 1:
         body(0, total)

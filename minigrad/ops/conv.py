@@ -53,8 +53,9 @@ stays PyTorch's NCHW; only the strides change (PyTorch calls this memory format
   (:class:`_Block` in :class:`_Scratch`), instead of arrays and views made anew; the forward
   pass, on one thread or many, backward's dL/dw and dL/dx by convolution (which unfolds dy)
   share that one unfold; the checks of a call and the sizes worked out from its shapes are
-  kept per combination of shapes, dtypes and settings (:class:`_Plan`). The arrays and
-  products are the same, so the results are the same to the bit.
+  kept per combination of shapes, dtypes and settings (:class:`_Plan`), and a single block
+  runs without ``parallel_for``. The arrays and products are the same, so the results are
+  the same to the bit.
 
 With few channels (the input layer, C = 1) the runs would be short and the per-image layout
 stays; its padded input and window view are kept per thread and shape
@@ -88,7 +89,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from minigrad.cache import BoundedCache
 from minigrad.function import Function
-from minigrad.parallel import channels_last, parallel_for
+from minigrad.parallel import blas_ready, channels_last, parallel_for
 
 # A convolution's matrix products count towards its split among the threads (parallel_for's
 # ``work``, in array elements) at one element per FLOPS_PER_ELEMENT floating-point operations.
@@ -936,8 +937,12 @@ class Conv2d(Function):
                 col[lo:hi, K] = 1
             np.matmul(w_mat, col[lo:hi], out=y[lo:hi])  # (FN, rows) · (n, rows, P) → (n, FN, P)
 
-        parallel_for(N, images, work=_work(y.size + col.size, 2 * y.size * w_mat.shape[1]),
-                     blas=True)
+        if N == 1:                      # one image: on this thread, as parallel_for runs it
+            blas_ready()
+            images(0, 1)
+        else:
+            parallel_for(N, images, work=_work(y.size + col.size, 2 * y.size * w_mat.shape[1]),
+                         blas=True)
         return col
 
     def _forward_blocks(self, view, w_mat, y, bias: bool) -> None:
@@ -958,8 +963,12 @@ class Conv2d(Function):
                 _unfold_into(col[:e - s, :K], view[s:e])
                 np.matmul(w_mat, col[:e - s], out=y[s:e])
 
-        parallel_for(N, images, work=_work(N * (rows + w_mat.shape[0]) * P, 2 * y.size * rows),
-                     blas=True)
+        if N == 1:
+            blas_ready()
+            images(0, 1)
+        else:
+            parallel_for(N, images, work=_work(N * (rows + w_mat.shape[0]) * P,
+                                               2 * y.size * rows), blas=True)
 
     def _block(self, per_image: int, dtype) -> int:
         """Images per block: as many as keep one block's columns within ``block_bytes``."""
@@ -1088,7 +1097,8 @@ class Conv2d(Function):
         costs less than writing all the columns to memory and reading them back. The weight
         rows come from :class:`_WeightRows` (made again only when the filters' bytes change),
         and each block is unfolded by :meth:`_Block.unfold` in its thread's memory
-        (:class:`_Scratch`)."""
+        (:class:`_Scratch`). A single block (batch 1) runs on the calling thread, as
+        ``parallel_for`` would run it, without the call."""
         N = x.shape[0]
         FN = w.shape[0]
         OH, OW = plan.out
@@ -1102,14 +1112,17 @@ class Conv2d(Function):
         y = np.empty((N * P, FN), dtype=dtype)
         x_nhwc = x.transpose(0, 2, 3, 1)
         bounds, key = plan.bounds, plan.block
+        if len(bounds) == 2:
+            blas_ready()
+            np.matmul(_scratch.block(key).unfold(x_nhwc, 0, N), w_rows, out=y)
+        else:
+            def blocks(lo, hi):                               # blocks lo..hi−1, on one thread
+                block = _scratch.block(key)
+                for i in range(lo, hi):
+                    s, e = bounds[i], bounds[i + 1]
+                    np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
 
-        def blocks(lo, hi):                                   # blocks lo..hi−1, on one thread
-            block = _scratch.block(key)
-            for i in range(lo, hi):
-                s, e = bounds[i], bounds[i + 1]
-                np.matmul(block.unfold(x_nhwc, s, e), w_rows, out=y[s * P:e * P])
-
-        parallel_for(len(bounds) - 1, blocks, work=plan.work, blas=True)
+            parallel_for(len(bounds) - 1, blocks, work=plan.work, blas=True)
         if any(needs[1:]):
             self.x, self.with_bias, self.plan = x, b is not None, plan
         return y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
