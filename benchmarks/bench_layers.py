@@ -19,6 +19,15 @@ zeros, as after a ReLU, so pooling meets ties. Then, on those four shapes, ReLU 
 yet timed), 2×2 average pooling with stride 2, and dropout with p = 0.5 in training; and global
 average pooling (adaptive_avg_pool2d to 1×1) on two of them.
 
+``--set wide`` times instead the layers of networks users compose beyond the book's, at the
+sizes of a small CIFAR-style CNN (batch 64 images of 32 channels, 32×32), a transformer-style
+block (128 rows of 512 features) and a 1000-class head (256 rows): 3×3, strided, 1×1,
+depthwise (groups = channels) and transposed convolutions, an affine layer 512→512, layer_norm
+and group_norm, sigmoid, tanh, leaky_relu, elu, softplus, softmax and log_softmax over 1000
+scores, cross entropy, binary cross entropy with logits, MSE, 3×3 max pooling with stride 2,
+global average pooling, a sum over H and W, and a batched matrix product (``WIDE_LAYERS`` lists
+the shapes).
+
 Memory layout: ``--channels-last`` gives every 4-D input and every 4-D upstream gradient to both
 libraries in channels-last memory, as a convolution computed in that layout returns them:
 minigrad gets the (N, C, H, W) view ``a.transpose(0, 2, 3, 1)`` made C-contiguous and transposed
@@ -77,6 +86,7 @@ a slower kernel than the CPU supports. Both are removed from the workers' enviro
     python benchmarks/bench_layers.py                  # table
     python benchmarks/bench_layers.py --threads 1 --clock cpu --rounds 5
     python benchmarks/bench_layers.py --repeats 15 --json layers.json
+    python benchmarks/bench_layers.py --set wide --threads 1 --clock cpu --rounds 3
     python benchmarks/bench_layers.py --threads 1 --clock cpu --channels-last \
         --only relu,max_pool2d,avg_pool2d,dropout
     python benchmarks/bench_layers.py --threads 1 --clock cpu --layout-ab \
@@ -149,8 +159,40 @@ LAYERS = (
     ("adaptive_avg_pool2d", "(100,32,14,14) to 1x1", ("bn_in2",), (True,)),
     ("adaptive_avg_pool2d", "(100,64,8,8) to 1x1", ("deep_pool3",), (True,)),
 )
-LAYER_NAMES = tuple(dict.fromkeys(layer[0] for layer in LAYERS))
 TEXTBOOK_LAYERS = {(layer[0], layer[1]) for layer in LAYERS[:7]}   # summed in the table
+
+# ``--set wide``: layers of the networks users compose beyond the book's, at the sizes of a
+# small CIFAR-style CNN (batch 64, 32 channels of 32×32), a transformer-style block (128 rows of
+# 512 features) and a 1000-class head (256 rows).
+WIDE_LAYERS = (
+    ("conv2d_3x3", "x(64,64,16,16) w(64,64,3,3) p1", ("x64", "w64", "b64"), (True, True, True)),
+    ("conv2d_stride2", "x(64,32,32,32) w(64,32,3,3) s2 p1", ("x32", "w_s2", "b64"),
+     (True, True, True)),
+    ("conv2d_1x1", "x(64,32,32,32) w(64,32,1,1)", ("x32", "w_1x1", "b64"), (True, True, True)),
+    ("conv2d_depthwise", "x(64,32,32,32) w(32,1,3,3) groups=32 p1", ("x32", "w_dw", "b32"),
+     (True, True, True)),
+    ("conv_transpose2d", "x(64,64,8,8) w(64,32,4,4) s2 p1", ("x_up", "w_up", "b32"),
+     (True, True, True)),
+    ("affine", "(128,512)·(512,512)", ("rows", "w512", "b512"), (True, True, True)),
+    ("layer_norm", "(128,512) over 512", ("rows", "g512", "b512"), (True, True, True)),
+    ("group_norm", "(64,32,32,32) 8 groups", ("x32", "g32", "b32"), (True, True, True)),
+    ("sigmoid", "(64,32,32,32)", ("x32",), (True,)),
+    ("tanh", "(64,32,32,32)", ("x32",), (True,)),
+    ("leaky_relu", "(64,32,32,32) slope 0.01", ("x32",), (True,)),
+    ("elu", "(64,32,32,32)", ("x32",), (True,)),
+    ("softplus", "(128,512)", ("rows",), (True,)),
+    ("softmax", "(256,1000) last axis", ("scores",), (True,)),
+    ("log_softmax", "(256,1000) last axis", ("scores",), (True,)),
+    ("cross_entropy", "(256,1000) int labels", ("scores", "classes"), (True, False)),
+    ("bce_with_logits", "(256,512)", ("bce_z", "bce_t"), (True, False)),
+    ("mse_loss", "(256,512)", ("bce_z", "bce_t"), (True, False)),
+    ("max_pool2d_3x3", "(64,32,32,32) 3x3 s2 p1", ("x32",), (True,)),
+    ("adaptive_avg_pool2d", "(64,64,8,8) to 1x1", ("x_up",), (True,)),
+    ("sum_hw", "(64,32,32,32) over H, W", ("x32",), (True,)),
+    ("matmul", "(64,128,64)·(64,64,128)", ("mm_a", "mm_b"), (True, True)),
+)
+SETS = {"textbook": LAYERS, "wide": WIDE_LAYERS}
+LAYER_NAMES = tuple(dict.fromkeys(layer[0] for layers in SETS.values() for layer in layers))
 
 
 def default_threads() -> int:
@@ -201,9 +243,16 @@ def parse_args(argv=None):
                     help="time minigrad alone, each layer on contiguous and on channels-last "
                          "inputs in one process, samples taken in turn; ratio channels-last / "
                          "contiguous")
+    ap.add_argument("--set", choices=tuple(SETS), default="textbook", dest="layer_set",
+                    help="textbook: the textbook CNN's layers and the element-wise layers of "
+                         "bench_nets' networks (default); wide: convolutions, normalisations, "
+                         "activations and losses of the networks users compose beyond the "
+                         "book's (batch 64 images of 32 channels, 128×512 rows, 256×1000 "
+                         "scores)")
     ap.add_argument("--only", default=None, metavar="NAMES",
-                    help="comma-separated layer names to time, from "
-                         f"{', '.join(LAYER_NAMES)}")
+                    help="comma-separated layer names to time, from the set's: "
+                         + "; ".join(f"{k}: {', '.join(dict.fromkeys(l[0] for l in v))}"
+                                     for k, v in SETS.items()))
     ap.add_argument("--worker", choices=LIBRARIES, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.rounds < 1:
@@ -213,15 +262,20 @@ def parse_args(argv=None):
     if args.threads < 1:
         ap.error("--threads must be positive")
     if args.only:
-        unknown = set(args.only.split(",")) - set(LAYER_NAMES)
+        names = dict.fromkeys(layer[0] for layer in SETS[args.layer_set])
+        unknown = set(args.only.split(",")) - set(names)
         if unknown:
-            ap.error(f"unknown layer(s) {sorted(unknown)}; choose from {', '.join(LAYER_NAMES)}")
+            ap.error(f"unknown layer(s) {sorted(unknown)} in --set {args.layer_set}; choose "
+                     f"from {', '.join(names)}")
     return args
 
 
-def selected_layers(only: str | None) -> list:
-    wanted = set(only.split(",")) if only else set(LAYER_NAMES)
-    return [layer for layer in LAYERS if layer[0] in wanted]
+def selected_layers(only: str | None, layer_set: str = "textbook") -> list:
+    layers = SETS[layer_set]
+    if not only:
+        return list(layers)
+    wanted = set(only.split(","))
+    return [layer for layer in layers if layer[0] in wanted]
 
 
 # ---------------------------------------------------------------------------------- the worker
@@ -263,6 +317,25 @@ def make_inputs(seed: int = INPUT_SEED) -> dict:
         "bn_w2": 1 + normal(32, scale=0.1), "bn_b2": normal(32, scale=0.1),
         "deep_pool2": relu_like(normal(BATCH, 32, 16, 16)),
         "deep_pool3": relu_like(normal(BATCH, 64, 8, 8)),
+        # --set wide, drawn after the textbook set's arrays, which stay as they were
+        "x32": normal(64, 32, 32, 32),
+        "x64": normal(64, 64, 16, 16),
+        "x_up": normal(64, 64, 8, 8),
+        "w64": normal(64, 64, 3, 3, scale=np.sqrt(2 / 576)),
+        "w_s2": normal(64, 32, 3, 3, scale=np.sqrt(2 / 288)),
+        "w_1x1": normal(64, 32, 1, 1, scale=np.sqrt(2 / 32)),
+        "w_dw": normal(32, 1, 3, 3, scale=np.sqrt(2 / 9)),
+        "w_up": normal(64, 32, 4, 4, scale=np.sqrt(2 / 1024)),
+        "b32": normal(32, scale=0.1), "b64": normal(64, scale=0.1),
+        "g32": 1 + normal(32, scale=0.1),
+        "rows": normal(128, 512),
+        "w512": normal(512, 512, scale=np.sqrt(2 / 512)),
+        "g512": 1 + normal(512, scale=0.1), "b512": normal(512, scale=0.1),
+        "scores": normal(256, 1000, scale=3.0),
+        "classes": rng.integers(0, 1000, 256),
+        "bce_z": normal(256, 512, scale=2.0),
+        "bce_t": (rng.random((256, 512)) < 0.5).astype(np.float32),
+        "mm_a": normal(64, 128, 64), "mm_b": normal(64, 64, 128),
     }
 
 
@@ -307,6 +380,27 @@ def minigrad_fn(name: str):
         "adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, 1),
         "affine": F.affine,
         "softmax_cross_entropy": F.softmax_cross_entropy,
+        # --set wide
+        "conv2d_3x3": lambda x, w, b: F.conv2d(x, w, b, padding=1),
+        "conv2d_stride2": lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
+        "conv2d_1x1": lambda x, w, b: F.conv2d(x, w, b),
+        "conv2d_depthwise": lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=32),
+        "conv_transpose2d": lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1),
+        "layer_norm": lambda x, g, b: F.layer_norm(x, (512,), g, b),
+        "group_norm": lambda x, g, b: F.group_norm(x, 8, g, b),
+        "sigmoid": F.sigmoid,
+        "tanh": F.tanh,
+        "leaky_relu": lambda x: F.leaky_relu(x, 0.01),
+        "elu": F.elu,
+        "softplus": F.softplus,
+        "softmax": lambda x: F.softmax(x, axis=-1),
+        "log_softmax": lambda x: F.log_softmax(x, axis=-1),
+        "cross_entropy": F.softmax_cross_entropy,
+        "bce_with_logits": F.binary_cross_entropy_with_logits,
+        "mse_loss": F.mse_loss,
+        "max_pool2d_3x3": lambda x: F.max_pool2d(x, 3, 2, 1),
+        "sum_hw": lambda x: x.sum(axis=(2, 3)),
+        "matmul": lambda a, b: a @ b,
     }[name]
 
 
@@ -327,6 +421,27 @@ def torch_fn(name: str):
         # The weight arrives as (out, in), transposed once in torch_case.
         "affine": lambda x, wt, b: tf.linear(x.reshape(x.shape[0], -1), wt, b),
         "softmax_cross_entropy": lambda z, t: tf.cross_entropy(z, t),
+        # --set wide
+        "conv2d_3x3": lambda x, w, b: tf.conv2d(x, w, b, padding=1),
+        "conv2d_stride2": lambda x, w, b: tf.conv2d(x, w, b, stride=2, padding=1),
+        "conv2d_1x1": lambda x, w, b: tf.conv2d(x, w, b),
+        "conv2d_depthwise": lambda x, w, b: tf.conv2d(x, w, b, padding=1, groups=32),
+        "conv_transpose2d": lambda x, w, b: tf.conv_transpose2d(x, w, b, stride=2, padding=1),
+        "layer_norm": lambda x, g, b: tf.layer_norm(x, (512,), g, b),
+        "group_norm": lambda x, g, b: tf.group_norm(x, 8, g, b),
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "leaky_relu": lambda x: tf.leaky_relu(x, 0.01),
+        "elu": tf.elu,
+        "softplus": tf.softplus,
+        "softmax": lambda x: torch.softmax(x, -1),
+        "log_softmax": lambda x: torch.log_softmax(x, -1),
+        "cross_entropy": lambda z, t: tf.cross_entropy(z, t),
+        "bce_with_logits": tf.binary_cross_entropy_with_logits,
+        "mse_loss": tf.mse_loss,
+        "max_pool2d_3x3": lambda x: tf.max_pool2d(x, 3, 2, 1),
+        "sum_hw": lambda x: x.sum(dim=(2, 3)),
+        "matmul": lambda a, b: a @ b,
     }[name]
 
 
@@ -456,7 +571,7 @@ def worker(args) -> None:
         threads_used, make_case = minigrad.get_num_threads(), minigrad_case
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     arrays = make_inputs()
-    layers = selected_layers(args.only)
+    layers = selected_layers(args.only, args.layer_set)
     answer({"library": lib, "version": version, "threads": args.threads,
             "library_threads": threads_used, "numpy": np.__version__, "blas": blas_info()})
     case, calls = None, {}
@@ -498,7 +613,7 @@ def layout_ab(args) -> dict:
     layouts = ("contiguous", "channels_last")
     load_start = os.getloadavg()
     rows = []
-    for layer in selected_layers(args.only):
+    for layer in selected_layers(args.only, args.layer_set):
         if not any(arrays[k].ndim == 4 and arrays[k].shape[1] > 1 for k in layer[2]):
             continue
         cases = {lay: minigrad_case(layer, arrays, lay == "channels_last") for lay in layouts}
@@ -549,6 +664,7 @@ def worker_command(args, lib: str) -> list:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", lib,
            "--threads", str(args.threads), "--sample-seconds", str(args.sample_seconds),
            "--clock", args.clock]
+    cmd += ["--set", args.layer_set]
     if args.only:
         cmd += ["--only", args.only]
     if args.channels_last:
@@ -612,7 +728,7 @@ def one_round(args, r: int, libs: list, env: dict, notes: list) -> dict:
     settled = {lib: [] for lib in libs}        # ms each worker waited to be quiet after a sample
     start = time.perf_counter()
     try:
-        for i, layer in enumerate(selected_layers(args.only)):
+        for i, layer in enumerate(selected_layers(args.only, args.layer_set)):
             prepared = {lib: w.ask({"prepare": i}) for lib, w in workers.items()}
             first = prepared[libs[0]]
             for lib in libs[1:]:
@@ -684,6 +800,7 @@ def run(args) -> dict:
         "libraries": libs,
         "clock": args.clock,
         "channels_last": args.channels_last,
+        "set": args.layer_set,
         "numpy": info["minigrad"]["numpy"],
         "torch": info["torch"]["version"] if "torch" in libs else None,
         "blas": info["minigrad"]["blas"],
