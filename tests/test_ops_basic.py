@@ -197,6 +197,66 @@ def test_getitem_repeated_indices_accumulate():
     np.testing.assert_array_equal(x.grad, [10.0, 0.0, 1101.0, 0.0])
 
 
+@st.composite
+def _row_picks(draw):
+    """(shape, index, values): an integer array of rows, some picked many times, negative
+    entries too, and the values to add, with signed zeros among them."""
+    rows = draw(st.integers(1, 6))
+    shape = (rows, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)))
+    picks = draw(st.lists(st.integers(-rows, rows - 1), min_size=2, max_size=60))
+    index = np.array(picks).reshape(draw(st.sampled_from([(-1,), (2, -1)]))
+                                    if len(picks) % 2 == 0 else (-1,))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    values = draw(hnp.arrays(dtype, index.shape + shape[1:],
+                             elements=st.one_of(st.just(-0.0), st.floats(-1e3, 1e3, width=32))))
+    return shape, index, values
+
+
+@given(case=_row_picks())
+def test_scatter_add_gives_np_add_at_bits(case):
+    from minigrad.ops import shape as shape_ops
+
+    shape, index, values = case
+    want = np.zeros(shape, values.dtype)
+    np.add.at(want, index, values)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(shape_ops, "_PASSES_FROM", 0)      # the passes even on small draws
+        for most in (32, 2):                         # and np.add.at past the most picks
+            m.setattr(shape_ops, "_MAX_PASSES", most)
+            got = shape_ops.scatter_add(shape, index, values)
+            assert got.dtype == want.dtype
+            assert got.tobytes() == want.tobytes()
+
+
+def test_getitem_rows_backward_takes_the_passes_and_accumulates():
+    rng = np.random.default_rng(0)
+    index = rng.integers(-50, 50, 300)                   # repeats, negative rows
+    x = Tensor(rng.standard_normal((50, 64)), requires_grad=True)
+    dy = rng.standard_normal((300, 64))
+    x[index].backward(dy)
+    want = np.zeros((50, 64))
+    np.add.at(want, index, dy)
+    assert x.grad.tobytes() == want.tobytes()
+
+
+@given(x=arrays(shapes(min_dims=0, max_dims=3), low=-3.0, high=3.0),
+       c=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, -1.0, -0.5, 2.5]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_pow_by_one_exponent_has_the_general_formula_s_bits(x, c, dtype):
+    """dL/dx of x ** c for one exponent c: the same bits as dz · where(c = 0, 0, c·x^(c−1))."""
+    x = x.astype(dtype)
+    t = Tensor(x, requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):    # 0 ** −1, (−1) ** 0.5 in forward
+        z = t ** c
+    dz = np.linspace(-2, 2, max(z.data.size, 1)).reshape(z.shape).astype(dtype)
+    z.backward(dz)
+    cc = np.asarray(c, dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = dz * np.where(cc == 0, 0, cc * x ** (cc - 1))
+    assert t.grad.dtype == want.dtype and t.grad.shape == want.shape
+    assert np.asarray(t.grad).tobytes() == np.asarray(want).tobytes()
+
+
 def test_getitem_with_tensor_and_list_indices():
     x = Tensor(np.arange(5.0), requires_grad=True)
     idx = Tensor(np.array([4, 4, 1]))

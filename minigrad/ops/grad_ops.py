@@ -37,7 +37,7 @@ import numpy as np
 
 from minigrad.function import Function
 from minigrad.ops.join import BroadcastTo, SumTo, broadcast_to, sum_to  # noqa: F401 (re-exported)
-from minigrad.ops.shape import GetItem, _is_basic
+from minigrad.ops.shape import GetItem, _is_basic, scatter_add
 
 
 class ScatterAdd(Function):
@@ -50,11 +50,10 @@ class ScatterAdd(Function):
         self.index, self.shape = index, tuple(shape)
 
     def forward(self, x):
+        if not _is_basic(self.index):
+            return scatter_add(self.shape, self.index, x)
         y = np.zeros(self.shape, dtype=x.dtype)
-        if _is_basic(self.index):
-            y[self.index] = x
-        else:
-            np.add.at(y, self.index, x)
+        y[self.index] = x
         return y
 
     def backward(self, dy):
