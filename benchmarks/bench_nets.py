@@ -11,6 +11,11 @@ and initial weights), trained with Adam(lr 1e-3) at batch 100 in float32 on MNIS
 - ``mlp``: the textbook's MultiLayerNet 784-100-100-100-100-10 with ReLU;
 - ``bn``: a BatchNorm CNN, (conv 3×3 → BatchNorm2d → ReLU → pool) with 16 and then 32 channels
   (convolutions without bias), affine 1568→10.
+- ``mobile``: a MobileNet-style CNN, the convolutions of the networks users compose beyond the
+  book's: conv 3×3 stride 2 1→32, then two depthwise-separable blocks (depthwise 3×3 →
+  BatchNorm2d → ReLU → 1×1 conv → BatchNorm2d → ReLU; 32→64, then 64→128 with the depthwise
+  convolution at stride 2), global average pooling, affine 128→10; BatchNorm after every
+  convolution (which then has no bias).
 
 Measured per network and framework, each (network, framework) in a process of its own:
 training images/s (passes over ``--images`` images until ``--min-seconds`` are timed; a step
@@ -69,6 +74,8 @@ def default_mnist_dir():
 # ----------------------------------------------------------------------------------------------
 # The networks, as lists of layers both frameworks build from:
 #   ("conv", C, FN, K, padding, bias)  K×K convolution, stride 1
+#   ("conv", C, FN, K, padding, bias, stride, groups)
+#   ("gap",)                           global average pooling, (N, C, H, W) → (N, C, 1, 1)
 #   ("bn", C)                          BatchNorm2d
 #   ("relu",) ("pool",) ("flatten",)   ReLU, 2×2 max pooling with stride 2, (N, …) → (N, D)
 #   ("affine", D, M)                   Linear D → M
@@ -99,6 +106,13 @@ NETS = {
         ("conv", 1, 16, 3, 1, False), ("bn", 16), ("relu",), ("pool",),
         ("conv", 16, 32, 3, 1, False), ("bn", 32), ("relu",), ("pool",), ("flatten",),
         ("affine", 32 * 7 * 7, 10)]),
+    "mobile": ("MobileNet-style CNN", [
+        ("conv", 1, 32, 3, 1, False, 2, 1), ("bn", 32), ("relu",),
+        ("conv", 32, 32, 3, 1, False, 1, 32), ("bn", 32), ("relu",),
+        ("conv", 32, 64, 1, 0, False), ("bn", 64), ("relu",),
+        ("conv", 64, 64, 3, 1, False, 2, 64), ("bn", 64), ("relu",),
+        ("conv", 64, 128, 1, 0, False), ("bn", 128), ("relu",),
+        ("gap",), ("flatten",), ("affine", 128, 10)]),
 }
 
 # Targets for minigrad per network: (name, metric, minimum of the median ratio). Every metric
@@ -112,14 +126,20 @@ TARGETS = (
 )
 
 
+def _conv(layer):
+    """A conv layer with its stride and groups: (kind, C, FN, K, padding, bias, stride,
+    groups), stride and groups 1 unless the layer gives them."""
+    return tuple(layer) + (1, 1)[len(layer) - 6:]
+
+
 def param_specs(layers):
     """[(kind, shape, fan_in)] of the parameters in the order both frameworks hold them:
     per layer its weight then its bias (kind "weight", "bias", "bn_weight", "bn_bias")."""
     specs = []
     for layer in layers:
         if layer[0] == "conv":
-            _, c, fn, k, _, bias = layer
-            specs.append(("weight", (fn, c, k, k), c * k * k))
+            _, c, fn, k, _, bias, _, groups = _conv(layer)
+            specs.append(("weight", (fn, c // groups, k, k), c // groups * k * k))
             if bias:
                 specs.append(("bias", (fn,), None))
         elif layer[0] == "affine":
@@ -151,7 +171,8 @@ def init_params(layers, seed):
 def flops_per_image(layers, input_chw=(1, 28, 28)):
     """(training, inference) matrix-product FLOPs per image, 2 per multiply-add.
 
-    Inference: each convolution's product, 2·OH·OW·(C·K·K)·FN, and each affine layer's, 2·D·M.
+    Inference: each convolution's product, 2·OH·OW·(C/groups·K·K)·FN, and each affine layer's,
+    2·D·M.
     Training adds each layer's dW product (the same count) and its dX product (the same count
     again), except for the first layer when its input is the data, which needs no gradient.
     Element-wise work (bias, ReLU, pooling, BatchNorm, dropout, softmax, Adam) is not counted.
@@ -163,14 +184,16 @@ def flops_per_image(layers, input_chw=(1, 28, 28)):
     for layer in layers:
         kind = layer[0]
         if kind == "conv":
-            _, cin, fn, k, pad, _ = layer
-            h, w = h + 2 * pad - k + 1, w + 2 * pad - k + 1
-            f = 2 * h * w * cin * k * k * fn
+            _, cin, fn, k, pad, _, stride, groups = _conv(layer)
+            h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+            f = 2 * h * w * (cin // groups) * k * k * fn
         elif kind == "affine":
             f = 2 * layer[1] * layer[2]
         else:
             if kind == "pool":
                 h, w = h // 2, w // 2
+            elif kind == "gap":
+                h = w = 1
             continue
         infer += f
         train += f * (2 if first else 3)
@@ -214,14 +237,17 @@ def modules(nn, layers):
     for layer in layers:
         kind = layer[0]
         if kind == "conv":
-            _, c, fn, k, pad, bias = layer
-            mods.append(nn.Conv2d(c, fn, k, padding=pad, bias=bias))
+            _, c, fn, k, pad, bias, stride, groups = _conv(layer)
+            mods.append(nn.Conv2d(c, fn, k, stride=stride, padding=pad, bias=bias,
+                                  groups=groups))
         elif kind == "bn":
             mods.append(nn.BatchNorm2d(layer[1]))
         elif kind == "relu":
             mods.append(nn.ReLU())
         elif kind == "pool":
             mods.append(nn.MaxPool2d(2, stride=2))
+        elif kind == "gap":
+            mods.append(nn.AdaptiveAvgPool2d(1))
         elif kind == "flatten":
             mods.append(nn.Flatten())   # C order in both
         elif kind == "affine":
@@ -659,7 +685,7 @@ def print_table(result, file=sys.stdout):
     peak = result.get("sgemm")
     if peak:
         print(f"float32 GEMM peak {peak['peak_gflops']:.1f} GFLOP/s (np.matmul 2048³)")
-    head = (f"{'network':<18}{'framework':<10}{'train img/s':>12}{'×':>7}{'infer img/s':>12}"
+    head = (f"{'network':<21}{'framework':<10}{'train img/s':>12}{'×':>7}{'infer img/s':>12}"
             f"{'×':>7}{'b1 ms':>8}{'×':>7}{'b8 ms':>8}{'×':>7}{'train GF/s':>11}{'%peak':>7}"
             f"{'RSS MB':>8}{'×':>7}")
     print(head)
@@ -667,14 +693,14 @@ def print_table(result, file=sys.stdout):
     for s in result["summary"].values():
         for fw, x in s["frameworks"].items():
             if not x.get("runs"):
-                print(f"{s['title']:<18}{fw:<10}  (no successful run)")
+                print(f"{s['title']:<21}{fw:<10}  (no successful run)")
                 continue
             ratio = s.get("ratio", {}) if fw == "minigrad" else {}
 
             def r(name, ratio=ratio):
                 return fmt(ratio.get(name, {}).get("median"), ".2f") if ratio else ""
 
-            print(f"{s['title']:<18}{fw:<10}{fmt(x['train'], ',.0f'):>12}{r('train'):>7}"
+            print(f"{s['title']:<21}{fw:<10}{fmt(x['train'], ',.0f'):>12}{r('train'):>7}"
                   f"{fmt(x['infer'], ',.0f'):>12}{r('infer'):>7}"
                   f"{fmt(x['latency_1'], '.3f'):>8}{r('latency_1'):>7}"
                   f"{fmt(x['latency_8'], '.3f'):>8}{r('latency_8'):>7}"

@@ -40,7 +40,18 @@ def test_mlp_flops_skip_the_first_dx(bench):
     assert bench.flops_per_image(bench.NETS["mlp"][1]) == (3 * forward - 2 * 784 * 100, forward)
 
 
-@pytest.mark.parametrize("net", ["simple", "deep", "mlp", "bn"])
+def test_mobile_flops_count_strides_and_groups(bench):
+    # 28×28 → 14×14 (stride 2) → 7×7 (the second depthwise convolution's stride 2); a depthwise
+    # convolution multiplies one input channel per filter
+    first = 2 * 14 * 14 * 1 * 9 * 32
+    rest = (2 * 14 * 14 * 9 * 32 + 2 * 14 * 14 * 32 * 64 + 2 * 7 * 7 * 9 * 64
+            + 2 * 7 * 7 * 64 * 128 + 2 * 128 * 10)
+    assert bench.flops_per_image(bench.NETS["mobile"][1]) == (2 * first + 3 * rest, first + rest)
+    depthwise = [layer for layer in bench.NETS["mobile"][1] if layer[0] == "conv"][1]
+    assert bench.param_specs([depthwise]) == [("weight", (32, 1, 3, 3), 9)]
+
+
+@pytest.mark.parametrize("net", ["simple", "deep", "mlp", "bn", "mobile"])
 def test_minigrad_network_holds_the_given_weights(bench, net):
     layers = bench.NETS[net][1]
     params = bench.init_params(layers, 1)
@@ -55,7 +66,7 @@ def test_minigrad_network_holds_the_given_weights(bench, net):
     assert model.eval()(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("net", ["simple", "deep", "mlp", "bn"])
+@pytest.mark.parametrize("net", ["simple", "deep", "mlp", "bn", "mobile"])
 def test_torch_twin_computes_the_same_function(bench, net):
     torch = pytest.importorskip("torch")
     import minigrad
