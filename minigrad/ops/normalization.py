@@ -36,7 +36,7 @@ import numpy as np
 
 from minigrad.cache import BoundedCache
 from minigrad.function import Function
-from minigrad.parallel import parallel_for
+from minigrad.parallel import blas_ready, parallel_for
 
 
 def _normalize(x, axes: tuple[int, ...], eps: float):
@@ -922,6 +922,7 @@ class LayerNorm(Function):
     # ------------------------------------------------------------------------ row path
 
     def _forward_rows(self, x, w, b):
+        blas_ready()                           # its sums are matrix products
         view = self.view = _Rows(x, len(self.normalized_shape))
         x2, eps = view.x2, self.eps
         w2 = self.w2 = view.param(w)
@@ -942,6 +943,7 @@ class LayerNorm(Function):
         return y
 
     def _backward_rows(self, dy):
+        blas_ready()                           # its sums are matrix products
         need_x, need_w, need_b = self.needs_input_grad
         view = self.view
         x2, w2 = view.x2, self.w2
@@ -1128,6 +1130,7 @@ class GroupNorm(Function):
     # ------------------------------------------------------------------------ plane path
 
     def _forward_planes(self, x, w, b):
+        blas_ready()                           # its sums are matrix products
         N, C = x.shape[:2]
         G, dtype = self.num_groups, x.dtype
         P = x.size // (N * C)
@@ -1170,6 +1173,7 @@ class GroupNorm(Function):
         return y
 
     def _backward_planes(self, dy):
+        blas_ready()                           # its sums are matrix products
         need_x, need_w, need_b = self.needs_input_grad
         x2, step, w64, eps = self.x2, self.step, self.w64, self.eps
         N, C = self.x_shape[:2]
