@@ -937,18 +937,48 @@ def test_short_buffers_leave_the_bits_and_the_buffer_size_as_they_were(inner):
     assert np.getbufsize() == before
 
 
-def test_layer_norm_on_a_channels_last_input_keeps_its_layout():
-    """Normalised over (C, H, W), a channels-last x is read as it lies (rows (H, W, C)): y
-    and dx channels last too, w's and b's gradients in their own shape."""
+@pytest.mark.parametrize("name, setting", [("layer_norm", (4, 5, 6)), ("group_norm", 2)])
+def test_fast_path_on_a_channels_last_input_keeps_its_layout(name, setting):
+    """A channels-last x is read as it lies (LayerNorm over (C, H, W): rows (H, W, C);
+    GroupNorm: planes down the positions): y and dx channels last too, w's and b's gradients
+    in their own shape."""
     rng = np.random.default_rng(6)
     x = laid_out(rng.standard_normal((3, 4, 5, 6)), "channels-last")
-    w, b, dy = rng.standard_normal((4, 5, 6)), rng.standard_normal((4, 5, 6)), \
-        rng.standard_normal((3, 4, 5, 6))
+    param = setting if name == "layer_norm" else (4,)
+    w, b, dy = rng.standard_normal(param), rng.standard_normal(param), \
+        laid_out(rng.standard_normal((3, 4, 5, 6)), "channels-last")
     with norm_path(fast=True):
-        y, dx, dw, db = _norm_run("layer_norm", x, w, b, (4, 5, 6), (True, True, True), dy)
+        y, dx, dw, db = _norm_run(name, x, w, b, setting, (True, True, True), dy)
     assert is_channels_last(y) and not y.flags.c_contiguous
     assert is_channels_last(dx) and not dx.flags.c_contiguous
-    assert dw.shape == db.shape == (4, 5, 6)
+    assert dw.shape == db.shape == param
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "group_norm"])
+@settings(deadline=None, max_examples=20)
+@given(data=st.data())
+def test_fast_path_channels_last_gradcheck(name, data):
+    """float64 central differences through the channels-last reading: x given as (N, *, C)
+    and moved to a channels-last (N, C, *) view inside the function (gradcheck perturbs its
+    input's own memory)."""
+    C = data.draw(st.sampled_from([2, 4]), label="C")
+    spatial = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2),
+                              label="spatial"))
+    x = data.draw(spread(data.draw(st.integers(1, 2), label="N"), C, *spatial), label="x")
+    if name == "layer_norm":
+        setting = param = x.shape[1:]                # normalised over (C, *)
+    else:
+        setting, param = data.draw(st.sampled_from([1, 2]), label="num_groups"), (C,)
+    w, b = data.draw(arrays(param), label="w"), data.draw(arrays(param), label="b")
+
+    def fn(xt, wt, bt):
+        xv = xt.transpose((0, xt.ndim - 1) + tuple(range(1, xt.ndim - 1)))
+        if name == "layer_norm":
+            return F.layer_norm(xv, setting, wt, bt)
+        return F.group_norm(xv, setting, wt, bt)
+
+    with norm_path(fast=True, block_bytes=8 * x[0].size):
+        assert gradcheck(fn, np.ascontiguousarray(np.moveaxis(x, 1, -1)), w, b)
 
 
 @pytest.mark.parametrize("shape, strides", [((4, 5, 6), (120, 24, 4)), ((4, 5, 6), (120, 4, 20)),

@@ -1132,20 +1132,16 @@ class GroupNorm(Function):
     def _forward_planes(self, x, w, b):
         blas_ready()                           # its sums are matrix products
         N, C = x.shape[:2]
-        G, dtype = self.num_groups, x.dtype
-        P = x.size // (N * C)
-        piece = _piece(P, _PIECE, _MIN_PIECE)
-        x2 = self.x2 = np.ascontiguousarray(x).reshape(N, C * P)
+        G, dtype, eps = self.num_groups, x.dtype, self.eps
+        view = self.view = _GroupPlanes(x, G)
+        x2, per = view.x2, C // G
         self.w64 = np.asarray(w, dtype).astype(np.float64)
         b64 = np.asarray(b, dtype).astype(np.float64)
-        y = np.empty(x.shape, dtype)
-        y2 = y.reshape(N, C * P)
+        y, y2 = view.new()
         self.mu, self.var = np.empty((N, G)), np.empty((N, G))
-        self.step = step = _block_rows(N, C * P * x.itemsize, _BLOCK_BYTES)
-        per = C // G                                     # channels per group
 
         def block(lo, hi, t):
-            old = _short_buffers(P, t.size)
+            old = _short_buffers(view.inner, t.size)
             try:
                 planes(lo, hi, t)
             finally:
@@ -1154,43 +1150,41 @@ class GroupNorm(Function):
 
         def planes(lo, hi, t):
             n = hi - lo
-            mu, var = _row_moments(x2[lo:hi].reshape(n * G, per * P), piece,
-                                   t.reshape(n * G, per * P))
-            mu, var = mu.reshape(n, G), var.reshape(n, G)
+            xb = x2[lo:hi]
+            mu, var = view.moments(xb, t)
             self.mu[lo:hi], self.var[lo:hi] = mu, var
-            a = self.w64 * ((var + self.eps) ** -0.5).repeat(per, axis=1)     # (n, C)
-            xp, yp = x2[lo:hi].reshape(n * C, P), y2[lo:hi].reshape(n * C, P)
+            a = self.w64 * ((var + eps) ** -0.5).repeat(per, axis=1)      # w/std (n, C)
             mu_c = mu.repeat(per, axis=1)
+            xv, yv = view.planes(xb), view.planes(y2[lo:hi])
             if _centred(mu, var):                        # (x − μ)·a + b
-                np.subtract(xp, mu_c.astype(dtype).reshape(-1, 1), out=yp)
-                yp *= a.astype(dtype).reshape(-1, 1)
-                yp += np.broadcast_to(b64, (n, C)).astype(dtype).reshape(-1, 1)
+                np.subtract(xv, view.constant(mu_c), out=yv)
+                yv *= view.constant(a)
+                yv += view.constant(np.broadcast_to(b64, (n, C)))
             else:                                        # x·a + (b − a·μ)
-                np.multiply(xp, a.astype(dtype).reshape(-1, 1), out=yp)
-                yp += (b64 - a * mu_c).astype(dtype).reshape(-1, 1)
+                np.multiply(xv, view.constant(a), out=yv)
+                yv += view.constant(b64 - a * mu_c)
 
-        _row_blocks(x2, step, block)
+        _row_blocks(x2, view.step, block)
         return y
 
     def _backward_planes(self, dy):
         blas_ready()                           # its sums are matrix products
         need_x, need_w, need_b = self.needs_input_grad
-        x2, step, w64, eps = self.x2, self.step, self.w64, self.eps
+        view, w64, eps = self.view, self.w64, self.eps
+        x2, step = view.x2, view.step
         N, C = self.x_shape[:2]
         G, dtype = self.num_groups, x2.dtype
-        P, per = x2.shape[1] // C, C // self.num_groups
-        piece = _piece(P, _PIECE, _MIN_PIECE)
-        m = per * P
-        dy2 = np.ascontiguousarray(dy, dtype=dtype).reshape(N, C * P)
+        per = C // G
+        m = per * view.P
+        dy2 = view.matrix(dy)
         dx = dx2 = None
         if need_x:
-            dx = np.empty(self.x_shape, dtype)
-            dx2 = dx.reshape(N, C * P)
+            dx, dx2 = view.new()
         blocks = -(-N // step)
         sum_dw, sum_db = np.zeros((blocks, C)), np.zeros((blocks, C))
 
         def block(lo, hi, t):
-            old = _short_buffers(P, t.size)
+            old = _short_buffers(view.inner, t.size)
             try:
                 planes(lo, hi, t)
             finally:
@@ -1199,19 +1193,18 @@ class GroupNorm(Function):
 
         def planes(lo, hi, t):
             n = hi - lo
-            xp, dyp = (a[lo:hi].reshape(n * C, P) for a in (x2, dy2))
-            tp = t.reshape(n * C, P)
+            xb, dyb = x2[lo:hi], dy2[lo:hi]
+            xv, dyv, tv = view.planes(xb), view.planes(dyb), view.planes(t)
             mu, var = self.mu[lo:hi], self.var[lo:hi]
             istd = (var + eps) ** -0.5
             centred = _centred(mu, var)
             mu_c = mu.repeat(per, axis=1)                # (n, C)
-            mu_col = mu_c.astype(dtype).reshape(-1, 1)
-            s_dy = _sums_by_piece(dyp, piece).reshape(n, C)
+            s_dy = view.sums(dyb)
             if centred:                                  # Σ dy·(x − μ)
-                np.subtract(xp, mu_col, out=tp)
-                s_dyx = _dots_by_piece(tp, dyp, piece, tp).reshape(n, C)
+                np.subtract(xv, view.constant(mu_c), out=tv)
+                s_dyx = view.dots(t, dyb, t)
             else:                                        # Σ dy·x − μ·Σ dy
-                s_dyx = _dots_by_piece(xp, dyp, piece, tp).reshape(n, C)
+                s_dyx = view.dots(xb, dyb, t)
                 s_dyx -= mu_c * s_dy
             istd_c = istd.repeat(per, axis=1)
             g = istd_c * s_dyx                           # Σ dy·x̂ per plane
@@ -1222,16 +1215,16 @@ class GroupNorm(Function):
             mean_dxhat_xhat = (w64 * g).reshape(n, G, per).sum(axis=2) / m
             k = (-istd ** 2 * mean_dxhat_xhat).repeat(per, axis=1)
             c = (-istd * mean_dxhat).repeat(per, axis=1)
-            dxp = dx2[lo:hi].reshape(n * C, P)
-            if centred:
-                np.subtract(xp, mu_col, out=tp)
-                tp *= k.astype(dtype).reshape(-1, 1)
-                tp += c.astype(dtype).reshape(-1, 1)
-            else:
-                np.multiply(xp, k.astype(dtype).reshape(-1, 1), out=tp)
-                tp += (c - k * mu_c).astype(dtype).reshape(-1, 1)
-            np.multiply(dyp, (w64 * istd_c).astype(dtype).reshape(-1, 1), out=dxp)
-            dxp += tp
+            dxv = view.planes(dx2[lo:hi])
+            if centred:                                  # a·dy + k·(x − μ) + c
+                np.subtract(xv, view.constant(mu_c), out=tv)
+                tv *= view.constant(k)
+                tv += view.constant(c)
+            else:                                        # a·dy + k·x + (c − k·μ)
+                np.multiply(xv, view.constant(k), out=tv)
+                tv += view.constant(c - k * mu_c)
+            np.multiply(dyv, view.constant(w64 * istd_c), out=dxv)
+            dxv += tv
 
         _row_blocks(x2, step, block)
         dw = sum_dw.sum(axis=0).astype(dtype) if need_w else None
@@ -1252,6 +1245,119 @@ class GroupNorm(Function):
         if need_b:
             db = dy.sum(axis=self.sum_axes)
         return dx, dw, db
+
+
+class _GroupPlanes:
+    """How GroupNorm's plane path sees x (N, C, *), P = ∏*: a matrix x2 of one row per sample
+    (its values in memory order) gone over a block of samples at a time, and per block
+
+    - ``planes``: a block's rows as the array its elementwise steps run on, and ``constant``
+      one value per plane (n, C) laid out to broadcast against it;
+    - ``sums`` and ``dots``: Σ per plane (n, C) in float64 of a block of rows (or of the
+      products of two), in pieces added up in float64;
+    - ``moments``: μ and σ² per group (n, G) in float64, as :func:`_row_moments` takes them
+      (one pass of sums of x and x², again with a shift by μ where μ² > 3σ²).
+
+    C order: x2 (N, C·P), planes (n·C, P) and a constant a column (n·C, 1); the sums are row
+    sums of the planes (matrix-vector products, ``np.vecdot``). Channels last (memory
+    (N, *, C), as a convolution that works channels last returns it; read as it lies, and y
+    and dx laid out so too): x2 (N, P·C), planes (n, P/k, k·C) with k positions of C values
+    in a row, a constant the C values of each sample tiled k times, (n, 1, k·C) (k the largest
+    divisor of P with k·C ≤ ``_GROUP_TILE``: a (n, 1, C) constant would run NumPy's loops C
+    values at a time); the sums are column sums down the positions, a product with a vector
+    of ones per piece of positions. Any other layout is copied to C order."""
+
+    def __init__(self, x, G):
+        N, C = x.shape[:2]
+        self.shape, self.G, self.C = x.shape, G, C
+        self.P = P = x.size // (N * C)
+        self.dtype = x.dtype
+        self.last = _layout_plain(x) == "channels-last"
+        if self.last:
+            self.axes = _to_last(x.ndim)
+            self.x2 = x.transpose(self.axes).reshape(N, P * C)
+            self.k = _largest_divisor(P, max(1, _GROUP_TILE // C))
+            self.inner = self.k * C
+            self.piece = _largest_divisor(P, _COLUMN_PIECE)
+            self.ones = _ones(self.piece, x.dtype)
+        else:
+            self.x2 = np.ascontiguousarray(x).reshape(N, C * P)
+            self.inner = P
+            self.piece = _piece(P, _PIECE, _MIN_PIECE)
+        self.step = _block_rows(N, C * P * x.itemsize, _BLOCK_BYTES)
+
+    def new(self):
+        """A new array shaped like x (channels last when x is) and its memory as x2."""
+        if not self.last:
+            a = np.empty(self.shape, self.dtype)
+            return a, a.reshape(self.x2.shape)
+        a = np.empty(tuple(self.shape[i] for i in self.axes), self.dtype)
+        return a.transpose(np.argsort(self.axes)), a.reshape(self.x2.shape)
+
+    def matrix(self, a):
+        """An array shaped like x (any layout) laid out as x2 (a view when it already is)."""
+        if self.last:
+            a = a.transpose(self.axes)
+        return np.ascontiguousarray(a, dtype=self.dtype).reshape(self.x2.shape)
+
+    def planes(self, a):
+        if self.last:
+            return a.reshape(len(a), self.P // self.k, self.inner)
+        return a.reshape(-1, self.P)
+
+    def constant(self, values):
+        if not self.last:
+            return values.astype(self.dtype).reshape(-1, 1)
+        n = len(values)
+        tile = np.empty((n, self.k, self.C), self.dtype)
+        tile[...] = values[:, None, :]
+        return tile.reshape(n, 1, self.inner)
+
+    def sums(self, a):
+        n = len(a)
+        if not self.last:
+            return _sums_by_piece(a.reshape(n * self.C, self.P), self.piece).reshape(n, self.C)
+        pieces = np.matmul(self.ones, a.reshape(-1, self.piece, self.C))
+        return pieces.reshape(n, -1, self.C).sum(axis=1, dtype=np.float64)
+
+    def dots(self, a, b, t):
+        """Σ a·b per plane (n, C), through the scratch t (may be a itself)."""
+        n = len(a)
+        if not self.last:
+            return _dots_by_piece(a.reshape(n * self.C, self.P), b.reshape(n * self.C, self.P),
+                                  self.piece, t.reshape(n * self.C, self.P)).reshape(n, self.C)
+        np.multiply(a, b, out=t)
+        return self.sums(t)
+
+    def moments(self, xb, t):
+        m = self.C // self.G * self.P
+        mu, var = self._moments_once(xb, None, t, m)
+        if (mu * mu > 3 * var).any():                        # (NaN: no retry)
+            shift = mu.astype(self.dtype).astype(np.float64)
+            d, var = self._moments_once(xb, shift, t, m)
+            mu = shift + d
+        return mu, np.maximum(var, 0.0, out=var)
+
+    def _moments_once(self, xb, shift, t, m):
+        n, G, C = len(xb), self.G, self.C
+        src = xb
+        if shift is not None:
+            np.subtract(self.planes(xb), self.constant(shift.repeat(C // G, axis=1)),
+                        out=self.planes(t))
+            src = t
+        s = self.sums(src).reshape(n, G, -1).sum(axis=2) / m
+        q = self.dots(src, src, t).reshape(n, G, -1).sum(axis=2) / m
+        q -= s * s
+        return s, q
+
+
+# The channels-last tile of GroupNorm's plane path: at most this many values (k·C) in a row
+# of a block's planes (rows of 512 or more run NumPy's loops at full speed with the buffer
+# of _short_buffers).
+_GROUP_TILE = 2048
+# Column sums (channels last) are taken over pieces of at most this many positions, added up
+# in float64 (the BLAS adds down a column one row after the other).
+_COLUMN_PIECE = 128
 
 
 # LayerNorm's row path: rows of at least _MIN_ROW values (GroupNorm's plane path takes
