@@ -855,11 +855,12 @@ class LayerNorm(Function):
     over the trailing axes instead of the batch. Smooth (ε > 0); with m = 1, x̂ = 0 and y = b.
 
     Two paths. The plain one (``_forward_plain``, ``_backward_plain``) applies the formulas
-    array by array; it serves float16 and rows of fewer than ``_MIN_ROW`` values, and a test
-    holds the other equal to it. The row path (float32, float64) sees x as a matrix x2 of
-    one row of m values per sample, in x's own memory order (a channels-last x normalised over
-    (C, H, W) is read as (N, H·W·C), w and b permuted alike: the statistics do not depend on
-    the order of a row), and goes over it a block of rows at a time (:func:`_row_blocks`):
+    array by array; it serves float16, inputs of fewer than ``_MIN_VALUES`` values and rows of
+    fewer than ``_MIN_ROW``, and a test holds the other equal to it. The row path (float32,
+    float64) sees x as a matrix x2 of one row of m values per sample, in x's own memory order
+    (a channels-last x normalised over (C, H, W) is read as (N, H·W·C), w and b permuted
+    alike: the statistics do not depend on the order of a row), and goes over it a block of
+    rows at a time (:func:`_row_blocks`):
     forward reads x once from memory for μ, σ² (:func:`_row_moments`: one pass of sums of x
     and x², a second over the block, still in cache, when a row's mean is far from 0) and y,
     and saves no x̂; backward reads dy and x once and gets every sum it needs from matrix-vector
@@ -890,8 +891,8 @@ class LayerNorm(Function):
                           np.shape(b))
         self.axes = tuple(range(x.ndim - k, x.ndim))     # normalised over
         self.lead = tuple(range(x.ndim - k))             # w and b are summed over
-        m = x.size // max(1, math.prod(x.shape[:x.ndim - k]))
-        self.rows = (x.dtype in _BLOCKED_DTYPES and x.size >= _MIN_VALUES and m >= _MIN_ROW)
+        self.rows = (x.size >= _MIN_VALUES and x.dtype in _BLOCKED_DTYPES
+                     and math.prod(shape) >= _MIN_ROW)
         if self.rows:
             return self._forward_rows(x, w, b)
         return self._forward_plain(x, w, b)
@@ -1049,12 +1050,13 @@ class GroupNorm(Function):
     (ε > 0).
 
     Two paths. The plain one (``_forward_plain``, ``_backward_plain``) applies the formulas
-    array by array; it serves float16 and planes (∏*) of fewer than ``_MIN_PLANE`` values, and
-    a test holds the other equal to it. The plane path (float32, float64) sees x as N·C
-    planes of P = ∏* values (a channels-last x is copied to C order first, and y is C order)
-    and goes over a block of samples at a time (:func:`_row_blocks`), as BatchNorm's blocked
-    path does with a constant per plane instead of per channel: a group's μ, σ² come from
-    sums of x and x² per plane added up in float64 (:func:`_row_moments`), and
+    array by array; it serves float16, inputs of fewer than ``_MIN_VALUES`` values and planes
+    (∏*) of fewer than ``_MIN_PLANE``, and a test holds the other equal to it. The plane path
+    (float32, float64) sees x as N·C planes of P = ∏* values (:class:`_GroupPlanes`: C order,
+    or channels last read as it lies, y and dx then channels last too) and goes over a block
+    of samples at a time (:func:`_row_blocks`), as BatchNorm's blocked path does with a
+    constant per plane instead of per channel: a group's μ, σ² come from sums of x and x² per
+    plane added up in float64 (shifted and repeated as in :func:`_row_moments`), and
 
         y = a·x + (b − a·μ),   a = w/std            (per plane, (x − μ)·a + b when |μ| > σ)
 
@@ -1092,7 +1094,7 @@ class GroupNorm(Function):
                           np.shape(b))
         self.x_shape = x.shape
         self.sum_axes = (0,) + tuple(range(2, x.ndim))
-        self.planes = (x.ndim >= 3 and x.size >= _MIN_VALUES and x.dtype in _BLOCKED_DTYPES
+        self.planes = (x.size >= _MIN_VALUES and x.ndim >= 3 and x.dtype in _BLOCKED_DTYPES
                        and x.size // (N * C) >= _MIN_PLANE)
         if self.planes:
             return self._forward_planes(x, w, b)
@@ -1363,11 +1365,12 @@ _COLUMN_PIECE = 128
 # LayerNorm's row path: rows of at least _MIN_ROW values (GroupNorm's plane path takes
 # planes of at least _MIN_PLANE values, as BatchNorm's blocked path does), and an x of at
 # least _MIN_VALUES values for both. Below that the plain path, with a third as many NumPy
-# calls, is as fast or faster: at (32, 512) and (1, 32, 32, 32) float32 the two took the same
-# time on one thread; at (1, 512) the row path took 1.2× (forward) and 1.4× (forward and
-# backward) as long, at (128, 512) 0.85×, at (16, 32, 32, 32) 0.5×.
+# calls, is as fast or faster (float32, 1 thread): (32, 512) and (1, 32, 32, 32) took the same
+# time on both paths, (1, 512) 1.2× (forward) and 1.4× (forward and backward) as long on the
+# fast one, (1, 32, 32, 32) channels last 1.15× (forward); from 2^16 values the fast path
+# takes 0.8–0.85× ((128, 512); (2, 32, 32, 32) in C order and channels last).
 _MIN_ROW = 16
-_MIN_VALUES = 1 << 15
+_MIN_VALUES = 1 << 16
 
 # Row sums of a block are taken in pieces of at most _PIECE values (float32 sums of a piece,
 # added up per row in float64), as BatchNorm takes them per plane: a float32 dot product of

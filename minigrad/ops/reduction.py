@@ -170,9 +170,10 @@ class Sum(Function):
     def forward(self, x):
         self.axes = normalize_axis("sum", self.axis, x.ndim, x.shape)
         self.x_shape = x.shape
-        y = _fast_sum(x, self.axes, self.keepdims)
-        if y is not None:
-            return y
+        if x.size >= _MIN_ROW_VALUES or x.size >= _MIN_VALUES and not x.flags.c_contiguous:
+            y = _fast_sum(x, self.axes, self.keepdims)
+            if y is not None:
+                return y
         return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
 
     def backward(self, dy):
@@ -197,9 +198,10 @@ class Mean(Function):
         self.axes = normalize_axis("mean", self.axis, x.ndim, x.shape)
         self.x_shape = x.shape
         self.n = x.size if self.axes is None else math.prod(x.shape[a] for a in self.axes)
-        y = _fast_sum(x, self.axes, self.keepdims, 1 / self.n if self.n else 1)
-        if y is not None:
-            return y
+        if x.size >= _MIN_ROW_VALUES or x.size >= _MIN_VALUES and not x.flags.c_contiguous:
+            y = _fast_sum(x, self.axes, self.keepdims, 1 / self.n)
+            if y is not None:
+                return y
         return np.asarray(x.mean(axis=self.axes, keepdims=self.keepdims))
 
     def backward(self, dy):
