@@ -1365,9 +1365,9 @@ _COLUMN_PIECE = 128
 # LayerNorm's row path: rows of at least _MIN_ROW values (GroupNorm's plane path takes
 # planes of at least _MIN_PLANE values, as BatchNorm's blocked path does), and an x of at
 # least _MIN_VALUES values for both. Below that the plain path, with a third as many NumPy
-# calls, is as fast or faster (float32, 1 thread): (32, 512) and (1, 32, 32, 32) took the same
-# time on both paths, (1, 512) 1.2× (forward) and 1.4× (forward and backward) as long on the
-# fast one, (1, 32, 32, 32) channels last 1.15× (forward); from 2^16 values the fast path
+# calls, is as fast or faster (float32, 1 thread; forward, and forward and backward, on the
+# fast path against the plain one): (1, 512) 1.2× and 1.4×, (32, 512) 1.07× and 1.12×,
+# (1, 32, 32, 32) 1.0× and 1.0×, channels last 1.15× forward; from 2^16 values the fast path
 # takes 0.8–0.85× ((128, 512); (2, 32, 32, 32) in C order and channels last).
 _MIN_ROW = 16
 _MIN_VALUES = 1 << 16
