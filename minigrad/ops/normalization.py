@@ -1274,7 +1274,7 @@ class _GroupPlanes:
         self.shape, self.G, self.C = x.shape, G, C
         self.P = P = x.size // (N * C)
         self.dtype = x.dtype
-        self.last = _layout_plain(x) == "channels-last"
+        self.last = _layout(x) == "channels-last"
         if self.last:
             self.axes = _to_last(x.ndim)
             self.x2 = x.transpose(self.axes).reshape(N, P * C)
