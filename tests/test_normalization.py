@@ -715,6 +715,279 @@ def test_batch_norm_blocks_and_channels_last_tiles(N, C, H, W, dtype):  # noqa: 
     np.testing.assert_array_equal(view.row(values), np.tile(values.astype(dtype), k)[None])
 
 
+# --------------------------------------- LayerNorm's row path, GroupNorm's plane path
+@contextlib.contextmanager
+def norm_path(fast, block_bytes=None, min_piece=None):
+    """LayerNorm and GroupNorm forced onto their row and plane paths (any size, rows and
+    planes of one value or more, blocks of ``block_bytes``, pieces of ``min_piece`` values or
+    more) or onto their plain paths."""
+    names = ("_MIN_VALUES", "_MIN_ROW", "_MIN_PLANE", "_BLOCK_BYTES", "_MIN_PIECE")
+    saved = [getattr(normalization, n) for n in names]
+    for n in names[:3]:
+        setattr(normalization, n, 1 if fast else 1 << 62)
+    if block_bytes is not None:
+        normalization._BLOCK_BYTES = block_bytes
+    if min_piece is not None:
+        normalization._MIN_PIECE = min_piece
+    try:
+        yield
+    finally:
+        for n, v in zip(names, saved):
+            setattr(normalization, n, v)
+
+
+def _norm_run(name, x, w, b, setting, needs, dy):
+    """y and the gradients asked for by ``needs`` (x, w, b) of layer_norm or group_norm."""
+    ts = [Tensor(a.copy(order="K"), requires_grad=n) for a, n in zip((x, w, b), needs)]
+    if name == "layer_norm":
+        y = F.layer_norm(ts[0], setting, ts[1], ts[2])
+    else:
+        y = F.group_norm(ts[0], setting, ts[1], ts[2])
+    if any(needs):
+        y.backward(dy)
+    return [y.data] + [t.grad for t, n in zip(ts, needs) if n]
+
+
+def draw_norm_case(data, name, dtype=np.float64):
+    """(x, w, b, normalized_shape or num_groups, needs): x with its samples (or groups)
+    shifted by up to 40 times a drawn scale (near 0 or far from it: x − μ formed or not, the
+    sums repeated with a shift or not), in C order, channels last or strided."""
+    if name == "layer_norm":
+        lead = tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=2),
+                               label="lead"))
+        normalized = tuple(data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=3),
+                                     label="normalized_shape"))
+        shape, setting, param = lead + normalized, normalized, normalized
+    else:
+        G = data.draw(st.integers(1, 3), label="num_groups")
+        C = G * data.draw(st.integers(1, 3), label="channels per group")
+        spatial = tuple(data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=2),
+                                  label="spatial"))
+        shape, setting, param = (data.draw(st.integers(1, 4), label="N"), C) + spatial, G, (C,)
+    x = data.draw(distinct_arrays(shape, low=-8, high=8, min_gap=0.004), label="x")
+    offset = data.draw(arrays(shape[:1] + (1,) * (len(shape) - 1), low=-40, high=40),
+                       label="offset")
+    x = x + offset * data.draw(st.sampled_from([0.0, 0.05, 1.0]), label="offset scale")
+    layout = data.draw(st.sampled_from(LAYOUTS if x.ndim >= 3 else LAYOUTS[::2]),
+                       label="layout")
+    w, b = data.draw(arrays(param), label="w"), data.draw(arrays(param), label="b")
+    needs = data.draw(st.sampled_from([(True, True, True), (False, True, True),
+                                       (True, False, False), (False, False, True)]),
+                      label="needs")
+    return laid_out(x.astype(dtype), layout), w.astype(dtype), b.astype(dtype), setting, needs
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "group_norm"])
+@settings(deadline=None, max_examples=150)
+@given(data=st.data())
+def test_fast_path_equals_the_plain_path(name, data):
+    """LayerNorm's row path and GroupNorm's plane path against their plain paths: values
+    and gradients equal in float64 (to the rounding of sums in another order), in blocks of
+    one row or more, on inputs near 0 or far from it, in every layout of x and dy, rows
+    summed whole or in pieces."""
+    x, w, b, setting, needs = draw_norm_case(data, name)
+    dy = laid_out(np.random.default_rng(0).standard_normal(x.shape),
+                  data.draw(st.sampled_from(LAYOUTS if x.ndim >= 3 else LAYOUTS[::2]),
+                            label="dy layout"))
+    block = data.draw(st.sampled_from([1, 8 * x[0].size, 1 << 18]), label="block bytes")
+    piece = data.draw(st.sampled_from([1, 128]), label="min piece")
+    with norm_path(fast=False):
+        plain = _norm_run(name, x, w, b, setting, needs, dy)
+    with norm_path(fast=True, block_bytes=block, min_piece=piece):
+        fast = _norm_run(name, x, w, b, setting, needs, dy)
+    for got, expected in zip(fast, plain):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "group_norm"])
+@settings(deadline=None, max_examples=60)
+@given(data=st.data())
+def test_fast_path_in_float32_is_as_close_to_float64_as_the_plain_path(name, data):
+    """float32 on both paths, against float64 from the same values: the fast path's values
+    and gradients at most 1.5× as far off as the plain path's, plus 1e-5 of the largest
+    (the two sum in different orders), and float32. (x has no two values closer than 0.004, as
+    in the other tests: where all are equal, σ² is rounding noise.)"""
+    x, w, b, setting, needs = draw_norm_case(data, name, np.float32)
+    # One value per sample or group has σ² = 0: x̂ = 0, and dx the difference of two terms
+    # of size |dy|/√ε, exact on the plain path only.
+    assume((math.prod(setting) if name == "layer_norm" else x[0].size // setting) > 1)
+    dy = np.random.default_rng(0).standard_normal(x.shape)
+    block = data.draw(st.sampled_from([1, 1 << 18]), label="block bytes")
+    want = _norm_run(name, x.astype(np.float64), w.astype(np.float64),
+                     b.astype(np.float64), setting, needs, dy)
+    with norm_path(fast=False):
+        plain = _norm_run(name, x, w, b, setting, needs, dy.astype(np.float32))
+    with norm_path(fast=True, block_bytes=block):
+        fast = _norm_run(name, x, w, b, setting, needs, dy.astype(np.float32))
+    for got, ref, expected in zip(fast, plain, want):
+        assert got.dtype == np.float32
+        scale = max(np.abs(expected).max(), 1.0)
+        assert np.abs(got - expected).max() <= 1.5 * np.abs(ref - expected).max() + 1e-5 * scale
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "group_norm"])
+@settings(deadline=None, max_examples=25)
+@given(data=st.data())
+def test_fast_path_gradcheck(name, data):
+    x, w, b, kwargs, _ = draw_case(data, name, affine=True)
+    setting = kwargs["normalized_shape"] if name == "layer_norm" else kwargs["num_groups"]
+    block = data.draw(st.sampled_from([1, 1 << 18]), label="block bytes")
+
+    def fn(xt, wt, bt):
+        if name == "layer_norm":
+            return F.layer_norm(xt, setting, wt, bt)
+        return F.group_norm(xt, setting, wt, bt)
+
+    with norm_path(fast=True, block_bytes=block):
+        assert gradcheck(fn, x, w, b)
+        assert gradgradcheck(fn, x, w, b)
+
+
+@pytest.mark.parametrize("name, shape, setting", [
+    ("layer_norm", (6, 5, 9, 7), (5, 9, 7)), ("layer_norm", (3, 4, 40), (40,)),
+    ("group_norm", (6, 6, 9, 7), 3), ("group_norm", (4, 8, 20), 8)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+def test_fast_path_on_images_matches_torch(name, shape, setting, layout):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = laid_out(rng.standard_normal(shape) + 0.5, layout)
+    param = setting if name == "layer_norm" else (shape[1],)
+    w, b, dy = rng.standard_normal(param), rng.standard_normal(param), rng.standard_normal(shape)
+    with norm_path(fast=True, block_bytes=8 * x[0].size):
+        got = _norm_run(name, x, w, b, setting, (True, True, True), dy)
+    qs = [torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x, w, b)]
+    fn = torch.nn.functional.layer_norm if name == "layer_norm" else \
+        torch.nn.functional.group_norm
+    y = fn(qs[0], setting, qs[1], qs[2])
+    y.backward(torch.tensor(dy))
+    for g, e in zip(got, [y.detach().numpy()] + [q.grad.numpy() for q in qs]):
+        np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
+
+
+def _float32_errors(name, x, setting, fast):
+    """The largest errors of y, dx, dw and db in float32 against float64 from the same
+    values, each relative to the largest of its float64 values."""
+    rng = np.random.default_rng(8)
+    param = setting if name == "layer_norm" else (x.shape[1],)
+    w, b = rng.standard_normal(param), rng.standard_normal(param)
+    dy = rng.standard_normal(x.shape)
+    with norm_path(fast=fast):
+        got = _norm_run(name, x, w.astype(np.float32), b.astype(np.float32), setting,
+                        (True, True, True), dy.astype(np.float32))
+    want = _norm_run(name, x.astype(np.float64), w, b, setting, (True, True, True), dy)
+    return [np.abs(g - e).max() / np.abs(e).max() for g, e in zip(got, want)]
+
+
+@pytest.mark.parametrize("name, shape, setting", [
+    ("layer_norm", (8, 512), (512,)), ("layer_norm", (4, 16, 16, 32), (16, 16, 32)),
+    ("group_norm", (4, 32, 16, 16), 8), ("group_norm", (2, 8, 64, 64), 2)])
+@pytest.mark.parametrize("mean", [0.0, 3.0, 1e4])
+def test_fast_path_float32_stays_as_accurate_as_the_plain_path(name, shape, setting, mean):
+    """float32 x = mean + N(0, 1), around 0 or far from it (a naive E[x²] − E[x]² in float32
+    loses every digit of σ² at 1e4): y and the gradients as float64 computes them from the
+    same values, at most as far off as the plain path (two passes, NumPy's pairwise sums) is,
+    with room for the rounding of a different order of sums (1.5×, or 2e-6 of the scale)."""
+    x = (mean + np.random.default_rng(7).standard_normal(shape)).astype(np.float32)
+    fast = _float32_errors(name, x, setting, fast=True)
+    plain = _float32_errors(name, x, setting, fast=False)
+    for what, f, p in zip(["y", "dx", "dw", "db"], fast, plain):
+        assert f <= max(1.5 * p, 2e-6), (what, f, p)
+
+
+@pytest.mark.parametrize("name, shape, setting", [
+    ("layer_norm", (64, 32, 16, 16), (32, 16, 16)), ("group_norm", (24, 16, 32, 32), 4)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setting, layout):
+    import minigrad
+
+    rng = np.random.default_rng(4)
+    x = laid_out(rng.standard_normal(shape).astype(np.float32), layout)        # 2+ blocks
+    dy = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
+    param = setting if name == "layer_norm" else (shape[1],)
+    w, b = (rng.standard_normal(param).astype(np.float32) for _ in range(2))
+    threads = minigrad.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            minigrad.set_num_threads(n)
+            results.append(_norm_run(name, x, w, b, setting, (True, True, True), dy))
+    finally:
+        minigrad.set_num_threads(threads)
+    for a, c in zip(*results):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("inner", [511, 512, 1000, 4096, 8192])
+def test_short_buffers_leave_the_bits_and_the_buffer_size_as_they_were(inner):
+    """A broadcasting step with NumPy's buffer set to _SHORT_BUFFER gives the same bits as
+    with its own size, and the size is restored afterwards."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((40, inner)).astype(np.float32)
+    col, row = x[:, :1] * 0.5, x[0] * 2
+    before = np.getbufsize()
+    expected = x * col + row
+    old = normalization._short_buffers(inner, x.size)
+    try:
+        got = x * col + row
+    finally:
+        if old is not None:
+            np.setbufsize(old)
+    assert (old is not None) == (512 <= inner < 8192)
+    np.testing.assert_array_equal(got, expected)
+    assert np.getbufsize() == before
+
+
+@pytest.mark.parametrize("name, setting", [("layer_norm", (4, 5, 6)), ("group_norm", 2)])
+def test_fast_path_on_a_channels_last_input_keeps_its_layout(name, setting):
+    """A channels-last x is read as it lies (LayerNorm over (C, H, W): rows (H, W, C);
+    GroupNorm: planes down the positions): y and dx channels last too, w's and b's gradients
+    in their own shape."""
+    rng = np.random.default_rng(6)
+    x = laid_out(rng.standard_normal((3, 4, 5, 6)), "channels-last")
+    param = setting if name == "layer_norm" else (4,)
+    w, b, dy = rng.standard_normal(param), rng.standard_normal(param), \
+        laid_out(rng.standard_normal((3, 4, 5, 6)), "channels-last")
+    with norm_path(fast=True):
+        y, dx, dw, db = _norm_run(name, x, w, b, setting, (True, True, True), dy)
+    assert is_channels_last(y) and not y.flags.c_contiguous
+    assert is_channels_last(dx) and not dx.flags.c_contiguous
+    assert dw.shape == db.shape == param
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "group_norm"])
+@settings(deadline=None, max_examples=20)
+@given(data=st.data())
+def test_fast_path_channels_last_gradcheck(name, data):
+    """float64 central differences through the channels-last reading: x given as (N, *, C)
+    and moved to a channels-last (N, C, *) view inside the function (gradcheck perturbs its
+    input's own memory)."""
+    C = data.draw(st.sampled_from([2, 4]), label="C")
+    spatial = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2),
+                              label="spatial"))
+    x = data.draw(spread(data.draw(st.integers(1, 2), label="N"), C, *spatial), label="x")
+    if name == "layer_norm":
+        setting = param = x.shape[1:]                # normalised over (C, *)
+    else:
+        setting, param = data.draw(st.sampled_from([1, 2]), label="num_groups"), (C,)
+    w, b = data.draw(arrays(param), label="w"), data.draw(arrays(param), label="b")
+
+    def fn(xt, wt, bt):
+        xv = xt.transpose((0, xt.ndim - 1) + tuple(range(1, xt.ndim - 1)))
+        if name == "layer_norm":
+            return F.layer_norm(xv, setting, wt, bt)
+        return F.group_norm(xv, setting, wt, bt)
+
+    with norm_path(fast=True, block_bytes=8 * x[0].size):
+        assert gradcheck(fn, np.ascontiguousarray(np.moveaxis(x, 1, -1)), w, b)
+
+
+@pytest.mark.parametrize("shape, strides", [((4, 5, 6), (120, 24, 4)), ((4, 5, 6), (120, 4, 20)),
+                                            ((2, 1, 3), (12, 4, 4)), ((3, 4), (4, 12))])
+def test_c_contiguity_from_shape_and_strides_equals_numpys(shape, strides):
+    a = np.lib.stride_tricks.as_strided(np.zeros(200, np.float32), shape, strides)
+    assert normalization._c_contiguous(shape, strides, 4) == a.flags.c_contiguous
+
+
 # ------------------------------------------------------------------------------- details
 @pytest.mark.parametrize("call, axis", [
     (lambda x: F.layer_norm(x, 4), 1),

@@ -1,5 +1,7 @@
 """Every core op: forward against NumPy and gradcheck in float64 on hypothesis-drawn inputs."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -329,3 +331,79 @@ def test_binary_ops_skip_gradients_nobody_needs(name):
     op(x, c).sum().backward()
     assert x.grad is not None and x.grad.shape == (2, 3)
     assert c.grad is None
+
+
+# ------------------------------------------- sums and means by products with a vector of ones
+@contextlib.contextmanager
+def sums_by_products():
+    """Sum and Mean on their fast path for every size (with the layouts it takes)."""
+    from minigrad.ops import reduction
+
+    saved = reduction._MIN_VALUES, reduction._MIN_ROW_VALUES
+    reduction._MIN_VALUES = reduction._MIN_ROW_VALUES = 1
+    try:
+        yield reduction
+    finally:
+        reduction._MIN_VALUES, reduction._MIN_ROW_VALUES = saved
+
+
+@pytest.mark.parametrize("name", ["sum", "mean"])
+@given(data=st.data(), keepdims=st.booleans())
+def test_sum_and_mean_by_products_equal_numpys(name, data, keepdims):
+    """Any axes of x in C order, channels last or another permutation of its memory, float64
+    and float32: values and shapes as NumPy's sum or mean of the same array, to the rounding
+    of a sum in another order (relative to Σ|x| along the axes), and the gradient."""
+    op, reference = REDUCTIONS[name]
+    shape = data.draw(shapes(min_dims=1, max_dims=4, max_side=5), label="shape")
+    axis = data.draw(axis_for(len(shape)), label="axis")
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]), label="dtype")
+    perm = data.draw(st.permutations(range(len(shape))), label="memory order")
+    x = np.ascontiguousarray(data.draw(arrays(shape), label="x").astype(dtype).transpose(perm))
+    x = x.transpose(np.argsort(perm))                       # the same values, laid out by perm
+    with sums_by_products():
+        got = op(Tensor(x), axis, keepdims).data
+    expected = reference(x, axis=axis, keepdims=keepdims)
+    bound = reference(np.abs(x).astype(np.float64), axis=axis, keepdims=keepdims)
+    eps = np.finfo(dtype).eps
+    assert got.dtype == dtype and got.shape == np.shape(expected)
+    assert np.all(np.abs(got - expected) <= 8 * eps * bound + 1e-300)
+    if dtype == np.float64:
+        with sums_by_products():
+            assert check_op(lambda t: op(t, axis, keepdims),
+                            lambda a: reference(a, axis=axis, keepdims=keepdims),
+                            np.ascontiguousarray(x))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+@pytest.mark.parametrize("mean", [0.0, 1e4])
+def test_float32_sums_by_products_are_as_accurate_as_numpys(layout, mean):
+    """float32 (64, 32, 32, 32) around 0 and around 1e4, C order or channels last, summed
+    over (2, 3), against float64: in float32 ulps of Σ|x| (the scale of a sum's rounding), no
+    further off than NumPy's sum of the same array, or than half an ulp (the rounding of the
+    result itself, which both make). The products' pieces of 128 values are added up in
+    float64; the channels-last sums are column sums, where NumPy adds the rows one after the
+    other."""
+    from minigrad.ops import reduction
+
+    x = (mean + np.random.default_rng(0).standard_normal((64, 32, 32, 32))).astype(np.float32)
+    if layout == "channels-last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    want = x.astype(np.float64).sum(axis=(2, 3))
+    ulp = np.spacing(np.abs(x).sum(axis=(2, 3), dtype=np.float64).astype(np.float32))
+    numpys = np.max(np.abs(x.sum(axis=(2, 3)) - want) / ulp)
+    assert x.size >= reduction._MIN_ROW_VALUES
+    assert reduction._sum_by_products(x, (2, 3)) is not None
+    got = Tensor(x).sum(axis=(2, 3)).data
+    assert np.max(np.abs(got - want) / ulp) <= max(numpys, 0.5)
+
+
+def test_sums_by_products_pass_layouts_they_do_not_take_to_numpy():
+    """A strided x, or axes that do not lie together in memory, or kept axes out of order:
+    NumPy's sum, the same values."""
+    x = np.random.default_rng(1).standard_normal((4, 6, 5))
+    cases = [(x[:, ::2], (1, 2)), (x, (0, 2)),
+             (np.ascontiguousarray(x.transpose(2, 1, 0)).transpose(2, 1, 0), (1,))]
+    with sums_by_products() as reduction:
+        for a, axes in cases:
+            assert reduction._sum_by_products(a, axes) is None
+            np.testing.assert_array_equal(Tensor(a).sum(axis=axes).data, a.sum(axis=axes))

@@ -824,3 +824,72 @@ def test_pool_settings_kept_for_a_tuple_still_refuse_an_equal_tuple_of_bools():
         pooling._settings("max_pool2d", (True, True), kernel, (0, 0))
     with pytest.raises(TypeError, match="max_pool2d: kernel_size must be an int"):
         F.max_pool2d(np.zeros((1, 1, 2, 2)), (True, 1))
+
+
+# ------------------------------------------------------------------ global average pooling
+@pytest.fixture
+def window_products():
+    """AdaptiveAvgPool2d with its plain formulation (the two window products) for every
+    output size, the global path switched off."""
+    saved = pooling._GLOBAL_DTYPES
+    pooling._GLOBAL_DTYPES = ()
+    yield
+    pooling._GLOBAL_DTYPES = saved
+
+
+def _global_pool_run(x, dy):
+    t = Tensor(x, requires_grad=True)
+    y = F.adaptive_avg_pool2d(t, 1)
+    y.backward(dy)
+    return y.data, t.grad
+
+
+def _laid_out(a, layout):
+    if layout == "channels-last":
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if layout == "strided":
+        return np.repeat(a, 2, axis=3)[..., ::2]
+    return a
+
+
+@given(data=st.data())
+def test_global_average_pool_equals_the_window_products(data):
+    """Output 1 × 1: the sum by a vector of ones and dy repeated over each plane, against the
+    two window products, in float64 (to the rounding of a sum in another order) and float32,
+    for x and dy in C order, channels last or strided; y and dx laid out as x is."""
+    shape = data.draw(hnp.array_shapes(min_dims=4, max_dims=4, max_side=9), label="shape")
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]), label="dtype")
+    x = _laid_out(data.draw(arrays(shape), label="x").astype(dtype),
+                  data.draw(st.sampled_from(["contiguous", "channels-last", "strided"])))
+    dy = data.draw(arrays(shape[:2] + (1, 1)), label="dy").astype(dtype)
+    fast = _global_pool_run(x, dy)
+    saved = pooling._GLOBAL_DTYPES
+    pooling._GLOBAL_DTYPES = ()
+    try:
+        plain = _global_pool_run(x, dy)
+    finally:
+        pooling._GLOBAL_DTYPES = saved
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for got, expected in zip(fast, plain):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
+    if channels_last(x):
+        assert channels_last(fast[1])
+    assert fast[1].base is None                 # a leaf keeps dx itself as its gradient
+
+
+def test_global_average_pool_gradcheck_and_second_order():
+    """In C order, and channels last (x given as (N, H, W, C), moved to a channels-last view
+    inside the function: gradcheck perturbs its input's own memory)."""
+    x = np.random.default_rng(3).standard_normal((2, 3, 4, 5))
+    for to_nchw, a in ((lambda t: t, x),
+                       (lambda t: t.transpose(0, 3, 1, 2), np.ascontiguousarray(
+                           x.transpose(0, 2, 3, 1)))):
+        assert check_op(lambda t, f=to_nchw: F.adaptive_avg_pool2d(f(t), 1),
+                        lambda v, f=to_nchw: f(v).mean(axis=(2, 3), keepdims=True), a,
+                        rtol=1e-12)
+        t = Tensor(a, requires_grad=True)
+        y = F.adaptive_avg_pool2d(to_nchw(t), 1)
+        (g,) = minigrad.grad((y ** 2).sum(), [t], create_graph=True)
+        (gg,) = minigrad.grad(g.sum(), [t])
+        np.testing.assert_allclose(gg, np.full(a.shape, 2 / 20), rtol=1e-12)

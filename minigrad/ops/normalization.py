@@ -36,7 +36,7 @@ import numpy as np
 
 from minigrad.cache import BoundedCache
 from minigrad.function import Function
-from minigrad.parallel import parallel_for
+from minigrad.parallel import blas_ready, parallel_for
 
 
 def _normalize(x, axes: tuple[int, ...], eps: float):
@@ -853,7 +853,24 @@ class LayerNorm(Function):
 
     The derivation of dx is the one in :class:`BatchNorm`'s docstring, with the means taken
     over the trailing axes instead of the batch. Smooth (ε > 0); with m = 1, x̂ = 0 and y = b.
-    Saved: x̂, 1/std (one per sample), w.
+
+    Two paths. The plain one (``_forward_plain``, ``_backward_plain``) applies the formulas
+    array by array; it serves float16, inputs of fewer than ``_MIN_VALUES`` values and rows of
+    fewer than ``_MIN_ROW``, and a test holds the other equal to it. The row path (float32,
+    float64) sees x as a matrix x2 of one row of m values per sample, in x's own memory order
+    (a channels-last x normalised over (C, H, W) is read as (N, H·W·C), w and b permuted
+    alike: the statistics do not depend on the order of a row), and goes over it a block of
+    rows at a time (:func:`_row_blocks`):
+    forward reads x once from memory for μ, σ² (:func:`_row_moments`: one pass of sums of x
+    and x², a second over the block, still in cache, when a row's mean is far from 0) and y,
+    and saves no x̂; backward reads dy and x once and gets every sum it needs from matrix-vector
+    products: Σ w·dy = dy·w, Σ w·dy·x = (dy∘x)·w per row, dw = 1/std·(dy∘x) − (μ/std)·dy
+    and db = 1·dy per block (with x − μ formed first when some row has |μ| > σ), then
+
+        dx = (w/std)·dy + k·(x − μ) + c,   k = −mean(dx̂·x̂)/std²,  c = −mean(dx̂)/std
+
+    per row. Saved there: x (which the tape keeps anyway), μ and σ² per row (float64).
+    Saved on the plain path: x̂, 1/std (one per sample), w.
     """
 
     float_inputs = True
@@ -869,15 +886,30 @@ class LayerNorm(Function):
             raise ValueError(f"layer_norm: normalized_shape={shape} must match the trailing "
                              f"axes of the input, expected x.shape=(*, "
                              f"{', '.join(map(str, shape))}); got x.shape={x.shape}")
-        _check_params("layer_norm", x.shape, "normalized_shape", shape, np.shape(w),
-                      np.shape(b))
+        if getattr(w, "shape", None) != shape or getattr(b, "shape", None) != shape:
+            _check_params("layer_norm", x.shape, "normalized_shape", shape, np.shape(w),
+                          np.shape(b))
         self.axes = tuple(range(x.ndim - k, x.ndim))     # normalised over
         self.lead = tuple(range(x.ndim - k))             # w and b are summed over
+        self.rows = (x.size >= _MIN_VALUES and x.dtype in _BLOCKED_DTYPES
+                     and math.prod(shape) >= _MIN_ROW)
+        if self.rows:
+            return self._forward_rows(x, w, b)
+        return self._forward_plain(x, w, b)
+
+    def backward(self, dy):
+        if self.rows:
+            return self._backward_rows(dy)
+        return self._backward_plain(dy)
+
+    # ------------------------------------------------------------------------ plain path
+
+    def _forward_plain(self, x, w, b):
         self.w = np.asarray(w, x.dtype)
         self.xhat, _, _, self.istd = _normalize(x, self.axes, self.eps)
         return self.w * self.xhat + np.asarray(b, x.dtype)
 
-    def backward(self, dy):
+    def _backward_plain(self, dy):
         need_x, need_w, need_b = self.needs_input_grad
         dx = dw = db = None
         if need_x:
@@ -886,6 +918,106 @@ class LayerNorm(Function):
             dw = (dy * self.xhat).sum(axis=self.lead)
         if need_b:
             db = dy.sum(axis=self.lead)
+        return dx, dw, db
+
+    # ------------------------------------------------------------------------ row path
+
+    def _forward_rows(self, x, w, b):
+        blas_ready()                           # its sums are matrix products
+        view = self.view = _Rows(x, len(self.normalized_shape))
+        x2, eps = view.x2, self.eps
+        w2 = self.w2 = view.param(w)
+        b2 = view.param(b)
+        y, y2 = view.new()
+        L = x2.shape[0]
+        if L <= view.step:                     # one block (small batches): no slicing
+            self.mu, self.var = _layer_norm_rows(x2, y2, w2, b2, np.empty_like(x2),
+                                                 view.piece, eps)
+            return y
+        mu, var = self.mu, self.var = np.empty(L), np.empty(L)
+
+        def block(lo, hi, t):
+            mu[lo:hi], var[lo:hi] = _layer_norm_rows(x2[lo:hi], y2[lo:hi], w2, b2, t,
+                                                     view.piece, eps)
+
+        _row_blocks(x2, view.step, block)
+        return y
+
+    def _backward_rows(self, dy):
+        blas_ready()                           # its sums are matrix products
+        need_x, need_w, need_b = self.needs_input_grad
+        view = self.view
+        x2, w2 = view.x2, self.w2
+        dtype = x2.dtype
+        dy2 = view.matrix(dy)
+        L, m = x2.shape
+        mu, istd = self.mu, (self.var + self.eps) ** -0.5
+        # Where some row has |μ| > σ, x − μ is formed before it meets dy (Σ dy·x − μ·Σ dy
+        # would cancel); the choice is made once for all rows.
+        centred = _centred(mu, self.var)
+        mu_t, istd_t = mu.astype(dtype), istd.astype(dtype)
+        shift_t = None if centred else (mu * istd).astype(dtype)
+        k_scale, c_scale = -istd ** 3 / m, -istd / m
+        dx = dx2 = None
+        if need_x:
+            dx, dx2 = view.new()
+        step = view.step
+        partial_dw = [None] * -(-L // step)
+        partial_db = [None] * len(partial_dw)
+        ones = _ones(min(step, L), dtype)
+
+        def block(lo, hi, t):
+            old = _short_buffers(m, t.size)
+            try:
+                rows(lo, hi, t)
+            finally:
+                if old is not None:
+                    np.setbufsize(old)
+
+        def rows(lo, hi, t):
+            xb, dyb = x2[lo:hi], dy2[lo:hi]
+            mu_col = mu_t[lo:hi, None]
+            if centred:                                  # t = dy·(x − μ)
+                np.subtract(xb, mu_col, out=t)
+                t *= dyb
+            else:                                        # t = dy·x
+                np.multiply(xb, dyb, out=t)
+            if need_w:                                   # Σ dy·x̂ down the rows
+                g = np.dot(istd_t[lo:hi], t)
+                if not centred:
+                    g -= np.dot(shift_t[lo:hi], dyb)
+                partial_dw[lo // step] = g
+            if need_b:
+                partial_db[lo // step] = np.dot(ones[:hi - lo], dyb)
+            if not need_x:
+                return
+            s_dy = np.matmul(dyb, w2).astype(np.float64)         # Σ w·dy
+            s_dyx = np.matmul(t, w2).astype(np.float64)          # Σ w·dy·x (or ·(x − μ))
+            if not centred:
+                s_dyx -= mu[lo:hi] * s_dy
+            k = s_dyx * k_scale[lo:hi]                   # −mean(dx̂·x̂)/std²
+            c = s_dy * c_scale[lo:hi]                    # −mean(dx̂)/std
+            dxb = dx2[lo:hi]
+            np.multiply(dyb, w2, out=dxb)
+            dxb *= istd_t[lo:hi, None]
+            if centred:
+                np.subtract(xb, mu_col, out=t)
+                t *= k.astype(dtype)[:, None]
+            else:
+                np.multiply(xb, k.astype(dtype)[:, None], out=t)
+                c -= k * mu[lo:hi]
+            t += c.astype(dtype)[:, None]
+            dxb += t
+
+        if L <= step:                          # one block (small batches): no slicing
+            block(0, L, np.empty_like(x2))
+        else:
+            _row_blocks(x2, step, block)
+        dw = db = None
+        if need_w:
+            dw = view.unparam(_add_up(partial_dw, dtype))
+        if need_b:
+            db = view.unparam(_add_up(partial_db, dtype))
         return dx, dw, db
 
     def backward_graph(self, dy):
@@ -915,7 +1047,28 @@ class GroupNorm(Function):
         dw = Σ_{n,*} dy·x̂              db = Σ_{n,*} dy
 
     The derivation of dx is the one in :class:`BatchNorm`'s docstring, per group. Smooth
-    (ε > 0). Saved: x̂ (N, G, m), 1/std (N, G, 1), w.
+    (ε > 0).
+
+    Two paths. The plain one (``_forward_plain``, ``_backward_plain``) applies the formulas
+    array by array; it serves float16, inputs of fewer than ``_MIN_VALUES`` values and planes
+    (∏*) of fewer than ``_MIN_PLANE``, and a test holds the other equal to it. The plane path
+    (float32, float64) sees x as N·C planes of P = ∏* values (:class:`_GroupPlanes`: C order,
+    or channels last read as it lies, y and dx then channels last too) and goes over a block
+    of samples at a time (:func:`_row_blocks`), as BatchNorm's blocked path does with a
+    constant per plane instead of per channel: a group's μ, σ² come from sums of x and x² per
+    plane added up in float64 (shifted and repeated as in :func:`_row_moments`), and
+
+        y = a·x + (b − a·μ),   a = w/std            (per plane, (x − μ)·a + b when |μ| > σ)
+
+    Backward takes Σ dy and Σ dy·x per plane (matrix-vector products), from which every
+    other sum follows per plane n, c: Σ dy·x̂ = (Σ dy·x − μ·Σ dy)/std, so dw and db, and
+    per group mean dx̂ = Σ_c w·Σ dy / m and mean(dx̂·x̂) = Σ_c w·Σ dy·x̂ / m; then
+
+        dx = a·dy + k·(x − μ) + c,   k = −mean(dx̂·x̂)/std²,  c = −mean(dx̂)/std
+
+    per plane. Forward reads x once from memory and writes y; backward reads dy and x once and
+    writes dx. Saved there: x, μ and σ² per group (float64). Saved on the plain path:
+    x̂ (N, G, m), 1/std (N, G, 1), w.
     """
 
     float_inputs = True
@@ -936,17 +1089,33 @@ class GroupNorm(Function):
         if C % G:
             raise ValueError(f"group_norm: num_channels={C} is not divisible by "
                              f"num_groups={G} (x.shape={x.shape})")
-        _check_params("group_norm", x.shape, "one value per channel", (C,), np.shape(w),
-                      np.shape(b))
-        shape = _channel_shape(x.ndim)
-        self.w = np.asarray(w, x.dtype).reshape(shape)
+        if getattr(w, "shape", None) != (C,) or getattr(b, "shape", None) != (C,):
+            _check_params("group_norm", x.shape, "one value per channel", (C,), np.shape(w),
+                          np.shape(b))
         self.x_shape = x.shape
-        xhat, _, _, self.istd = _normalize(x.reshape(N, G, -1), (2,), self.eps)
-        self.xhat = xhat.reshape(x.shape)
         self.sum_axes = (0,) + tuple(range(2, x.ndim))
-        return self.w * self.xhat + np.asarray(b, x.dtype).reshape(shape)
+        self.planes = (x.size >= _MIN_VALUES and x.ndim >= 3 and x.dtype in _BLOCKED_DTYPES
+                       and x.size // (N * C) >= _MIN_PLANE)
+        if self.planes:
+            return self._forward_planes(x, w, b)
+        return self._forward_plain(x, w, b)
 
     def backward(self, dy):
+        if self.planes:
+            return self._backward_planes(dy)
+        return self._backward_plain(dy)
+
+    # ------------------------------------------------------------------------ plain path
+
+    def _forward_plain(self, x, w, b):
+        N, G = x.shape[0], self.num_groups
+        shape = _channel_shape(x.ndim)
+        self.w = np.asarray(w, x.dtype).reshape(shape)
+        xhat, _, _, self.istd = _normalize(x.reshape(N, G, -1), (2,), self.eps)
+        self.xhat = xhat.reshape(x.shape)
+        return self.w * self.xhat + np.asarray(b, x.dtype).reshape(shape)
+
+    def _backward_plain(self, dy):
         need_x, need_w, need_b = self.needs_input_grad
         dx = dw = db = None
         if need_x:
@@ -958,6 +1127,110 @@ class GroupNorm(Function):
             dw = (dy * self.xhat).sum(axis=self.sum_axes)
         if need_b:
             db = dy.sum(axis=self.sum_axes)
+        return dx, dw, db
+
+    # ------------------------------------------------------------------------ plane path
+
+    def _forward_planes(self, x, w, b):
+        blas_ready()                           # its sums are matrix products
+        N, C = x.shape[:2]
+        G, dtype, eps = self.num_groups, x.dtype, self.eps
+        view = self.view = _GroupPlanes(x, G)
+        x2, per = view.x2, C // G
+        self.w64 = np.asarray(w, dtype).astype(np.float64)
+        b64 = np.asarray(b, dtype).astype(np.float64)
+        y, y2 = view.new()
+        self.mu, self.var = np.empty((N, G)), np.empty((N, G))
+
+        def block(lo, hi, t):
+            old = _short_buffers(view.inner, t.size)
+            try:
+                planes(lo, hi, t)
+            finally:
+                if old is not None:
+                    np.setbufsize(old)
+
+        def planes(lo, hi, t):
+            n = hi - lo
+            xb = x2[lo:hi]
+            mu, var = view.moments(xb, t)
+            self.mu[lo:hi], self.var[lo:hi] = mu, var
+            a = self.w64 * ((var + eps) ** -0.5).repeat(per, axis=1)      # w/std (n, C)
+            mu_c = mu.repeat(per, axis=1)
+            xv, yv = view.planes(xb), view.planes(y2[lo:hi])
+            if _centred(mu, var):                        # (x − μ)·a + b
+                np.subtract(xv, view.constant(mu_c), out=yv)
+                yv *= view.constant(a)
+                yv += view.constant(np.broadcast_to(b64, (n, C)))
+            else:                                        # x·a + (b − a·μ)
+                np.multiply(xv, view.constant(a), out=yv)
+                yv += view.constant(b64 - a * mu_c)
+
+        _row_blocks(x2, view.step, block)
+        return y
+
+    def _backward_planes(self, dy):
+        blas_ready()                           # its sums are matrix products
+        need_x, need_w, need_b = self.needs_input_grad
+        view, w64, eps = self.view, self.w64, self.eps
+        x2, step = view.x2, view.step
+        N, C = self.x_shape[:2]
+        G, dtype = self.num_groups, x2.dtype
+        per = C // G
+        m = per * view.P
+        dy2 = view.matrix(dy)
+        dx = dx2 = None
+        if need_x:
+            dx, dx2 = view.new()
+        blocks = -(-N // step)
+        sum_dw, sum_db = np.zeros((blocks, C)), np.zeros((blocks, C))
+
+        def block(lo, hi, t):
+            old = _short_buffers(view.inner, t.size)
+            try:
+                planes(lo, hi, t)
+            finally:
+                if old is not None:
+                    np.setbufsize(old)
+
+        def planes(lo, hi, t):
+            n = hi - lo
+            xb, dyb = x2[lo:hi], dy2[lo:hi]
+            xv, dyv, tv = view.planes(xb), view.planes(dyb), view.planes(t)
+            mu, var = self.mu[lo:hi], self.var[lo:hi]
+            istd = (var + eps) ** -0.5
+            centred = _centred(mu, var)
+            mu_c = mu.repeat(per, axis=1)                # (n, C)
+            s_dy = view.sums(dyb)
+            if centred:                                  # Σ dy·(x − μ)
+                np.subtract(xv, view.constant(mu_c), out=tv)
+                s_dyx = view.dots(t, dyb, t)
+            else:                                        # Σ dy·x − μ·Σ dy
+                s_dyx = view.dots(xb, dyb, t)
+                s_dyx -= mu_c * s_dy
+            istd_c = istd.repeat(per, axis=1)
+            g = istd_c * s_dyx                           # Σ dy·x̂ per plane
+            sum_dw[lo // step], sum_db[lo // step] = g.sum(axis=0), s_dy.sum(axis=0)
+            if not need_x:
+                return
+            mean_dxhat = (w64 * s_dy).reshape(n, G, per).sum(axis=2) / m
+            mean_dxhat_xhat = (w64 * g).reshape(n, G, per).sum(axis=2) / m
+            k = (-istd ** 2 * mean_dxhat_xhat).repeat(per, axis=1)
+            c = (-istd * mean_dxhat).repeat(per, axis=1)
+            dxv = view.planes(dx2[lo:hi])
+            if centred:                                  # a·dy + k·(x − μ) + c
+                np.subtract(xv, view.constant(mu_c), out=tv)
+                tv *= view.constant(k)
+                tv += view.constant(c)
+            else:                                        # a·dy + k·x + (c − k·μ)
+                np.multiply(xv, view.constant(k), out=tv)
+                tv += view.constant(c - k * mu_c)
+            np.multiply(dyv, view.constant(w64 * istd_c), out=dxv)
+            dxv += tv
+
+        _row_blocks(x2, step, block)
+        dw = sum_dw.sum(axis=0).astype(dtype) if need_w else None
+        db = sum_db.sum(axis=0).astype(dtype) if need_b else None
         return dx, dw, db
 
     def backward_graph(self, dy):
@@ -974,6 +1247,336 @@ class GroupNorm(Function):
         if need_b:
             db = dy.sum(axis=self.sum_axes)
         return dx, dw, db
+
+
+class _GroupPlanes:
+    """How GroupNorm's plane path sees x (N, C, *), P = ∏*: a matrix x2 of one row per sample
+    (its values in memory order) gone over a block of samples at a time, and per block
+
+    - ``planes``: a block's rows as the array its elementwise steps run on, and ``constant``
+      one value per plane (n, C) laid out to broadcast against it;
+    - ``sums`` and ``dots``: Σ per plane (n, C) in float64 of a block of rows (or of the
+      products of two), in pieces added up in float64;
+    - ``moments``: μ and σ² per group (n, G) in float64, as :func:`_row_moments` takes them
+      (one pass of sums of x and x², again with a shift by μ where μ² > 3σ²).
+
+    C order: x2 (N, C·P), planes (n·C, P) and a constant a column (n·C, 1); the sums are row
+    sums of the planes (matrix-vector products, ``np.vecdot``). Channels last (memory
+    (N, *, C), as a convolution that works channels last returns it; read as it lies, and y
+    and dx laid out so too): x2 (N, P·C), planes (n, P/k, k·C) with k positions of C values
+    in a row, a constant the C values of each sample tiled k times, (n, 1, k·C) (k the largest
+    divisor of P with k·C ≤ ``_GROUP_TILE``: a (n, 1, C) constant would run NumPy's loops C
+    values at a time); the sums are column sums down the positions, a product with a vector
+    of ones per piece of positions. Any other layout is copied to C order."""
+
+    def __init__(self, x, G):
+        N, C = x.shape[:2]
+        self.shape, self.G, self.C = x.shape, G, C
+        self.P = P = x.size // (N * C)
+        self.dtype = x.dtype
+        self.last = _layout(x) == "channels-last"
+        if self.last:
+            self.axes = _to_last(x.ndim)
+            self.x2 = x.transpose(self.axes).reshape(N, P * C)
+            self.k = _largest_divisor(P, max(1, _GROUP_TILE // C))
+            self.inner = self.k * C
+            self.piece = _largest_divisor(P, _COLUMN_PIECE)
+            self.ones = _ones(self.piece, x.dtype)
+        else:
+            self.x2 = np.ascontiguousarray(x).reshape(N, C * P)
+            self.inner = P
+            self.piece = _piece(P, _PIECE, _MIN_PIECE)
+        self.step = _block_rows(N, C * P * x.itemsize, _BLOCK_BYTES)
+
+    def new(self):
+        """A new array shaped like x (channels last when x is) and its memory as x2."""
+        if not self.last:
+            a = np.empty(self.shape, self.dtype)
+            return a, a.reshape(self.x2.shape)
+        a = np.empty(tuple(self.shape[i] for i in self.axes), self.dtype)
+        return a.transpose(np.argsort(self.axes)), a.reshape(self.x2.shape)
+
+    def matrix(self, a):
+        """An array shaped like x (any layout) laid out as x2 (a view when it already is)."""
+        if self.last:
+            a = a.transpose(self.axes)
+        return np.ascontiguousarray(a, dtype=self.dtype).reshape(self.x2.shape)
+
+    def planes(self, a):
+        if self.last:
+            return a.reshape(len(a), self.P // self.k, self.inner)
+        return a.reshape(-1, self.P)
+
+    def constant(self, values):
+        if not self.last:
+            return values.astype(self.dtype).reshape(-1, 1)
+        n = len(values)
+        tile = np.empty((n, self.k, self.C), self.dtype)
+        tile[...] = values[:, None, :]
+        return tile.reshape(n, 1, self.inner)
+
+    def sums(self, a):
+        n = len(a)
+        if not self.last:
+            return _sums_by_piece(a.reshape(n * self.C, self.P), self.piece).reshape(n, self.C)
+        pieces = np.matmul(self.ones, a.reshape(-1, self.piece, self.C))
+        return pieces.reshape(n, -1, self.C).sum(axis=1, dtype=np.float64)
+
+    def dots(self, a, b, t):
+        """Σ a·b per plane (n, C), through the scratch t (may be a itself)."""
+        n = len(a)
+        if not self.last:
+            return _dots_by_piece(a.reshape(n * self.C, self.P), b.reshape(n * self.C, self.P),
+                                  self.piece, t.reshape(n * self.C, self.P)).reshape(n, self.C)
+        np.multiply(a, b, out=t)
+        return self.sums(t)
+
+    def moments(self, xb, t):
+        m = self.C // self.G * self.P
+        mu, var = self._moments_once(xb, None, t, m)
+        if (mu * mu > 3 * var).any():                        # (NaN: no retry)
+            shift = mu.astype(self.dtype).astype(np.float64)
+            d, var = self._moments_once(xb, shift, t, m)
+            mu = shift + d
+        return mu, np.maximum(var, 0.0, out=var)
+
+    def _moments_once(self, xb, shift, t, m):
+        n, G, C = len(xb), self.G, self.C
+        src = xb
+        if shift is not None:
+            np.subtract(self.planes(xb), self.constant(shift.repeat(C // G, axis=1)),
+                        out=self.planes(t))
+            src = t
+        s = self.sums(src).reshape(n, G, -1).sum(axis=2) / m
+        q = self.dots(src, src, t).reshape(n, G, -1).sum(axis=2) / m
+        q -= s * s
+        return s, q
+
+
+# The channels-last tile of GroupNorm's plane path: at most this many values (k·C) in a row
+# of a block's planes (rows of 512 or more run NumPy's loops at full speed with the buffer
+# of _short_buffers).
+_GROUP_TILE = 2048
+# Column sums (channels last) are taken over pieces of at most this many positions, added up
+# in float64 (the BLAS adds down a column one row after the other).
+_COLUMN_PIECE = 128
+
+
+# LayerNorm's row path: rows of at least _MIN_ROW values (GroupNorm's plane path takes
+# planes of at least _MIN_PLANE values, as BatchNorm's blocked path does), and an x of at
+# least _MIN_VALUES values for both. Below that the plain path, with a third as many NumPy
+# calls, is as fast or faster (float32, 1 thread; forward, and forward and backward, on the
+# fast path against the plain one): (1, 512) 1.2× and 1.4×, (32, 512) 1.07× and 1.12×,
+# (1, 32, 32, 32) 1.0× and 1.0×, channels last 1.15× forward; from 2^16 values the fast path
+# takes 0.8–0.85× ((128, 512); (2, 32, 32, 32) in C order and channels last).
+_MIN_ROW = 16
+_MIN_VALUES = 1 << 16
+
+# Row sums of a block are taken in pieces of at most _PIECE values (float32 sums of a piece,
+# added up per row in float64), as BatchNorm takes them per plane: a float32 dot product of
+# 8192 values loses more to rounding than NumPy's pairwise sum of them did. A row is cut into
+# pieces only when a divisor of its length of at least 128 values allows it (shorter pieces
+# make more, slower, products).
+_PIECE = 1024
+_MIN_PIECE = 128
+
+
+@functools.lru_cache(maxsize=64)
+def _piece(m: int, piece: int, min_piece: int) -> int:
+    """The length of the pieces a row of m values is summed in: the largest divisor of m of
+    at most ``piece`` values when it holds at least ``min_piece`` (or m itself)."""
+    d = _largest_divisor(m, piece)
+    return d if d >= min(m, min_piece) else m
+
+
+def _sums_by_piece(a, piece):
+    """Σ_j a[i, j] (rows,) in float64 of a (rows, P): float32 (or float64) sums of pieces of
+    ``piece`` values, added up in float64."""
+    if piece == a.shape[1]:
+        return _plane_sums(a).astype(np.float64)
+    return _plane_sums(a.reshape(-1, piece)).reshape(len(a), -1).sum(axis=1, dtype=np.float64)
+
+
+def _dots_by_piece(a, b, piece, scratch):
+    """Σ_j a[i, j]·b[i, j] (rows,) in float64, as :func:`_sums_by_piece` (through scratch,
+    see :func:`_row_dots`)."""
+    rows = len(a)
+    if piece == a.shape[1]:
+        return _row_dots(a, b, scratch).astype(np.float64)
+    d = _row_dots(a.reshape(-1, piece), b.reshape(-1, piece), scratch.reshape(-1, piece))
+    return d.reshape(rows, -1).sum(axis=1, dtype=np.float64)
+
+
+def _row_dots(a, b, scratch):
+    """Σ_j a[i, j]·b[i, j] of two (rows, P) arrays, (rows,): ``np.vecdot`` (``_plane_dots``)
+    for rows of 128 values or more; for shorter ones the product into ``scratch`` (may be a
+    itself) and its row sums by the BLAS, up to 3× as fast (P = 16)."""
+    if a.shape[1] >= 128:
+        return _plane_dots(a, b)
+    np.multiply(a, b, out=scratch)
+    return _plane_sums(scratch)
+
+
+def _moments_once(xb, shift, piece, t):
+    """μ − shift (if given) and the biased σ² (rows,) in float64 of the rows of xb
+    (rows, m), from float32/float64 sums of t = x − shift and t² per piece, added up in
+    float64."""
+    m = xb.shape[1]
+    src = xb if shift is None else np.subtract(xb, shift.astype(xb.dtype)[:, None], out=t)
+    s = _sums_by_piece(src, piece)
+    q = _dots_by_piece(src, src, piece, t)
+    s /= m
+    q /= m
+    q -= s * s
+    return s, q
+
+
+def _row_moments(xb, piece, t):
+    """μ and the biased σ² (rows,) in float64 of each row of the block xb (rows, m), summed in
+    pieces of ``piece`` values through the scratch t (shaped like xb).
+
+    One pass of sums of x and x²: σ² = mean x² − μ², whose rounding is magnified by
+    mean x² / σ² = 1 + μ²/σ². Where that factor exceeds 4 for some row, the block (still in
+    cache) is summed again with its rows shifted by their μ, t = x − μ: the two-pass formula,
+    μ = K + mean t, σ² = mean t² − (mean t)², with a factor of 1.
+    """
+    mu, var = _moments_once(xb, None, piece, t)
+    if (mu * mu > 3 * var).any():                        # (NaN: no retry)
+        shift = mu.astype(xb.dtype).astype(np.float64)
+        d, var = _moments_once(xb, shift, piece, t)
+        mu = shift + d
+    return mu, np.maximum(var, 0.0, out=var)
+
+
+def _layer_norm_rows(xb, yb, w2, b2, t, piece, eps):
+    """y = (x − μ)·(1/std)·w + b on a block of rows of x2 into yb; returns μ and σ² of its
+    rows (float64)."""
+    mu, var = _row_moments(xb, piece, t)
+    dtype = xb.dtype
+    old = _short_buffers(xb.shape[1], xb.size)
+    try:
+        np.subtract(xb, mu.astype(dtype)[:, None], out=yb)
+        yb *= ((var + eps) ** -0.5).astype(dtype)[:, None]
+        yb *= w2
+        yb += b2
+    finally:
+        if old is not None:
+            np.setbufsize(old)
+    return mu, var
+
+
+# NumPy runs a ufunc whose operands broadcast (a column of per-row constants, a row of
+# per-column ones) through its buffered iterator, which with rows shorter than its buffer
+# (8192 values) copies them through the buffer. With the buffer set to 512 values the same
+# step on rows of 512 to 8191 values runs straight from the arrays, 1.4–1.8× as fast ((R, P)
+# float32 of 2^18 values, P = 512 … 4096, 1 thread). The size is per thread (NumPy keeps it
+# in a context variable), set around each block's steps and restored after.
+_SHORT_BUFFER = 512
+
+
+def _short_buffers(inner: int, values: int):
+    """``np.setbufsize(_SHORT_BUFFER)`` when a block's rows hold ``inner`` values, between
+    512 and 8191, and the block ``values`` at least 2^14 in all (below that, setting and
+    restoring it costs more than it saves); returns the size to restore, or None."""
+    if _SHORT_BUFFER <= inner < 8192 and values >= 1 << 14:
+        return np.setbufsize(_SHORT_BUFFER)
+    return None
+
+
+def _add_up(partials, dtype):
+    """The sum of a list of per-block partial sums, in float64 in the order of the blocks
+    (fixed by the shape), as ``dtype``; a single block's own sum as it is."""
+    if len(partials) == 1:
+        return partials[0].astype(dtype, copy=False)
+    return np.sum(partials, axis=0, dtype=np.float64).astype(dtype)
+
+
+def _row_blocks(x2, step, body) -> None:
+    """``body(lo, hi, t)`` over the rows of x2 a block of ``step`` rows at a time, with a
+    scratch block t, the blocks split over minigrad's threads (BatchNorm's
+    :func:`_over_blocks`): each block's results depend on its rows alone, and the blocks are
+    fixed by the shape, so they are the same on any number of threads."""
+    _over_blocks(x2, step, body, scratch=True)
+
+
+class _Rows:
+    """x (*, D₁, …, D_k) seen as x2 (L, m): one row of the m = D₁·…·D_k values of each
+    sample, in x's memory order when x is C-contiguous in some order of its axes that keeps
+    the leading axes first and outermost (a channels-last x normalised over (C, H, W): rows
+    (H, W, C)), else a C-order copy. ``param`` lays out w or b like a row, ``unparam`` takes a
+    row back to the normalised shape; ``new`` and ``matrix`` as :class:`_ChannelsFirst`'s."""
+
+    def __init__(self, x, k):
+        self.shape, self.k = x.shape, k
+        self.order, self.inner, self.piece, self.step, L = _rows_geometry(
+            x.shape, x.strides, x.itemsize, k, _BLOCK_BYTES, _PIECE, _MIN_PIECE)
+        if self.order is None:                      # C order (or copied to it)
+            self.x2 = np.ascontiguousarray(x).reshape(L, -1)
+        else:
+            self.x2 = x.transpose(self.order).reshape(L, -1)
+
+    def param(self, p):
+        """w or b (D₁, …, D_k) as a row of m values in x2's order."""
+        p = np.asarray(p, self.x2.dtype)
+        if self.order is None:
+            return p.reshape(-1)
+        return np.ascontiguousarray(p.transpose(self.inner)).reshape(-1)
+
+    def unparam(self, row):
+        """A row of m values in x2's order as an array of the normalised shape, C order."""
+        normalized = self.shape[len(self.shape) - self.k:]
+        if self.order is None:
+            return row.reshape(normalized)
+        shape = tuple(normalized[i] for i in self.inner)
+        return np.ascontiguousarray(row.reshape(shape).transpose(np.argsort(self.inner)))
+
+    def matrix(self, a):
+        """An array shaped like x (in any layout) laid out as x2 (a view when it already is)."""
+        if self.order is not None:
+            a = a.transpose(self.order)
+        return np.ascontiguousarray(a, dtype=self.x2.dtype).reshape(self.x2.shape)
+
+    def new(self):
+        """A new array shaped like x, in x2's memory order, and the same memory seen as x2."""
+        if self.order is None:
+            a = np.empty(self.shape, self.x2.dtype)
+            return a, a.reshape(self.x2.shape)
+        a = np.empty(tuple(self.shape[i] for i in self.order), self.x2.dtype)
+        return a.transpose(np.argsort(self.order)), a.reshape(self.x2.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_geometry(shape, strides, itemsize, k, block_bytes, piece, min_piece):
+    """(order, inner, piece, step, L) of :class:`_Rows` for an x of this shape, strides and
+    itemsize normalised over its k trailing axes: the axis order in which x is C-contiguous
+    with its leading axes first (None for C order, or for a layout that is copied to it), the
+    order of the trailing axes in it, the length of the pieces a row is summed in, the rows
+    of a block and the rows in all (kept per shape: a network normalises the same few shapes
+    at every step)."""
+    ndim = len(shape)
+    lead = ndim - k
+    L = math.prod(shape[:lead])
+    m = math.prod(shape[lead:])
+    order = None
+    if not _c_contiguous(shape, strides, itemsize):
+        trailing = sorted(range(lead, ndim), key=lambda i: -strides[i])
+        candidate = tuple(range(lead)) + tuple(trailing)
+        if _c_contiguous(tuple(shape[i] for i in candidate),
+                         tuple(strides[i] for i in candidate), itemsize):
+            order = candidate
+    inner = None if order is None else tuple(i - lead for i in order[lead:])
+    return (order, inner, _piece(m, piece, min_piece),
+            _block_rows(L, m * itemsize, block_bytes), L)
+
+
+def _c_contiguous(shape, strides, itemsize) -> bool:
+    """Whether an array of this shape and these strides is C-contiguous."""
+    step = itemsize
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n != 1 and s != step:
+            return False
+        step *= n
+    return True
 
 
 def _data(value):
