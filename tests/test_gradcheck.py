@@ -185,6 +185,24 @@ def test_numerical_grad_matches_the_derivative_and_restores_x():
     np.testing.assert_array_equal(x, before)
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "transposed", "strided"])
+def test_gradcheck_perturbs_inputs_of_any_layout(layout):
+    """An input that is not C-contiguous (a convolution's channels-last output, a transposed or
+    sliced view) is checked as it lies: the perturbation reaches fn (before, it went into a
+    copy, the numerical gradient came out 0 and the check failed however right the op was)."""
+    base = np.random.default_rng(5).standard_normal((2, 3, 4, 5))
+    x = {"channels_last": np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+         "transposed": base.T, "strided": base[:, ::2, ::-1]}[layout]
+    assert not x.flags.c_contiguous
+    assert gradcheck(lambda t: (t * t).sum(axis=1) * 0.5, x)
+    with pytest.raises(GradcheckError):
+        gradcheck(lambda t: t * t.detach() * 2.0, x)          # the gradient is twice too small
+    before = x.copy()
+    grad = numerical_grad(lambda a: float(np.sin(a).sum()), x)
+    np.testing.assert_allclose(grad, np.cos(x), atol=1e-8)
+    np.testing.assert_array_equal(x, before)
+
+
 def test_check_op_compares_the_forward():
     with pytest.raises(AssertionError, match="forward values differ"):
         check_op(lambda x: x * 2.0, lambda a: a * 2.0001, X)

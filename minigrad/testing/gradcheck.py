@@ -23,14 +23,20 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: np.ndarray,
                    eps: float = 1e-6) -> np.ndarray:
     """d f / d x by central differences, (f(x + ε) − f(x − ε)) / 2ε, one element at a time.
 
-    ``x`` is perturbed in place and restored.
+    ``x`` is perturbed in place and restored, whatever its memory layout (a channels-last or
+    transposed view too: ``x.flat`` writes through to x, where ``x.reshape(-1)`` of such an
+    x would be a copy and leave x as it was). The gradient comes in C order.
 
     >>> numerical_grad(lambda a: float((a ** 2).sum()), np.array([1.0, -2.0])).round(6)
     array([ 2., -4.])
+    >>> numerical_grad(lambda a: float((a[0] * 3).sum()), np.ones((2, 3)).T).round(6)
+    array([[3., 3.],
+           [0., 0.],
+           [0., 0.]])
     """
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
+    grad = np.zeros(x.shape, x.dtype)
+    flat, gflat = x.flat, grad.reshape(-1)
+    for i in range(x.size):
         original = flat[i]
         flat[i] = original + eps
         plus = f(x)
