@@ -481,12 +481,12 @@ class _Plan:
     """
 
     __slots__ = ("general", "pads", "pad", "out", "dtype", "nhwc", "x_nhwc", "bounds",
-                 "block", "work")
+                 "block", "work", "special")
 
     def __init__(self, general: bool, pads, pad=None, out=None, dtype=None,
                  nhwc: bool = False) -> None:
         self.general, self.pads, self.pad, self.out = general, pads, pad, out
-        self.dtype, self.nhwc = dtype, nhwc
+        self.dtype, self.nhwc, self.special = dtype, nhwc, None
 
 
 _plans = BoundedCache(max_bytes=None, max_entries=256)
@@ -854,6 +854,8 @@ class Conv2d(Function):
             plan = self._plan(x, w, b)
         self.general = plan.general
         if plan.general:
+            if plan.special is not None:
+                return self._forward_special(x, w, b, plan)
             return self._forward_general(x, w, b, plan.pads)
         self.pad = plan.pad
         needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
@@ -907,6 +909,15 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: bias must have shape (FN,)=({FN},) for weight "
                              f"(FN, C, FH, FW)={w.shape}; got b.shape={np.shape(b)}")
         pads = _conv_pads(self.padding, (FH, FW), self.dilation)
+        special = self._special(w.shape, pads)
+        if special is not None:
+            plan = _Plan(True, pads)
+            plan.special = special
+            plan.out = dilated_output_size("conv2d", x.shape, (FH, FW), self.stride, pads,
+                                           self.dilation)
+            plan.dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
+            plan.x_nhwc = channels_last(x)
+            return plan
         if G != 1 or self.dilation != (1, 1) or pads[0] != pads[1] or pads[2] != pads[3]:
             return _Plan(True, pads)
         pad = pads[0], pads[2]
@@ -1066,9 +1077,12 @@ class Conv2d(Function):
     def _release(self):
         """After the last backward pass the fast path's columns go back to be used again."""
         col = None if self.__dict__.get("general", True) else self.__dict__.get("col")
+        xp = self.__dict__.get("xp")                     # the depthwise path's padded x
         super()._release()
         if col is not None:
             _recycled.give(col)
+        if xp is not None:
+            _recycled.give(xp)
 
     # ------------------------------------------------------------------ channels-last fast path
 
@@ -1266,6 +1280,10 @@ class Conv2d(Function):
         return y
 
     def _backward_general(self, dy):
+        if self.special == "depthwise":
+            return self._backward_depthwise(dy)
+        if self.special == "pointwise":
+            return self._backward_pointwise(dy)
         needs = self.needs_input_grad
         N, FN, OH, OW = dy.shape
         _, Cg, FH, FW = self.w_shape
@@ -1287,6 +1305,295 @@ class Conv2d(Function):
             dxp = dilated_col2im(dcol.reshape(N, C, FH, FW, OH, OW),
                                  (N, C, H + PT + PB, W + PL + PR), self.stride, self.dilation)
             dx = crop4(dxp, self.pads, H, W)
+        return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    # ------------------------------------------------------------- depthwise and 1×1 paths
+
+    # The special paths' blocks of images: as many images as keep a block's arrays within
+    # ``special_block_bytes``, so that a block's passes read and write the cache. Like the
+    # channels-last blocks they depend on the shapes alone, and dL/dw's partial sums over
+    # them are added in order: the same bits on any number of threads.
+    special_block_bytes = 1 << 18
+    special = None
+
+    def _special(self, w_shape, pads) -> str | None:
+        """The path for these settings beside the general one: ``'depthwise'`` for one filter
+        per channel (groups = C = FN, w (C, 1, FH, FW)), any stride, padding and dilation;
+        ``'pointwise'`` for a 1×1 kernel at stride 1 without padding, dilation or groups;
+        None otherwise. (x's channels were checked against w and groups before.)"""
+        FN, Cg, FH, FW = w_shape
+        if self.groups != 1:
+            return "depthwise" if Cg == 1 and FN == self.groups else None
+        if ((FH, FW) == (1, 1) and self.stride == (1, 1) and self.dilation == (1, 1)
+                and not any(pads)):
+            return "pointwise"
+        return None
+
+    def _special_bounds(self, N: int, per_image: int) -> list[int]:  # noqa: N803
+        """Images ``bounds[i]`` to ``bounds[i + 1]`` in block i: as few blocks, of sizes that
+        differ by at most one image, as keep ``per_image`` bytes an image within
+        ``special_block_bytes``."""
+        n = max(1, -(-N // max(1, self.special_block_bytes // max(1, per_image))))
+        return [N * i // n for i in range(n + 1)]
+
+    def _forward_special(self, x, w, b, plan):
+        self.special, self.x_nhwc = plan.special, plan.x_nhwc
+        self.x_shape, self.w_shape, self.pads, self.out = x.shape, w.shape, plan.pads, plan.out
+        self.dtype = plan.dtype
+        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
+        if x.dtype != plan.dtype:
+            x = x.astype(plan.dtype)                   # keeps x's layout
+        if needs[0]:
+            self.w = w
+        if plan.special == "pointwise":
+            return self._forward_pointwise(x, w, b, plan.dtype, needs)
+        return self._forward_depthwise(x, w, b, plan.dtype, needs)
+
+    def _taps(self, view: np.ndarray, i: int, j: int) -> np.ndarray:
+        """The (n, OH, OW, C) view of the padded images view (n, Hp, Wp, C) that tap (i, j)
+        meets, ``xp[m, oh·SH + i·DH, ow·SW + j·DW, c]``; with stride 1 along the width as
+        (n, OH, OW·C), so that NumPy's loops run along OW·C values instead of C."""
+        (SH, SW), (DH, DW), (OH, OW) = self.stride, self.dilation, self.out
+        v = view[:, i * DH:i * DH + SH * (OH - 1) + 1:SH, j * DW:j * DW + SW * (OW - 1) + 1:SW]
+        return v.reshape(len(v), OH, -1) if SW == 1 else v
+
+    def _pad_block(self, xp, x_nhwc) -> None:
+        """xp (n, Hp, Wp, C) ← x_nhwc (n, H, W, C) with the padding zeroed around it."""
+        PT, _, PL, _ = self.pads
+        H, W = x_nhwc.shape[1:3]
+        xp[:, :PT] = 0
+        xp[:, PT + H:] = 0
+        xp[:, PT:PT + H, :PL] = 0
+        xp[:, PT:PT + H, PL + W:] = 0
+        xp[:, PT:PT + H, PL:PL + W] = x_nhwc
+
+    def _forward_depthwise(self, x, w, b, dtype, needs):
+        """Depthwise convolution channels last, without a product: with xp the padded images
+        (N, Hp, Wp, C),
+
+            y[n, oh, ow, c] = Σ_{i,j} xp[n, oh·SH + i·DH, ow·SW + j·DW, c] · w[c, 0, i, j] + b[c],
+
+        FH·FW multiply-adds of a strided view of xp by a row of weights, one per channel,
+        repeated along the row (w_rows, (FH, FW, OW·C)), a block of images at a time so that
+        they run in the cache. im2col would copy FH·FW values per output to multiply each by
+        one weight. y is returned as the (N, C, OH, OW) view of NHWC memory; xp is kept for
+        dL/dw."""
+        N, C, H, W = x.shape
+        FH, FW = w.shape[2:]
+        PT, PB, PL, PR = self.pads
+        OH, OW = self.out
+        SW = self.stride[1]
+        Hp, Wp = H + PT + PB, W + PL + PR
+        w_rows = self._w_rows(w, dtype)
+        bias = None if b is None else np.tile(np.asarray(b, dtype=dtype), OW)
+        xp = _recycled.empty((N, Hp, Wp, C), dtype)
+        y = np.empty((N, OH, OW, C), dtype=dtype)
+        x_nhwc = x.transpose(0, 2, 3, 1)
+        item = np.dtype(dtype).itemsize
+        bounds = self._special_bounds(N, (Hp * Wp + 2 * OH * OW) * C * item)
+
+        def blocks(lo, hi):
+            tmp = None
+            for k in range(lo, hi):
+                s, e = bounds[k], bounds[k + 1]
+                self._pad_block(xp[s:e], x_nhwc[s:e])
+                acc = y[s:e].reshape(e - s, OH, -1) if SW == 1 else y[s:e]
+                if tmp is None:
+                    tmp = np.empty((e - s + 1,) + acc.shape[1:], dtype=dtype)
+                t = tmp[:e - s]
+                np.multiply(self._taps(xp[s:e], 0, 0), w_rows[0, 0], out=acc)
+                for i in range(FH):
+                    for j in range(FW):
+                        if i or j:
+                            np.multiply(self._taps(xp[s:e], i, j), w_rows[i, j], out=t)
+                            np.add(acc, t, out=acc)
+                if bias is not None:
+                    np.add(acc, bias.reshape(acc.shape[2:]), out=acc)
+
+        if N:
+            parallel_for(len(bounds) - 1, blocks, work=N * (Hp * Wp + 3 * FH * FW * OH * OW) * C)
+        if needs[1]:
+            self.xp = xp
+        else:
+            _recycled.give(xp)
+        return y.transpose(0, 3, 1, 2)
+
+    def _w_rows(self, w, dtype) -> np.ndarray:
+        """w (C, 1, FH, FW) as w_rows (FH, FW, OW·C), each tap's weights repeated along the
+        output row ((FH, FW, OW, C) at a stride along the width)."""
+        C, _, FH, FW = w.shape
+        OW = self.out[1]
+        rows = np.tile(np.asarray(w, dtype=dtype).reshape(C, FH, FW).transpose(1, 2, 0),
+                       (1, 1, OW))
+        return rows if self.stride[1] == 1 else rows.reshape(FH, FW, OW, C)
+
+    def _backward_depthwise(self, dy):
+        """dL/dw[c, 0, i, j] = Σ_{n,oh,ow} xp[n, oh·SH + i·DH, ow·SW + j·DW, c] · dy[n, c, oh, ow]
+        (one product and one sum per tap), dL/db[c] = Σ dy[n, c], and dL/dx the transposed
+        sum: dy times each tap's weights added onto the windows it came from, then cropped;
+        a block of images at a time, dL/dw's and dL/db's partial sums added in block order."""
+        needs = self.needs_input_grad
+        N, C, H, W = self.x_shape
+        FH, FW = self.w_shape[2:]
+        PT, PB, PL, PR = self.pads
+        OH, OW = self.out
+        SW = self.stride[1]
+        Hp, Wp = H + PT + PB, W + PL + PR
+        xp = self.__dict__.get("xp")
+        dtype = np.result_type(dy.dtype, self.dtype)
+        dy_nhwc = dy.transpose(0, 2, 3, 1)
+        item = np.dtype(dtype).itemsize
+        bounds = self._special_bounds(N, (Hp * Wp + 2 * OH * OW) * C * item)
+        want_w = needs[1]
+        want_b = len(needs) == 3 and needs[2]
+        dwp = np.zeros((len(bounds) - 1, FH, FW, C), dtype=dtype) if want_w else None
+        dbp = np.zeros((len(bounds) - 1, C), dtype=dtype) if want_b else None
+        dx = None
+        if needs[0]:
+            w_rows = self._w_rows(self.w, dtype)
+            dx = np.empty((N, H, W, C) if self.x_nhwc else (N, C, H, W), dtype=dtype)
+
+        def row_sum(a):                                  # (n, OH, …) → (C,)
+            return a.reshape(-1, OW * C).sum(axis=0).reshape(OW, C).sum(axis=0)
+
+        def blocks(lo, hi):
+            dxp = tmp = None
+            for k in range(lo, hi):
+                s, e = bounds[k], bounds[k + 1]
+                m = e - s
+                d = np.ascontiguousarray(dy_nhwc[s:e], dtype=dtype)
+                d = d.reshape(m, OH, -1) if SW == 1 else d
+                if tmp is None:
+                    tmp = np.empty((m + 1,) + d.shape[1:], dtype=dtype)
+                t = tmp[:m]
+                if want_b:
+                    dbp[k] = row_sum(d)
+                if want_w:
+                    for i in range(FH):
+                        for j in range(FW):
+                            np.multiply(self._taps(xp[s:e], i, j), d, out=t)
+                            dwp[k, i, j] = row_sum(t)
+                if dx is not None:
+                    if dxp is None:
+                        dxp = np.empty((m + 1, Hp, Wp, C), dtype=dtype)
+                    p = dxp[:m]
+                    p.fill(0)
+                    for i in range(FH):
+                        for j in range(FW):
+                            np.multiply(d, w_rows[i, j], out=t)
+                            v = self._taps(p, i, j)
+                            np.add(v, t, out=v)
+                    inner = p[:, PT:PT + H, PL:PL + W]
+                    dx[s:e] = inner if self.x_nhwc else inner.transpose(0, 3, 1, 2)
+
+        if N:
+            parallel_for(len(bounds) - 1, blocks,
+                         work=N * (Hp * Wp + 6 * FH * FW * OH * OW) * C)
+        dw = db = None
+        if want_w:
+            dw = np.ascontiguousarray(dwp.sum(axis=0).transpose(2, 0, 1)).reshape(self.w_shape)
+        if want_b:
+            db = dbp.sum(axis=0)
+        if dx is not None and self.x_nhwc:
+            dx = dx.transpose(0, 3, 1, 2)
+        return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    def _forward_pointwise(self, x, w, b, dtype, needs):
+        """A 1×1 convolution at stride 1 is one matrix product per block of images, with no
+        unfold: channels last, y (n·H·W, FN) = x (n·H·W, C) · w (FN, C)ᵀ, the output NHWC;
+        channels first, y[n] = w (FN, C) · x[n] (C, H·W), the output NCHW. y keeps x's
+        layout, so neither side copies."""
+        N, C, H, W = x.shape
+        FN = w.shape[0]
+        P = H * W
+        w_mat = np.asarray(w, dtype=dtype).reshape(FN, C)
+        if not self.x_nhwc:
+            x = np.ascontiguousarray(x)
+        bounds = self._special_bounds(N, P * (C + FN) * np.dtype(dtype).itemsize)
+        if self.x_nhwc:
+            x_rows = x.transpose(0, 2, 3, 1).reshape(N * P, C)
+            y = np.empty((N * P, FN), dtype=dtype)
+            w_t = w_mat.T
+
+            def blocks(lo, hi):
+                for k in range(lo, hi):
+                    rows = slice(bounds[k] * P, bounds[k + 1] * P)
+                    np.matmul(x_rows[rows], w_t, out=y[rows])
+                    if b is not None:
+                        np.add(y[rows], b, out=y[rows])
+        else:
+            x3 = x.reshape(N, C, P)
+            y = np.empty((N, FN, P), dtype=dtype)
+            b_col = None if b is None else np.asarray(b, dtype=dtype).reshape(FN, 1)
+
+            def blocks(lo, hi):
+                for k in range(lo, hi):
+                    s, e = bounds[k], bounds[k + 1]
+                    np.matmul(w_mat, x3[s:e], out=y[s:e])
+                    if b_col is not None:
+                        np.add(y[s:e], b_col, out=y[s:e])
+
+        if N:
+            parallel_for(len(bounds) - 1, blocks, work=_work(N * P * (C + FN), 2 * N * P * C * FN),
+                         blas=True)
+        if any(needs[1:]):
+            self.x = x
+        if self.x_nhwc:
+            return y.reshape(N, H, W, FN).transpose(0, 3, 1, 2)
+        return y.reshape(N, FN, H, W)
+
+    def _backward_pointwise(self, dy):
+        """dL/dw = Σ_blocks dyᵀ · x and dL/dx = dy · w, a product each per block, in x's
+        layout (dy copied to it when it comes in the other); dL/db = Σ dy."""
+        needs = self.needs_input_grad
+        N, C, H, W = self.x_shape
+        FN = self.w_shape[0]
+        P = H * W
+        x = self.__dict__.get("x")
+        dtype = np.result_type(dy.dtype, self.dtype)
+        bounds = self._special_bounds(N, P * (C + FN) * np.dtype(dtype).itemsize)
+        want_w = needs[1]
+        want_b = len(needs) == 3 and needs[2]
+        dwp = np.zeros((len(bounds) - 1, FN, C), dtype=dtype) if want_w else None
+        dbp = np.zeros((len(bounds) - 1, FN), dtype=dtype) if want_b else None
+        w_mat = None if not needs[0] else np.asarray(self.w, dtype=dtype).reshape(FN, C)
+        if self.x_nhwc:
+            d = np.ascontiguousarray(dy.transpose(0, 2, 3, 1), dtype=dtype).reshape(N * P, FN)
+            x_rows = None if x is None else x.transpose(0, 2, 3, 1).reshape(N * P, C)
+            dx = np.empty((N * P, C), dtype=dtype) if needs[0] else None
+
+            def blocks(lo, hi):
+                for k in range(lo, hi):
+                    rows = slice(bounds[k] * P, bounds[k + 1] * P)
+                    if want_w:
+                        np.matmul(d[rows].T, x_rows[rows], out=dwp[k])
+                    if want_b:
+                        dbp[k] = d[rows].sum(axis=0)
+                    if dx is not None:
+                        np.matmul(d[rows], w_mat, out=dx[rows])
+        else:
+            d = np.ascontiguousarray(dy, dtype=dtype).reshape(N, FN, P)
+            x3 = None if x is None else x.reshape(N, C, P)
+            dx = np.empty((N, C, P), dtype=dtype) if needs[0] else None
+
+            def blocks(lo, hi):
+                for k in range(lo, hi):
+                    s, e = bounds[k], bounds[k + 1]
+                    if want_w:
+                        dwp[k] = np.matmul(d[s:e], x3[s:e].transpose(0, 2, 1)).sum(axis=0)
+                    if want_b:
+                        dbp[k] = d[s:e].sum(axis=2).sum(axis=0)
+                    if dx is not None:
+                        np.matmul(w_mat.T, d[s:e], out=dx[s:e])
+
+        if N:
+            parallel_for(len(bounds) - 1, blocks,
+                         work=_work(N * P * (C + FN), 2 * N * P * C * FN), blas=True)
+        dw = None if not want_w else dwp.sum(axis=0).reshape(self.w_shape)
+        db = None if not want_b else dbp.sum(axis=0)
+        if dx is not None:
+            dx = (dx.reshape(N, H, W, C).transpose(0, 3, 1, 2) if self.x_nhwc
+                  else dx.reshape(N, C, H, W))
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
 
 
