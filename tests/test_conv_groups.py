@@ -30,7 +30,8 @@ def channels_last(a):
 
 @st.composite
 def depthwise_settings(draw):
-    """x (N, C, H, W), w (C, 1, FH, FW), groups C; any stride, padding, dilation."""
+    """x (N, C, H, W), w (C, 1, FH, FW), groups C; any stride, padding, dilation (the
+    depthwise path takes stride 1 with the padding within the dilated kernel's span)."""
     s = {"N": draw(st.integers(1, 3)), "C": draw(st.integers(2, 5))}  # C = 1: groups 1
     mode = draw(st.sampled_from(["int", "int", "same"]))
     for axis in "HW":
@@ -54,23 +55,27 @@ def pointwise_settings(draw):
 
 
 def draw_case(data, kind, dtype=np.float64):
-    """(inputs, kwargs, special) for a drawn depthwise or 1×1 convolution."""
+    """(inputs, kwargs, path) for a drawn depthwise or 1×1 convolution."""
     if kind == "depthwise":
         s = data.draw(depthwise_settings(), label="settings")
         x_shape, w_shape = (s["N"], s["C"], s["H"], s["W"]), (s["C"], 1, s["FH"], s["FW"])
         kwargs = {"stride": (s["SH"], s["SW"]), "padding": s["padding"],
                   "dilation": (s["DH"], s["DW"]), "groups": s["C"]}
+        within = all(s["P" + a] <= s["D" + a] * (s["F" + a] - 1) for a in "HW")
+        path = "depthwise" if (s["SH"], s["SW"]) == (1, 1) and within else None
     else:
         s = data.draw(pointwise_settings(), label="settings")
         x_shape, w_shape = (s["N"], s["C"], s["H"], s["W"]), (s["FN"], s["C"], 1, 1)
-        kwargs = {}
+        kwargs, path = {}, "pointwise"
     x = data.draw(arrays(x_shape), label="x").astype(dtype)
     if data.draw(st.booleans(), label="x channels last"):
         x = channels_last(x)
+        if kind == "pointwise" and not x.flags.c_contiguous:
+            path = None                                 # the fast path's: a plain copy
     w = data.draw(arrays(w_shape), label="w").astype(dtype)
     b = data.draw(st.none() | arrays((w_shape[0],)), label="b")
     inputs = (x, w) if b is None else (x, w, b.astype(dtype))
-    return inputs, kwargs
+    return inputs, kwargs, path
 
 
 def run(op, inputs, dy, needs=None):
@@ -89,10 +94,10 @@ KINDS = ["depthwise", "pointwise"]
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(data=st.data())
 def test_special_paths_equal_the_general_path(kind, dtype, data):
-    inputs, kwargs = draw_case(data, kind, dtype)
+    inputs, kwargs, expected_path = draw_case(data, kind, dtype)
     dy = _dy(inputs, kwargs, dtype)
     y, grads, path = run(lambda *t: F.conv2d(*t, **kwargs), inputs, dy)
-    assert path == kind
+    assert path == expected_path
     y_plain, grads_plain, _ = run(lambda *t: GeneralConv2d(**kwargs)(*t), inputs, dy)
     assert y.dtype == y_plain.dtype and y.shape == y_plain.shape
     if dtype == np.float64:
@@ -119,7 +124,7 @@ def _dy(inputs, kwargs, dtype):
 @pytest.mark.parametrize("kind", KINDS)
 @given(data=st.data())
 def test_special_paths_match_loops_and_gradcheck(kind, data):
-    inputs, kwargs = draw_case(data, kind)
+    inputs, kwargs, _ = draw_case(data, kind)
     # gradcheck perturbs x through a flat view: C-contiguous (the layouts are held equal above)
     inputs = tuple(np.ascontiguousarray(a) for a in inputs)
     x, w = inputs[:2]
@@ -142,7 +147,7 @@ def test_special_paths_match_loops_and_gradcheck(kind, data):
 @given(data=st.data())
 def test_special_paths_match_torch(kind, data):
     torch = pytest.importorskip("torch")
-    inputs, kwargs = draw_case(data, kind)
+    inputs, kwargs, _ = draw_case(data, kind)
     dy = _dy(inputs, kwargs, np.float64)
     y, grads, _ = run(lambda *t: F.conv2d(*t, **kwargs), inputs, dy)
     tt = [torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in inputs]
@@ -186,7 +191,7 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
             results[threads] = [y.data, y_inference] + [g for g in grads if g is not None]
     finally:
         minigrad.set_num_threads(n)
-    assert path == kind
+    assert path == (None if kind == "pointwise" and x_layout == "channels last" else kind)
     for a, c in zip(results[1], results[2]):
         assert a.tobytes() == c.tobytes()
     np.testing.assert_array_equal(results[1][0], results[1][1])
@@ -197,7 +202,9 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
     ({"stride": 2}, (4, 6, 1, 1), None),                 # the fast path's unfold
     ({"padding": 1}, (4, 6, 1, 1), None),
     ({"groups": 6, "padding": 1}, (6, 1, 3, 3), "depthwise"),
-    ({"groups": 6, "stride": 2, "dilation": 2}, (6, 1, 3, 3), "depthwise"),
+    ({"groups": 6, "dilation": 2, "padding": (2, 1)}, (6, 1, 3, 3), "depthwise"),
+    ({"groups": 6, "stride": 2, "padding": 1}, (6, 1, 3, 3), None),   # general: strided
+    ({"groups": 6, "padding": 3}, (6, 1, 3, 3), None),   # padding beyond the span
     ({"groups": 6, "padding": "same"}, (6, 1, 2, 2), "depthwise"),
     ({"groups": 6}, (12, 1, 3, 3), None),                # two filters a channel: general
     ({"groups": 3}, (6, 2, 3, 3), None),
@@ -212,19 +219,22 @@ def test_conv2d_path_rule(kwargs, w_shape, special):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_special_paths_keep_x_layout_in_their_output_and_dx(kind):
+def test_special_paths_give_nchw_output_and_dx_in_x_layout(kind):
     rng = np.random.default_rng(1)
     C = 8
     w = rng.standard_normal((C, 1, 3, 3) if kind == "depthwise" else (5, C, 1, 1))
     kwargs = {"padding": 1, "groups": C} if kind == "depthwise" else {}
-    for x in (rng.standard_normal((2, C, 5, 6)), channels_last(rng.standard_normal((2, C, 5, 6)))):
+    xs = [rng.standard_normal((2, C, 5, 6))]
+    if kind == "depthwise":                     # a channels-last x: the fast path for 1×1
+        xs.append(channels_last(rng.standard_normal((2, C, 5, 6))))
+    for x in xs:
         tx = Tensor(x, requires_grad=True)
         y = F.conv2d(tx, w, **kwargs)
         y.backward(np.ones(y.shape))
-        nhwc = x.transpose(0, 2, 3, 1).flags.c_contiguous
-        if kind == "pointwise":       # the product's layout follows x's
-            assert y.data.transpose(0, 2, 3, 1).flags.c_contiguous is nhwc
+        nhwc = not x.flags.c_contiguous
+        assert y.data.flags.c_contiguous
         assert tx.grad.transpose(0, 2, 3, 1).flags.c_contiguous is nhwc
+        assert tx.grad.flags.c_contiguous is not nhwc
 
 
 @pytest.mark.parametrize("kind", KINDS)

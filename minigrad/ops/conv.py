@@ -730,6 +730,109 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
+# ------------------------------------------------------------------ the depthwise path's cores
+
+
+class _Planes:
+    """Depthwise convolution at stride 1 on flat planes: each image's C planes padded by
+    pads (PT, PB, PL, PR) to (Hp, Wp), their Hp·Wp values in a row. Tap (i, j) of output
+    position oh·Wp + ow reads the plane at that position plus the tap's offset i·DH·Wp + j·DW,
+    so that a plane's windows for one tap are one run of L = OH·Wp values; the Wp − OW
+    positions a row past OW are not outputs (they read across the row's end) and are dropped.
+    A block of m images is padded into ``buf`` (m·C·Hp·Wp values and (FW − 1)·DW more, the
+    last plane's runs reaching past its end) and unfolded into col (m, C, FH·FW, L), one
+    ``memcpy`` a run (each run an item of a void dtype)."""
+
+    def __init__(self, chw, pads, kernel, dilation) -> None:
+        (C, H, W), (PT, PB, PL, PR) = chw, pads
+        (FH, FW), (DH, DW) = kernel, dilation
+        self.C, self.H, self.W, self.PT, self.PL = C, H, W, PT, PL
+        self.Hp, self.Wp = H + PT + PB, W + PL + PR
+        self.OH, self.OW = self.Hp - (FH - 1) * DH, self.Wp - (FW - 1) * DW
+        self.FH, self.FW, self.DH, self.DW = FH, FW, DH, DW
+        self.plane, self.L, self.T = self.Hp * self.Wp, self.OH * self.Wp, FH * FW
+        self.margin = (FW - 1) * DW
+
+    def fill(self, buf, src, m: int) -> None:
+        """buf ← src (m, C, H, W) padded with zeros."""
+        C, H, W, PT, PL = self.C, self.H, self.W, self.PT, self.PL
+        padded = buf[:m * C * self.plane].reshape(m, C, self.Hp, self.Wp)
+        padded[:, :, :PT] = 0
+        padded[:, :, PT + H:] = 0
+        padded[:, :, PT:PT + H, :PL] = 0
+        padded[:, :, PT:PT + H, PL + W:] = 0
+        padded[:, :, PT:PT + H, PL:PL + W] = src
+        buf[m * C * self.plane:m * C * self.plane + self.margin] = 0
+
+    def unfold(self, buf, col, m: int) -> None:
+        """col[n, c, i·FW + j, p] = buf[(n·C + c)·Hp·Wp + i·DH·Wp + j·DW + p], p < L."""
+        it = buf.itemsize
+        run = _void(self.L * it)
+        windows = np.ndarray((m, self.C, self.FH, self.FW), run, buf, 0,
+                             (self.C * self.plane * it, self.plane * it,
+                              self.DH * self.Wp * it, self.DW * it))
+        np.copyto(col[:m].reshape(m, self.C, self.FH, self.FW, self.L).view(run)[..., 0],
+                  windows)
+
+    def convolve(self, x, w_taps, b, dtype, blocks_of):
+        """y (N, C, OH, OW) = Σ_taps windows · w_taps[c, tap] + b[c], C-contiguous."""
+        N = len(x)
+        C, L, T, OH, OW = self.C, self.L, self.T, self.OH, self.OW
+        item = np.dtype(dtype).itemsize
+        bounds = blocks_of(N, C * T * L * item)
+        largest = max((e - s for s, e in zip(bounds, bounds[1:])), default=0)
+        y = np.empty((N, C, OH, OW), dtype=dtype)
+        w_rows = w_taps.reshape(C, 1, T)
+        b4 = None if b is None else np.asarray(b, dtype=dtype).reshape(C, 1, 1)
+
+        def images(lo, hi):
+            buf = np.empty(largest * C * self.plane + self.margin, dtype=dtype)
+            col = np.empty((largest, C, T, L), dtype=dtype)
+            out = np.empty((largest, C, 1, L), dtype=dtype)
+            for k in range(lo, hi):
+                s, e = bounds[k], bounds[k + 1]
+                m = e - s
+                self.fill(buf, x[s:e], m)
+                self.unfold(buf, col, m)
+                np.matmul(w_rows, col[:m], out=out[:m])     # (C, 1, T) · (m, C, T, L)
+                rows = out[:m].reshape(m, C, OH, self.Wp)[..., :OW]
+                if b4 is None:
+                    y[s:e] = rows
+                else:
+                    np.add(rows, b4, out=y[s:e])
+
+        if N:
+            parallel_for(len(bounds) - 1, images, work=_work(N * C * T * L, 2 * N * C * T * L),
+                         blas=True)
+        return y
+
+    def weight_grad(self, x, dy, dtype, blocks_of):
+        """dL/dw (C, FH·FW) = Σ_n col[n, c] · dy[n, c], dy's positions past OW set to 0."""
+        N = len(x)
+        C, L, T, OW = self.C, self.L, self.T, self.OW
+        bounds = blocks_of(N, C * T * L * np.dtype(dtype).itemsize)
+        largest = max((e - s for s, e in zip(bounds, bounds[1:])), default=0)
+        partial = np.zeros((len(bounds) - 1, C, T), dtype=dtype)
+
+        def images(lo, hi):
+            buf = np.empty(largest * C * self.plane + self.margin, dtype=dtype)
+            col = np.empty((largest, C, T, L), dtype=dtype)
+            d = np.zeros((largest, C, self.OH, self.Wp), dtype=dtype)   # past OW: zeros
+            for k in range(lo, hi):
+                s, e = bounds[k], bounds[k + 1]
+                m = e - s
+                self.fill(buf, x[s:e], m)
+                self.unfold(buf, col, m)
+                d[:m, :, :, :OW] = dy[s:e]
+                g = np.matmul(col[:m], d[:m].reshape(m, C, L, 1))   # (m, C, T, 1)
+                partial[k] = g.reshape(m, C, T).sum(axis=0)
+
+        if N:
+            parallel_for(len(bounds) - 1, images, work=_work(N * C * T * L, 2 * N * C * T * L),
+                         blas=True)
+        return partial.sum(axis=0)
+
+
 class Conv2d(Function):
     """2-D convolution (cross-correlation, as in PyTorch and the textbook) of a batch of images.
 
@@ -909,7 +1012,7 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: bias must have shape (FN,)=({FN},) for weight "
                              f"(FN, C, FH, FW)={w.shape}; got b.shape={np.shape(b)}")
         pads = _conv_pads(self.padding, (FH, FW), self.dilation)
-        special = self._special(w.shape, pads)
+        special = self._special(x, w.shape, pads)
         if special is not None:
             plan = _Plan(True, pads)
             plan.special = special
@@ -1077,12 +1180,9 @@ class Conv2d(Function):
     def _release(self):
         """After the last backward pass the fast path's columns go back to be used again."""
         col = None if self.__dict__.get("general", True) else self.__dict__.get("col")
-        xp = self.__dict__.get("xp")                     # the depthwise path's padded x
         super()._release()
         if col is not None:
             _recycled.give(col)
-        if xp is not None:
-            _recycled.give(xp)
 
     # ------------------------------------------------------------------ channels-last fast path
 
@@ -1313,19 +1413,25 @@ class Conv2d(Function):
     # ``special_block_bytes``, so that a block's passes read and write the cache. Like the
     # channels-last blocks they depend on the shapes alone, and dL/dw's partial sums over
     # them are added in order: the same bits on any number of threads.
-    special_block_bytes = 1 << 18
+    special_block_bytes = 2048 << 10
     special = None
 
-    def _special(self, w_shape, pads) -> str | None:
+    def _special(self, x, w_shape, pads) -> str | None:
         """The path for these settings beside the general one: ``'depthwise'`` for one filter
-        per channel (groups = C = FN, w (C, 1, FH, FW)), any stride, padding and dilation;
-        ``'pointwise'`` for a 1×1 kernel at stride 1 without padding, dilation or groups;
+        per channel (groups = C = FN, w (C, 1, FH, FW)) at stride 1, any dilation, and padding
+        within the dilated kernel's span (PT ≤ (FH − 1)·DH and so on);
+        ``'pointwise'`` for a 1×1 kernel at stride 1 without padding, dilation or groups, x
+        not channels last;
         None otherwise. (x's channels were checked against w and groups before.)"""
         FN, Cg, FH, FW = w_shape
         if self.groups != 1:
-            return "depthwise" if Cg == 1 and FN == self.groups else None
+            (DH, DW), (PT, PB, PL, PR) = self.dilation, pads
+            if (Cg == 1 and FN == self.groups and self.stride == (1, 1)
+                    and max(PT, PB) <= (FH - 1) * DH and max(PL, PR) <= (FW - 1) * DW):
+                return "depthwise"
+            return None
         if ((FH, FW) == (1, 1) and self.stride == (1, 1) and self.dilation == (1, 1)
-                and not any(pads)):
+                and not any(pads) and not channels_last(x)):
             return "pointwise"
         return None
 
@@ -1349,253 +1455,117 @@ class Conv2d(Function):
             return self._forward_pointwise(x, w, b, plan.dtype, needs)
         return self._forward_depthwise(x, w, b, plan.dtype, needs)
 
-    def _taps(self, view: np.ndarray, i: int, j: int) -> np.ndarray:
-        """The (n, OH, OW, C) view of the padded images view (n, Hp, Wp, C) that tap (i, j)
-        meets, ``xp[m, oh·SH + i·DH, ow·SW + j·DW, c]``; with stride 1 along the width as
-        (n, OH, OW·C), so that NumPy's loops run along OW·C values instead of C."""
-        (SH, SW), (DH, DW), (OH, OW) = self.stride, self.dilation, self.out
-        v = view[:, i * DH:i * DH + SH * (OH - 1) + 1:SH, j * DW:j * DW + SW * (OW - 1) + 1:SW]
-        return v.reshape(len(v), OH, -1) if SW == 1 else v
-
-    def _pad_block(self, xp, x_nhwc) -> None:
-        """xp (n, Hp, Wp, C) ← x_nhwc (n, H, W, C) with the padding zeroed around it."""
-        PT, _, PL, _ = self.pads
-        H, W = x_nhwc.shape[1:3]
-        xp[:, :PT] = 0
-        xp[:, PT + H:] = 0
-        xp[:, PT:PT + H, :PL] = 0
-        xp[:, PT:PT + H, PL + W:] = 0
-        xp[:, PT:PT + H, PL:PL + W] = x_nhwc
-
     def _forward_depthwise(self, x, w, b, dtype, needs):
-        """Depthwise convolution channels last, without a product: with xp the padded images
-        (N, Hp, Wp, C),
+        """Depthwise convolution at stride 1, one filter per channel:
 
-            y[n, oh, ow, c] = Σ_{i,j} xp[n, oh·SH + i·DH, ow·SW + j·DW, c] · w[c, 0, i, j] + b[c],
+            y[n, c, oh, ow] = Σ_{i,j} xp[n, c, oh + i·DH, ow + j·DW] · w[c, 0, i, j] + b[c],
 
-        FH·FW multiply-adds of a strided view of xp by a row of weights, one per channel,
-        repeated along the row (w_rows, (FH, FW, OW·C)), a block of images at a time so that
-        they run in the cache. im2col would copy FH·FW values per output to multiply each by
-        one weight. y is returned as the (N, C, OH, OW) view of NHWC memory; xp is kept for
-        dL/dw."""
+        on flat planes (:class:`_Planes`): per block of images, each padded plane's FH·FW
+        shifted runs copied into col (m, C, FH·FW, OH·Wp) (one ``memcpy`` a run) and one
+        product per plane, w[c] (1, FH·FW) · col[n, c]. im2col's K = C·FH·FW columns would
+        make (C − 1)/C of the products ones with zeros. The output is C-contiguous NCHW."""
         N, C, H, W = x.shape
         FH, FW = w.shape[2:]
-        PT, PB, PL, PR = self.pads
-        OH, OW = self.out
-        SW = self.stride[1]
-        Hp, Wp = H + PT + PB, W + PL + PR
-        w_rows = self._w_rows(w, dtype)
-        bias = None if b is None else np.tile(np.asarray(b, dtype=dtype), OW)
-        xp = _recycled.empty((N, Hp, Wp, C), dtype)
-        y = np.empty((N, OH, OW, C), dtype=dtype)
-        x_nhwc = x.transpose(0, 2, 3, 1)
-        item = np.dtype(dtype).itemsize
-        bounds = self._special_bounds(N, (Hp * Wp + 2 * OH * OW) * C * item)
-
-        def blocks(lo, hi):
-            tmp = None
-            for k in range(lo, hi):
-                s, e = bounds[k], bounds[k + 1]
-                self._pad_block(xp[s:e], x_nhwc[s:e])
-                acc = y[s:e].reshape(e - s, OH, -1) if SW == 1 else y[s:e]
-                if tmp is None:
-                    tmp = np.empty((e - s + 1,) + acc.shape[1:], dtype=dtype)
-                t = tmp[:e - s]
-                np.multiply(self._taps(xp[s:e], 0, 0), w_rows[0, 0], out=acc)
-                for i in range(FH):
-                    for j in range(FW):
-                        if i or j:
-                            np.multiply(self._taps(xp[s:e], i, j), w_rows[i, j], out=t)
-                            np.add(acc, t, out=acc)
-                if bias is not None:
-                    np.add(acc, bias.reshape(acc.shape[2:]), out=acc)
-
-        if N:
-            parallel_for(len(bounds) - 1, blocks, work=N * (Hp * Wp + 3 * FH * FW * OH * OW) * C)
+        planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation)
+        w_taps = np.asarray(w, dtype=dtype).reshape(C, FH * FW)
+        y = planes.convolve(x, w_taps, b, dtype, self._special_bounds)
         if needs[1]:
-            self.xp = xp
-        else:
-            _recycled.give(xp)
-        return y.transpose(0, 3, 1, 2)
-
-    def _w_rows(self, w, dtype) -> np.ndarray:
-        """w (C, 1, FH, FW) as w_rows (FH, FW, OW·C), each tap's weights repeated along the
-        output row ((FH, FW, OW, C) at a stride along the width)."""
-        C, _, FH, FW = w.shape
-        OW = self.out[1]
-        rows = np.tile(np.asarray(w, dtype=dtype).reshape(C, FH, FW).transpose(1, 2, 0),
-                       (1, 1, OW))
-        return rows if self.stride[1] == 1 else rows.reshape(FH, FW, OW, C)
+            self.x = x
+        return y
 
     def _backward_depthwise(self, dy):
-        """dL/dw[c, 0, i, j] = Σ_{n,oh,ow} xp[n, oh·SH + i·DH, ow·SW + j·DW, c] · dy[n, c, oh, ow]
-        (one product and one sum per tap), dL/db[c] = Σ dy[n, c], and dL/dx the transposed
-        sum: dy times each tap's weights added onto the windows it came from, then cropped;
-        a block of images at a time, dL/dw's and dL/db's partial sums added in block order."""
+        """dL/db[c] = Σ dy[n, c]; dL/dw[c, 0, i, j] = Σ_{n,oh,ow} xp[n, c, oh + i·DH, ow + j·DW]
+        · dy[n, c, oh, ow], one product per plane, col[n, c] · dy[n, c], summed over the
+        images block by block in order; dL/dx the depthwise convolution of dy, padded by
+        (FH − 1)·DH − PT rows above, (FH − 1)·DH − PB below (likewise the columns), with the
+        filters turned by 180° (the path is taken only where those are ≥ 0), in x's layout."""
         needs = self.needs_input_grad
         N, C, H, W = self.x_shape
         FH, FW = self.w_shape[2:]
         PT, PB, PL, PR = self.pads
-        OH, OW = self.out
-        SW = self.stride[1]
-        Hp, Wp = H + PT + PB, W + PL + PR
-        xp = self.__dict__.get("xp")
+        (DH, DW), (OH, OW) = self.dilation, self.out
         dtype = np.result_type(dy.dtype, self.dtype)
-        dy_nhwc = dy.transpose(0, 2, 3, 1)
-        item = np.dtype(dtype).itemsize
-        bounds = self._special_bounds(N, (Hp * Wp + 2 * OH * OW) * C * item)
-        want_w = needs[1]
-        want_b = len(needs) == 3 and needs[2]
-        dwp = np.zeros((len(bounds) - 1, FH, FW, C), dtype=dtype) if want_w else None
-        dbp = np.zeros((len(bounds) - 1, C), dtype=dtype) if want_b else None
-        dx = None
+        dx = dw = db = None
+        if len(needs) == 3 and needs[2]:
+            db = dy.sum(axis=(0, 2, 3), dtype=dtype)
+        if needs[1]:
+            planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation)
+            dw = planes.weight_grad(self.x, dy, dtype, self._special_bounds)
+            dw = dw.reshape(self.w_shape)
         if needs[0]:
-            w_rows = self._w_rows(self.w, dtype)
-            dx = np.empty((N, H, W, C) if self.x_nhwc else (N, C, H, W), dtype=dtype)
-
-        def row_sum(a):                                  # (n, OH, …) → (C,)
-            return a.reshape(-1, OW * C).sum(axis=0).reshape(OW, C).sum(axis=0)
-
-        def blocks(lo, hi):
-            dxp = tmp = None
-            for k in range(lo, hi):
-                s, e = bounds[k], bounds[k + 1]
-                m = e - s
-                d = np.ascontiguousarray(dy_nhwc[s:e], dtype=dtype)
-                d = d.reshape(m, OH, -1) if SW == 1 else d
-                if tmp is None:
-                    tmp = np.empty((m + 1,) + d.shape[1:], dtype=dtype)
-                t = tmp[:m]
-                if want_b:
-                    dbp[k] = row_sum(d)
-                if want_w:
-                    for i in range(FH):
-                        for j in range(FW):
-                            np.multiply(self._taps(xp[s:e], i, j), d, out=t)
-                            dwp[k, i, j] = row_sum(t)
-                if dx is not None:
-                    if dxp is None:
-                        dxp = np.empty((m + 1, Hp, Wp, C), dtype=dtype)
-                    p = dxp[:m]
-                    p.fill(0)
-                    for i in range(FH):
-                        for j in range(FW):
-                            np.multiply(d, w_rows[i, j], out=t)
-                            v = self._taps(p, i, j)
-                            np.add(v, t, out=v)
-                    inner = p[:, PT:PT + H, PL:PL + W]
-                    dx[s:e] = inner if self.x_nhwc else inner.transpose(0, 3, 1, 2)
-
-        if N:
-            parallel_for(len(bounds) - 1, blocks,
-                         work=N * (Hp * Wp + 6 * FH * FW * OH * OW) * C)
-        dw = db = None
-        if want_w:
-            dw = np.ascontiguousarray(dwp.sum(axis=0).transpose(2, 0, 1)).reshape(self.w_shape)
-        if want_b:
-            db = dbp.sum(axis=0)
-        if dx is not None and self.x_nhwc:
-            dx = dx.transpose(0, 3, 1, 2)
+            w_turned = np.asarray(self.w[:, :, ::-1, ::-1], dtype=dtype).reshape(C, FH * FW)
+            turned = ((FH - 1) * DH - PT, (FH - 1) * DH - PB, (FW - 1) * DW - PL,
+                      (FW - 1) * DW - PR)
+            planes = _Planes((C, OH, OW), turned, (FH, FW), self.dilation)
+            dx = planes.convolve(dy, w_turned, None, dtype, self._special_bounds)
+            if self.x_nhwc:
+                dx = np.ascontiguousarray(dx.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
 
     def _forward_pointwise(self, x, w, b, dtype, needs):
-        """A 1×1 convolution at stride 1 is one matrix product per block of images, with no
-        unfold: channels last, y (n·H·W, FN) = x (n·H·W, C) · w (FN, C)ᵀ, the output NHWC;
-        channels first, y[n] = w (FN, C) · x[n] (C, H·W), the output NCHW. y keeps x's
-        layout, so neither side copies."""
+        """A 1×1 convolution at stride 1 of channels-first images is one matrix product per
+        image, y[n] = w (FN, C) · x[n] (C, H·W) (+ b), with no unfold: x's own memory is the
+        columns. The output is NCHW. (A channels-last x takes the fast path, whose unfold of
+        a 1×1 kernel is a plain copy of x's rows.)"""
         N, C, H, W = x.shape
         FN = w.shape[0]
         P = H * W
         w_mat = np.asarray(w, dtype=dtype).reshape(FN, C)
-        if not self.x_nhwc:
-            x = np.ascontiguousarray(x)
+        x3 = np.ascontiguousarray(x).reshape(N, C, P)
+        y = np.empty((N, FN, P), dtype=dtype)
+        b_col = None if b is None else np.asarray(b, dtype=dtype).reshape(FN, 1)
         bounds = self._special_bounds(N, P * (C + FN) * np.dtype(dtype).itemsize)
-        if self.x_nhwc:
-            x_rows = x.transpose(0, 2, 3, 1).reshape(N * P, C)
-            y = np.empty((N * P, FN), dtype=dtype)
-            w_t = w_mat.T
 
-            def blocks(lo, hi):
-                for k in range(lo, hi):
-                    rows = slice(bounds[k] * P, bounds[k + 1] * P)
-                    np.matmul(x_rows[rows], w_t, out=y[rows])
-                    if b is not None:
-                        np.add(y[rows], b, out=y[rows])
-        else:
-            x3 = x.reshape(N, C, P)
-            y = np.empty((N, FN, P), dtype=dtype)
-            b_col = None if b is None else np.asarray(b, dtype=dtype).reshape(FN, 1)
-
-            def blocks(lo, hi):
-                for k in range(lo, hi):
-                    s, e = bounds[k], bounds[k + 1]
-                    np.matmul(w_mat, x3[s:e], out=y[s:e])
-                    if b_col is not None:
-                        np.add(y[s:e], b_col, out=y[s:e])
+        def blocks(lo, hi):
+            for k in range(lo, hi):
+                s, e = bounds[k], bounds[k + 1]
+                np.matmul(w_mat, x3[s:e], out=y[s:e])      # (FN, C) · (n, C, P)
+                if b_col is not None:
+                    np.add(y[s:e], b_col, out=y[s:e])
 
         if N:
             parallel_for(len(bounds) - 1, blocks, work=_work(N * P * (C + FN), 2 * N * P * C * FN),
                          blas=True)
         if any(needs[1:]):
-            self.x = x
-        if self.x_nhwc:
-            return y.reshape(N, H, W, FN).transpose(0, 3, 1, 2)
+            self.x = x3
         return y.reshape(N, FN, H, W)
 
     def _backward_pointwise(self, dy):
-        """dL/dw = Σ_blocks dyᵀ · x and dL/dx = dy · w, a product each per block, in x's
-        layout (dy copied to it when it comes in the other); dL/db = Σ dy."""
+        """dL/dw = Σ_n dy[n] · x[n]ᵀ (summed per block, the blocks in order), dL/dx[n] =
+        wᵀ · dy[n], dL/db = Σ dy: products per image, dy made C-contiguous if it is not."""
         needs = self.needs_input_grad
         N, C, H, W = self.x_shape
         FN = self.w_shape[0]
         P = H * W
-        x = self.__dict__.get("x")
         dtype = np.result_type(dy.dtype, self.dtype)
         bounds = self._special_bounds(N, P * (C + FN) * np.dtype(dtype).itemsize)
         want_w = needs[1]
-        want_b = len(needs) == 3 and needs[2]
         dwp = np.zeros((len(bounds) - 1, FN, C), dtype=dtype) if want_w else None
-        dbp = np.zeros((len(bounds) - 1, FN), dtype=dtype) if want_b else None
-        w_mat = None if not needs[0] else np.asarray(self.w, dtype=dtype).reshape(FN, C)
-        if self.x_nhwc:
-            d = np.ascontiguousarray(dy.transpose(0, 2, 3, 1), dtype=dtype).reshape(N * P, FN)
-            x_rows = None if x is None else x.transpose(0, 2, 3, 1).reshape(N * P, C)
-            dx = np.empty((N * P, C), dtype=dtype) if needs[0] else None
+        d = np.ascontiguousarray(dy, dtype=dtype).reshape(N, FN, P)
+        x3 = self.__dict__.get("x")
+        dx = w_t = None
+        if needs[0]:
+            w_t = np.asarray(self.w, dtype=dtype).reshape(FN, C).T
+            dx = np.empty((N, C, P), dtype=dtype)
 
-            def blocks(lo, hi):
-                for k in range(lo, hi):
-                    rows = slice(bounds[k] * P, bounds[k + 1] * P)
-                    if want_w:
-                        np.matmul(d[rows].T, x_rows[rows], out=dwp[k])
-                    if want_b:
-                        dbp[k] = d[rows].sum(axis=0)
-                    if dx is not None:
-                        np.matmul(d[rows], w_mat, out=dx[rows])
-        else:
-            d = np.ascontiguousarray(dy, dtype=dtype).reshape(N, FN, P)
-            x3 = None if x is None else x.reshape(N, C, P)
-            dx = np.empty((N, C, P), dtype=dtype) if needs[0] else None
+        def blocks(lo, hi):
+            for k in range(lo, hi):
+                s, e = bounds[k], bounds[k + 1]
+                if want_w:
+                    dwp[k] = np.matmul(d[s:e], x3[s:e].transpose(0, 2, 1)).sum(axis=0)
+                if dx is not None:
+                    np.matmul(w_t, d[s:e], out=dx[s:e])          # (C, FN) · (n, FN, P)
 
-            def blocks(lo, hi):
-                for k in range(lo, hi):
-                    s, e = bounds[k], bounds[k + 1]
-                    if want_w:
-                        dwp[k] = np.matmul(d[s:e], x3[s:e].transpose(0, 2, 1)).sum(axis=0)
-                    if want_b:
-                        dbp[k] = d[s:e].sum(axis=2).sum(axis=0)
-                    if dx is not None:
-                        np.matmul(w_mat.T, d[s:e], out=dx[s:e])
-
-        if N:
+        if N and (want_w or dx is not None):
             parallel_for(len(bounds) - 1, blocks,
                          work=_work(N * P * (C + FN), 2 * N * P * C * FN), blas=True)
         dw = None if not want_w else dwp.sum(axis=0).reshape(self.w_shape)
-        db = None if not want_b else dbp.sum(axis=0)
+        db = None
+        if len(needs) == 3 and needs[2]:
+            db = d.sum(axis=(0, 2))
         if dx is not None:
-            dx = (dx.reshape(N, H, W, C).transpose(0, 3, 1, 2) if self.x_nhwc
-                  else dx.reshape(N, C, H, W))
+            dx = dx.reshape(N, C, H, W)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
-
 
 class ConvTranspose2d(Function):
     """2-D transposed convolution: the adjoint (transpose) of :class:`Conv2d` with respect to x.
