@@ -1,5 +1,6 @@
-"""conv2d's depthwise and 1×1 paths: against the general path (im2col and one product per
-group), the loop reference with gradcheck, PyTorch, both layouts of x, 1 and 2 threads."""
+"""conv2d's depthwise and 1×1 paths, and conv_transpose2d through conv2d's fast path: against
+the general paths (im2col and one product per group), the loop reference with gradcheck,
+PyTorch, both layouts of x, 1 and 2 threads."""
 
 import numpy as np
 import pytest
@@ -263,3 +264,87 @@ def test_special_paths_keep_float32_and_cast_integer_images(kind):
     expected = GeneralConv2d(**kwargs)(np.full((1, C, 4, 4), 2, np.uint8), w)
     assert y.dtype == expected.dtype
     np.testing.assert_array_equal(y.data, expected.data)
+
+
+class GeneralConvTranspose2d(conv_module.ConvTranspose2d):
+    """ConvTranspose2d on its general path whatever its settings: the oracle of the other."""
+
+    def forward(self, x, w, b=None):
+        y = super().forward(x, w, b)           # the checks and what backward keeps
+        return self._forward_general(np.asarray(x), np.asarray(w), y.shape[2:]) + (
+            0 if b is None else np.reshape(b, (1, -1, 1, 1)))
+
+    def backward(self, dy):
+        return self._backward_general(dy, self.needs_input_grad)
+
+
+@st.composite
+def transpose_settings(draw):
+    """conv_transpose2d without groups or dilation (the case conv2d's fast path serves)."""
+    s = {"N": draw(st.integers(1, 3)), "C_in": draw(st.integers(1, 20)),
+         "C_out": draw(st.integers(1, 20))}
+    for axis in "HW":
+        k, stride = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        size = draw(st.integers(1, 5))
+        op = draw(st.integers(0, stride - 1))
+        p = draw(st.integers(0, max(0, ((size - 1) * stride + k + op - 1) // 2)))
+        s.update({"F" + axis: k, "S" + axis: stride, "P" + axis: p, "OP" + axis: op,
+                  axis: size})
+    return s
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(data=st.data())
+def test_conv_transpose2d_fast_path_equals_the_general_path(dtype, data):
+    s = data.draw(transpose_settings(), label="settings")
+    kwargs = {"stride": (s["SH"], s["SW"]), "padding": (s["PH"], s["PW"]),
+              "output_padding": (s["OPH"], s["OPW"])}
+    x = data.draw(arrays((s["N"], s["C_in"], s["H"], s["W"])), label="x").astype(dtype)
+    if data.draw(st.booleans(), label="x channels last"):
+        x = channels_last(x)
+    w = data.draw(arrays((s["C_in"], s["C_out"], s["FH"], s["FW"])), label="w").astype(dtype)
+    b = data.draw(st.none() | arrays((s["C_out"],)), label="b")
+    inputs = (x, w) if b is None else (x, w, b.astype(dtype))
+    with minigrad.no_grad():
+        shape = F.conv_transpose2d(*inputs, **kwargs).shape
+    dy = np.random.default_rng(4).standard_normal(shape).astype(dtype)
+    y, grads, _ = run_transpose(conv_module.ConvTranspose2d(**kwargs), inputs, dy)
+    y_plain, grads_plain, _ = run_transpose(GeneralConvTranspose2d(**kwargs), inputs, dy)
+    for a, c in zip([y.data] + grads, [y_plain.data] + grads_plain):
+        assert a.dtype == c.dtype and a.shape == c.shape
+        if dtype == np.float64:
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+        else:
+            assert np.abs(a - c).max() <= F32_BOUND * max(np.abs(c).max(), 1.0)
+
+
+def run_transpose(op, inputs, dy):
+    tensors = [Tensor(a, requires_grad=True) for a in inputs]
+    y = op(*tensors)
+    y.backward(dy)
+    return y, [t.grad for t in tensors], None
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False),
+                                   (False, True, False)])
+def test_conv_transpose2d_gives_the_same_bits_on_one_and_two_threads(needs, monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((9, 24, 6, 5)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 4, 4)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    monkeypatch.setattr(conv_module.Conv2d, "nhwc_block_bytes", 1 << 12)
+    kwargs = {"stride": 2, "padding": 1}
+    dy = rng.standard_normal(F.conv_transpose2d(x, w, b, **kwargs).shape).astype(np.float32)
+    results = {}
+    n = minigrad.get_num_threads()
+    try:
+        for threads in (1, 2):
+            minigrad.set_num_threads(threads)
+            tensors = [Tensor(a, requires_grad=r) for a, r in zip((x, w, b), needs)]
+            y = F.conv_transpose2d(*tensors, **kwargs)
+            y.backward(dy)
+            results[threads] = [y.data] + [t.grad for t in tensors if t.grad is not None]
+    finally:
+        minigrad.set_num_threads(n)
+    for a, c in zip(results[1], results[2]):
+        assert a.tobytes() == c.tobytes()

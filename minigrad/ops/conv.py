@@ -1315,16 +1315,18 @@ class Conv2d(Function):
                      work=_work(N * H * W * (KT + C), 2 * N * H * W * KT * C), blas=True)
         return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2) if nhwc else dx
 
-    def _dx_col2im_nhwc(self, dy_rows, OH, OW):  # noqa: N803
+    def _dx_col2im_nhwc(self, dy_rows, OH, OW, w_rows=None):  # noqa: N803
         """dL/dx = col2im(dy · w_rowsᵀ), channels last: each block's (n·P, K) gradient of its
-        columns added back onto the windows it came from, FH·FW strided slices."""
+        columns added back onto the windows it came from, FH·FW strided slices. (``w_rows``,
+        when given, is that transposition of w, kept: conv_transpose2d's forward pass.)"""
         w = self.w
         FN, C, FH, FW = w.shape
         N, _, H, W = self.x_shape
         (PH, PW), (SH, SW) = self.pad, self.stride
         P, K = OH * OW, FH * FW * C
         dtype = np.result_type(dy_rows, w)
-        w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype).reshape(K, FN)
+        if w_rows is None:
+            w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype).reshape(K, FN)
         nhwc = self.x_nhwc
         dx = np.empty((N, H, W, C) if nhwc else (N, C, H, W), dtype=dtype)
         bounds, largest = self._nhwc_blocks(N, K * P, dtype)
@@ -1646,6 +1648,42 @@ class ConvTranspose2d(Function):
             raise ValueError(f"{op}: the output would be ({OH}, {OW}) for x.shape={x.shape}, "
                              f"kernel (FH, FW)=({FH}, {FW}), stride={self.stride}, padding="
                              f"{self.padding}, dilation={self.dilation}: padding too large")
+        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
+        self.x_shape, self.w_shape = x.shape, w.shape
+        if needs[1]:
+            self.x = x
+        if needs[0]:
+            self.w = w
+        if G == 1 and (DH, DW) == (1, 1) and N:          # Conv2d's fast path, transposed
+            y = self._conv2d_dx(x, w, (N, C_out, OH, OW))
+        else:
+            y = self._forward_general(x, w, (OH, OW))
+        if b is not None:
+            y = y.astype(np.result_type(y, b), copy=False)
+            y += np.reshape(b, (1, C_out, 1, 1))
+        return y
+
+    def _conv2d_dx(self, x, w, y_shape):
+        """conv_transpose2d(x) as Conv2d's dL/dx of its channels-last fast path with dy = x:
+        per block of images, the product x_rows · w_rows (n·H·W, C_in) · (C_in, C_out·FH·FW)
+        and col2im of it into the block's padded output, in the cache."""
+        conv = Conv2d(stride=self.stride, padding=self.padding)
+        conv.pad, conv.w, conv.w_shape, conv.x_shape = self.padding, w, w.shape, y_shape
+        conv.x_nhwc = channels_last(x)
+        N, C_in, H, W = x.shape
+        dtype = np.result_type(x, w)
+        x_rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=dtype).reshape(-1, C_in)
+        w_rows = _weight_rows.get(w, None, dtype)          # kept while w's bytes stay the same
+        return conv._dx_col2im_nhwc(x_rows, H, W, w_rows)
+
+    def _forward_general(self, x, w, out):
+        """col = w[g]ᵀ · x[n, g] for every image and group, then col2im, cropped."""
+        N, C_in, H, W = x.shape
+        _, Cg_out, FH, FW = w.shape
+        G = self.groups
+        C_out = Cg_out * G
+        OH, OW = out
+        PH, PW = self.padding
         K = Cg_out * FH * FW
         x_groups = x.reshape(N, G, C_in // G, H * W)
         col = np.matmul(w.reshape(G, C_in // G, K).transpose(0, 2, 1), x_groups)  # (N, G, K, HW)
@@ -1653,15 +1691,6 @@ class ConvTranspose2d(Function):
         yp = dilated_col2im(col.reshape(N, C_out, FH, FW, H, W),
                             (N, C_out, OH + 2 * PH, OW + 2 * PW), self.stride, self.dilation)
         y = crop4(yp, pads, OH, OW)
-        if b is not None:
-            y = y.astype(np.result_type(y, b), copy=False)
-            y += np.reshape(b, (1, C_out, 1, 1))
-        needs = getattr(self, "needs_input_grad", (True,) * (2 if b is None else 3))
-        self.x_shape, self.w_shape = x.shape, w.shape
-        if needs[1]:
-            self.x = x
-        if needs[0]:
-            self.w = w
         return y
 
     def backward_graph(self, dy):
@@ -1671,6 +1700,12 @@ class ConvTranspose2d(Function):
 
     def backward(self, dy):
         needs = self.needs_input_grad
+        if self.groups == 1 and self.dilation == (1, 1) and self.x_shape[0]:
+            return self._backward_conv2d(dy, needs)
+        return self._backward_general(dy, needs)
+
+    def _backward_general(self, dy, needs):
+        """im2col of dy (conv2d's forward pass on it) and one product per group and image."""
         N, C_in, H, W = self.x_shape
         _, Cg_out, FH, FW = self.w_shape
         G = self.groups
@@ -1688,6 +1723,26 @@ class ConvTranspose2d(Function):
                 x_groups = self.x.reshape(N, G, C_in // G, H * W)
                 dw = np.matmul(x_groups, col.transpose(0, 1, 3, 2)).sum(axis=0)
                 dw = dw.reshape(self.w_shape)
+        if len(needs) == 3 and needs[2]:
+            db = dy.sum(axis=(0, 2, 3))
+        return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
+    def _backward_conv2d(self, dy, needs):
+        """dL/dx = conv2d(dy, w) and dL/dw that convolution's weight gradient at dL/dy = x,
+        both by one Conv2d op on its fast path (its forward pass, then its backward pass for
+        the weight alone)."""
+        conv = Conv2d(stride=self.stride, padding=self.padding)
+        conv.needs_input_grad = (False, bool(needs[1]))
+        dx = dw = db = None
+        with_w = needs[0] or needs[1]
+        if with_w:
+            w = self.w if needs[0] else np.zeros(self.w_shape, dtype=np.result_type(dy, self.x))
+            y = conv.forward(dy, self.__dict__.get("w", w))
+            if needs[0]:
+                dx = y
+            if needs[1]:
+                dw = conv.backward(self.x)[1]
+            conv._release()
         if len(needs) == 3 and needs[2]:
             db = dy.sum(axis=(0, 2, 3))
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
