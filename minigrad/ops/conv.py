@@ -782,7 +782,7 @@ class _Planes:
         bounds = blocks_of(N, C * T * L * item)
         largest = max((e - s for s, e in zip(bounds, bounds[1:])), default=0)
         y = np.empty((N, C, OH, OW), dtype=dtype)
-        w_rows = w_taps.reshape(C, 1, T)
+        w_rows = np.ascontiguousarray(w_taps).reshape(C, 1, T)   # BLAS wants it in a row
         b4 = None if b is None else np.asarray(b, dtype=dtype).reshape(C, 1, 1)
 
         def images(lo, hi):
