@@ -75,7 +75,20 @@ oh·SH + i·DH, ow·SW + j·DW]``; one copy makes it col (N, G, K/G, P), K/G = (
 and group g is the product of its (FN/G, K/G) filters with its (K/G, P) columns, all groups
 and images in one ``np.matmul``. Backward is the same products transposed and a dilated
 col2im.
-:class:`ConvTranspose2d` is built from the same pieces the other way round.
+
+Two cases of it have paths of their own, which that general path checks in the tests:
+
+- depthwise at stride 1 (groups = C = FN, one filter per channel): its col (N, G, K/G, P)
+  would be FH·FW rows a channel, and the product a batch of (1, FH·FW) · (FH·FW, P) ones; the
+  path builds exactly those rows, a block of images at a time in the cache, from each
+  padded plane with its Hp·Wp values in a row (:class:`_Planes`), where a tap's windows are
+  one run of OH·Wp values: one ``memcpy`` a run, Wp − OW dropped columns a row;
+- 1×1 at stride 1 without padding, x channels first: x's own memory is the columns, y[n] =
+  w (FN, C) · x[n] (C, H·W), with no unfold at all.
+
+:class:`ConvTranspose2d` is built from the same pieces the other way round; without groups or
+dilation it runs on the fast path above, its forward pass as that path's dL/dx and its
+backward as its forward pass and dL/dw.
 """
 
 from __future__ import annotations
@@ -856,7 +869,8 @@ class Conv2d(Function):
     after, so y has x's height and width. Any of these (other than 'valid', or 'same' with an
     odd kernel, which pad evenly) runs the general path of the module docstring: the same
     maths with col (N, G, K/G, P) and one product per group; the default settings keep the
-    fast path below untouched.
+    fast path below untouched. Depthwise convolutions at stride 1 and 1×1 convolutions of a
+    channels-first x take paths of their own (``special``, see the module docstring).
 
     The bias rides in the matrix product as the weight of an extra row of ones appended to col,
     so forward is a single product (no separate pass to add b) and one product in backward
