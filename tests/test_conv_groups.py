@@ -7,6 +7,7 @@ import pytest
 import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
+from split_threads import threads as on_threads
 
 import minigrad
 import minigrad.functional as F
@@ -182,16 +183,12 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
         shape = F.conv2d(x, w, b, **kwargs).shape
     dy = rng.standard_normal(shape).astype(np.float32)
     results = {}
-    n = minigrad.get_num_threads()
-    try:
-        for threads in (1, 2):
-            minigrad.set_num_threads(threads)
+    for threads in (1, 2):
+        with on_threads(threads):              # every op big enough to split
             y, grads, path = run(lambda *t: F.conv2d(*t, **kwargs), (x, w, b), dy, needs)
             with minigrad.no_grad():
                 y_inference = F.conv2d(x, w, b, **kwargs).data
-            results[threads] = [y.data, y_inference] + [g for g in grads if g is not None]
-    finally:
-        minigrad.set_num_threads(n)
+        results[threads] = [y.data, y_inference] + [g for g in grads if g is not None]
     assert path == (None if kind == "pointwise" and x_layout == "channels last" else kind)
     for a, c in zip(results[1], results[2]):
         assert a.tobytes() == c.tobytes()
@@ -336,15 +333,11 @@ def test_conv_transpose2d_gives_the_same_bits_on_one_and_two_threads(needs, monk
     kwargs = {"stride": 2, "padding": 1}
     dy = rng.standard_normal(F.conv_transpose2d(x, w, b, **kwargs).shape).astype(np.float32)
     results = {}
-    n = minigrad.get_num_threads()
-    try:
-        for threads in (1, 2):
-            minigrad.set_num_threads(threads)
+    for threads in (1, 2):
+        with on_threads(threads):
             tensors = [Tensor(a, requires_grad=r) for a, r in zip((x, w, b), needs)]
             y = F.conv_transpose2d(*tensors, **kwargs)
             y.backward(dy)
-            results[threads] = [y.data] + [t.grad for t in tensors if t.grad is not None]
-    finally:
-        minigrad.set_num_threads(n)
+        results[threads] = [y.data] + [t.grad for t in tensors if t.grad is not None]
     for a, c in zip(results[1], results[2]):
         assert a.tobytes() == c.tobytes()
