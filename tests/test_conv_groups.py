@@ -50,6 +50,25 @@ def depthwise_settings(draw):
 
 
 @st.composite
+def grouped_settings(draw):
+    """x (N, G·Cg, H, W), w (G·FNg, Cg, FH, FW): any groups, stride, padding, dilation."""
+    s = {"N": draw(st.integers(1, 3)), "G": draw(st.integers(2, 3)),
+         "Cg": draw(st.integers(1, 3)), "FNg": draw(st.integers(1, 3))}
+    mode = draw(st.sampled_from(["int", "int", "same"]))
+    for axis in "HW":
+        k = draw(st.integers(1, 3))
+        d = draw(st.integers(1, 2))
+        stride = 1 if mode == "same" else draw(st.integers(1, 3))
+        p = draw(st.integers(0, 2)) if mode == "int" else 0
+        span = d * (k - 1) + 1
+        size = draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + 4))
+        s.update({"F" + axis: k, "D" + axis: d, "S" + axis: stride, "P" + axis: p,
+                  axis: size})
+    s["padding"] = mode if mode == "same" else (s["PH"], s["PW"])
+    return s
+
+
+@st.composite
 def pointwise_settings(draw):
     return {"N": draw(st.integers(1, 3)), "C": draw(st.integers(1, 6)),
             "FN": draw(st.integers(1, 6)), "H": draw(st.integers(1, 6)),
@@ -64,7 +83,17 @@ def draw_case(data, kind, dtype=np.float64):
         kwargs = {"stride": (s["SH"], s["SW"]), "padding": s["padding"],
                   "dilation": (s["DH"], s["DW"]), "groups": s["C"]}
         within = all(s["P" + a] <= s["D" + a] * (s["F" + a] - 1) for a in "HW")
-        path = "depthwise" if (s["SH"], s["SW"]) == (1, 1) and within else None
+        path = "depthwise" if (s["SH"], s["SW"]) == (1, 1) and within else "grouped"
+    elif kind == "grouped":
+        s = data.draw(grouped_settings(), label="settings")
+        G = s["G"]
+        x_shape = (s["N"], G * s["Cg"], s["H"], s["W"])
+        w_shape = (G * s["FNg"], s["Cg"], s["FH"], s["FW"])
+        kwargs = {"stride": (s["SH"], s["SW"]), "padding": s["padding"],
+                  "dilation": (s["DH"], s["DW"]), "groups": G}
+        within = all(s["P" + a] <= s["D" + a] * (s["F" + a] - 1) for a in "HW")
+        depthwise = (s["Cg"], s["FNg"], s["SH"], s["SW"]) == (1, 1, 1, 1) and within
+        path = "depthwise" if depthwise else "grouped"
     else:
         s = data.draw(pointwise_settings(), label="settings")
         x_shape, w_shape = (s["N"], s["C"], s["H"], s["W"]), (s["FN"], s["C"], 1, 1)
@@ -89,7 +118,26 @@ def run(op, inputs, dy, needs=None):
     return y, [t.grad for t in tensors], path
 
 
-KINDS = ["depthwise", "pointwise"]
+KINDS = ["depthwise", "pointwise", "grouped"]
+
+
+def small_case(kind, C):
+    """(w_shape, kwargs) of a convolution of C channels that takes ``kind``'s path."""
+    if kind == "depthwise":
+        return (C, 1, 3, 3), {"groups": C, "padding": 1}
+    if kind == "grouped":                           # two filters a channel
+        return (2 * C, 1, 3, 3), {"groups": C, "padding": 1}
+    return (5, C, 1, 1), {}
+
+
+@pytest.fixture(autouse=True)
+def every_group_on_its_own(monkeypatch):
+    """The grouped path for the small shapes drawn here (its size rule has a test of its
+    own); the kept plans, made under the rule, are let go before and after."""
+    monkeypatch.setattr(conv_module.Conv2d, "grouped_from", 0)
+    conv_module._plans.clear()
+    yield
+    conv_module._plans.clear()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -174,6 +222,9 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
     if kind == "depthwise":
         w, kwargs = rng.standard_normal((C, 1, 3, 3)).astype(np.float32), {
             "padding": 1, "groups": C}
+    elif kind == "grouped":
+        w, kwargs = rng.standard_normal((18, 8, 3, 3)).astype(np.float32), {
+            "padding": 1, "groups": 3, "stride": (2, 1)}
     else:
         w, kwargs = rng.standard_normal((16, C, 1, 1)).astype(np.float32), {}
     b = rng.standard_normal(w.shape[0]).astype(np.float32)
@@ -201,11 +252,11 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
     ({"padding": 1}, (4, 6, 1, 1), None),
     ({"groups": 6, "padding": 1}, (6, 1, 3, 3), "depthwise"),
     ({"groups": 6, "dilation": 2, "padding": (2, 1)}, (6, 1, 3, 3), "depthwise"),
-    ({"groups": 6, "stride": 2, "padding": 1}, (6, 1, 3, 3), None),   # general: strided
-    ({"groups": 6, "padding": 3}, (6, 1, 3, 3), None),   # padding beyond the span
+    ({"groups": 6, "stride": 2, "padding": 1}, (6, 1, 3, 3), "grouped"),   # strided
+    ({"groups": 6, "padding": 3}, (6, 1, 3, 3), "grouped"),   # padding beyond the span
     ({"groups": 6, "padding": "same"}, (6, 1, 2, 2), "depthwise"),
-    ({"groups": 6}, (12, 1, 3, 3), None),                # two filters a channel: general
-    ({"groups": 3}, (6, 2, 3, 3), None),
+    ({"groups": 6}, (12, 1, 3, 3), "grouped"),           # two filters a channel
+    ({"groups": 3}, (6, 2, 3, 3), "grouped"),
     ({}, (4, 6, 3, 3), None),
 ])
 def test_conv2d_path_rule(kwargs, w_shape, special):
@@ -220,10 +271,10 @@ def test_conv2d_path_rule(kwargs, w_shape, special):
 def test_special_paths_give_nchw_output_and_dx_in_x_layout(kind):
     rng = np.random.default_rng(1)
     C = 8
-    w = rng.standard_normal((C, 1, 3, 3) if kind == "depthwise" else (5, C, 1, 1))
-    kwargs = {"padding": 1, "groups": C} if kind == "depthwise" else {}
+    w_shape, kwargs = small_case(kind, C)
+    w = rng.standard_normal(w_shape)
     xs = [rng.standard_normal((2, C, 5, 6))]
-    if kind == "depthwise":                     # a channels-last x: the fast path for 1×1
+    if kind != "pointwise":                     # a channels-last x: the fast path for 1×1
         xs.append(channels_last(rng.standard_normal((2, C, 5, 6))))
     for x in xs:
         tx = Tensor(x, requires_grad=True)
@@ -238,12 +289,12 @@ def test_special_paths_give_nchw_output_and_dx_in_x_layout(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_special_paths_accept_an_empty_batch(kind):
     C = 4
-    w_shape = (C, 1, 3, 3) if kind == "depthwise" else (3, C, 1, 1)
-    kwargs = {"groups": C, "padding": 1} if kind == "depthwise" else {}
+    w_shape, kwargs = small_case(kind, C)
     tx, tw, tb = (Tensor(np.ones(s), requires_grad=True)
                   for s in ((0, C, 5, 5), w_shape, (w_shape[0],)))
     y = F.conv2d(tx, tw, tb, **kwargs)
-    assert y.shape[0] == 0 and y.creator.special == kind
+    assert y.shape[0] == 0
+    assert y.creator.special == (None if kind == "grouped" else kind)   # nothing to split
     y.sum().backward()
     assert tx.grad.shape == tx.shape
     np.testing.assert_array_equal(tw.grad, 0)
@@ -253,8 +304,7 @@ def test_special_paths_accept_an_empty_batch(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_special_paths_keep_float32_and_cast_integer_images(kind):
     C = 3
-    w_shape = (C, 1, 3, 3) if kind == "depthwise" else (2, C, 1, 1)
-    kwargs = {"groups": C, "padding": 1} if kind == "depthwise" else {}
+    w_shape, kwargs = small_case(kind, C)
     w = np.ones(w_shape, np.float32)
     assert F.conv2d(np.ones((1, C, 4, 4), np.float32), w, **kwargs).dtype == np.float32
     y = F.conv2d(np.full((1, C, 4, 4), 2, np.uint8), w, **kwargs)
@@ -341,3 +391,20 @@ def test_conv_transpose2d_gives_the_same_bits_on_one_and_two_threads(needs, monk
         results[threads] = [y.data] + [t.grad for t in tensors if t.grad is not None]
     for a, c in zip(results[1], results[2]):
         assert a.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("N, H, Cg, grouped", [
+    (1, 16, 8, False),          # 16·16·8·9 = 18 K values a group: the general path
+    (1, 16, 32, True),          # 74 K
+    (64, 16, 1, True),          # depthwise at stride 2, batch 64: 147 K
+    (1, 16, 1, False),          # the same at batch 1: 2.3 K
+])
+def test_grouped_size_rule(N, H, Cg, grouped, monkeypatch):
+    monkeypatch.setattr(conv_module.Conv2d, "grouped_from", 1 << 16)
+    conv_module._plans.clear()
+    G = 64 // Cg if Cg > 1 else 64
+    stride = 1 if Cg > 1 else 2
+    x = np.zeros((N, G * Cg, H * stride, H * stride), np.float32)
+    w = np.zeros((G * (Cg if Cg > 1 else 1), Cg, 3, 3), np.float32)
+    y = F.conv2d(Tensor(x, requires_grad=True), w, padding=1, stride=stride, groups=G)
+    assert y.creator.special == ("grouped" if grouped else None)
