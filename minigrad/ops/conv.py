@@ -745,7 +745,6 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-
 def _empty_like_layout(a: np.ndarray, shape, dtype) -> np.ndarray:
     """An empty (N, C, H, W) array of ``shape`` in a's layout: NHWC memory when a is a
     channels-last view, C-contiguous otherwise."""
@@ -1444,7 +1443,7 @@ class Conv2d(Function):
             dx = crop4(dxp, self.pads, H, W)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
 
-    # ------------------------------------------------------------- depthwise and 1×1 paths
+    # --------------------------------------------------------- depthwise, grouped, 1×1 paths
 
     # The special paths' blocks of images: as many images as keep a block's arrays within
     # ``special_block_bytes``, so that a block's passes read and write the cache. Like the
@@ -1492,6 +1491,7 @@ class Conv2d(Function):
         return [N * i // n for i in range(n + 1)]
 
     def _forward_special(self, x, w, b, plan):
+        """The forward pass of the path ``plan.special`` names (see :meth:`_special`)."""
         self.special, self.x_nhwc = plan.special, plan.x_nhwc
         self.x_shape, self.w_shape, self.pads, self.out = x.shape, w.shape, plan.pads, plan.out
         self.dtype = plan.dtype
@@ -1563,9 +1563,9 @@ class Conv2d(Function):
 
             y[n, c, oh, ow] = Σ_{i,j} xp[n, c, oh + i·DH, ow + j·DW] · w[c, 0, i, j] + b[c],
 
-        on flat planes (:class:`_Planes`): per block of images, each padded plane's FH·FW
-        shifted runs copied into col (m, C, FH·FW, OH·Wp) (one ``memcpy`` a run) and one
-        product per plane, w[c] (1, FH·FW) · col[n, c]. im2col's K = C·FH·FW columns would
+        on flat planes (:class:`_Planes`): per block of m images, each padded plane's FH·FW
+        shifted runs copied into col (C, FH·FW, m·OH·Wp) (one ``memcpy`` a run) and one
+        product per channel, w[c] (1, FH·FW) · col[c]. im2col's K = C·FH·FW columns would
         make (C − 1)/C of the products ones with zeros. The output is C-contiguous NCHW."""
         N, C, H, W = x.shape
         FH, FW = w.shape[2:]
@@ -1578,8 +1578,8 @@ class Conv2d(Function):
 
     def _backward_depthwise(self, dy):
         """dL/db[c] = Σ dy[n, c]; dL/dw[c, 0, i, j] = Σ_{n,oh,ow} xp[n, c, oh + i·DH, ow + j·DW]
-        · dy[n, c, oh, ow], one product per plane, col[n, c] · dy[n, c], summed over the
-        images block by block in order; dL/dx the depthwise convolution of dy, padded by
+        · dy[n, c, oh, ow], one product per channel and block, col[c] · dy[c], the blocks'
+        sums added in order; dL/dx the depthwise convolution of dy, padded by
         (FH − 1)·DH − PT rows above, (FH − 1)·DH − PB below (likewise the columns), with the
         filters turned by 180° (the path is taken only where those are ≥ 0), in x's layout."""
         needs = self.needs_input_grad
@@ -1669,6 +1669,7 @@ class Conv2d(Function):
         if dx is not None:
             dx = dx.reshape(N, C, H, W)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
+
 
 class ConvTranspose2d(Function):
     """2-D transposed convolution: the adjoint (transpose) of :class:`Conv2d` with respect to x.
@@ -1835,10 +1836,11 @@ class ConvTranspose2d(Function):
         conv = Conv2d(stride=self.stride, padding=self.padding)
         conv.needs_input_grad = (False, bool(needs[1]))
         dx = dw = db = None
-        with_w = needs[0] or needs[1]
-        if with_w:
-            w = self.w if needs[0] else np.zeros(self.w_shape, dtype=np.result_type(dy, self.x))
-            y = conv.forward(dy, self.__dict__.get("w", w))
+        if needs[0] or needs[1]:
+            w = self.__dict__.get("w")
+            if w is None:               # dL/dw alone: the forward pass's output is not used
+                w = np.zeros(self.w_shape, dtype=np.result_type(dy, self.x))
+            y = conv.forward(dy, w)
             if needs[0]:
                 dx = y
             if needs[1]:
