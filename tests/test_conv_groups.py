@@ -340,6 +340,13 @@ def transpose_settings(draw):
     return s
 
 
+@pytest.fixture
+def transpose_backward_on_conv2d(monkeypatch):
+    """conv_transpose2d's backward through Conv2d at any batch (it does from batch 4)."""
+    monkeypatch.setattr(conv_module.ConvTranspose2d, "conv2d_backward_from", 1)
+
+
+@pytest.mark.usefixtures("transpose_backward_on_conv2d")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(data=st.data())
 def test_conv_transpose2d_fast_path_equals_the_general_path(dtype, data):
@@ -372,6 +379,7 @@ def run_transpose(op, inputs, dy):
     return y, [t.grad for t in tensors], None
 
 
+@pytest.mark.usefixtures("transpose_backward_on_conv2d")
 @pytest.mark.parametrize("needs", [(True, True, True), (True, False, False),
                                    (False, True, False)])
 def test_conv_transpose2d_gives_the_same_bits_on_one_and_two_threads(needs, monkeypatch):
@@ -408,3 +416,18 @@ def test_grouped_size_rule(N, H, Cg, grouped, monkeypatch):
     w = np.zeros((G * (Cg if Cg > 1 else 1), Cg, 3, 3), np.float32)
     y = F.conv2d(Tensor(x, requires_grad=True), w, padding=1, stride=stride, groups=G)
     assert y.creator.special == ("grouped" if grouped else None)
+
+
+@pytest.mark.parametrize("N, on_conv2d", [(1, False), (3, False), (4, True)])
+def test_conv_transpose2d_backward_batch_rule(N, on_conv2d, monkeypatch):
+    calls = []
+    real = conv_module.ConvTranspose2d._backward_conv2d
+
+    def spy(self, dy, needs):
+        calls.append(N)
+        return real(self, dy, needs)
+
+    monkeypatch.setattr(conv_module.ConvTranspose2d, "_backward_conv2d", spy)
+    x = Tensor(np.ones((N, 4, 3, 3)), requires_grad=True)
+    F.conv_transpose2d(x, np.ones((4, 2, 4, 4)), stride=2, padding=1).sum().backward()
+    assert bool(calls) is on_conv2d
