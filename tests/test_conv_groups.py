@@ -431,3 +431,30 @@ def test_conv_transpose2d_backward_batch_rule(N, on_conv2d, monkeypatch):
     x = Tensor(np.ones((N, 4, 3, 3)), requires_grad=True)
     F.conv_transpose2d(x, np.ones((4, 2, 4, 4)), stride=2, padding=1).sum().backward()
     assert bool(calls) is on_conv2d
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_depthwise_weight_gradient_reads_only_the_windows(bad):
+    """A non-finite x value that no output reads through some tap leaves that tap's dL/dw
+    finite, as on the general path (the depthwise path's dropped positions read x across a
+    row's end; they once added 0·∞ = NaN to every tap's sum)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 6, 6))
+    x[0, 1, 2, 5] = bad                 # the last column: tap j = 0 never reads it
+    x[1, 2, 0, 0] = bad                 # the first column: tap j = 2 never reads it
+    w = rng.standard_normal((4, 1, 3, 3))
+    dy = rng.standard_normal((2, 4, 6, 6))
+    grads = []
+    for op in (conv_module.Conv2d(1, 1, 1, 4), GeneralConv2d(1, 1, 1, 4)):
+        tx, tw = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        with np.errstate(invalid="ignore"):
+            y = op(tx, tw)
+            y.backward(dy)
+        grads.append(tw.grad)
+    got, want = grads
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)   # sums in another order
+    assert np.isfinite(grads[0][1, 0, :, 0]).all() and np.isfinite(grads[0][2, 0, :, 2]).all()

@@ -834,9 +834,15 @@ class _Planes:
                          blas=True)
         return y
 
-    def weight_grad(self, x, dy, dtype, blocks_of):
+    def weight_grad(self, x, dy, dtype, blocks_of, windows_only=False):
         """dL/dw (C, FH·FW) = Σ_blocks col[c] · dy[c], one product per channel and block,
-        dy's positions past OW set to 0, the blocks' sums added in order."""
+        dy's positions past OW set to 0, the blocks' sums added in order.
+
+        The dropped positions read x across a row's end, so an ∞ or NaN of x that no output
+        reads through some tap still adds 0·∞ = NaN to that tap's sum, where the general path
+        never reads it. ``windows_only`` sets col's dropped positions to 0 as well, which
+        keeps such a tap's sum finite; it costs about a tenth of the time (short strided
+        runs), so the caller asks for it only when a sum came out non-finite."""
         N = len(x)
         C, L, T, OH, OW, Wp = self.C, self.L, self.T, self.OH, self.OW, self.Wp
         bounds = blocks_of(N, C * T * L * np.dtype(dtype).itemsize)
@@ -854,7 +860,10 @@ class _Planes:
                 dk = d[:C * m * L].reshape(C, m, OH, Wp)
                 dk[..., OW:] = 0
                 dk[..., :OW] = dy[s:e].transpose(1, 0, 2, 3)
-                g = np.matmul(self.unfold(buf, col, m), dk.reshape(C, m * L, 1))  # (C, T, 1)
+                cols = self.unfold(buf, col, m)
+                if windows_only:
+                    cols.reshape(C, T, m, OH, Wp)[..., OW:] = 0
+                g = np.matmul(cols, dk.reshape(C, m * L, 1))            # (C, T, 1)
                 partial[k] = g[..., 0]
 
         if N:
@@ -1594,6 +1603,8 @@ class Conv2d(Function):
         if needs[1]:
             planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation)
             dw = planes.weight_grad(self.x, dy, dtype, self._special_bounds)
+            if not np.isfinite(dw).all():       # an ∞ or NaN in x or dy: windows only
+                dw = planes.weight_grad(self.x, dy, dtype, self._special_bounds, True)
             dw = dw.reshape(self.w_shape)
         if needs[0]:
             w_turned = np.asarray(self.w[:, :, ::-1, ::-1], dtype=dtype).reshape(C, FH * FW)
