@@ -218,12 +218,12 @@ _RUN = 1 << 14
 def _flat(arrays):
     """The arrays as flat views in one memory order, or None when they are not all dense in
     the same order of their axes."""
-    out = arrays[0]
-    if out.ndim == 1:
-        return arrays                   # one shape (elementwise's contract), any steps
-    if all(a.flags.c_contiguous for a in arrays):
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            break
+    else:
         return [a.reshape(-1) for a in arrays]
-    order = _memory_order(out)
+    order = _memory_order(arrays[0])
     if order is None or not all(a.transpose(order).flags.c_contiguous for a in arrays):
         return None
     return [a.transpose(order).reshape(-1) for a in arrays]
@@ -232,7 +232,7 @@ def _flat(arrays):
 def in_runs(kernel, scratch: int, quiet: bool = False):
     """A body for ``parallel.elementwise``: ``kernel(out, *inputs, *s)`` with ``scratch``
     arrays s of out's dtype, on runs of at most ``_RUN`` elements of flat views of the arrays
-    (the whole arrays, with scratch of their shape, when they are not dense in one order).
+    (the whole arrays, with scratch laid out like out, when they are not dense in one order).
     Inputs may be written too (a second result). ``quiet``: the kernel divides 0 by 0 on
     purpose, and NumPy is told not to warn (in the thread that runs it: NumPy's error state
     belongs to a thread)."""
@@ -245,20 +245,22 @@ def in_runs(kernel, scratch: int, quiet: bool = False):
             runs(out, *inputs)
 
     def runs(out, *inputs):
-        flat = _flat((out, *inputs)) if out.ndim else None
-        if out.ndim == 0 or flat is None:
-            kernel(out, *inputs, *(np.empty(out.shape, out.dtype) for _ in range(scratch)))
-            return
-        out, *inputs = flat
+        if out.ndim != 1:
+            flat = _flat((out, *inputs)) if out.ndim else None
+            if flat is None:
+                kernel(out, *inputs, *[empty_like(out) for _ in range(scratch)])
+                return
+            out, *inputs = flat
         n = out.shape[0]
-        spare = [np.empty(min(n, _RUN), out.dtype) for _ in range(scratch)]
         if n <= _RUN:
-            kernel(out, *inputs, *spare)
+            kernel(out, *inputs, *[np.empty(n, out.dtype) for _ in range(scratch)])
             return
+        spare = [np.empty(_RUN, out.dtype) for _ in range(scratch)]
         for lo in range(0, n, _RUN):
             hi = min(n, lo + _RUN)
-            k = hi - lo
-            kernel(out[lo:hi], *(a[lo:hi] for a in inputs), *(s[:k] for s in spare))
+            if hi - lo < _RUN:
+                spare = [s[:hi - lo] for s in spare]
+            kernel(out[lo:hi], *[a[lo:hi] for a in inputs], *spare)
 
     body.__name__ = f"in_runs({getattr(kernel, '__name__', 'kernel')})"
     return body

@@ -289,8 +289,8 @@ class ELU(Function):
     α·(eˣ − 1) ≥ x for x ≤ 0 and 0 for x > 0. Measured against long double (every 97th
     float32; 2.2 million float64): y within 4.9 ulp in float32 and 2.9 in float64, the
     gradient 3.8 and 1.2 ulp (NumPy's float32 exp and log alone are off by up to 2.3 and
-    3.1 ulp). The gradient α·u is u itself for α = 1. Other α run the plain formulation, ``elu_reference``; a
-    test holds the two together.
+    3.1 ulp). The gradient α·u is u itself for α = 1. Other α (and float16) run the plain
+    formulation, ``elu_reference``; a test holds the two together.
     """
 
     float_inputs = True
@@ -387,8 +387,8 @@ class Softplus(Function):
     ratio), with ``fmin(·, 1)`` turning the 0/0 of v = 1 into 1 (log1p(z) = z there). σ(βx)
     is max(z, 1[βx ≥ 0]) / (1 + z), as in Sigmoid. Passes on runs in the cache, split over
     the threads. Measured against long double (as for ELU): y within 5.4 ulp in float32
-    and 2.3 in float64, σ 3.4 and 2.3 ulp (docs/ops.md); ``softplus_reference`` keeps the plain formulation and a test holds the
-    two together.
+    and 2.3 in float64, σ 3.4 and 2.3 ulp (docs/ops.md). ``softplus_reference`` keeps the
+    plain formulation, and a test holds the two together.
     """
 
     float_inputs = True
@@ -473,4 +473,5 @@ def _softplus_grad_body(threshold: float):
 
 
 _SOFTPLUS = in_runs(softplus_of, 1, quiet=True)
+_SIGMA_FROM = in_runs(_sigma_from, 1)
 _SOFTPLUS_GRAD = in_runs(_softplus_grad, 1)

@@ -12,8 +12,9 @@ import numpy as np
 from minigrad.function import Function
 from minigrad.ops.activation import Sigmoid
 from minigrad.ops.arithmetic import Mul, Sub
-from minigrad.ops.elementwise import Maximum, Softplus, Where
+from minigrad.ops.elementwise import _SIGMA_FROM, _SOFTPLUS, Maximum, Softplus, Where
 from minigrad.ops.join import broadcast_to
+from minigrad.parallel import elementwise, empty_like
 from minigrad.tensor import Tensor, _float_dtype
 
 
@@ -56,7 +57,8 @@ def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
         st -= np.log(lse, out=lse)
         return st.T
     s = z - _max_along(z, axis)
-    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    s -= np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    return s
 
 
 class Softmax(Function):
@@ -75,14 +77,18 @@ class Softmax(Function):
     def forward(self, x):
         x = np.asarray(x)
         axis = _axis("softmax", self.axis, x.ndim, x.shape)
-        e = np.exp(x - _max_along(x, axis))
+        e = np.subtract(x, _max_along(x, axis))
+        np.exp(e, out=e)
         e /= e.sum(axis=axis, keepdims=True)
         self.y, self.ax = e, axis
         return e
 
     def backward(self, dy):
         y = self.y
-        return y * (dy - (dy * y).sum(axis=self.ax, keepdims=True))
+        dx = dy * y                             # one array, worked on in place
+        np.subtract(dy, dx.sum(axis=self.ax, keepdims=True), out=dx)
+        dx *= y
+        return dx
 
     def backward_graph(self, dy):
         y = self.output
@@ -109,7 +115,9 @@ class LogSoftmax(Function):
         return self.y
 
     def backward(self, dy):
-        return dy - np.exp(self.y) * dy.sum(axis=self.ax, keepdims=True)
+        dx = np.exp(self.y)                     # softmax(x), a fresh array to work in
+        dx *= dy.sum(axis=self.ax, keepdims=True)
+        return np.subtract(dy, dx, out=dx if dx.dtype == np.result_type(dy, dx) else None)
 
     def backward_graph(self, dy):
         return dy - self.output.exp() * dy.sum(axis=self.ax, keepdims=True)
@@ -436,7 +444,10 @@ class BinaryCrossEntropyWithLogits(Function):
 
     With c = 1 + (p_w − 1)·t and softplus(−z) = max(−z, 0) + log1p(e^{−|z|}) this is
     lᵢ = w · ((1 − t)·z + c · softplus(−z)), which never overflows and never takes the log of
-    an underflowed 0: finite and exact at logits of ±1e4.
+    an underflowed 0: finite and exact at logits of ±1e4. softplus(−z) is Softplus's fast
+    formulation (log1p(e) = e · log(v)/(v − 1), v = 1 + e; no ``np.log1p``), which leaves
+    e = e^{−|z|} behind; σ(z) in backward is max(e, 1[z ≥ 0]) / (1 + e) from it, as in
+    Sigmoid (no second exp, no ``np.logaddexp``); both on runs in the cache.
 
     dL/dz = w · (c · σ(z) − p_w · t) · g    dL/dt = w · ((p_w − 1) · softplus(−z) − z) · g
     (with no pos_weight: (σ(z) − t) · w · g and −z · w · g). Recorded: the same formulas with
@@ -444,7 +455,7 @@ class BinaryCrossEntropyWithLogits(Function):
     d²L/dz dt = w · ((p_w − 1) σ(z) − p_w) · g, d²L/dt² = 0.
 
     Shapes: z and t equal (t in [0, 1], not checked: soft targets beyond it are allowed as in
-    PyTorch). Smooth. Saved: z, t, softplus(−z). The composed version
+    PyTorch). Smooth. Saved: z, t, softplus(−z), e^{−|z|}. The composed version
     ``binary_cross_entropy(sigmoid(z), t)`` is its test oracle where the logs are not clamped.
     """
 
@@ -460,9 +471,14 @@ class BinaryCrossEntropyWithLogits(Function):
         self.w = _constant(op, "weight", self.weight, z)
         self.pw = _constant(op, "pos_weight", self.pos_weight, z)
         self.z, self.t = z, t
-        self.sp = np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))    # softplus(−z) = −log σ(z)
-        c = 1 if self.pw is None else 1 + (self.pw - 1) * t
-        losses = (1 - t) * z + c * self.sp
+        self.sp, self.e = empty_like(z), empty_like(z)      # softplus(−z) = −log σ(z), e^{−|z|}
+        elementwise(_SOFTPLUS, self.sp, self.e, np.negative(z))
+        if self.pw is None:
+            losses = np.subtract(1, t)
+            losses *= z
+            losses += self.sp
+        else:
+            losses = (1 - t) * z + (1 + (self.pw - 1) * t) * self.sp
         if self.w is not None:
             losses = losses * self.w
         return _reduce(losses, self.reduction, z.size)
@@ -475,8 +491,12 @@ class BinaryCrossEntropyWithLogits(Function):
         z, t, pw = self.z, self.t, self.pw
         dz = dt = None
         if need_z:
-            sigma = np.exp(-np.logaddexp(z.dtype.type(0), -z))
-            dz = (sigma - t if pw is None else (1 + (pw - 1) * t) * sigma - pw * t) * g
+            sigma = elementwise(_SIGMA_FROM, empty_like(z), z, self.e)
+            if pw is None:
+                sigma -= t
+                dz = sigma * g if np.result_type(sigma, g) != sigma.dtype else _scale(sigma, g)
+            else:
+                dz = ((1 + (pw - 1) * t) * sigma - pw * t) * g
         if need_t:
             dt = (-z if pw is None else (pw - 1) * self.sp - z) * g
         return _fit(dz, z.shape), _fit(dt, z.shape)
@@ -504,6 +524,14 @@ class BinaryCrossEntropyWithLogits(Function):
                 sp = Softplus(threshold=np.inf)(-z) if isinstance(z, Tensor) else self.sp
                 dt = Mul()(Mul()(pw - 1, sp) - z, g)
         return _fit_graph(dz, self.z.shape), _fit_graph(dt, self.z.shape)
+
+
+def _scale(a: np.ndarray, g) -> np.ndarray:
+    """a · g in a's place when g broadcasts to a's shape, else a new product."""
+    if np.ndim(g) == 0 or np.broadcast_shapes(np.shape(g), a.shape) == a.shape:
+        a *= g
+        return a
+    return a * g
 
 
 def _constant(op: str, name: str, value, z: np.ndarray):
