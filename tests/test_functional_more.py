@@ -544,3 +544,46 @@ def test_softmax_and_log_softmax_give_the_bits_of_the_plain_formulation(name, dt
     want, want_dx = plain(x, axis, dy)
     np.testing.assert_array_equal(y.data, want)
     np.testing.assert_array_equal(tx.grad, want_dx)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(data=st.data())
+def test_nll_loss_gives_the_bits_of_the_dense_formulation(reduction, dtype, data):
+    # Forward picks the M labelled log-probabilities; the plain formulation sums q ⊙ x over
+    # all M·C places (zero but at the labels): the same bits, with ignored labels, class
+    # weights, −inf and −0 in x, and a spatial axis.
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    N, C = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 7))
+    spatial = data.draw(st.sampled_from([(), (3,)]))
+    x = rng.standard_normal((N, C, *spatial)).astype(dtype)
+    x.reshape(-1)[::5] = -np.inf
+    x.reshape(-1)[1::7] = -0.0
+    t = rng.integers(0, C, (N, *spatial))
+    ignore = data.draw(st.sampled_from([None, 0]))
+    weight = data.draw(st.sampled_from([None, rng.random(C) + 0.5]))
+    tx = Tensor(x, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        loss = F.nll_loss(tx, t, reduction=reduction, ignore_index=ignore, weight=weight)
+        dy = np.asarray(rng.standard_normal(loss.shape), dtype)
+        loss.backward(dy)
+    rows = np.moveaxis(x, 1, -1).reshape(-1, C)
+    w = np.ones(C, dtype) if weight is None else weight.astype(dtype)
+    tf = t.reshape(-1)
+    valid = np.ones(tf.size, bool) if ignore is None else tf != ignore
+    a = w[np.where(valid, tf, 0)] * valid
+    q = np.zeros(rows.shape, dtype)
+    q[np.arange(tf.size), np.where(valid, tf, 0)] = a
+    with np.errstate(invalid="ignore"):
+        losses = -np.where(q != 0, q * rows, dtype(0)).sum(axis=1).reshape(t.shape)
+    count = float(a.sum())
+    want = {"none": losses, "sum": np.asarray(losses.sum(), dtype)}.get(reduction)
+    if want is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            want = np.asarray(losses.sum() / count, dtype)
+    np.testing.assert_array_equal(loss.data, want)
+    assert np.array_equal(np.signbit(loss.data), np.signbit(want))
+    g = dy / dtype(count) if reduction == "mean" else dy
+    g = g.reshape(-1, 1) if reduction == "none" else g
+    want_dx = np.moveaxis((-q * g).reshape(N, *spatial, C), -1, 1)
+    np.testing.assert_array_equal(tx.grad, want_dx)
