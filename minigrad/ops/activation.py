@@ -157,7 +157,7 @@ class Sigmoid(Function):
     overflow e⁻ˣ and (1 + tanh(x/2))/2 would cancel): at most 3.4 ulp from the exact value
     in float32 (every 97th float32), 2.3 ulp in float64, subnormal results included
     (measured against a long-double reference; docs/ops.md, "Sigmoid, ELU, softplus"). The passes
-    run on runs of ``_RUN`` elements that stay in the cache (``in_runs``). The plain
+    run on runs of 256 KiB that stay in the cache (``in_runs``). The plain
     formulation, exp(−log(1 + e⁻ˣ)) with ``np.logaddexp`` (15 times slower), is
     ``sigmoid_reference``; a test holds the two together.
     """
@@ -208,11 +208,11 @@ def _sigmoid_grad(dx, y, dy):
 
 # ------------------------------------------------------------ passes on runs in the cache
 # An element-wise formula of several NumPy passes (exp, then a max, an add, a division ...)
-# reads and writes its whole array once per pass; on runs of ``_RUN`` elements the
+# reads and writes its whole array once per pass; on runs of ``_RUN_BYTES`` bytes the
 # intermediate values stay in the cache and only x and y cross memory. ``in_runs`` runs a
 # kernel so, with scratch arrays of the run's length; each element's value does not depend
 # on where a run starts, so the bits are the same whatever the runs and the threads.
-_RUN = 1 << 14
+_RUN_BYTES = 1 << 18
 
 
 def _flat(arrays):
@@ -231,7 +231,8 @@ def _flat(arrays):
 
 def in_runs(kernel, scratch: int, quiet: bool = False):
     """A body for ``parallel.elementwise``: ``kernel(out, *inputs, *s)`` with ``scratch``
-    arrays s of out's dtype, on runs of at most ``_RUN`` elements of flat views of the arrays
+    arrays s of out's dtype, on runs of at most ``_RUN_BYTES`` bytes of out (and at most
+    ``_CHUNK`` elements, the length of the ``constant`` blocks) of flat views of the arrays
     (the whole arrays, with scratch laid out like out, when they are not dense in one order).
     Inputs may be written too (a second result). ``quiet``: the kernel divides 0 by 0 on
     purpose, and NumPy is told not to warn (in the thread that runs it: NumPy's error state
@@ -252,13 +253,14 @@ def in_runs(kernel, scratch: int, quiet: bool = False):
                 return
             out, *inputs = flat
         n = out.shape[0]
-        if n <= _RUN:
+        run = min(_CHUNK, _RUN_BYTES // out.itemsize)
+        if n <= run:
             kernel(out, *inputs, *[np.empty(n, out.dtype) for _ in range(scratch)])
             return
-        spare = [np.empty(_RUN, out.dtype) for _ in range(scratch)]
-        for lo in range(0, n, _RUN):
-            hi = min(n, lo + _RUN)
-            if hi - lo < _RUN:
+        spare = [np.empty(run, out.dtype) for _ in range(scratch)]
+        for lo in range(0, n, run):
+            hi = min(n, lo + run)
+            if hi - lo < run:
                 spare = [s[:hi - lo] for s in spare]
             kernel(out[lo:hi], *[a[lo:hi] for a in inputs], *spare)
 
