@@ -56,9 +56,17 @@ def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
         lse = np.add.reduce(np.exp(st), axis=0)
         st -= np.log(lse, out=lse)
         return st.T
-    s = z - _max_along(z, axis)
-    s -= np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    s, _, total = _exp_parts(z, axis)
+    s -= np.log(total)
     return s
+
+
+def _exp_parts(z: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(s, e, Σ e) along ``axis``: s = z − m (m the maximum), e = exp(s), the sum kept as an
+    axis of length 1. log softmax(z) = s − log Σ e; softmax(z) = e / Σ e."""
+    s = z - _max_along(z, axis)
+    e = np.exp(s)
+    return s, e, e.sum(axis=axis, keepdims=True)
 
 
 class Softmax(Function):
@@ -188,10 +196,14 @@ class SoftmaxCrossEntropy(Function):
 
     Backward: dL/dz = (softmax(z) − t) · dL/dL₀ / N for one-hot t (or indices);
     for any label rows, (softmax(z) · Σ_c t[n, c] − t) · dL/dL₀ / N. The labels get None.
+    Rows of more than 64 classes keep e = exp(z − m) and its row sums from forward, and
+    softmax(z) = e / Σ e is one division in backward instead of exp(log softmax) (NumPy's
+    exp is most of the op: 0.34 of 0.58 ms forward at (256, 1000)); with class indices the
+    forward pass forms log softmax at the N labels only, the same values as before.
 
     Shapes: z (N, C); t (N,) integer class indices, or (N, C) one-hot (any rows of weights,
     e.g. probabilities, are accepted) → a 0-d loss of z's dtype. Smooth: no kinks.
-    Saved: log softmax(z) (N, C) and the labels.
+    Saved: e and Σ e (rows of more than 64), else log softmax(z) (N, C); and the labels.
     """
 
     def forward(self, z, t):
@@ -200,19 +212,32 @@ class SoftmaxCrossEntropy(Function):
             z = _float_input("softmax_cross_entropy", "logits", z)
         _check_labels(z, t)
         N = z.shape[0]
-        logp = _log_softmax(z, axis=1)
+        if t.ndim != 1:
+            t = t.astype(z.dtype, copy=False)   # float64 one-hot must not upcast float32 logits
+        self.t, self.e = t, None
+        if _short_rows(z, 1):
+            self.logp = logp = _log_softmax(z, axis=1)
+        else:
+            s, self.e, self.total = _exp_parts(z, 1)
+            lse = np.log(self.total)
+            if t.ndim == 1:                     # log softmax at the labels only
+                rows = np.arange(N)
+                return np.asarray(-(s[rows, t] - lse[:, 0]).sum() / N, dtype=z.dtype)
+            logp = s
+            logp -= lse
         if t.ndim == 1:
             loss = -logp[np.arange(N), t].sum() / N
         else:
-            t = t.astype(z.dtype, copy=False)   # float64 one-hot must not upcast float32 logits
             loss = -(t * logp).sum() / N
-        self.logp, self.t = logp, t
         return np.asarray(loss, dtype=z.dtype)
 
     def backward(self, dy):
-        logp, t = self.logp, self.t
-        N = logp.shape[0]
-        dz = np.exp(logp, order="C")            # softmax(z), a fresh array to work in
+        t = self.t
+        N = t.shape[0]
+        if self.e is not None:
+            dz = np.divide(self.e, self.total)  # softmax(z), a fresh array to work in
+        else:
+            dz = np.exp(self.logp, order="C")
         if t.ndim == 1:
             dz[np.arange(N), t] -= 1
         else:
