@@ -588,3 +588,39 @@ def test_nll_loss_gives_the_bits_of_the_dense_formulation(reduction, dtype, data
         g = g.reshape(-1, 1) if reduction == "none" else g
         want_dx = np.moveaxis((-q * g).reshape(N, *spatial, C), -1, 1)
     np.testing.assert_array_equal(tx.grad, want_dx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(data=st.data())
+def test_cross_entropy_with_options_on_long_rows_keeps_the_loss_bits_and_the_softmax(dtype,
+                                                                                      data):
+    # Rows of more than 64 classes keep exp(z − m) and Σ for backward: the loss has the bits
+    # of the plain formulation, the gradient (softmax · Σ q − q) · g within 4 ulp of it with
+    # the exact softmax of z − m (as rounded in z's dtype).
+    from minigrad.ops.loss import _class_weights
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    N, C = data.draw(st.integers(1, 6)), data.draw(st.integers(65, 200))
+    z = (rng.standard_normal((N, C)) * 4).astype(dtype)
+    t = rng.integers(0, C, N)
+    options = data.draw(st.sampled_from([{"label_smoothing": 0.1},
+                                         {"weight": rng.random(C) + 0.5},
+                                         {"ignore_index": int(t[0]), "reduction": "sum"}]))
+    tz = Tensor(z, requires_grad=True)
+    loss = F.softmax_cross_entropy(tz, t, **options)
+    loss.backward(np.asarray(2.0, dtype))
+    q, count = _class_weights("t", C, t, options.get("weight"), options.get("ignore_index"),
+                              options.get("label_smoothing", 0.0), np.dtype(dtype), True, z.shape)
+    s = z - z.max(axis=1, keepdims=True)
+    logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    losses = (q * -logp).sum(axis=1)
+    want = losses.sum() if options.get("reduction") == "sum" else losses.sum() / count
+    np.testing.assert_array_equal(loss.data, np.asarray(want, dtype))
+    g = 2.0 if options.get("reduction") == "sum" else 2.0 / count
+    el = np.exp(s.astype(np.longdouble))
+    p = el / el.sum(axis=1, keepdims=True)
+    ql = q.astype(np.longdouble)
+    expected = (p * ql.sum(axis=1, keepdims=True) - ql) * g
+    scale = (p * ql.sum(axis=1, keepdims=True) + ql) * abs(g)
+    eps = np.finfo(dtype).eps
+    assert np.all(np.abs(tz.grad - expected) <= 4 * eps * scale + np.finfo(dtype).tiny)

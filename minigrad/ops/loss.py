@@ -684,7 +684,9 @@ class CrossEntropy(Function):
     of axes), so d²L/dz[i]² = (diag(s) − s sᵀ) · Σ_c q[i, c] · gᵢ, s = softmax(z[i]).
 
     Shapes: z (N, C) or (N, C, d1, …); t (N, d1, …) class indices or soft labels like z →
-    0-d, or (N, d1, …) for 'none'. Smooth. Saved: log softmax(z) as rows (M, C) and q.
+    0-d, or (N, d1, …) for 'none'. Smooth. Saved: q, and e = exp(z − m) with Σ e (rows of
+    more than 64 classes: softmax = e / Σ e in backward, as SoftmaxCrossEntropy), else
+    log softmax(z) as rows (M, C).
     """
 
     def __init__(self, reduction="mean", ignore_index=None, label_smoothing=0.0, weight=None):
@@ -702,15 +704,25 @@ class CrossEntropy(Function):
                              f"loss is undefined")
         self.q, self.count = _class_weights(op, z.shape[1], t, self.weight, self.ignore_index,
                                             self.label_smoothing, z.dtype, True, z.shape)
-        self.logp = _log_softmax(rows, axis=1)
+        if _short_rows(rows, 1):
+            logp, self.e = _log_softmax(rows, axis=1), None
+            self.logp = logp
+        else:                                   # keep e and Σ e: softmax = e / Σ e later
+            logp, self.e, self.total = _exp_parts(rows, 1)
+            logp -= np.log(self.total)
         self.z_shape, self.out_shape = z.shape, out_shape
-        losses = (self.q * -self.logp).sum(axis=1).reshape(out_shape)   # +0 where q is 0
+        losses = (self.q * -logp).sum(axis=1).reshape(out_shape)   # +0 where q is 0
         return _reduce(losses, self.reduction, self.count)
 
     def backward(self, dy):
         g = _upstream(dy, self.reduction, self.count)
         g = g.reshape(-1, 1) if self.reduction == "none" else g
-        dz = np.exp(self.logp) * self.q.sum(axis=1, keepdims=True) - self.q
+        if self.e is not None:
+            dz = np.divide(self.e, self.total)      # softmax(z), a fresh array
+        else:
+            dz = np.exp(self.logp)
+        dz *= self.q.sum(axis=1, keepdims=True)
+        dz -= self.q
         dz *= g
         return _rows_back(dz, self.z_shape), None
 
