@@ -181,3 +181,151 @@ def test_small_relu_is_numpy_maximum_bit_for_bit_in_every_layout(x, threads):
         size_one = [i for i in range(x.ndim) if x.shape[i] == 1]
         assert ([s for i, s in enumerate(y.strides) if i not in size_one]
                 == [s for i, s in enumerate(x.strides) if i not in size_one])
+
+
+# ------------------------------------- fast formulations against their plain twins, to the ulp
+# Sigmoid, LeakyReLU, ELU and Softplus compute with exp, log and arithmetic on runs in the
+# cache (no logaddexp, expm1, log1p or masks); each keeps its plain formulation beside it. Both
+# are measured here against the exact value (the plain formula in long double): the fast one
+# within the bound its docstring gives (with a little room over the largest error measured),
+# with NaN, ±inf and the sign of 0 where the plain one has them.
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+from minigrad.ops.activation import sigmoid_reference  # noqa: E402
+from minigrad.ops.elementwise import (  # noqa: E402
+    elu_reference,
+    leaky_relu_reference,
+    softplus_reference,
+)
+
+SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 5e-324, -5e-324, 1e-30, -1e-30,
+            1e-8, -1e-8, 0.5, -0.5, 20.0, -20.0, 30.0, -32.0, -33.0, -64.0, -65.0, 88.7, -88.7,
+            -103.9, -104.0, 709.0, -745.0, 1e4, -1e4, 3e38, -3e38, 1e300, -1e300]
+# Largest error allowed in ulp of the result (float32, float64); measured maxima in docs/ops.md.
+ULPS = {"sigmoid": (4, 3), "elu": (6, 4), "elu_grad": (5, 3), "softplus": (6, 3),
+        "softplus_grad": (4, 3)}
+
+
+def _exact(name, x, setting):
+    """The plain formula in long double (80-bit on x86: 11 bits beyond float64)."""
+    xl = x.astype(np.longdouble)
+    with np.errstate(all="ignore"):
+        if name == "sigmoid":
+            return 1 / (1 + np.exp(-xl)), None
+        if name == "elu":
+            a = np.longdouble(setting)
+            neg = np.minimum(xl, 0)
+            return np.where(xl > 0, xl, a * np.expm1(neg)), np.where(xl > 0, 1, a * np.exp(neg))
+        beta = x.dtype.type(setting)
+        bx = (x * beta).astype(np.longdouble)              # βx as the op rounds it
+        linear = x * beta > 20.0
+        sp = (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / np.longdouble(beta)
+        return np.where(linear, xl, sp), np.where(linear, 1, 1 / (1 + np.exp(-bx)))
+
+
+def _ulps(got, exact, dtype):
+    """|got − exact| in units of the last place of exact rounded to dtype (at least the
+    smallest subnormal); 0 where both are equal (inf, NaN: checked apart)."""
+    with np.errstate(all="ignore"):
+        spacing = np.spacing(np.abs(exact.astype(dtype))).astype(np.longdouble)
+        spacing = np.maximum(spacing, np.finfo(dtype).smallest_subnormal)
+        err = np.abs(got.astype(np.longdouble) - exact) / spacing
+    same = (got == exact) | (np.isnan(got) & np.isnan(exact))
+    return np.where(same, 0, err)
+
+
+def _run(name, x, setting):
+    t = Tensor(x, requires_grad=True)
+    op = {"sigmoid": lambda: F.sigmoid(t), "leaky_relu": lambda: F.leaky_relu(t, setting),
+          "elu": lambda: F.elu(t, setting), "softplus": lambda: F.softplus(t, setting)}[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "overflow encountered in multiply")   # βx, as ever
+        y = op()
+        y.backward(np.ones(x.shape, x.dtype))
+    return y.data, t.grad
+
+
+def _check_fast_against_plain(name, x, setting):
+    dtype = x.dtype.type
+    y, dx = _run(name, x, setting)
+    assert y.dtype == dx.dtype == x.dtype
+    with np.errstate(all="ignore"):
+        if name == "sigmoid":
+            plain, plain_dx = sigmoid_reference(x), None
+        elif name == "leaky_relu":
+            plain = leaky_relu_reference(x, setting)
+            plain_dx = np.where(x > 0, dtype(1), dtype(setting))
+        elif name == "elu":
+            plain, u = elu_reference(x, setting)
+            plain_dx = np.where(x > 0, dtype(1), dtype(setting) * u)
+        else:
+            plain, plain_dx = softplus_reference(x, setting)
+    if name == "leaky_relu":                       # the same bits
+        np.testing.assert_array_equal(y, plain)
+        assert np.array_equal(np.signbit(y), np.signbit(plain))
+        np.testing.assert_array_equal(dx, plain_dx)
+        return
+    # NaN exactly where the plain formulation has it; the same infinities and signs of 0.
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(plain))
+    np.testing.assert_array_equal(y[np.isinf(plain)], plain[np.isinf(plain)])
+    zero = plain == 0
+    np.testing.assert_array_equal(np.signbit(y[zero]), np.signbit(plain[zero]))
+    if plain_dx is not None:
+        np.testing.assert_array_equal(np.isnan(dx), np.isnan(plain_dx))
+    exact, exact_dx = _exact(name, x, setting)
+    k = 0 if x.dtype == np.float32 else 1
+    assert _ulps(y, exact, x.dtype).max(initial=0) <= ULPS[name][k]
+    if exact_dx is not None:
+        assert _ulps(dx, exact_dx, x.dtype).max(initial=0) <= ULPS[name + "_grad"][k]
+
+
+FAST = {"sigmoid": [None], "leaky_relu": [0.01, 0.2, 1.0], "elu": [1.0, 0.3],
+        "softplus": [1.0, 2.0, 0.5]}
+
+
+@pytest.mark.parametrize("name, setting", [(n, s) for n, ss in FAST.items() for s in ss])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_formulation_is_the_plain_one_to_the_ulp_on_a_sweep(name, setting, dtype):
+    # Every 4099th float32 bit pattern (about a million numbers over the whole range), or
+    # float64 numbers of every scale, and the special values.
+    if dtype == np.float32:
+        x = np.arange(0, 1 << 32, 4099, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        x = x[np.isfinite(x)]                   # (no signalling NaNs)
+    else:
+        rng = np.random.default_rng(3)
+        x = np.ldexp(rng.uniform(-1, 1, 300_000), rng.integers(-1075, 11, 300_000))
+    with np.errstate(over="ignore"):
+        x = np.concatenate([x, np.array(SPECIALS).astype(dtype)])
+    _check_fast_against_plain(name, x, setting)
+
+
+@pytest.mark.parametrize("name, setting", [(n, s) for n, ss in FAST.items() for s in ss])
+@pytest.mark.parametrize("width", [32, 64])
+@given(data=st.data())
+def test_fast_formulation_is_the_plain_one_to_the_ulp(name, setting, width, data):
+    dtype = np.float32 if width == 32 else np.float64
+    specials = [v for v in SPECIALS if width == 64 or not abs(v) < np.inf or abs(v) < 3e38]
+    x = data.draw(hnp.arrays(dtype, st.integers(1, 70_000 if data.draw(st.booleans()) else 40),
+                             elements=st.floats(width=width) | st.sampled_from(specials)))
+    _check_fast_against_plain(name, x, setting)
+
+
+@pytest.mark.parametrize("name, setting", [(n, s) for n, ss in FAST.items() for s in ss])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_formulation_gives_the_same_bits_on_one_and_two_threads(name, setting, dtype):
+    # Above the threads' split (2·MIN_WORK elements read and written) and over several runs
+    # of the cache-sized passes, with run and slice edges inside the array.
+    x = (np.random.default_rng(4).standard_normal((2, 7, 211, 197)) * 8).astype(dtype)
+    x.reshape(-1)[::101] = -0.0
+    x.reshape(-1)[5::103] = np.nan
+    results = []
+    for threads in (1, 2):
+        before = parallel.get_num_threads()
+        parallel.set_num_threads(threads)
+        try:
+            results.append(_run(name, x, setting))
+        finally:
+            parallel.set_num_threads(before)
+    for one, two in zip(results[0], results[1]):
+        np.testing.assert_array_equal(one, two)

@@ -119,7 +119,7 @@ ELEMENTWISE = {
 }
 # The ops that allocate their results with parallel.empty_like (and so promise x's layout for
 # y and dL/dx whatever dL/dy's layout).
-ALLOCATING = {"relu", "sigmoid", "tanh", "dropout"}
+ALLOCATING = {"relu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "dropout"}
 
 
 def check_elementwise(name, x, x_layout, dy_layout):

@@ -202,3 +202,43 @@ def test_softmax_and_log_softmax_match_torch(name, drawn):
     py.backward(torch.tensor(dy))
     np.testing.assert_allclose(y.data, py.detach().numpy(), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("labels", ["indices", "one-hot", "soft"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(data=st.data())
+def test_softmax_cross_entropy_of_long_rows_keeps_the_loss_bits_and_the_softmax(labels, dtype,
+                                                                                 data):
+    # Rows of more than 64 classes keep exp(z − m) and its sums for backward, and form log
+    # softmax at the labels only: the loss has the bits of the plain formulation, and the
+    # gradient is (softmax − t) · dy / N with softmax = e / Σ e, within 6 ulp of the exact
+    # softmax of z − m (as rounded in z's dtype, the conditioning of any softmax; 4.2 ulp the
+    # largest measured).
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    N, C = data.draw(st.integers(1, 9)), data.draw(st.integers(65, 400))
+    z = (rng.standard_normal((N, C)) * data.draw(st.sampled_from([1.0, 30.0]))).astype(dtype)
+    idx = rng.integers(0, C, N)
+    t = {"indices": idx, "one-hot": np.eye(C, dtype=dtype)[idx],
+         "soft": rng.random((N, C)).astype(dtype)}[labels]
+    tz = Tensor(z, requires_grad=True)
+    loss = F.softmax_cross_entropy(tz, t)
+    loss.backward(np.asarray(1.5, dtype))
+    s = z - z.max(axis=1, keepdims=True)
+    logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    want = (-logp[np.arange(N), idx].sum() if labels == "indices" else -(t * logp).sum()) / N
+    np.testing.assert_array_equal(loss.data, np.asarray(want, dtype))
+    el = np.exp(s.astype(np.longdouble))          # of z − m as rounded in dtype
+    p = el / el.sum(axis=1, keepdims=True)
+    tt = np.eye(C)[idx] if labels == "indices" else t.astype(np.longdouble)
+    expected = (p * tt.sum(axis=1, keepdims=True) - tt) * 1.5 / N
+    eps = np.finfo(dtype).eps
+    scale = (p * tt.sum(axis=1, keepdims=True) + tt) * 1.5 / N
+    assert tz.grad.dtype == dtype
+    assert np.all(np.abs(tz.grad - expected) <= 6 * eps * scale + np.finfo(dtype).tiny)
+
+
+def test_softmax_cross_entropy_of_long_rows_gradchecks():
+    rng = np.random.default_rng(1)
+    z, t = rng.standard_normal((3, 70)), rng.integers(0, 70, 3)
+    assert gradcheck(lambda a: F.softmax_cross_entropy(a, t), z)
+    assert gradcheck(lambda a: F.softmax_cross_entropy(a, np.eye(70)[t] * 0.7), z)

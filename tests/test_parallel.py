@@ -398,7 +398,8 @@ def test_tiled_max_pool2d_is_the_same_on_any_number_of_threads(N, C, k, padding,
             np.testing.assert_array_equal(op(Tensor(x)).numpy(), want)
 
 
-@pytest.mark.parametrize("op", [F.relu, F.sigmoid, F.tanh], ids=["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("op", [F.relu, F.sigmoid, F.tanh, F.leaky_relu, F.elu, F.softplus],
+                         ids=["relu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus"])
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), dtype=DTYPES)
 def test_activations_are_the_same_on_any_number_of_threads(op, shape, dtype):
     x = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
