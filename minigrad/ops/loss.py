@@ -43,48 +43,53 @@ def _max_along(z: np.ndarray, axis: int) -> np.ndarray:
     return z.max(axis=axis, keepdims=True)
 
 
-def _log_softmax(z: np.ndarray, axis: int, t=None):
+def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
     """log softmax(z) along ``axis``: (z − m) − log Σ exp(z − m), m the maximum.
 
     For short rows of a 2-D z (logits (N, C) with few classes) every step runs on the
     transposed copy (C, N), where the max and the sum over the classes are vectorised across
     the N rows; the result is returned as a (N, C) view of it.
-
-    With labels ``t`` (class indices (N,) or label rows (N, C), for the rows of a 2-D z)
-    also returns the rows' losses −Σ_c t_c · log softmax(z)_c from :func:`_row_losses`.
     """
     if _short_rows(z, axis):
         st = np.array(z.T, order="C")          # (C, N): a copy of its own, worked on in place
         st -= np.maximum.reduce(st, axis=0)
-        e = np.exp(st)
-        losses = None if t is None else _row_losses(st.T, e.T, t)
-        lse = np.add.reduce(e, axis=0)
+        lse = np.add.reduce(np.exp(st), axis=0)
         st -= np.log(lse, out=lse)
-        return st.T if t is None else (st.T, losses)
-    s, e, total = _exp_parts(z, axis)
-    losses = None if t is None else _row_losses(s, e, t)
+        return st.T
+    s, _, total = _exp_parts(z, axis)
     s -= np.log(total)
-    return s if t is None else (s, losses)
+    return s
 
 
-def _row_losses(s: np.ndarray, e: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """−Σ_c t_c · log softmax(z)_c of each row, from s = z − m and e = exp(s) (N, C), as
-    Σ_c t_c · (−s_c) + (Σ_c t_c) · log1p(r), r = Σ e − 1 summed without one of the row's 1s
-    (a maximum's e).
+def _log_sums(s: np.ndarray, e: np.ndarray, at: np.ndarray):
+    """(log Σ e, Σ e) of each row of s = z − m and e = exp(s) (N, C, any layout), where
+    ``at`` (N,) names a column of each row.
 
-    log Σ e = log(1 + r). Formed as log of the sum, it keeps of r only what the sum's rounding
-    to 1 + r left: a confident row's loss, about r, would be off by about ε/r in relative
-    terms (a loss of 1.5e-6 in float64 by 2.8e-10; in float32 one of 1e-6 by some 6%). The
-    maxima's e are 1 exactly (s = 0); all but one of them are added to r as whole ones.
+    In the rows where s is 0 at that column (a maximum: its e is 1 exactly) the sum is taken
+    with that 1 left out, r, and log Σ e = log1p(r); the 1 is added to the sum afterwards.
+    log of the sum rounded to 1 + r would keep of r only what the rounding left: a confident
+    row's loss, about r, would be off by about ε/r in relative terms (a loss of 1.5e-6 in
+    float64 by 2.8e-10, a float32 one of 1e-6 by some 6%). Other rows: log of their sum.
     """
-    top = s == 0
-    r = np.add.reduce(e, axis=1, where=~top)
-    r += np.count_nonzero(top, axis=1) - 1
-    with np.errstate(invalid="ignore"):         # r = −1 in a row of NaN: its loss is NaN
-        log1p_r = np.log1p(r)
+    top = np.flatnonzero(s[np.arange(len(at)), at] == 0)
+    cols = at[top]
+    e[top, cols] = 0
+    total = e.sum(axis=1)
+    rest = total[top]
+    e[top, cols] = 1
+    total[top] += 1
+    log_total = np.log(total)
+    log_total[top] = np.log1p(rest)
+    return log_total, total
+
+
+def _row_losses(s: np.ndarray, log_total: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """−Σ_c t_c · log softmax(z)_c of each row, Σ_c t_c · (−s_c) + (Σ_c t_c) · log Σ e, from
+    s = z − m (N, C) and log Σ e (N,) of :func:`_log_sums`; ``t`` class indices (N,) or
+    label rows (N, C)."""
     if t.ndim == 1:
-        return log1p_r - s[np.arange(len(t)), t]
-    return (t * s).sum(axis=1) * -1 + t.sum(axis=1) * log1p_r
+        return log_total - s[np.arange(len(t)), t]
+    return (t * s).sum(axis=1) * -1 + t.sum(axis=1) * log_total
 
 
 def _exp_parts(z: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,9 +235,10 @@ class SoftmaxCrossEntropy(Function):
     Forward: L = −(1/N) Σ_n Σ_c t[n, c] · log softmax(z[n])_c, with log softmax computed as
     (z − m) − log Σ exp(z − m) (never log of softmax): finite at logits of ±1e4. Class indices
     t (N,) stand for one-hot rows. Each row's loss is formed as Σ_c t_c (m − z_c) + (Σ_c t_c)
-    · log1p(r), r = Σ exp(z − m) − 1 summed without the maximum's 1 (``_row_losses``):
-    accurate in relative terms for a confident row too, whose loss log(1 + r) ≈ r a log of
-    the rounded sum would get only to about ε/r.
+    · log Σ exp(z − m), the log sum as log1p(r) where the label is a maximum (for label
+    rows, in every row), r the sum without that maximum's 1 (``_log_sums``): accurate in
+    relative terms for a confident row too, whose loss log(1 + r) ≈ r a log of the rounded
+    sum would get only to about ε/r.
 
     Backward: dL/dz = (softmax(z) − t) · dL/dL₀ / N for one-hot t (or indices);
     for any label rows, (softmax(z) · Σ_c t[n, c] − t) · dL/dL₀ / N. The labels get None.
@@ -255,11 +261,22 @@ class SoftmaxCrossEntropy(Function):
         if t.ndim != 1:
             t = t.astype(z.dtype, copy=False)   # float64 one-hot must not upcast float32 logits
         self.t, self.e = t, None
-        if _short_rows(z, 1):
-            self.logp, losses = _log_softmax(z, 1, t)
+        if _short_rows(z, 1):                   # worked on transposed, (C, N), as _log_softmax
+            st = np.array(z.T, order="C")
+            st -= np.maximum.reduce(st, axis=0)
+            e = np.exp(st)
+            # log Σ e = log1p(Σ e without a maximum's 1), in every row (see _log_sums)
+            e[st.argmax(axis=0), np.arange(N)] = 0
+            log_total = np.log1p(np.add.reduce(e, axis=0))
+            losses = _row_losses(st.T, log_total, t)
+            st -= log_total
+            self.logp = st.T                    # log softmax(z)
         else:
-            s, self.e, self.total = _exp_parts(z, 1)
-            losses = _row_losses(s, self.e, t)
+            s = z - _max_along(z, 1)
+            self.e = e = np.exp(s)
+            log_total, total = _log_sums(s, e, t if t.ndim == 1 else s.argmax(axis=1))
+            self.total = total[:, None]
+            losses = _row_losses(s, log_total, t)
         return np.asarray(losses.sum() / N, dtype=z.dtype)
 
     def backward(self, dy):
