@@ -1401,3 +1401,29 @@ def test_array_mean_gives_the_bits_of_ndarray_mean(data):
     np.testing.assert_array_equal(got, want)
     if dtype is not np.float16:
         assert got.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()
+
+
+@settings(deadline=None, max_examples=60)
+@given(data=st.data())
+def test_batch_norm_statistics_of_one_block_are_those_of_the_full_pass(data):
+    """x in one block: the first block's sums, which chose K = 0, are the whole pass, and
+    ``_batch_statistics`` returns their moments at once; the same bits as the pass with
+    K = 0 over all blocks followed by the formulas of the loop."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    N, C, H, W = (data.draw(st.integers(1, 4)), data.draw(st.integers(1, 9)),
+                  data.draw(st.integers(4, 9)), data.draw(st.integers(4, 9)))
+    x = data.draw(arrays((N, C, H, W), dtype=dtype))
+    if data.draw(st.booleans()):
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    view = (normalization._ChannelsLast(x) if normalization._layout(x) == "channels-last"
+            else normalization._ChannelsFirst(x))
+    assert view.x2.shape[0] <= view.step
+    mu, var = normalization._batch_statistics(view)
+    sums, squares = view.partial_sums(), view.partial_sums()
+    normalization._shifted_sums(view, None, sums, squares, "all")
+    m = x.size // C
+    d = sums.sum(axis=0, dtype=np.float64) / m
+    q = squares.sum(axis=0, dtype=np.float64) / m - d * d
+    assume(not np.any(d * d > q))                 # K = 0 chosen (|μ| within σ everywhere)
+    assert mu.tobytes() == d.tobytes()
+    assert var.tobytes() == np.maximum(q, 0.0).tobytes()
