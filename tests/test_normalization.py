@@ -721,12 +721,14 @@ def norm_path(fast, block_bytes=None, min_piece=None):
     """LayerNorm and GroupNorm forced onto their row and plane paths (any size, rows and
     planes of one value or more, blocks of ``block_bytes``, pieces of ``min_piece`` values or
     more) or onto their plain paths."""
-    names = ("_MIN_VALUES", "_MIN_ROW", "_MIN_PLANE", "_BLOCK_BYTES", "_MIN_PIECE")
+    names = ("_MIN_VALUES", "_MIN_ROW", "_MIN_PLANE", "_BLOCK_BYTES", "_MIN_PIECE",
+             "_BACKWARD_BLOCK_BYTES")
     saved = [getattr(normalization, n) for n in names]
     for n in names[:3]:
         setattr(normalization, n, 1 if fast else 1 << 62)
-    if block_bytes is not None:
+    if block_bytes is not None:             # backward in blocks of half as many bytes
         normalization._BLOCK_BYTES = block_bytes
+        normalization._BACKWARD_BLOCK_BYTES = max(1, block_bytes // 2)
     if min_piece is not None:
         normalization._MIN_PIECE = min_piece
     try:
@@ -1427,3 +1429,38 @@ def test_batch_norm_statistics_of_one_block_are_those_of_the_full_pass(data):
     assume(not np.any(d * d > q))                 # K = 0 chosen (|μ| within σ everywhere)
     assert mu.tobytes() == d.tobytes()
     assert var.tobytes() == np.maximum(q, 0.0).tobytes()
+
+
+@settings(deadline=None, max_examples=60)
+@given(data=st.data())
+def test_channels_last_block_sums_down_positions_or_rows_equal_float64(data):
+    """Channels last, a block's sums per channel: down its (positions, C) matrix (a short
+    block) or down its rows, then over the k positions of a row in float64 (a long one, of
+    fewer than 8 rows or more): each as close to the float64 sums as float32 sums of its
+    length allow, the same partial sums in float64 for both threads' blocks."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    N, C, H, W = (data.draw(st.integers(1, 12)), data.draw(st.integers(1, 20)),
+                  data.draw(st.integers(4, 16)), data.draw(st.integers(4, 16)))
+    x = data.draw(arrays((N, C, H, W), dtype=dtype))
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    short = data.draw(st.sampled_from([0, 1 << 30]))
+    block_bytes = data.draw(st.sampled_from([None, 4 * C * H * W]))
+    tile = data.draw(st.sampled_from([normalization._TILE_VALUES, 64]))  # 64: many rows
+    saved = normalization._SHORT_COLUMN, normalization._TILE_VALUES
+    normalization._SHORT_COLUMN, normalization._TILE_VALUES = short, tile
+    try:
+        with batch_norm_path(blocked=True, block_bytes=block_bytes):
+            view = normalization._ChannelsLast(x)
+            sums, squares = view.partial_sums(), view.partial_sums()
+            view.over_blocks(lambda lo, hi, t: (view.sums(sums, lo, hi, view.x2[lo:hi]),
+                                                view.dots(squares, lo, hi, view.x2[lo:hi],
+                                                          view.x2[lo:hi], t)), scratch=True)
+    finally:
+        normalization._SHORT_COLUMN, normalization._TILE_VALUES = saved
+    x64 = x.astype(np.float64)
+    eps = np.finfo(dtype).eps * N * H * W
+    assert sums.dtype == np.float64
+    np.testing.assert_allclose(sums.sum(axis=0), x64.sum(axis=(0, 2, 3)),
+                               atol=eps * np.abs(x64).sum(axis=(0, 2, 3)).max())
+    np.testing.assert_allclose(squares.sum(axis=0), (x64 * x64).sum(axis=(0, 2, 3)),
+                               rtol=eps)

@@ -398,7 +398,12 @@ class BatchNorm(Function):
 # block of at most _BLOCK_BYTES of x at a time (see _block_rows).
 _MIN_PLANE = 16
 _BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_BLOCK_BYTES = 1 << 20
+_BLOCK_BYTES = 1 << 22
+# LayerNorm's and GroupNorm's backward go over blocks of at most this many bytes of x (their
+# forward over blocks of _BLOCK_BYTES): on one thread their backward took 1.14× (LayerNorm
+# over (512,) at (16, 128, 512)) and 1.04× (GroupNorm, (64, 32, 32, 32)) as long in blocks of
+# 4 MiB as in blocks of 1 MiB, where BatchNorm's took 0.91–0.98×.
+_BACKWARD_BLOCK_BYTES = 1 << 20
 
 
 def _affine_rows(xb, yb, rows, centred: bool) -> None:
@@ -422,8 +427,12 @@ def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> in
     few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
     by block, come out the same whatever the number of threads. (An x of up to 4 MiB of
     float32 is below ``_over_blocks``' threshold for two slices and runs on one thread
-    anyway; blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on one thread, more
-    NumPy calls costing more than the cache saves.)"""
+    anyway, so _BLOCK_BYTES = 4 MiB keeps such an x in one block and cuts a larger one into
+    two or more, one per thread. Blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on
+    one thread, and blocks of 4 MiB instead of 1 MiB 0.8–0.9× (forward: BatchNorm channels
+    last at (100, 32, 14, 14), GroupNorm at (64, 32, 32, 32), LayerNorm at (16, 128, 512)):
+    more NumPy calls cost more than the cache saves, on a machine whose L2 (512 KiB a core)
+    holds no 1 MiB block with its scratch anyway.)"""
     if block_bytes is None:
         block_bytes = _BLOCK_BYTES
     total = rows * row_bytes
@@ -598,12 +607,6 @@ class _ChannelsLast(_BlockedView):
         self.x2 = x.transpose(self.axes).reshape(-1, self.k * self.C)
 
     @property
-    def ones(self):
-        """A vector of ones, a block of positions long: ones[:n] @ block gives the block's
-        column sums (kept per length and dtype: made anew it cost 4 µs a call at batch 1)."""
-        return _ones(self.step * self.k, self.x2.dtype)
-
-    @property
     def key(self):
         """What ``row`` depends on besides the values."""
         return "channels-last", self.C, self.k
@@ -640,25 +643,35 @@ class _ChannelsLast(_BlockedView):
     dots_need_scratch = True
 
     def partial_sums(self):
-        """A (blocks, C) array for sums per block."""
-        return np.empty((-(-self.x2.shape[0] // self.step), self.C), self.x2.dtype)
+        """A (blocks, C) float64 array for sums per block."""
+        return np.empty((-(-self.x2.shape[0] // self.step), self.C))
 
     def first_moments(self, sums, squares):
         n = min(self.step, self.x2.shape[0]) * self.k
-        mean = sums[0].astype(np.float64) / n
-        return mean, squares[0].astype(np.float64) / n - mean * mean
+        mean = sums[0] / n
+        return mean, squares[0] / n - mean * mean
 
     def sums(self, out, lo, hi, t):
-        """Σ t down the positions of rows lo..hi−1 into out[lo // step]."""
-        np.matmul(self.ones[:(hi - lo) * self.k], t.reshape(-1, self.C),
+        """Σ t down the positions of rows lo..hi−1 into out[lo // step] (float64). A block of
+        at most ``_SHORT_COLUMN`` positions: one product of its (positions, C) matrix with a
+        vector of ones (the BLAS, which adds down a column one position after the other, in
+        t's dtype). A longer one: the sums of its k·C columns down its rows (a product with
+        a vector of ones; a NumPy sum for fewer than 8 rows, where NumPy's product is slow),
+        added up per channel over the k positions of a row in float64."""
+        n, C = hi - lo, self.C
+        if n * self.k <= _SHORT_COLUMN:
+            out[lo // self.step] = np.matmul(_ones(n * self.k, t.dtype), t.reshape(-1, C))
+            return
+        column = (np.add.reduce(t, axis=0) if n < 8
+                  else np.matmul(_ones(self.step, t.dtype)[:n], t))
+        np.matmul(_ones(self.k, np.float64), column.astype(np.float64).reshape(-1, C),
                   out=out[lo // self.step])
 
     def dots(self, out, lo, hi, t, u, buf):
         """Σ t·u down the positions of rows lo..hi−1 into out[lo // step], through buf (may
-        be t itself)."""
+        be t itself), as ``sums``."""
         np.multiply(t, u, out=buf)
-        np.matmul(self.ones[:(hi - lo) * self.k], buf.reshape(-1, self.C),
-                  out=out[lo // self.step])
+        self.sums(out, lo, hi, buf)
 
     def channel_sums(self, a2):
         a = a2.reshape(-1, self.C)
@@ -678,6 +691,11 @@ def _channels_last_geometry(shape, itemsize, tile_values, block_bytes):
     return C, P, _to_last(len(shape)), k, _block_rows(N * P // k, k * C * itemsize,
                                                      block_bytes)
 
+
+# Channels-last sums of a block of at most this many positions run down its (positions, C)
+# matrix in one product (as accurate as float32 sums of that many values); longer blocks sum
+# down their rows first (see _ChannelsLast.sums).
+_SHORT_COLUMN = 2048
 
 # The channels-last tile: at most this many values (k·C). NumPy's loops over a (1, W) row
 # broadcast down a block run as fast as over a block-long row from W ≈ 6000 float32 values;
@@ -993,10 +1011,11 @@ class LayerNorm(Function):
         dx = dx2 = None
         if need_x:
             dx, dx2 = view.new()
-        step = view.step
+        step = view.back_step
         partial_dw = [None] * -(-L // step)
         partial_db = [None] * len(partial_dw)
         ones = _ones(min(step, L), dtype)
+        piece_rows = max(1, _DOWN_BYTES // (m * x2.itemsize))
 
         def block(lo, hi, t):
             old = _short_buffers(m, t.size)
@@ -1015,12 +1034,12 @@ class LayerNorm(Function):
             else:                                        # t = dy·x
                 np.multiply(xb, dyb, out=t)
             if need_w:                                   # Σ dy·x̂ down the rows
-                g = np.dot(istd_t[lo:hi], t)
+                g = _down_rows(istd_t[lo:hi], t, piece_rows)
                 if not centred:
-                    g -= np.dot(shift_t[lo:hi], dyb)
+                    g -= _down_rows(shift_t[lo:hi], dyb, piece_rows)
                 partial_dw[lo // step] = g
             if need_b:
-                partial_db[lo // step] = np.dot(ones[:hi - lo], dyb)
+                partial_db[lo // step] = _down_rows(ones[:hi - lo], dyb, piece_rows)
             if not need_x:
                 return
             s_dy = np.matmul(dyb, w2).astype(np.float64)         # Σ w·dy
@@ -1205,7 +1224,7 @@ class GroupNorm(Function):
         blas_ready()                           # its sums are matrix products
         need_x, need_w, need_b = self.needs_input_grad
         view, w64, eps = self.view, self.w64, self.eps
-        x2, step = view.x2, view.step
+        x2, step = view.x2, view.back_step
         N, C = self.x_shape[:2]
         G, dtype = self.num_groups, x2.dtype
         per = C // G
@@ -1319,6 +1338,7 @@ class _GroupPlanes:
             self.inner = P
             self.piece = _piece(P, _PIECE, _MIN_PIECE)
         self.step = _block_rows(N, C * P * x.itemsize, _BLOCK_BYTES)
+        self.back_step = _block_rows(N, C * P * x.itemsize, _BACKWARD_BLOCK_BYTES)
 
     def new(self):
         """A new array shaped like x (channels last when x is) and its memory as x2."""
@@ -1515,6 +1535,25 @@ def _short_buffers(inner: int, values: int):
     return None
 
 
+# Sums down the rows of a block (LayerNorm's dw and db) are taken over pieces of at most
+# _DOWN_BYTES of rows, float32 (or float64) products with the BLAS added up in float64: the
+# BLAS adds down a column one row after the other, and a block may hold 4 MiB of rows.
+_DOWN_BYTES = 1 << 20
+
+
+def _down_rows(v, a, piece_rows: int):
+    """Σ_i v[i]·a[i, :] of a block a (rows, m): one product when the block has at most
+    ``piece_rows`` rows (in a's dtype), else products over pieces of that many rows added up
+    in float64."""
+    rows = len(a)
+    if rows <= piece_rows:
+        return np.dot(v, a)
+    total = np.dot(v[:piece_rows], a[:piece_rows]).astype(np.float64)
+    for lo in range(piece_rows, rows, piece_rows):
+        total += np.dot(v[lo:lo + piece_rows], a[lo:lo + piece_rows])
+    return total
+
+
 def _add_up(partials, dtype):
     """The sum of a list of per-block partial sums, in float64 in the order of the blocks
     (fixed by the shape), as ``dtype``; a single block's own sum as it is."""
@@ -1540,8 +1579,9 @@ class _Rows:
 
     def __init__(self, x, k):
         self.shape, self.k = x.shape, k
-        self.order, self.inner, self.piece, self.step, L = _rows_geometry(
-            x.shape, x.strides, x.itemsize, k, _BLOCK_BYTES, _PIECE, _MIN_PIECE)
+        self.order, self.inner, self.piece, self.step, self.back_step, L = _rows_geometry(
+            x.shape, x.strides, x.itemsize, k, _BLOCK_BYTES, _BACKWARD_BLOCK_BYTES, _PIECE,
+            _MIN_PIECE)
         if self.order is None:                      # C order (or copied to it)
             self.x2 = np.ascontiguousarray(x).reshape(L, -1)
         else:
@@ -1578,13 +1618,14 @@ class _Rows:
 
 
 @functools.lru_cache(maxsize=64)
-def _rows_geometry(shape, strides, itemsize, k, block_bytes, piece, min_piece):
-    """(order, inner, piece, step, L) of :class:`_Rows` for an x of this shape, strides and
-    itemsize normalised over its k trailing axes: the axis order in which x is C-contiguous
-    with its leading axes first (None for C order, or for a layout that is copied to it), the
-    order of the trailing axes in it, the length of the pieces a row is summed in, the rows
-    of a block and the rows in all (kept per shape: a network normalises the same few shapes
-    at every step)."""
+def _rows_geometry(shape, strides, itemsize, k, block_bytes, backward_block_bytes, piece,
+                   min_piece):
+    """(order, inner, piece, step, back_step, L) of :class:`_Rows` for an x of this shape,
+    strides and itemsize normalised over its k trailing axes: the axis order in which x is
+    C-contiguous with its leading axes first (None for C order, or for a layout that is copied
+    to it), the order of the trailing axes in it, the length of the pieces a row is summed in,
+    the rows of a block forward and backward and the rows in all (kept per shape: a network
+    normalises the same few shapes at every step)."""
     ndim = len(shape)
     lead = ndim - k
     L = math.prod(shape[:lead])
@@ -1598,7 +1639,8 @@ def _rows_geometry(shape, strides, itemsize, k, block_bytes, piece, min_piece):
             order = candidate
     inner = None if order is None else tuple(i - lead for i in order[lead:])
     return (order, inner, _piece(m, piece, min_piece),
-            _block_rows(L, m * itemsize, block_bytes), L)
+            _block_rows(L, m * itemsize, block_bytes),
+            _block_rows(L, m * itemsize, backward_block_bytes), L)
 
 
 def _c_contiguous(shape, strides, itemsize) -> bool:
