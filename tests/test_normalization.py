@@ -693,20 +693,24 @@ def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(tra
        dtype=st.sampled_from([np.float32, np.float64]))
 @example(N=7, C=37, H=30, W=30, dtype=np.float64)    # 7 rows of 266 KB: 4 blocks, not 2
 def test_batch_norm_blocks_and_channels_last_tiles(N, C, H, W, dtype):  # noqa: N803
-    """The blocks are fixed by the shape: at most ``_BLOCK_BYTES`` each (x whole up to that,
-    else at least two); the channels-last view puts
+    """The blocks are fixed by the shape: at most ``_BLOCK_BYTES`` each (x whole below that,
+    else at least two, so that two threads share an x of 4 MiB); the channels-last view puts
     k positions in a row, k the largest divisor of N·H·W within the tile's limit, and its
     per-channel row is the C values tiled k times."""
     x = np.zeros((N, C, H, W), dtype)
     x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1)).transpose(0, 3, 1, 2)
-    for view in (normalization._ChannelsFirst(x), normalization._ChannelsLast(x_last)):
-        rows, width = view.x2.shape
-        blocks = -(-rows // view.step)
-        if x.nbytes <= normalization._BLOCK_BYTES:
-            assert blocks == 1
-        else:
-            assert view.step * width * x.itemsize <= normalization._BLOCK_BYTES or view.step == 1
-            assert blocks >= 2 or rows == 1
+    for block_bytes in (None, 1 << 20, x.nbytes):
+        with batch_norm_path(blocked=True, block_bytes=block_bytes):
+            views = (normalization._ChannelsFirst(x), normalization._ChannelsLast(x_last))
+            limit_bytes = normalization._BLOCK_BYTES
+        for view in views:
+            rows, width = view.x2.shape
+            blocks = -(-rows // view.step)
+            if x.nbytes < limit_bytes:
+                assert blocks == 1
+            else:
+                assert view.step * width * x.itemsize <= limit_bytes or view.step == 1
+                assert blocks >= 2 or rows == 1
     view = normalization._ChannelsLast(x_last)
     limit = normalization._TILE_VALUES // C
     k = max(d for d in range(1, min(limit, N * H * W) + 1) if N * H * W % d == 0)

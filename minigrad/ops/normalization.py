@@ -422,13 +422,13 @@ def _affine_rows(xb, yb, rows, centred: bool) -> None:
 
 
 def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> int:
-    """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES, else cut into
+    """The rows of x2 in a block: x whole when it holds less than _BLOCK_BYTES, else cut into
     an even number of blocks as equal as the rows allow (two threads get the same work), as
     few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
     by block, come out the same whatever the number of threads. (An x of up to 4 MiB of
     float32 is below ``_over_blocks``' threshold for two slices and runs on one thread
-    anyway, so _BLOCK_BYTES = 4 MiB keeps such an x in one block and cuts a larger one into
-    two or more, one per thread. Blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on
+    anyway, so _BLOCK_BYTES = 4 MiB keeps such an x in one block and cuts one of 4 MiB or
+    more into two or more, for two threads to share. Blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on
     one thread, and blocks of 4 MiB instead of 1 MiB 0.8–0.9× (forward: BatchNorm channels
     last at (100, 32, 14, 14), GroupNorm at (64, 32, 32, 32), LayerNorm at (16, 128, 512)):
     more NumPy calls cost more than the cache saves, on a machine whose L2 (512 KiB a core)
@@ -436,7 +436,7 @@ def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> in
     if block_bytes is None:
         block_bytes = _BLOCK_BYTES
     total = rows * row_bytes
-    if total <= block_bytes:
+    if total < block_bytes:
         return max(rows, 1)
     blocks = 2 * -(-total // (2 * block_bytes))
     step = max(1, -(-rows // blocks))
