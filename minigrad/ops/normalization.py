@@ -175,9 +175,11 @@ class BatchNorm(Function):
     A channels-last x (shape (N, C, *), memory (N, *, C), as a convolution that works channels
     last returns it) is not copied: the blocked path sees it as N·P/k rows of k positions × C
     values (k a divisor of N·P, k·C ≤ ``_TILE_VALUES``), and the same formulas run on blocks
-    of rows. The per-channel sums are then column sums of the block seen as (positions, C),
-    one product with a vector of ones (the BLAS), added up per channel in float64; a
-    per-channel constant is its C values tiled k times into one row. y and dx come out
+    of rows. The per-channel sums are then column sums: of a short block (at most
+    ``_SHORT_COLUMN`` positions) one product of it, seen as (positions, C), with a vector of
+    ones (the BLAS); of a longer one its k·C column sums down its rows, then added per channel
+    over the k positions of a row in float64; a per-channel constant is its C values tiled k
+    times into one row. y and dx come out
     channels-last too; a dy in the other layout is copied into x's first. Any other layout is
     copied to C order.
 
@@ -428,8 +430,9 @@ def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> in
     by block, come out the same whatever the number of threads. (An x of up to 4 MiB of
     float32 is below ``_over_blocks``' threshold for two slices and runs on one thread
     anyway, so _BLOCK_BYTES = 4 MiB keeps such an x in one block and cuts one of 4 MiB or
-    more into two or more, for two threads to share. Blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on
-    one thread, and blocks of 4 MiB instead of 1 MiB 0.8–0.9× (forward: BatchNorm channels
+    more into two or more, for two threads to share. Blocks of 1 MiB instead of 256 KiB took
+    0.8–1.0× the time on one thread, and blocks of 4 MiB instead of 1 MiB 0.8–0.9× (forward:
+    BatchNorm channels
     last at (100, 32, 14, 14), GroupNorm at (64, 32, 32, 32), LayerNorm at (16, 128, 512)):
     more NumPy calls cost more than the cache saves, on a machine whose L2 (512 KiB a core)
     holds no 1 MiB block with its scratch anyway.)"""
@@ -596,9 +599,13 @@ class _ChannelsLast(_BlockedView):
     block then runs loops of thousands of values, as fast as on a tile as long as the block (a
     (C,) row broadcast down (N·P, C) runs one loop of C values per position, about four times
     as slow for C = 16), and the tile costs a few µs to make instead of ~13 µs for a block-long
-    one. The statistics are column sums of the block seen as (positions, C), one
-    matrix-vector product with a vector of ones per block (the BLAS; a NumPy reduction down
-    the rows runs one loop of C values per row)."""
+    one. The statistics are column sums (``sums``): of a block of at most ``_SHORT_COLUMN``
+    positions, seen as (positions, C), one matrix-vector product with a vector of ones (the
+    BLAS; a NumPy reduction down the positions runs one loop of C values per position); of a
+    longer block the sums of its k·C columns down its rows (a product with ones, each a sum
+    of as many values as the block has rows), added up per channel in float64: as fast, and
+    the BLAS, which adds down a column one value after the other, never sums more than
+    ``_SHORT_COLUMN`` values in float32."""
 
     def __init__(self, x):
         self.shape, self.like = x.shape, x
