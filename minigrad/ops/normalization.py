@@ -432,10 +432,9 @@ def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> in
     anyway, so _BLOCK_BYTES = 4 MiB keeps such an x in one block and cuts one of 4 MiB or
     more into two or more, for two threads to share. Blocks of 1 MiB instead of 256 KiB took
     0.8–1.0× the time on one thread, and blocks of 4 MiB instead of 1 MiB 0.8–0.9× (forward:
-    BatchNorm channels
-    last at (100, 32, 14, 14), GroupNorm at (64, 32, 32, 32), LayerNorm at (16, 128, 512)):
-    more NumPy calls cost more than the cache saves, on a machine whose L2 (512 KiB a core)
-    holds no 1 MiB block with its scratch anyway.)"""
+    BatchNorm channels last at (100, 32, 14, 14), GroupNorm at (64, 32, 32, 32), LayerNorm
+    at (16, 128, 512)): more NumPy calls cost more than the cache saves, on a machine whose
+    L2 (512 KiB a core) holds no 1 MiB block with its scratch anyway.)"""
     if block_bytes is None:
         block_bytes = _BLOCK_BYTES
     total = rows * row_bytes
