@@ -1021,7 +1021,6 @@ class LayerNorm(Function):
         partial_dw = [None] * -(-L // step)
         partial_db = [None] * len(partial_dw)
         ones = _ones(min(step, L), dtype)
-        piece_rows = max(1, _DOWN_BYTES // (m * x2.itemsize))
 
         def block(lo, hi, t):
             old = _short_buffers(m, t.size)
@@ -1040,12 +1039,12 @@ class LayerNorm(Function):
             else:                                        # t = dy·x
                 np.multiply(xb, dyb, out=t)
             if need_w:                                   # Σ dy·x̂ down the rows
-                g = _down_rows(istd_t[lo:hi], t, piece_rows)
+                g = np.dot(istd_t[lo:hi], t)
                 if not centred:
-                    g -= _down_rows(shift_t[lo:hi], dyb, piece_rows)
+                    g -= np.dot(shift_t[lo:hi], dyb)
                 partial_dw[lo // step] = g
             if need_b:
-                partial_db[lo // step] = _down_rows(ones[:hi - lo], dyb, piece_rows)
+                partial_db[lo // step] = np.dot(ones[:hi - lo], dyb)
             if not need_x:
                 return
             s_dy = np.matmul(dyb, w2).astype(np.float64)         # Σ w·dy
@@ -1539,25 +1538,6 @@ def _short_buffers(inner: int, values: int):
     if _SHORT_BUFFER <= inner < 8192 and values >= 1 << 14:
         return np.setbufsize(_SHORT_BUFFER)
     return None
-
-
-# Sums down the rows of a block (LayerNorm's dw and db) are taken over pieces of at most
-# _DOWN_BYTES of rows, float32 (or float64) products with the BLAS added up in float64: the
-# BLAS adds down a column one row after the other, and a block may hold 4 MiB of rows.
-_DOWN_BYTES = 1 << 20
-
-
-def _down_rows(v, a, piece_rows: int):
-    """Σ_i v[i]·a[i, :] of a block a (rows, m): one product when the block has at most
-    ``piece_rows`` rows (in a's dtype), else products over pieces of that many rows added up
-    in float64."""
-    rows = len(a)
-    if rows <= piece_rows:
-        return np.dot(v, a)
-    total = np.dot(v[:piece_rows], a[:piece_rows]).astype(np.float64)
-    for lo in range(piece_rows, rows, piece_rows):
-        total += np.dot(v[lo:lo + piece_rows], a[lo:lo + piece_rows])
-    return total
 
 
 def _add_up(partials, dtype):
