@@ -436,11 +436,14 @@ def test_batch_norm_float32_statistics_stay_accurate_for_a_large_mean(first_apar
             assert np.abs(g - e).max() <= 2e-4 * s, name
 
 
-def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
+def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads(monkeypatch):
     import minigrad
+    from minigrad import parallel
 
+    # Blocks of 256 KiB (12 of them), shared out from 4096 elements: two threads split them.
+    monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((48, 4, 64, 64)).astype(np.float32)            # 4 blocks
+    x = rng.standard_normal((48, 4, 64, 64)).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     stats = {"running_mean": np.zeros(4, np.float32), "running_var": np.ones(4, np.float32)}
     w, b = np.ones(4, np.float32), np.zeros(4, np.float32)
@@ -449,8 +452,9 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
     try:
         for n in (1, 2):
             minigrad.set_num_threads(n)
-            results.append([_batch_norm_run(x, w, b, stats, training, (True, True, True), dy)
-                            for training in (True, False)])
+            with batch_norm_path(blocked=True, block_bytes=1 << 18):
+                results.append([_batch_norm_run(x, w, b, stats, training, (True, True, True),
+                                                dy) for training in (True, False)])
     finally:
         minigrad.set_num_threads(threads)
     for one, two in zip(*results):
@@ -667,12 +671,16 @@ def test_batch_norm_channels_last_gradcheck(data):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(training):
+def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(training,
+                                                                           monkeypatch):
     import minigrad
+    from minigrad import parallel
 
+    # Blocks of 256 KiB (6 of them, long enough to sum down their rows), shared out from
+    # 4096 elements: two threads split them.
+    monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(3)
-    x = laid_out(rng.standard_normal((24, 16, 32, 32)).astype(np.float32),  # 2 blocks
-                 "channels-last")
+    x = laid_out(rng.standard_normal((24, 16, 32, 32)).astype(np.float32), "channels-last")
     dy = laid_out(rng.standard_normal(x.shape).astype(np.float32), "channels-last")
     stats = {"running_mean": np.zeros(16, np.float32), "running_var": np.ones(16, np.float32)}
     w, b = np.ones(16, np.float32), np.zeros(16, np.float32)
@@ -681,7 +689,9 @@ def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(tra
     try:
         for n in (1, 2):
             minigrad.set_num_threads(n)
-            results.append(_batch_norm_run(x, w, b, stats, training, (True, True, True), dy))
+            with batch_norm_path(blocked=True, block_bytes=1 << 18):
+                results.append(_batch_norm_run(x, w, b, stats, training, (True, True, True),
+                                               dy))
     finally:
         minigrad.set_num_threads(threads)
     for a, c in zip(*results):
@@ -903,11 +913,16 @@ def test_fast_path_float32_stays_as_accurate_as_the_plain_path(name, shape, sett
 @pytest.mark.parametrize("name, shape, setting", [
     ("layer_norm", (64, 32, 16, 16), (32, 16, 16)), ("group_norm", (24, 16, 32, 32), 4)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
-def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setting, layout):
+def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setting, layout,
+                                                              monkeypatch):
     import minigrad
+    from minigrad import parallel
 
+    # Blocks of 256 KiB forward, 128 KiB backward, shared out from 4096 elements: two
+    # threads split them.
+    monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(4)
-    x = laid_out(rng.standard_normal(shape).astype(np.float32), layout)        # 2+ blocks
+    x = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
     dy = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
     param = setting if name == "layer_norm" else (shape[1],)
     w, b = (rng.standard_normal(param).astype(np.float32) for _ in range(2))
@@ -916,7 +931,8 @@ def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setti
     try:
         for n in (1, 2):
             minigrad.set_num_threads(n)
-            results.append(_norm_run(name, x, w, b, setting, (True, True, True), dy))
+            with norm_path(fast=True, block_bytes=1 << 18):
+                results.append(_norm_run(name, x, w, b, setting, (True, True, True), dy))
     finally:
         minigrad.set_num_threads(threads)
     for a, c in zip(*results):
