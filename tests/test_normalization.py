@@ -436,11 +436,14 @@ def test_batch_norm_float32_statistics_stay_accurate_for_a_large_mean(first_apar
             assert np.abs(g - e).max() <= 2e-4 * s, name
 
 
-def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
+def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads(monkeypatch):
     import minigrad
+    from minigrad import parallel
 
+    # Blocks of 256 KiB (12 of them), shared out from 4096 elements: two threads split them.
+    monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((48, 4, 64, 64)).astype(np.float32)            # 4 blocks
+    x = rng.standard_normal((48, 4, 64, 64)).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     stats = {"running_mean": np.zeros(4, np.float32), "running_var": np.ones(4, np.float32)}
     w, b = np.ones(4, np.float32), np.zeros(4, np.float32)
@@ -449,8 +452,9 @@ def test_batch_norm_blocked_path_gives_the_same_bits_on_one_and_two_threads():
     try:
         for n in (1, 2):
             minigrad.set_num_threads(n)
-            results.append([_batch_norm_run(x, w, b, stats, training, (True, True, True), dy)
-                            for training in (True, False)])
+            with batch_norm_path(blocked=True, block_bytes=1 << 18):
+                results.append([_batch_norm_run(x, w, b, stats, training, (True, True, True),
+                                                dy) for training in (True, False)])
     finally:
         minigrad.set_num_threads(threads)
     for one, two in zip(*results):
@@ -667,12 +671,16 @@ def test_batch_norm_channels_last_gradcheck(data):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(training):
+def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(training,
+                                                                           monkeypatch):
     import minigrad
+    from minigrad import parallel
 
+    # Blocks of 256 KiB (6 of them, long enough to sum down their rows), shared out from
+    # 4096 elements: two threads split them.
+    monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(3)
-    x = laid_out(rng.standard_normal((24, 16, 32, 32)).astype(np.float32),  # 2 blocks
-                 "channels-last")
+    x = laid_out(rng.standard_normal((24, 16, 32, 32)).astype(np.float32), "channels-last")
     dy = laid_out(rng.standard_normal(x.shape).astype(np.float32), "channels-last")
     stats = {"running_mean": np.zeros(16, np.float32), "running_var": np.ones(16, np.float32)}
     w, b = np.ones(16, np.float32), np.zeros(16, np.float32)
@@ -681,7 +689,9 @@ def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(tra
     try:
         for n in (1, 2):
             minigrad.set_num_threads(n)
-            results.append(_batch_norm_run(x, w, b, stats, training, (True, True, True), dy))
+            with batch_norm_path(blocked=True, block_bytes=1 << 18):
+                results.append(_batch_norm_run(x, w, b, stats, training, (True, True, True),
+                                               dy))
     finally:
         minigrad.set_num_threads(threads)
     for a, c in zip(*results):
@@ -693,20 +703,24 @@ def test_batch_norm_channels_last_gives_the_same_bits_on_one_and_two_threads(tra
        dtype=st.sampled_from([np.float32, np.float64]))
 @example(N=7, C=37, H=30, W=30, dtype=np.float64)    # 7 rows of 266 KB: 4 blocks, not 2
 def test_batch_norm_blocks_and_channels_last_tiles(N, C, H, W, dtype):  # noqa: N803
-    """The blocks are fixed by the shape: at most ``_BLOCK_BYTES`` each (x whole up to that,
-    else at least two); the channels-last view puts
+    """The blocks are fixed by the shape: at most ``_BLOCK_BYTES`` each (x whole below that,
+    else at least two, so that two threads share an x of 4 MiB); the channels-last view puts
     k positions in a row, k the largest divisor of N·H·W within the tile's limit, and its
     per-channel row is the C values tiled k times."""
     x = np.zeros((N, C, H, W), dtype)
     x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1)).transpose(0, 3, 1, 2)
-    for view in (normalization._ChannelsFirst(x), normalization._ChannelsLast(x_last)):
-        rows, width = view.x2.shape
-        blocks = -(-rows // view.step)
-        if x.nbytes <= normalization._BLOCK_BYTES:
-            assert blocks == 1
-        else:
-            assert view.step * width * x.itemsize <= normalization._BLOCK_BYTES or view.step == 1
-            assert blocks >= 2 or rows == 1
+    for block_bytes in (None, 1 << 20, x.nbytes):
+        with batch_norm_path(blocked=True, block_bytes=block_bytes):
+            views = (normalization._ChannelsFirst(x), normalization._ChannelsLast(x_last))
+            limit_bytes = normalization._BLOCK_BYTES
+        for view in views:
+            rows, width = view.x2.shape
+            blocks = -(-rows // view.step)
+            if x.nbytes < limit_bytes:
+                assert blocks == 1
+            else:
+                assert view.step * width * x.itemsize <= limit_bytes or view.step == 1
+                assert blocks >= 2 or rows == 1
     view = normalization._ChannelsLast(x_last)
     limit = normalization._TILE_VALUES // C
     k = max(d for d in range(1, min(limit, N * H * W) + 1) if N * H * W % d == 0)
@@ -721,12 +735,14 @@ def norm_path(fast, block_bytes=None, min_piece=None):
     """LayerNorm and GroupNorm forced onto their row and plane paths (any size, rows and
     planes of one value or more, blocks of ``block_bytes``, pieces of ``min_piece`` values or
     more) or onto their plain paths."""
-    names = ("_MIN_VALUES", "_MIN_ROW", "_MIN_PLANE", "_BLOCK_BYTES", "_MIN_PIECE")
+    names = ("_MIN_VALUES", "_MIN_ROW", "_MIN_PLANE", "_BLOCK_BYTES", "_MIN_PIECE",
+             "_BACKWARD_BLOCK_BYTES")
     saved = [getattr(normalization, n) for n in names]
     for n in names[:3]:
         setattr(normalization, n, 1 if fast else 1 << 62)
-    if block_bytes is not None:
+    if block_bytes is not None:             # backward in blocks of half as many bytes
         normalization._BLOCK_BYTES = block_bytes
+        normalization._BACKWARD_BLOCK_BYTES = max(1, block_bytes // 2)
     if min_piece is not None:
         normalization._MIN_PIECE = min_piece
     try:
@@ -897,11 +913,16 @@ def test_fast_path_float32_stays_as_accurate_as_the_plain_path(name, shape, sett
 @pytest.mark.parametrize("name, shape, setting", [
     ("layer_norm", (64, 32, 16, 16), (32, 16, 16)), ("group_norm", (24, 16, 32, 32), 4)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
-def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setting, layout):
+def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setting, layout,
+                                                              monkeypatch):
     import minigrad
+    from minigrad import parallel
 
+    # Blocks of 256 KiB forward, 128 KiB backward, shared out from 4096 elements: two
+    # threads split them.
+    monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(4)
-    x = laid_out(rng.standard_normal(shape).astype(np.float32), layout)        # 2+ blocks
+    x = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
     dy = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
     param = setting if name == "layer_norm" else (shape[1],)
     w, b = (rng.standard_normal(param).astype(np.float32) for _ in range(2))
@@ -910,7 +931,8 @@ def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setti
     try:
         for n in (1, 2):
             minigrad.set_num_threads(n)
-            results.append(_norm_run(name, x, w, b, setting, (True, True, True), dy))
+            with norm_path(fast=True, block_bytes=1 << 18):
+                results.append(_norm_run(name, x, w, b, setting, (True, True, True), dy))
     finally:
         minigrad.set_num_threads(threads)
     for a, c in zip(*results):
@@ -1383,3 +1405,82 @@ def test_batch_norm_layout_kept_per_shape_equals_the_array_formulation(x, min_pl
     finally:
         normalization._MIN_PLANE = saved
     assert normalization._layout(x) == normalization._layout_plain(x)
+
+
+@settings(deadline=None, max_examples=80)
+@given(data=st.data())
+def test_array_mean_gives_the_bits_of_ndarray_mean(data):
+    """The plain paths take their means by ``_array_mean`` (a reduction and one division, a few
+    µs less than ``ndarray.mean`` at batch 1): the same bits as ``mean``, float16 included."""
+    dtype = data.draw(st.sampled_from([np.float16, np.float32, np.float64]))
+    shape = data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=4).map(tuple))
+    x = data.draw(arrays(shape, low=-50.0, high=50.0, dtype=dtype))
+    x = (x + data.draw(st.sampled_from([0.0, 1e3]))).astype(dtype)
+    axes = tuple(sorted(data.draw(st.sets(st.integers(0, len(shape) - 1), min_size=1))))
+    got = normalization._array_mean(x, axes)
+    want = x.mean(axis=axes, keepdims=True)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    if dtype is not np.float16:
+        assert got.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()
+
+
+@settings(deadline=None, max_examples=60)
+@given(data=st.data())
+def test_batch_norm_statistics_of_one_block_are_those_of_the_full_pass(data):
+    """x in one block: the first block's sums, which chose K = 0, are the whole pass, and
+    ``_batch_statistics`` returns their moments at once; the same bits as the pass with
+    K = 0 over all blocks followed by the formulas of the loop."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    N, C, H, W = (data.draw(st.integers(1, 4)), data.draw(st.integers(1, 9)),
+                  data.draw(st.integers(4, 9)), data.draw(st.integers(4, 9)))
+    x = data.draw(arrays((N, C, H, W), dtype=dtype))
+    if data.draw(st.booleans()):
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    view = (normalization._ChannelsLast(x) if normalization._layout(x) == "channels-last"
+            else normalization._ChannelsFirst(x))
+    assert view.x2.shape[0] <= view.step
+    mu, var = normalization._batch_statistics(view)
+    sums, squares = view.partial_sums(), view.partial_sums()
+    normalization._shifted_sums(view, None, sums, squares, "all")
+    m = x.size // C
+    d = sums.sum(axis=0, dtype=np.float64) / m
+    q = squares.sum(axis=0, dtype=np.float64) / m - d * d
+    assume(not np.any(d * d > q))                 # K = 0 chosen (|μ| within σ everywhere)
+    assert mu.tobytes() == d.tobytes()
+    assert var.tobytes() == np.maximum(q, 0.0).tobytes()
+
+
+@settings(deadline=None, max_examples=60)
+@given(data=st.data())
+def test_channels_last_block_sums_down_positions_or_rows_equal_float64(data):
+    """Channels last, a block's sums per channel: down its (positions, C) matrix (a short
+    block) or down its rows, then over the k positions of a row in float64 (a long one, of
+    fewer than 8 rows or more): each as close to the float64 sums as float32 sums of its
+    length allow, the same partial sums in float64 for both threads' blocks."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    N, C, H, W = (data.draw(st.integers(1, 12)), data.draw(st.integers(1, 20)),
+                  data.draw(st.integers(4, 16)), data.draw(st.integers(4, 16)))
+    x = data.draw(arrays((N, C, H, W), dtype=dtype))
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    short = data.draw(st.sampled_from([0, 1 << 30]))
+    block_bytes = data.draw(st.sampled_from([None, 4 * C * H * W]))
+    tile = data.draw(st.sampled_from([normalization._TILE_VALUES, 64]))  # 64: many rows
+    saved = normalization._SHORT_COLUMN, normalization._TILE_VALUES
+    normalization._SHORT_COLUMN, normalization._TILE_VALUES = short, tile
+    try:
+        with batch_norm_path(blocked=True, block_bytes=block_bytes):
+            view = normalization._ChannelsLast(x)
+            sums, squares = view.partial_sums(), view.partial_sums()
+            view.over_blocks(lambda lo, hi, t: (view.sums(sums, lo, hi, view.x2[lo:hi]),
+                                                view.dots(squares, lo, hi, view.x2[lo:hi],
+                                                          view.x2[lo:hi], t)), scratch=True)
+    finally:
+        normalization._SHORT_COLUMN, normalization._TILE_VALUES = saved
+    x64 = x.astype(np.float64)
+    eps = np.finfo(dtype).eps * N * H * W
+    assert sums.dtype == np.float64
+    np.testing.assert_allclose(sums.sum(axis=0), x64.sum(axis=(0, 2, 3)),
+                               atol=eps * np.abs(x64).sum(axis=(0, 2, 3)).max())
+    np.testing.assert_allclose(squares.sum(axis=0), (x64 * x64).sum(axis=(0, 2, 3)),
+                               rtol=eps)

@@ -44,9 +44,10 @@ def _normalize(x, axes: tuple[int, ...], eps: float):
 
     x is an array or a Tensor (then every result is recorded on the tape).
     """
-    mu = x.mean(axis=axes, keepdims=True)
+    mean = _array_mean if type(x) is np.ndarray else _tensor_mean
+    mu = mean(x, axes)
     xc = x - mu
-    var = (xc * xc).mean(axis=axes, keepdims=True)
+    var = mean(xc * xc, axes)
     istd = (var + eps) ** -0.5
     return xc * istd, mu, var, istd
 
@@ -56,9 +57,36 @@ def _normalized_grad(dxhat, xhat, istd, axes: tuple[int, ...]):
 
     Arrays or Tensors, as :func:`_normalize`.
     """
-    mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
-    mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
+    mean = _array_mean if type(dxhat) is np.ndarray else _tensor_mean
+    mean_dxhat = mean(dxhat, axes)
+    mean_dxhat_xhat = mean(dxhat * xhat, axes)
     return istd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+
+
+def _tensor_mean(x, axes: tuple[int, ...]):
+    """The mean of a Tensor over ``axes``, kept as size 1 (recorded on the tape)."""
+    return x.mean(axis=axes, keepdims=True)
+
+
+_MEAN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _array_mean(a, axes: tuple[int, ...]):
+    """``a.mean(axis=axes, keepdims=True)`` of an array, bit for bit: for float32 and float64
+    the same reduction (``np.add.reduce``, NumPy's pairwise sum) divided by the count, without
+    ``mean``'s Python-level preparation, which at batch 1 costs 3–4 µs a call (LayerNorm over
+    (1, 512) takes four means). ``mean`` divides a float32 sum by an ``np.intp`` count, in
+    float64, rounding to float32 after; dividing in float32 gives the same bits, as a quotient
+    rounded to 53 bits and then to 24 is the quotient rounded to 24 (53 ≥ 2·24 + 2), and costs
+    1.5 µs less. Any other dtype (float16, which ``mean`` sums in float32) through ``mean``."""
+    if a.dtype not in _MEAN_DTYPES:
+        return a.mean(axis=axes, keepdims=True)
+    count = 1
+    for axis in axes:
+        count *= a.shape[axis]
+    s = np.add.reduce(a, axis=axes, keepdims=True)
+    s /= count
+    return s
 
 
 def _channel_shape(ndim: int) -> tuple[int, ...]:
@@ -147,9 +175,11 @@ class BatchNorm(Function):
     A channels-last x (shape (N, C, *), memory (N, *, C), as a convolution that works channels
     last returns it) is not copied: the blocked path sees it as N·P/k rows of k positions × C
     values (k a divisor of N·P, k·C ≤ ``_TILE_VALUES``), and the same formulas run on blocks
-    of rows. The per-channel sums are then column sums of the block seen as (positions, C),
-    one product with a vector of ones (the BLAS), added up per channel in float64; a
-    per-channel constant is its C values tiled k times into one row. y and dx come out
+    of rows. The per-channel sums are then column sums: of a short block (at most
+    ``_SHORT_COLUMN`` positions) one product of it, seen as (positions, C), with a vector of
+    ones (the BLAS); of a longer one its k·C column sums down its rows, then added per channel
+    over the k positions of a row in float64; a per-channel constant is its C values tiled k
+    times into one row. y and dx come out
     channels-last too; a dy in the other layout is copied into x's first. Any other layout is
     copied to C order.
 
@@ -218,10 +248,10 @@ class BatchNorm(Function):
         C, shape = x.shape[1], _channel_shape(x.ndim)
         self.w = np.asarray(w, x.dtype).reshape(shape)
         if self.training:
-            mu = x.mean(axis=self.axes, keepdims=True)
+            mu = _array_mean(x, self.axes)
             xhat = x - mu                                   # xc, made x̂ in place below
             y = np.square(xhat)                             # xc², then y in the same array
-            var = y.mean(axis=self.axes, keepdims=True)
+            var = _array_mean(y, self.axes)
             self.istd = (var + self.eps) ** -0.5
             xhat *= self.istd
             self.xhat, self.mu, self.var = xhat, mu.reshape(C), var.reshape(C)
@@ -370,7 +400,12 @@ class BatchNorm(Function):
 # block of at most _BLOCK_BYTES of x at a time (see _block_rows).
 _MIN_PLANE = 16
 _BLOCKED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_BLOCK_BYTES = 1 << 20
+_BLOCK_BYTES = 1 << 22
+# LayerNorm's and GroupNorm's backward go over blocks of at most this many bytes of x (their
+# forward over blocks of _BLOCK_BYTES): on one thread their backward took 1.14× (LayerNorm
+# over (512,) at (16, 128, 512)) and 1.04× (GroupNorm, (64, 32, 32, 32)) as long in blocks of
+# 4 MiB as in blocks of 1 MiB, where BatchNorm's took 0.91–0.98×.
+_BACKWARD_BLOCK_BYTES = 1 << 20
 
 
 def _affine_rows(xb, yb, rows, centred: bool) -> None:
@@ -389,17 +424,21 @@ def _affine_rows(xb, yb, rows, centred: bool) -> None:
 
 
 def _block_rows(rows: int, row_bytes: int, block_bytes: int | None = None) -> int:
-    """The rows of x2 in a block: x whole when it holds at most _BLOCK_BYTES, else cut into
+    """The rows of x2 in a block: x whole when it holds less than _BLOCK_BYTES, else cut into
     an even number of blocks as equal as the rows allow (two threads get the same work), as
     few as keep each within _BLOCK_BYTES. Fixed by the shape alone, so the sums, added block
     by block, come out the same whatever the number of threads. (An x of up to 4 MiB of
     float32 is below ``_over_blocks``' threshold for two slices and runs on one thread
-    anyway; blocks of 1 MiB instead of 256 KiB took 0.8–1.0× the time on one thread, more
-    NumPy calls costing more than the cache saves.)"""
+    anyway, so _BLOCK_BYTES = 4 MiB keeps such an x in one block and cuts one of 4 MiB or
+    more into two or more, for two threads to share. Blocks of 1 MiB instead of 256 KiB took
+    0.8–1.0× the time on one thread, and blocks of 4 MiB instead of 1 MiB 0.8–0.9× (forward:
+    BatchNorm channels last at (100, 32, 14, 14), GroupNorm at (64, 32, 32, 32), LayerNorm
+    at (16, 128, 512)): more NumPy calls cost more than the cache saves, on a machine whose
+    L2 (512 KiB a core) holds no 1 MiB block with its scratch anyway.)"""
     if block_bytes is None:
         block_bytes = _BLOCK_BYTES
     total = rows * row_bytes
-    if total <= block_bytes:
+    if total < block_bytes:
         return max(rows, 1)
     blocks = 2 * -(-total // (2 * block_bytes))
     step = max(1, -(-rows // blocks))
@@ -559,21 +598,19 @@ class _ChannelsLast(_BlockedView):
     block then runs loops of thousands of values, as fast as on a tile as long as the block (a
     (C,) row broadcast down (N·P, C) runs one loop of C values per position, about four times
     as slow for C = 16), and the tile costs a few µs to make instead of ~13 µs for a block-long
-    one. The statistics are column sums of the block seen as (positions, C), one
-    matrix-vector product with a vector of ones per block (the BLAS; a NumPy reduction down
-    the rows runs one loop of C values per row)."""
+    one. The statistics are column sums (``sums``): of a block of at most ``_SHORT_COLUMN``
+    positions, seen as (positions, C), one matrix-vector product with a vector of ones (the
+    BLAS; a NumPy reduction down the positions runs one loop of C values per position); of a
+    longer block the sums of its k·C columns down its rows (a product with ones, each a sum
+    of as many values as the block has rows), added up per channel in float64: as fast, and
+    the BLAS, which adds down a column one value after the other, never sums more than
+    ``_SHORT_COLUMN`` values in float32."""
 
     def __init__(self, x):
         self.shape, self.like = x.shape, x
         self.C, self.P, self.axes, self.k, self.step = _channels_last_geometry(
             x.shape, x.itemsize, _TILE_VALUES, _BLOCK_BYTES)
         self.x2 = x.transpose(self.axes).reshape(-1, self.k * self.C)
-
-    @functools.cached_property
-    def ones(self):
-        """A vector of ones, a block of positions long: ones[:n] @ block gives the block's
-        column sums."""
-        return np.ones(self.step * self.k, self.x2.dtype)
 
     @property
     def key(self):
@@ -612,25 +649,35 @@ class _ChannelsLast(_BlockedView):
     dots_need_scratch = True
 
     def partial_sums(self):
-        """A (blocks, C) array for sums per block."""
-        return np.empty((-(-self.x2.shape[0] // self.step), self.C), self.x2.dtype)
+        """A (blocks, C) float64 array for sums per block."""
+        return np.empty((-(-self.x2.shape[0] // self.step), self.C))
 
     def first_moments(self, sums, squares):
         n = min(self.step, self.x2.shape[0]) * self.k
-        mean = sums[0].astype(np.float64) / n
-        return mean, squares[0].astype(np.float64) / n - mean * mean
+        mean = sums[0] / n
+        return mean, squares[0] / n - mean * mean
 
     def sums(self, out, lo, hi, t):
-        """Σ t down the positions of rows lo..hi−1 into out[lo // step]."""
-        np.matmul(self.ones[:(hi - lo) * self.k], t.reshape(-1, self.C),
+        """Σ t down the positions of rows lo..hi−1 into out[lo // step] (float64). A block of
+        at most ``_SHORT_COLUMN`` positions: one product of its (positions, C) matrix with a
+        vector of ones (the BLAS, which adds down a column one position after the other, in
+        t's dtype). A longer one: the sums of its k·C columns down its rows (a product with
+        a vector of ones; a NumPy sum for fewer than 8 rows, where NumPy's product is slow),
+        added up per channel over the k positions of a row in float64."""
+        n, C = hi - lo, self.C
+        if n * self.k <= _SHORT_COLUMN:
+            out[lo // self.step] = np.matmul(_ones(n * self.k, t.dtype), t.reshape(-1, C))
+            return
+        column = (np.add.reduce(t, axis=0) if n < 8
+                  else np.matmul(_ones(self.step, t.dtype)[:n], t))
+        np.matmul(_ones(self.k, np.float64), column.astype(np.float64).reshape(-1, C),
                   out=out[lo // self.step])
 
     def dots(self, out, lo, hi, t, u, buf):
         """Σ t·u down the positions of rows lo..hi−1 into out[lo // step], through buf (may
-        be t itself)."""
+        be t itself), as ``sums``."""
         np.multiply(t, u, out=buf)
-        np.matmul(self.ones[:(hi - lo) * self.k], buf.reshape(-1, self.C),
-                  out=out[lo // self.step])
+        self.sums(out, lo, hi, buf)
 
     def channel_sums(self, a2):
         a = a2.reshape(-1, self.C)
@@ -650,6 +697,11 @@ def _channels_last_geometry(shape, itemsize, tile_values, block_bytes):
     return C, P, _to_last(len(shape)), k, _block_rows(N * P // k, k * C * itemsize,
                                                      block_bytes)
 
+
+# Channels-last sums of a block of at most this many positions run down its (positions, C)
+# matrix in one product (as accurate as float32 sums of that many values); longer blocks sum
+# down their rows first (see _ChannelsLast.sums).
+_SHORT_COLUMN = 2048
 
 # The channels-last tile: at most this many values (k·C). NumPy's loops over a (1, W) row
 # broadcast down a block run as fast as over a block-long row from W ≈ 6000 float32 values;
@@ -771,6 +823,10 @@ def _batch_statistics(view):
     _shifted_sums(view, None, sums, squares, "first")
     shift, spread = view.first_moments(sums, squares)
     first_done = not (shift * shift > spread).any()
+    if first_done and x2.shape[0] <= view.step:
+        # One block (small batches): those sums are the whole pass with K = 0, and the
+        # moments are the ones the loop below would make of them, bit for bit.
+        return shift, np.maximum(spread, 0.0)
     if first_done:
         shift = None                                        # K = 0
     for _ in range(2):
@@ -961,7 +1017,7 @@ class LayerNorm(Function):
         dx = dx2 = None
         if need_x:
             dx, dx2 = view.new()
-        step = view.step
+        step = view.back_step
         partial_dw = [None] * -(-L // step)
         partial_db = [None] * len(partial_dw)
         ones = _ones(min(step, L), dtype)
@@ -1173,7 +1229,7 @@ class GroupNorm(Function):
         blas_ready()                           # its sums are matrix products
         need_x, need_w, need_b = self.needs_input_grad
         view, w64, eps = self.view, self.w64, self.eps
-        x2, step = view.x2, view.step
+        x2, step = view.x2, view.back_step
         N, C = self.x_shape[:2]
         G, dtype = self.num_groups, x2.dtype
         per = C // G
@@ -1287,6 +1343,7 @@ class _GroupPlanes:
             self.inner = P
             self.piece = _piece(P, _PIECE, _MIN_PIECE)
         self.step = _block_rows(N, C * P * x.itemsize, _BLOCK_BYTES)
+        self.back_step = _block_rows(N, C * P * x.itemsize, _BACKWARD_BLOCK_BYTES)
 
     def new(self):
         """A new array shaped like x (channels last when x is) and its memory as x2."""
@@ -1508,8 +1565,9 @@ class _Rows:
 
     def __init__(self, x, k):
         self.shape, self.k = x.shape, k
-        self.order, self.inner, self.piece, self.step, L = _rows_geometry(
-            x.shape, x.strides, x.itemsize, k, _BLOCK_BYTES, _PIECE, _MIN_PIECE)
+        self.order, self.inner, self.piece, self.step, self.back_step, L = _rows_geometry(
+            x.shape, x.strides, x.itemsize, k, _BLOCK_BYTES, _BACKWARD_BLOCK_BYTES, _PIECE,
+            _MIN_PIECE)
         if self.order is None:                      # C order (or copied to it)
             self.x2 = np.ascontiguousarray(x).reshape(L, -1)
         else:
@@ -1546,13 +1604,14 @@ class _Rows:
 
 
 @functools.lru_cache(maxsize=64)
-def _rows_geometry(shape, strides, itemsize, k, block_bytes, piece, min_piece):
-    """(order, inner, piece, step, L) of :class:`_Rows` for an x of this shape, strides and
-    itemsize normalised over its k trailing axes: the axis order in which x is C-contiguous
-    with its leading axes first (None for C order, or for a layout that is copied to it), the
-    order of the trailing axes in it, the length of the pieces a row is summed in, the rows
-    of a block and the rows in all (kept per shape: a network normalises the same few shapes
-    at every step)."""
+def _rows_geometry(shape, strides, itemsize, k, block_bytes, backward_block_bytes, piece,
+                   min_piece):
+    """(order, inner, piece, step, back_step, L) of :class:`_Rows` for an x of this shape,
+    strides and itemsize normalised over its k trailing axes: the axis order in which x is
+    C-contiguous with its leading axes first (None for C order, or for a layout that is copied
+    to it), the order of the trailing axes in it, the length of the pieces a row is summed in,
+    the rows of a block forward and backward and the rows in all (kept per shape: a network
+    normalises the same few shapes at every step)."""
     ndim = len(shape)
     lead = ndim - k
     L = math.prod(shape[:lead])
@@ -1566,7 +1625,8 @@ def _rows_geometry(shape, strides, itemsize, k, block_bytes, piece, min_piece):
             order = candidate
     inner = None if order is None else tuple(i - lead for i in order[lead:])
     return (order, inner, _piece(m, piece, min_piece),
-            _block_rows(L, m * itemsize, block_bytes), L)
+            _block_rows(L, m * itemsize, block_bytes),
+            _block_rows(L, m * itemsize, backward_block_bytes), L)
 
 
 def _c_contiguous(shape, strides, itemsize) -> bool:
