@@ -1482,5 +1482,7 @@ def test_channels_last_block_sums_down_positions_or_rows_equal_float64(data):
     assert sums.dtype == np.float64
     np.testing.assert_allclose(sums.sum(axis=0), x64.sum(axis=(0, 2, 3)),
                                atol=eps * np.abs(x64).sum(axis=(0, 2, 3)).max())
-    np.testing.assert_allclose(squares.sum(axis=0), (x64 * x64).sum(axis=(0, 2, 3)),
-                               rtol=eps)
+    # The squares are products in x's dtype (a float32 x of 3e-38 squares to 0): their sums
+    # are held to the float64 sums of those products.
+    np.testing.assert_allclose(squares.sum(axis=0),
+                               (x * x).astype(np.float64).sum(axis=(0, 2, 3)), rtol=eps)
