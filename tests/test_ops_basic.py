@@ -248,12 +248,11 @@ def test_pow_by_one_exponent_has_the_general_formula_s_bits(x, c, dtype):
     """dL/dx of x ** c for one exponent c: the same bits as dz · where(c = 0, 0, c·x^(c−1))."""
     x = x.astype(dtype)
     t = Tensor(x, requires_grad=True)
-    with np.errstate(divide="ignore", invalid="ignore"):    # 0 ** −1, (−1) ** 0.5 in forward
+    with np.errstate(all="ignore"):     # 0 ** −1, (−1) ** 0.5, tiny x ** −2 overflowing
         z = t ** c
-    dz = np.linspace(-2, 2, max(z.data.size, 1)).reshape(z.shape).astype(dtype)
-    z.backward(dz)
-    cc = np.asarray(c, dtype)
-    with np.errstate(divide="ignore", invalid="ignore"):
+        dz = np.linspace(-2, 2, max(z.data.size, 1)).reshape(z.shape).astype(dtype)
+        z.backward(dz)
+        cc = np.asarray(c, dtype)
         want = dz * np.where(cc == 0, 0, cc * x ** (cc - 1))
     assert t.grad.dtype == want.dtype and t.grad.shape == want.shape
     assert np.asarray(t.grad).tobytes() == np.asarray(want).tobytes()
