@@ -1484,7 +1484,7 @@ class Conv2d(Function):
         within the dilated kernel's span (PT ≤ (FH − 1)·DH and so on);
         ``'grouped'`` for other groups whose columns are at least ``grouped_from`` values a
         group; ``'pointwise'`` for a 1×1 kernel at stride 1 without padding, dilation or
-        groups, x not channels last;
+        groups, in either layout of x (one path for both, so that both give the same bits);
         None otherwise. (x's channels were checked against w and groups before.)"""
         FN, Cg, FH, FW = w_shape
         if self.groups != 1:
@@ -1498,7 +1498,7 @@ class Conv2d(Function):
                 return "grouped"
             return None
         if ((FH, FW) == (1, 1) and self.stride == (1, 1) and self.dilation == (1, 1)
-                and not any(pads) and not channels_last(x)):
+                and not any(pads)):
             return "pointwise"
         return None
 
@@ -1627,10 +1627,10 @@ class Conv2d(Function):
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
 
     def _forward_pointwise(self, x, w, b, dtype, needs):
-        """A 1×1 convolution at stride 1 of channels-first images is one matrix product per
-        image, y[n] = w (FN, C) · x[n] (C, H·W) (+ b), with no unfold: x's own memory is the
-        columns. The output is NCHW. (A channels-last x takes the fast path, whose unfold of
-        a 1×1 kernel is a plain copy of x's rows.)"""
+        """A 1×1 convolution at stride 1 is one matrix product per image, y[n] = w (FN, C) ·
+        x[n] (C, H·W) (+ b), with no unfold: x's own memory is the columns (a channels-last x
+        is copied to C order first, which costs less than the fast path's unfold and keeps
+        both layouts' bits the same). The output is NCHW."""
         N, C, H, W = x.shape
         FN = w.shape[0]
         P = H * W
@@ -1689,6 +1689,8 @@ class Conv2d(Function):
             db = d.sum(axis=(0, 2))
         if dx is not None:
             dx = dx.reshape(N, C, H, W)
+            if self.x_nhwc:                     # dL/dx in x's layout
+                dx = np.ascontiguousarray(dx.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
 
 
