@@ -758,7 +758,7 @@ def _empty_like_layout(a: np.ndarray, shape, dtype) -> np.ndarray:
 
 
 def _one_thread(body, total: int) -> None:
-    """``body(0, total)`` on the calling thread, the BLAS set up as for a product.
+    """``body(0, total)`` on the calling thread, the BLAS set to one thread first.
 
     The depthwise path's blocks run on one thread: shared out between two (``parallel_for``),
     3×3 over 32 channels, x (64, 32, 32, 32), took 1.3–1.5× as long on two threads as on one
@@ -766,7 +766,8 @@ def _one_thread(body, total: int) -> None:
     with the blocks kept on one thread both took the one-thread time. Its copies and its
     products of one row per channel run at the speed of memory, which a second core does
     not add to here, and the blocks a worker reads the caller wrote."""
-    parallel_for(1, lambda lo, hi: body(0, total), work=0, blas=True)
+    blas_ready()
+    body(0, total)
 
 
 class _Planes:
