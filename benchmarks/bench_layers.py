@@ -22,11 +22,12 @@ average pooling (adaptive_avg_pool2d to 1×1) on two of them.
 ``--set wide`` times instead the layers of networks users compose beyond the book's, at the
 sizes of a small CIFAR-style CNN (batch 64 images of 32 channels, 32×32), a transformer-style
 block (128 rows of 512 features) and a 1000-class head (256 rows): 3×3, strided, 1×1,
-depthwise (groups = channels) and transposed convolutions, an affine layer 512→512, layer_norm
-and group_norm, sigmoid, tanh, leaky_relu, elu, softplus, softmax and log_softmax over 1000
-scores, cross entropy, binary cross entropy with logits, MSE, 3×3 max pooling with stride 2,
-global average pooling, a sum over H and W, and a batched matrix product (``WIDE_LAYERS`` lists
-the shapes).
+depthwise (groups = channels, at stride 1 and 2) and transposed convolutions, an affine layer
+512→512, layer_norm and group_norm, sigmoid, tanh, leaky_relu, elu, softplus, softmax and
+log_softmax over 1000 scores, cross entropy, binary cross entropy with logits, MSE, 3×3 max
+pooling with stride 2 and 1 and 3×3 average pooling with stride 2 (padding 1, overlapping
+windows), global average pooling, a sum over H and W, and a batched matrix product
+(``WIDE_LAYERS`` lists the shapes).
 
 Memory layout: ``--channels-last`` gives every 4-D input and every 4-D upstream gradient to both
 libraries in channels-last memory, as a convolution computed in that layout returns them:
@@ -171,6 +172,8 @@ WIDE_LAYERS = (
     ("conv2d_1x1", "x(64,32,32,32) w(64,32,1,1)", ("x32", "w_1x1", "b64"), (True, True, True)),
     ("conv2d_depthwise", "x(64,32,32,32) w(32,1,3,3) groups=32 p1", ("x32", "w_dw", "b32"),
      (True, True, True)),
+    ("conv2d_depthwise_s2", "x(64,64,16,16) w(64,1,3,3) groups=64 s2 p1",
+     ("x64", "w_dw64", "b64"), (True, True, True)),
     ("conv_transpose2d", "x(64,64,8,8) w(64,32,4,4) s2 p1", ("x_up", "w_up", "b32"),
      (True, True, True)),
     ("affine", "(128,512)·(512,512)", ("rows", "w512", "b512"), (True, True, True)),
@@ -187,6 +190,8 @@ WIDE_LAYERS = (
     ("bce_with_logits", "(256,512)", ("bce_z", "bce_t"), (True, False)),
     ("mse_loss", "(256,512)", ("bce_z", "bce_t"), (True, False)),
     ("max_pool2d_3x3", "(64,32,32,32) 3x3 s2 p1", ("x32",), (True,)),
+    ("max_pool2d_3x3_s1", "(64,32,32,32) 3x3 s1 p1", ("x32",), (True,)),
+    ("avg_pool2d_3x3", "(64,32,32,32) 3x3 s2 p1", ("x32",), (True,)),
     ("adaptive_avg_pool2d", "(64,64,8,8) to 1x1", ("x_up",), (True,)),
     ("sum_hw", "(64,32,32,32) over H, W", ("x32",), (True,)),
     ("matmul", "(64,128,64)·(64,64,128)", ("mm_a", "mm_b"), (True, True)),
@@ -336,6 +341,7 @@ def make_inputs(seed: int = INPUT_SEED) -> dict:
         "bce_z": normal(256, 512, scale=2.0),
         "bce_t": (rng.random((256, 512)) < 0.5).astype(np.float32),
         "mm_a": normal(64, 128, 64), "mm_b": normal(64, 64, 128),
+        "w_dw64": normal(64, 1, 3, 3, scale=np.sqrt(2 / 9)),
     }
 
 
@@ -385,6 +391,7 @@ def minigrad_fn(name: str):
         "conv2d_stride2": lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
         "conv2d_1x1": lambda x, w, b: F.conv2d(x, w, b),
         "conv2d_depthwise": lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=32),
+        "conv2d_depthwise_s2": lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=64),
         "conv_transpose2d": lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1),
         "layer_norm": lambda x, g, b: F.layer_norm(x, (512,), g, b),
         "group_norm": lambda x, g, b: F.group_norm(x, 8, g, b),
@@ -399,6 +406,8 @@ def minigrad_fn(name: str):
         "bce_with_logits": F.binary_cross_entropy_with_logits,
         "mse_loss": F.mse_loss,
         "max_pool2d_3x3": lambda x: F.max_pool2d(x, 3, 2, 1),
+        "max_pool2d_3x3_s1": lambda x: F.max_pool2d(x, 3, 1, 1),
+        "avg_pool2d_3x3": lambda x: F.avg_pool2d(x, 3, 2, 1),
         "sum_hw": lambda x: x.sum(axis=(2, 3)),
         "matmul": lambda a, b: a @ b,
     }[name]
@@ -426,6 +435,8 @@ def torch_fn(name: str):
         "conv2d_stride2": lambda x, w, b: tf.conv2d(x, w, b, stride=2, padding=1),
         "conv2d_1x1": lambda x, w, b: tf.conv2d(x, w, b),
         "conv2d_depthwise": lambda x, w, b: tf.conv2d(x, w, b, padding=1, groups=32),
+        "conv2d_depthwise_s2": lambda x, w, b: tf.conv2d(x, w, b, stride=2, padding=1,
+                                                         groups=64),
         "conv_transpose2d": lambda x, w, b: tf.conv_transpose2d(x, w, b, stride=2, padding=1),
         "layer_norm": lambda x, g, b: tf.layer_norm(x, (512,), g, b),
         "group_norm": lambda x, g, b: tf.group_norm(x, 8, g, b),
@@ -440,6 +451,8 @@ def torch_fn(name: str):
         "bce_with_logits": tf.binary_cross_entropy_with_logits,
         "mse_loss": tf.mse_loss,
         "max_pool2d_3x3": lambda x: tf.max_pool2d(x, 3, 2, 1),
+        "max_pool2d_3x3_s1": lambda x: tf.max_pool2d(x, 3, 1, 1),
+        "avg_pool2d_3x3": lambda x: tf.avg_pool2d(x, 3, 2, 1),
         "sum_hw": lambda x: x.sum(dim=(2, 3)),
         "matmul": lambda a, b: a @ b,
     }[name]
