@@ -6,9 +6,13 @@ Binary ops broadcast like NumPy; each input's gradient is summed back to its own
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from minigrad import parallel
 from minigrad.function import Function, unbroadcast
+from minigrad.ops import linear
 from minigrad.ops.grad_ops import sum_to
 from minigrad.ops.shape import Transpose
 
@@ -191,6 +195,12 @@ class MatMul(Function):
     """Z = X @ Y (NumPy's matmul: 1-D operands and batch broadcasting included).
 
     dL/dX = dL/dZ · Yᵀ    dL/dY = Xᵀ · dL/dZ      (transposing the last two axes)
+
+    When Y is one matrix and X a stack of them (x (…, M, K) @ y (K, N), a layer applied to
+    every position of a sequence), both are one product over all of X's rows: Z =
+    x.reshape(−1, K) · y, and dL/dY = x.reshape(−1, K)ᵀ · dL/dZ.reshape(−1, N), the sum over
+    the stack taken inside the product rather than after a product per matrix. The products
+    are shared out among minigrad's threads (:func:`_product`).
     """
 
     float_inputs = True
@@ -204,8 +214,9 @@ class MatMul(Function):
         if k_x != k_y:
             raise ValueError(f"matmul: inner sizes differ: X.shape={np.shape(x)} has {k_x} "
                              f"columns but Y.shape={np.shape(y)} has {k_y} rows")
+        x, y = np.asarray(x), np.asarray(y)
         self.x, self.y = x, y
-        return x @ y
+        return _product(x, y)
 
     def backward(self, dz):
         need_x, need_y = self.needs_input_grad
@@ -220,10 +231,14 @@ class MatMul(Function):
             dz2 = dz2[..., np.newaxis, :]
         dx = dy = None
         if need_x:
-            dx = unbroadcast(dz2 @ np.swapaxes(y2, -1, -2), x2.shape)
+            dx = unbroadcast(_product(dz2, np.swapaxes(y2, -1, -2)), x2.shape)
             dx = dx.reshape(x.shape) if x.ndim == 1 else dx
         if need_y:
-            dy = unbroadcast(np.swapaxes(x2, -1, -2) @ dz2, y2.shape)
+            if y2.ndim == 2 and x2.ndim > 2 and x2.shape[:-2] == dz2.shape[:-2]:
+                K, N = y2.shape                 # one Y for a whole stack: one product
+                dy = _product(x2.reshape(-1, K).T, dz2.reshape(-1, N))
+            else:
+                dy = unbroadcast(_product(np.swapaxes(x2, -1, -2), dz2), y2.shape)
             dy = dy.reshape(y.shape) if y.ndim == 1 else dy
         return dx, dy
 
@@ -245,6 +260,44 @@ class MatMul(Function):
             dy = sum_to(_swap_last(x2) @ dz2, y2.shape)
             dy = dy.reshape(y.shape) if y.ndim == 1 else dy
         return dx, dy
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b, as ``np.matmul`` computes it, shared out among minigrad's threads from
+    ``linear.MIN_FLOPS`` floating-point operations (2·M·K·N a matrix), as the affine layer's
+    products are: a stack of products by its first batch axis (each matrix's product then is
+    the same BLAS call on any number of threads, so Z has the same bits), a single matrix by
+    its rows. Smaller products run whole on the calling thread, the BLAS on one thread
+    (``parallel.blas_ready``), as everywhere in minigrad. A stack times one matrix is one
+    product over all the stack's rows."""
+    if a.ndim < 2 or b.ndim < 2:
+        parallel.blas_ready()
+        return np.matmul(a, b)
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:
+        rows = math.prod(a.shape[:-1])
+        return _product(a.reshape(rows, K), b).reshape(a.shape[:-1] + (N,))
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    flops = 2 * math.prod(batch) * M * K * N
+    if flops < linear.MIN_FLOPS or flops == 0:
+        parallel.blas_ready()
+        return np.matmul(a, b)
+    out = np.empty(batch + (M, N), np.result_type(a, b))
+    if batch and batch[0] > 1:
+        def first_axis(arr, lo, hi):            # arr's part of stack entries lo..hi−1
+            return arr[lo:hi] if arr.ndim - 2 == len(batch) and len(arr) > 1 else arr
+
+        def body(lo, hi):                       # stack entries lo..hi−1, on one thread
+            np.matmul(first_axis(a, lo, hi), first_axis(b, lo, hi), out=out[lo:hi])
+
+        total = batch[0]
+    else:
+        def body(lo, hi):                       # rows lo..hi−1 of every matrix of Z
+            np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :])
+
+        total = M
+    parallel.parallel_for(total, body, work=flops, blas=True)
+    return out
 
 
 def _swap_last(a):
