@@ -1,4 +1,4 @@
-"""Training and inference speed of four networks: minigrad against PyTorch, on the CPU.
+"""Training and inference speed of six networks: minigrad against PyTorch, on the CPU.
 
 The networks, each built twice (minigrad, and its PyTorch twin with the same layers, shapes
 and initial weights), trained with Adam(lr 1e-3) at batch 100 in float32 on MNIST:
@@ -16,8 +16,12 @@ and initial weights), trained with Adam(lr 1e-3) at batch 100 in float32 on MNIS
   BatchNorm2d → ReLU → 1×1 conv → BatchNorm2d → ReLU; 32→64, then 64→128 with the depthwise
   convolution at stride 2), global average pooling, affine 128→10; BatchNorm after every
   convolution (which then has no bias).
-
-Measured per network and framework, each (network, framework) in a process of its own:
+- ``encoder``: a transformer-style encoder over the image's 28 rows as 28 tokens of 28 pixels:
+  tokens·W (28→128), two pre-LayerNorm blocks (x + attention(LayerNorm(x)), single head,
+  softmax(q·kᵀ/√128)·v and an output matrix; then x + MLP(LayerNorm(x)), 128→256→128 with
+  ReLU), a final LayerNorm, the mean over the tokens, affine 128→10. Its matrices are used as
+  x @ W with W (in, out) in both frameworks.
+ and framework, each (network, framework) in a process of its own:
 training images/s (passes over ``--images`` images until ``--min-seconds`` are timed; a step
 is tensors from the batch, forward, loss, backward and Adam; the first step, which allocates
 and starts thread pools, is left out), inference images/s at batch 100 (eval mode, no graph,
@@ -80,6 +84,10 @@ def default_mnist_dir():
 #   ("relu",) ("pool",) ("flatten",)   ReLU, 2×2 max pooling with stride 2, (N, …) → (N, D)
 #   ("affine", D, M)                   Linear D → M
 #   ("dropout", p)
+#   ("rows",)                          (N, 1, H, W) → (N, H, W): H tokens of W values
+#   ("tokens", d, D)                   x @ W + b per token, W (d, D)
+#   ("block", D, H)                    a pre-LayerNorm encoder block (attention, MLP D→H→D)
+#   ("ln", D) ("token_mean",)          LayerNorm over D; the mean over the tokens → (N, D)
 
 DEEP_CONVS = ((1, 16, 1), (16, 16, 1), (16, 32, 1), (32, 32, 2), (32, 64, 1), (64, 64, 1))
 
@@ -113,6 +121,9 @@ NETS = {
         ("conv", 64, 64, 3, 1, False, 2, 64), ("bn", 64), ("relu",),
         ("conv", 64, 128, 1, 0, False), ("bn", 128), ("relu",),
         ("gap",), ("flatten",), ("affine", 128, 10)]),
+    "encoder": ("Transformer encoder", [
+        ("rows",), ("tokens", 28, 128), ("block", 128, 256), ("block", 128, 256), ("ln", 128),
+        ("token_mean",), ("affine", 128, 10)]),
 }
 
 # Targets for minigrad per network: (name, metric, minimum of the median ratio). Every metric
@@ -134,7 +145,8 @@ def _conv(layer):
 
 def param_specs(layers):
     """[(kind, shape, fan_in)] of the parameters in the order both frameworks hold them:
-    per layer its weight then its bias (kind "weight", "bias", "bn_weight", "bn_bias")."""
+    per layer its weight then its bias (kind "weight", "bias", "bn_weight", "bn_bias"; the
+    encoder's "matrix" (in, out) in both frameworks, "ln_weight", "ln_bias")."""
     specs = []
     for layer in layers:
         if layer[0] == "conv":
@@ -147,21 +159,35 @@ def param_specs(layers):
             specs += [("weight", (d, m), d), ("bias", (m,), None)]
         elif layer[0] == "bn":
             specs += [("bn_weight", (layer[1],), None), ("bn_bias", (layer[1],), None)]
+        elif layer[0] == "tokens":
+            _, d, D = layer
+            specs += [("matrix", (d, D), d), ("bias", (D,), None)]
+        elif layer[0] == "block":
+            _, D, H = layer
+            specs += [("ln_weight", (D,), None), ("ln_bias", (D,), None)]
+            for _ in "qkvo":
+                specs += [("matrix", (D, D), D), ("bias", (D,), None)]
+            specs += [("ln_weight", (D,), None), ("ln_bias", (D,), None),
+                      ("matrix", (D, H), D), ("bias", (H,), None),
+                      ("matrix", (H, D), H), ("bias", (D,), None)]
+        elif layer[0] == "ln":
+            specs += [("ln_weight", (layer[1],), None), ("ln_bias", (layer[1],), None)]
     return specs
 
 
 def init_params(layers, seed):
     """He-normal weights (std √(2 / fan_in)) drawn from ``np.random.RandomState(seed)`` in
-    layer order, zero biases, BatchNorm scale 1 and shift 0; float32, affine W as (in, out).
+    layer order, zero biases, BatchNorm and LayerNorm scale 1 and shift 0; float32, affine W
+    as (in, out).
     For SimpleConvNet the draws are those of ``_common.init_params`` (the peers')."""
     import numpy as np
 
     rs = np.random.RandomState(seed)
     out = []
     for kind, shape, fan_in in param_specs(layers):
-        if kind == "weight":
+        if kind in ("weight", "matrix"):
             out.append((rs.randn(*shape) * np.sqrt(2.0 / fan_in)).astype(np.float32))
-        elif kind == "bn_weight":
+        elif kind in ("bn_weight", "ln_weight"):
             out.append(np.ones(shape, np.float32))
         else:
             out.append(np.zeros(shape, np.float32))
@@ -175,7 +201,10 @@ def flops_per_image(layers, input_chw=(1, 28, 28)):
     2·D·M.
     Training adds each layer's dW product (the same count) and its dX product (the same count
     again), except for the first layer when its input is the data, which needs no gradient.
-    Element-wise work (bias, ReLU, pooling, BatchNorm, dropout, softmax, Adam) is not counted.
+    The encoder: tokens·W, 2·T·d·D; per block the four D×D matrices and the MLP's two,
+    2·T·(4·D² + 2·D·H), and the two attention products q·kᵀ and a·v, 2·2·T²·D (T tokens).
+    Element-wise work (bias, ReLU, pooling, BatchNorm, LayerNorm, dropout, softmax, Adam) is
+    not counted.
     For SimpleConvNet this is ``_common.train_flops_per_image()``.
     """
     _, h, w = input_chw
@@ -189,6 +218,11 @@ def flops_per_image(layers, input_chw=(1, 28, 28)):
             f = 2 * h * w * (cin // groups) * k * k * fn
         elif kind == "affine":
             f = 2 * layer[1] * layer[2]
+        elif kind == "tokens":
+            f = 2 * h * layer[1] * layer[2]                 # h tokens of w = d pixels
+        elif kind == "block":
+            _, D, H = layer
+            f = 2 * h * (4 * D * D + 2 * D * H) + 2 * 2 * h * h * D
         else:
             if kind == "pool":
                 h, w = h // 2, w // 2
@@ -254,7 +288,98 @@ def modules(nn, layers):
             mods.append(nn.Linear(layer[1], layer[2]))
         elif kind == "dropout":
             mods.append(nn.Dropout(layer[1]))
+        elif kind in ("rows", "tokens", "block", "ln", "token_mean"):
+            mods.append(_encoder_module(nn, layer))
     return mods
+
+
+def _encoder_module(nn, layer):
+    """A module of the encoder, for ``nn`` (``minigrad.nn`` or ``torch.nn``), written once
+    for both: the same parameters (W (in, out), used as x @ W) in the same order, the same
+    functional calls (layer_norm, softmax, relu have the same names and arguments in both)."""
+    if nn.__name__.startswith("torch"):
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        def param(*shape):
+            return nn.Parameter(torch.zeros(shape))
+
+        def swap_last(t):
+            return t.transpose(1, 2)
+    else:
+        import numpy as np
+
+        from minigrad import functional as F  # noqa: N812
+
+        def param(*shape):
+            return nn.Parameter(np.zeros(shape, np.float32))
+
+        def swap_last(t):
+            return t.transpose(0, 2, 1)
+
+    kind = layer[0]
+
+    class Rows(nn.Module):
+        """(N, 1, H, W) → (N, H, W): H tokens of W values."""
+
+        def forward(self, x):
+            return x.reshape(x.shape[0], x.shape[2], x.shape[3])
+
+    class Tokens(nn.Module):
+        def __init__(self, d, D):  # noqa: N803
+            super().__init__()
+            self.tokens_matrix, self.tokens_bias = param(d, D), param(D)
+
+        def forward(self, x):
+            return x @ self.tokens_matrix + self.tokens_bias
+
+    class Norm(nn.Module):
+        def __init__(self, D):  # noqa: N803
+            super().__init__()
+            self.D, self.ln_weight, self.ln_bias = D, param(D), param(D)
+
+        def forward(self, x):
+            return F.layer_norm(x, (self.D,), self.ln_weight, self.ln_bias)
+
+    class Block(nn.Module):
+        """x + attention(LayerNorm(x)), then x + MLP(LayerNorm(x))."""
+
+        def __init__(self, D, H):  # noqa: N803
+            super().__init__()
+            self.D = D
+            self.attn_ln_weight, self.attn_ln_bias = param(D), param(D)
+            self.q_matrix, self.q_bias = param(D, D), param(D)
+            self.k_matrix, self.k_bias = param(D, D), param(D)
+            self.v_matrix, self.v_bias = param(D, D), param(D)
+            self.o_matrix, self.o_bias = param(D, D), param(D)
+            self.mlp_ln_weight, self.mlp_ln_bias = param(D), param(D)
+            self.up_matrix, self.up_bias = param(D, H), param(H)
+            self.down_matrix, self.down_bias = param(H, D), param(D)
+
+        def forward(self, x):
+            h = F.layer_norm(x, (self.D,), self.attn_ln_weight, self.attn_ln_bias)
+            q = h @ self.q_matrix + self.q_bias
+            k = h @ self.k_matrix + self.k_bias
+            v = h @ self.v_matrix + self.v_bias
+            a = F.softmax((q @ swap_last(k)) * (1.0 / self.D ** 0.5), -1)
+            x = x + (a @ v) @ self.o_matrix + self.o_bias
+            h = F.layer_norm(x, (self.D,), self.mlp_ln_weight, self.mlp_ln_bias)
+            return x + F.relu(h @ self.up_matrix + self.up_bias) @ self.down_matrix \
+                + self.down_bias
+
+    class TokenMean(nn.Module):
+        def forward(self, x):
+            return x.mean(1)
+
+    if kind == "rows":
+        return Rows()
+    if kind == "tokens":
+        return Tokens(layer[1], layer[2])
+    if kind == "block":
+        return Block(layer[1], layer[2])
+    if kind == "ln":
+        return Norm(layer[1])
+    return TokenMean()
 
 
 def build_torch(net, params):

@@ -51,7 +51,23 @@ def test_mobile_flops_count_strides_and_groups(bench):
     assert bench.param_specs([depthwise]) == [("weight", (32, 1, 3, 3), 9)]
 
 
-@pytest.mark.parametrize("net", ["simple", "deep", "mlp", "bn", "mobile"])
+def test_encoder_flops_count_every_product(bench):
+    # 28 tokens of 28 pixels; per block q, k, v, o (128×128), the MLP 128→256→128, and the two
+    # attention products (28×28 scores of 128 values, their weighted sum of the 28 values)
+    tokens = 2 * 28 * 28 * 128
+    block = 2 * 28 * (4 * 128 * 128 + 2 * 128 * 256) + 2 * (2 * 28 * 28 * 128)
+    head = 2 * 128 * 10
+    forward = tokens + 2 * block + head
+    assert bench.flops_per_image(bench.NETS["encoder"][1]) == (3 * forward - tokens, forward)
+    specs = bench.param_specs(bench.NETS["encoder"][1])
+    assert sum(np.prod(shape) for _, shape, _ in specs) == 270218
+    assert [kind for kind, _, _ in specs].count("matrix") == 1 + 2 * 6
+
+
+NETS = ["simple", "deep", "mlp", "bn", "mobile", "encoder"]
+
+
+@pytest.mark.parametrize("net", NETS)
 def test_minigrad_network_holds_the_given_weights(bench, net):
     layers = bench.NETS[net][1]
     params = bench.init_params(layers, 1)
@@ -66,7 +82,7 @@ def test_minigrad_network_holds_the_given_weights(bench, net):
     assert model.eval()(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("net", ["simple", "deep", "mlp", "bn", "mobile"])
+@pytest.mark.parametrize("net", NETS)
 def test_torch_twin_computes_the_same_function(bench, net):
     torch = pytest.importorskip("torch")
     import minigrad
@@ -87,9 +103,10 @@ def test_torch_twin_computes_the_same_function(bench, net):
     tloss = torch.nn.functional.cross_entropy(tc(torch.from_numpy(x)), torch.from_numpy(t))
     tloss.backward()
     assert abs(loss.item() - tloss.item()) < 1e-5
-    for (name, p), q in zip(mg.named_parameters(), tc.parameters()):
+    specs = bench.param_specs(layers)
+    for (name, p), q, (kind, _, _) in zip(mg.named_parameters(), tc.parameters(), specs):
         tgrad = q.grad.numpy()
-        tgrad = tgrad.T if tgrad.ndim == 2 else tgrad
+        tgrad = tgrad.T if kind == "weight" and tgrad.ndim == 2 else tgrad  # Linear: (out, in)
         np.testing.assert_allclose(p.grad, tgrad, rtol=1e-3, atol=1e-5, err_msg=name)
 
 

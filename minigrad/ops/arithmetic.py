@@ -197,10 +197,10 @@ class MatMul(Function):
     dL/dX = dL/dZ · Yᵀ    dL/dY = Xᵀ · dL/dZ      (transposing the last two axes)
 
     When Y is one matrix and X a stack of them (x (…, M, K) @ y (K, N), a layer applied to
-    every position of a sequence), both are one product over all of X's rows: Z =
-    x.reshape(−1, K) · y, and dL/dY = x.reshape(−1, K)ᵀ · dL/dZ.reshape(−1, N), the sum over
-    the stack taken inside the product rather than after a product per matrix. The products
-    are shared out among minigrad's threads (:func:`_product`).
+    every position of a sequence), dL/dY is one product over all of X's rows,
+    x.reshape(−1, K)ᵀ · dL/dZ.reshape(−1, N), the sum over the stack taken inside the product
+    rather than after a product per matrix (and Z is x.reshape(−1, K) · y once it is big
+    enough to split). The products are shared out among minigrad's threads (:func:`_product`).
     """
 
     float_inputs = True
@@ -268,20 +268,24 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     products are: a stack of products by its first batch axis (each matrix's product then is
     the same BLAS call on any number of threads, so Z has the same bits), a single matrix by
     its rows. Smaller products run whole on the calling thread, the BLAS on one thread
-    (``parallel.blas_ready``), as everywhere in minigrad. A stack times one matrix is one
-    product over all the stack's rows."""
+    (``parallel.blas_ready``), as everywhere in minigrad. A bigger stack times one matrix is
+    one product over all the stack's rows."""
     if a.ndim < 2 or b.ndim < 2:
         parallel.blas_ready()
         return np.matmul(a, b)
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
-    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:
-        rows = math.prod(a.shape[:-1])
-        return _product(a.reshape(rows, K), b).reshape(a.shape[:-1] + (N,))
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+    if batch_a == batch_b or not batch_b:       # (np.broadcast_shapes costs µs: only if needed)
+        batch = batch_a
+    else:
+        batch = batch_b if not batch_a else np.broadcast_shapes(batch_a, batch_b)
     flops = 2 * math.prod(batch) * M * K * N
     if flops < linear.MIN_FLOPS or flops == 0:
         parallel.blas_ready()
         return np.matmul(a, b)
+    if batch_a and not batch_b and a.flags.c_contiguous:
+        rows = math.prod(a.shape[:-1])
+        return _product(a.reshape(rows, K), b).reshape(a.shape[:-1] + (N,))
     out = np.empty(batch + (M, N), np.result_type(a, b))
     if batch and batch[0] > 1:
         def first_axis(arr, lo, hi):            # arr's part of stack entries lo..hi−1
