@@ -983,7 +983,7 @@ class LayerNorm(Function):
         view = self.view = _Rows(x, len(self.normalized_shape))
         x2, eps = view.x2, self.eps
         w2 = self.w2 = view.param(w)
-        w2, b2 = view.tiled(w2), view.tiled(view.param(b))
+        b2 = view.param(b)
         y, y2 = view.new()
         L = x2.shape[0]
         if L <= view.step:                     # one block (small batches): no slicing
@@ -1006,7 +1006,6 @@ class LayerNorm(Function):
         dtype = x2.dtype
         dy2 = view.matrix(dy)
         L, m = x2.shape
-        w2_tiled = view.tiled(w2)
         mu, var = self.mu, self.var
         istd = (var + self.eps) ** -0.5
         # Where some row has |μ| > σ, x − μ is formed before it meets dy (Σ dy·x − μ·Σ dy
@@ -1067,8 +1066,7 @@ class LayerNorm(Function):
                 c -= k * mu[lo:hi]
             t += c.astype(dtype)[:, None]
             dxb = dx2[lo:hi]                             # dx = (w/std)·dy + t
-            np.multiply(dyb.reshape(-1, len(w2_tiled)), w2_tiled,
-                        out=dxb.reshape(-1, len(w2_tiled)))
+            np.multiply(dyb, w2, out=dxb)
             dxb *= istd_t[lo:hi, None]
             dxb += t
 
@@ -1519,10 +1517,7 @@ def _row_moments(xb, piece, t):
 
 def _layer_norm_rows(xb, yb, w2, b2, piece, eps):
     """y = (x − μ)·(1/std)·w + b on a block of rows of x2 into yb (its scratch for the sums
-    before that); returns μ and σ² of its rows (float64). w2 and b2 may be w and b tiled for
-    several rows at a time (:meth:`_Rows.tiled`): short rows, whose steps by a row of
-    constants run NumPy's loop once per row, then take those steps in fewer, longer loops
-    ((4096, 64) float32: 0.3× the time per step, 1 thread)."""
+    before that); returns μ and σ² of its rows (float64)."""
     mu, var = _row_moments(xb, piece, yb)
     dtype = xb.dtype
     mu_col = mu.astype(dtype)[:, None]
@@ -1531,9 +1526,8 @@ def _layer_norm_rows(xb, yb, w2, b2, piece, eps):
     try:
         np.subtract(xb, mu_col, out=yb)
         yb *= istd_col
-        yt = yb.reshape(-1, len(w2))                 # rows tiled as w2 and b2 are
-        yt *= w2
-        yt += b2
+        yb *= w2
+        yb += b2
     finally:
         if old is not None:
             np.setbufsize(old)
@@ -1547,10 +1541,6 @@ def _layer_norm_rows(xb, yb, w2, b2, piece, eps):
 # float32 of 2^18 values, P = 512 … 4096, 1 thread). The size is per thread (NumPy keeps it
 # in a context variable), set around each block's steps and restored after.
 _SHORT_BUFFER = 512
-
-# LayerNorm's steps by w and b take rows shorter than half this many values several at a time
-# (see _rows_geometry), up to this many values in all.
-_ROW_TILE = 2048
 
 
 def _short_buffers(inner: int, values: int):
@@ -1587,18 +1577,13 @@ class _Rows:
 
     def __init__(self, x, k):
         self.shape, self.k = x.shape, k
-        (self.order, self.inner, self.piece, self.step, self.back_step, self.tile,
-         L) = _rows_geometry(x.shape, x.strides, x.itemsize, k, _BLOCK_BYTES,
-                             _BACKWARD_BLOCK_BYTES, _PIECE, _MIN_PIECE, _ROW_TILE)
+        self.order, self.inner, self.piece, self.step, self.back_step, L = _rows_geometry(
+            x.shape, x.strides, x.itemsize, k, _BLOCK_BYTES, _BACKWARD_BLOCK_BYTES, _PIECE,
+            _MIN_PIECE)
         if self.order is None:                      # C order (or copied to it)
             self.x2 = np.ascontiguousarray(x).reshape(L, -1)
         else:
             self.x2 = x.transpose(self.order).reshape(L, -1)
-
-    def tiled(self, row):
-        """A row of m values repeated ``tile`` times: w or b for a block of rows seen as
-        (rows/tile, tile·m), with ``tile`` rows of x2 in each (see :func:`_rows_geometry`)."""
-        return row if self.tile == 1 else np.tile(row, self.tile)
 
     def param(self, p):
         """w or b (D₁, …, D_k) as a row of m values in x2's order."""
@@ -1632,15 +1617,13 @@ class _Rows:
 
 @functools.lru_cache(maxsize=64)
 def _rows_geometry(shape, strides, itemsize, k, block_bytes, backward_block_bytes, piece,
-                   min_piece, row_tile):
-    """(order, inner, piece, step, back_step, tile, L) of :class:`_Rows` for an x of this shape,
+                   min_piece):
+    """(order, inner, piece, step, back_step, L) of :class:`_Rows` for an x of this shape,
     strides and itemsize normalised over its k trailing axes: the axis order in which x is
     C-contiguous with its leading axes first (None for C order, or for a layout that is copied
     to it), the order of the trailing axes in it, the length of the pieces a row is summed in,
-    the rows of a block forward and backward, the rows of x2 its steps by w and b take as one
-    (the largest number that divides both blocks and L with at most ``row_tile`` values in
-    all, 1 for rows of ``row_tile``/2 values or more) and the rows in all (kept per shape: a
-    network normalises the same few shapes at every step)."""
+    the rows of a block forward and backward and the rows in all (kept per shape: a network
+    normalises the same few shapes at every step)."""
     ndim = len(shape)
     lead = ndim - k
     L = math.prod(shape[:lead])
@@ -1653,12 +1636,9 @@ def _rows_geometry(shape, strides, itemsize, k, block_bytes, backward_block_byte
                          tuple(strides[i] for i in candidate), itemsize):
             order = candidate
     inner = None if order is None else tuple(i - lead for i in order[lead:])
-    step = _block_rows(L, m * itemsize, block_bytes)
-    back_step = _block_rows(L, m * itemsize, backward_block_bytes)
-    tile = 1
-    if 2 * m <= row_tile:
-        tile = _largest_divisor(math.gcd(L, step, back_step), row_tile // m)
-    return order, inner, _piece(m, piece, min_piece), step, back_step, tile, L
+    return (order, inner, _piece(m, piece, min_piece),
+            _block_rows(L, m * itemsize, block_bytes),
+            _block_rows(L, m * itemsize, backward_block_bytes), L)
 
 
 def _c_contiguous(shape, strides, itemsize) -> bool:
