@@ -1211,13 +1211,16 @@ class GroupNorm(Function):
 
         def planes(lo, hi, t):
             n = hi - lo
-            xb = x2[lo:hi]
-            mu, var = view.moments(xb, t)
+            xb, yb = x2[lo:hi], y2[lo:hi]
+            mu, var, shift = view.moments(xb, t, yb)
             self.mu[lo:hi], self.var[lo:hi] = mu, var
             a = self.w64 * ((var + eps) ** -0.5).repeat(per, axis=1)      # w/std (n, C)
             mu_c = mu.repeat(per, axis=1)
-            xv, yv = view.planes(xb), view.planes(y2[lo:hi])
-            if _centred(mu, var):                        # (x − μ)·a + b
+            xv, yv = view.planes(xb), view.planes(yb)
+            if shift is not None:                        # y holds x − K: (x − K)·a + b − a·(μ − K)
+                yv *= view.constant(a)
+                yv += view.constant(b64 - a * (mu - shift).repeat(per, axis=1))
+            elif _centred(mu, var):                      # (x − μ)·a + b
                 np.subtract(xv, view.constant(mu_c), out=yv)
                 yv *= view.constant(a)
                 yv += view.constant(np.broadcast_to(b64, (n, C)))
@@ -1391,22 +1394,26 @@ class _GroupPlanes:
         np.multiply(a, b, out=t)
         return self.sums(t)
 
-    def moments(self, xb, t):
+    def moments(self, xb, t, yb):
+        """(μ, σ², K) per group, K (n, G) the shift (μ of the first sums rounded to x's dtype,
+        in float64) when the sums were taken again from x − K, which yb then holds (the
+        block's y, not yet written; t the scratch of the sums), else None."""
         m = self.C // self.G * self.P
-        mu, var = self._moments_once(xb, None, t, m)
+        mu, var = self._moments_once(xb, None, t, m, yb)
+        shift = None
         if (mu * mu > 3 * var).any():                        # (NaN: no retry)
             shift = mu.astype(self.dtype).astype(np.float64)
-            d, var = self._moments_once(xb, shift, t, m)
+            d, var = self._moments_once(xb, shift, t, m, yb)
             mu = shift + d
-        return mu, np.maximum(var, 0.0, out=var)
+        return mu, np.maximum(var, 0.0, out=var), shift
 
-    def _moments_once(self, xb, shift, t, m):
+    def _moments_once(self, xb, shift, t, m, yb):
         n, G, C = len(xb), self.G, self.C
         src = xb
         if shift is not None:
             np.subtract(self.planes(xb), self.constant(shift.repeat(C // G, axis=1)),
-                        out=self.planes(t))
-            src = t
+                        out=self.planes(yb))
+            src = yb
         s = self.sums(src).reshape(n, G, -1).sum(axis=2) / m
         q = self.dots(src, src, t).reshape(n, G, -1).sum(axis=2) / m
         q -= s * s
@@ -1480,9 +1487,12 @@ def _row_dots(a, b, scratch):
 def _moments_once(xb, shift, piece, t):
     """μ − shift (if given) and the biased σ² (rows,) in float64 of the rows of xb
     (rows, m), from float32/float64 sums of t = x − shift and t² per piece, added up in
-    float64 (``shift`` a column of xb's dtype; t may be the block's y, not yet written)."""
+    float64 (``shift`` a column of xb's dtype; t, the block's y not yet written, holds
+    x − shift afterwards)."""
     m = xb.shape[1]
     src = xb if shift is None else np.subtract(xb, shift[:, None], out=t)
+    if shift is not None and piece < 128:     # Σ t² of short rows goes through a scratch
+        t = np.empty_like(xb)                 # (_row_dots): t = x − K is kept for y
     if piece == m:                      # a row in one piece: its sum and Σ t² divided in float64
         s = np.divide(_plane_sums(src), m, dtype=np.float64)
         q = np.divide(_row_dots(src, src, t), m, dtype=np.float64)
@@ -1496,8 +1506,9 @@ def _moments_once(xb, shift, piece, t):
 
 
 def _row_moments(xb, piece, t):
-    """μ and the biased σ² (rows,) in float64 of each row of the block xb (rows, m), summed in
-    pieces of ``piece`` values through the scratch t (shaped like xb; the block's y serves).
+    """(μ, σ², K): μ and the biased σ² (rows,) in float64 of each row of the block xb
+    (rows, m), summed in pieces of ``piece`` values through the scratch t (shaped like xb; the
+    block's y serves), and the shift K (rows,) in xb's dtype when t holds x − K, else None.
 
     One pass of sums of x and x²: σ² = mean x² − μ², whose rounding is magnified by
     mean x² / σ² = 1 + μ²/σ². Where that factor exceeds 4 for some row (|μ| > 1.73σ; a
@@ -1506,23 +1517,31 @@ def _row_moments(xb, piece, t):
     formula, μ = K + mean t, σ² = mean t² − (mean t)², with a factor of 1.
     """
     mu, var = _moments_once(xb, None, piece, t)
+    shift = None
     if np.greater(mu * mu, 3 * var).any():               # (NaN: no retry)
         shift = mu.astype(xb.dtype)
         d, var = _moments_once(xb, shift, piece, t)
         mu = shift + d
-    return mu, np.maximum(var, 0.0, out=var)
+    return mu, np.maximum(var, 0.0, out=var), shift
 
 
 def _layer_norm_rows(xb, yb, w2, b2, piece, eps):
     """y = (x − μ)·(1/std)·w + b on a block of rows of x2 into yb (its scratch for the sums
-    before that); returns μ and σ² of its rows (float64)."""
-    mu, var = _row_moments(xb, piece, yb)
+    before that); returns μ and σ² of its rows (float64).
+
+    Where the sums were taken again from t = x − K (K = μ of the first sums, rounded to x's
+    dtype; see :func:`_row_moments`), yb holds t and x − μ is formed as t − (μ − K): the
+    difference μ − K is small and rounds to float32 with little loss, where μ rounded to
+    float32 loses up to half an ulp of μ itself (at μ = 1e4, σ = 1: 5e-4/σ in y)."""
+    mu, var, shift = _row_moments(xb, piece, yb)
     dtype = xb.dtype
-    mu_col = mu.astype(dtype)[:, None]
     istd_col = ((var + eps) ** -0.5).astype(dtype)[:, None]
     old = _short_buffers(xb.shape[1], xb.size)
     try:
-        np.subtract(xb, mu_col, out=yb)
+        if shift is None:
+            np.subtract(xb, mu.astype(dtype)[:, None], out=yb)
+        else:
+            yb -= (mu - shift).astype(dtype)[:, None]
         yb *= istd_col
         yb *= w2
         yb += b2
