@@ -915,14 +915,16 @@ def test_fast_path_float32_stays_as_accurate_as_the_plain_path(name, shape, sett
     ("layer_norm", (64, 40), (40,)), ("group_norm", (4, 32, 16, 16), 8),
     ("group_norm", (2, 8, 64, 64), 2), ("group_norm", (4, 8, 10, 10), 2)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
-def test_fast_path_y_far_from_zero_is_as_accurate_as_near_it(name, shape, setting, layout):
-    """float32 x = 1e4 + N(0, 1): the sums taken again from t = x − K leave t in y, which is
-    then formed as t − (μ − K), so y loses nothing to the rounding of μ to float32 (half an
-    ulp of 1e4, 5e-4 in y): within 4 float32 ulps of the largest value of y in float64."""
+def test_fast_path_far_from_zero_is_as_accurate_as_near_it(name, shape, setting, layout):
+    """float32 x = 1e4 + N(0, 1): forward, the sums taken again from t = x − K leave t in y,
+    which is then formed as t − (μ − K); backward takes its sums with x − K and corrects
+    them by μ − K in float64. Nothing is lost to the rounding of μ to float32 (half an ulp of
+    1e4, 5e-4 in x̂): y, dx, dw and db within 4 float32 ulps of the largest value of each in
+    float64 (the plain path: up to 6e-4)."""
     x = laid_out((1e4 + np.random.default_rng(7).standard_normal(shape)).astype(np.float32),
                  layout)
-    y = _float32_errors(name, x, setting, fast=True)[0]
-    assert y <= 4 * np.finfo(np.float32).eps, y
+    errors = _float32_errors(name, x, setting, fast=True)
+    assert max(errors) <= 4 * np.finfo(np.float32).eps, errors
 
 
 @pytest.mark.parametrize("name, shape, setting", [

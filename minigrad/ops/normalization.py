@@ -1008,12 +1008,16 @@ class LayerNorm(Function):
         L, m = x2.shape
         mu, var = self.mu, self.var
         istd = (var + self.eps) ** -0.5
-        # Where some row has |μ| > σ, x − μ is formed before it meets dy (Σ dy·x − μ·Σ dy
-        # would cancel); the choice is made once for all rows.
+        # Where some row has |μ| > σ, x − K (K = μ rounded to x's dtype) is formed before it
+        # meets dy (Σ dy·x − μ·Σ dy would cancel); the choice is made once for all rows. Every
+        # sum is then taken with x − K and corrected by μ − K in float64 (K = 0 otherwise):
+        # μ − K is small where x − K is formed, so the correction loses little, where
+        # x − K alone would be off by up to half an ulp of μ.
         centred = _centred(mu, var)
         istd_t = istd.astype(dtype)
         mu_t = mu.astype(dtype) if centred else None
-        shift_t = None if centred else (mu * istd).astype(dtype)
+        off = mu - mu_t if centred else mu               # μ − K
+        shift_t = (off * istd).astype(dtype)
         c_scale = istd * (-1 / m)                        # c = c_scale·Σ w·dy
         k_scale = c_scale * istd * istd                  # k = k_scale·Σ w·dy·(x − μ)
         dx = dx2 = None
@@ -1034,7 +1038,7 @@ class LayerNorm(Function):
 
         def rows(lo, hi, t):
             xb, dyb = x2[lo:hi], dy2[lo:hi]
-            if centred:                                  # t = dy·(x − μ)
+            if centred:                                  # t = dy·(x − K)
                 np.subtract(xb, mu_t[lo:hi, None], out=t)
                 t *= dyb
             else:                                        # t = dy·x
@@ -1043,25 +1047,23 @@ class LayerNorm(Function):
             # vectors as one (2, n) matrix the BLAS took 2.4× as long at (128, 512))
             if need_w:
                 g = np.matmul(istd_t[lo:hi], t)
-                if not centred:
-                    g -= np.matmul(shift_t[lo:hi], dyb)
+                g -= np.matmul(shift_t[lo:hi], dyb)      # − Σ ((μ − K)/std)·dy
                 partial_dw[lo // step] = g
             if need_b:
                 partial_db[lo // step] = np.matmul(ones[:hi - lo], dyb)
             if not need_x:
                 return
             s_dy = np.matmul(dyb, w2).astype(np.float64)         # Σ w·dy
-            s_dyx = np.matmul(t, w2).astype(np.float64)          # Σ w·dy·x (or ·(x − μ))
-            if not centred:
-                s_dyx -= mu[lo:hi] * s_dy
+            s_dyx = np.matmul(t, w2).astype(np.float64)          # Σ w·dy·(x − K)
+            s_dyx -= off[lo:hi] * s_dy                           # Σ w·dy·(x − μ)
             k = s_dyx * k_scale[lo:hi]                   # −mean(dx̂·x̂)/std²
             c = s_dy * c_scale[lo:hi]                    # −mean(dx̂)/std
-            if centred:                                  # t = k·(x − μ) + c
+            c -= k * off[lo:hi]                          # t = k·(x − K) + c − k·(μ − K)
+            if centred:
                 np.subtract(xb, mu_t[lo:hi, None], out=t)
                 t *= k.astype(dtype)[:, None]
-            else:                                        # t = k·x + (c − k·μ)
+            else:
                 np.multiply(xb, k.astype(dtype)[:, None], out=t)
-                c -= k * mu[lo:hi]
             t += c.astype(dtype)[:, None]
             dxb = dx2[lo:hi]                             # dx = (w/std)·dy + t
             np.multiply(dyb, w2, out=dxb)
@@ -1263,13 +1265,20 @@ class GroupNorm(Function):
             istd = (var + eps) ** -0.5
             centred = _centred(mu, var)
             mu_c = mu.repeat(per, axis=1)                # (n, C)
+            # As LayerNorm's backward: x − K (K = μ in x's dtype) where some group has
+            # |μ| > σ, else x (K = 0), the sums corrected by μ − K in float64.
+            K = off = mu_c
+            if centred:
+                K = mu_c.astype(dtype)
+                off = mu_c - K                           # μ − K (n, C)
+                K = view.constant(K)
             s_dy = view.sums(dyb)
-            if centred:                                  # Σ dy·(x − μ)
-                np.subtract(xv, view.constant(mu_c), out=tv)
+            if centred:                                  # Σ dy·(x − K)
+                np.subtract(xv, K, out=tv)
                 s_dyx = view.dots(t, dyb, t)
-            else:                                        # Σ dy·x − μ·Σ dy
+            else:                                        # Σ dy·x
                 s_dyx = view.dots(xb, dyb, t)
-                s_dyx -= mu_c * s_dy
+            s_dyx -= off * s_dy                          # Σ dy·(x − μ)
             istd_c = istd.repeat(per, axis=1)
             g = istd_c * s_dyx                           # Σ dy·x̂ per plane
             sum_dw[lo // step], sum_db[lo // step] = g.sum(axis=0), s_dy.sum(axis=0)
@@ -1280,13 +1289,12 @@ class GroupNorm(Function):
             k = (-istd ** 2 * mean_dxhat_xhat).repeat(per, axis=1)
             c = (-istd * mean_dxhat).repeat(per, axis=1)
             dxv = view.planes(dx2[lo:hi])
-            if centred:                                  # a·dy + k·(x − μ) + c
-                np.subtract(xv, view.constant(mu_c), out=tv)
+            if centred:                                  # a·dy + k·(x − K) + c − k·(μ − K)
+                np.subtract(xv, K, out=tv)
                 tv *= view.constant(k)
-                tv += view.constant(c)
             else:                                        # a·dy + k·x + (c − k·μ)
                 np.multiply(xv, view.constant(k), out=tv)
-                tv += view.constant(c - k * mu_c)
+            tv += view.constant(c - k * off)
             np.multiply(dyv, view.constant(w64 * istd_c), out=dxv)
             dxv += tv
 
