@@ -921,7 +921,8 @@ class LayerNorm(Function):
     and x², a second over the block, still in cache, when a row's mean is far from 0) and y,
     and saves no x̂; backward reads dy and x once and gets every sum it needs from matrix-vector
     products: Σ w·dy = dy·w, Σ w·dy·x = (dy∘x)·w per row, dw = 1/std·(dy∘x) − (μ/std)·dy
-    and db = 1·dy per block (with x − μ formed first when some row has |μ| > σ), then
+    and db = 1·dy per block (with x − K, K = μ rounded to x's dtype, formed first when some
+    row has |μ| > σ, and the sums corrected by μ − K in float64), then
 
         dx = (w/std)·dy + k·(x − μ) + c,   k = −mean(dx̂·x̂)/std²,  c = −mean(dx̂)/std
 
@@ -1120,6 +1121,8 @@ class GroupNorm(Function):
     plane added up in float64 (shifted and repeated as in :func:`_row_moments`), and
 
         y = a·x + (b − a·μ),   a = w/std            (per plane, (x − μ)·a + b when |μ| > σ)
+
+    (where the sums were taken again from t = x − K, y = t·a + (b − a·(μ − K)) from t in place)
 
     Backward takes Σ dy and Σ dy·x per plane (matrix-vector products), from which every
     other sum follows per plane n, c: Σ dy·x̂ = (Σ dy·x − μ·Σ dy)/std, so dw and db, and
