@@ -930,8 +930,11 @@ def test_fast_path_far_from_zero_is_as_accurate_as_near_it(name, shape, setting,
 @pytest.mark.parametrize("name, shape, setting", [
     ("layer_norm", (64, 32, 16, 16), (32, 16, 16)), ("group_norm", (24, 16, 32, 32), 4)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setting, layout,
-                                                              monkeypatch):
+                                                              offset, monkeypatch):
+    """Around 0 and around 1e4 (sums taken again from x − K, y formed from it, backward
+    with x − K and corrections by μ − K)."""
     import minigrad
     from minigrad import parallel
 
@@ -939,7 +942,7 @@ def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setti
     # threads split them.
     monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(4)
-    x = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
+    x = laid_out((offset + rng.standard_normal(shape)).astype(np.float32), layout)
     dy = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
     param = setting if name == "layer_norm" else (shape[1],)
     w, b = (rng.standard_normal(param).astype(np.float32) for _ in range(2))
