@@ -1331,7 +1331,8 @@ class _GroupPlanes:
     - ``sums`` and ``dots``: Σ per plane (n, C) in float64 of a block of rows (or of the
       products of two), in pieces added up in float64;
     - ``moments``: μ and σ² per group (n, G) in float64, as :func:`_row_moments` takes them
-      (one pass of sums of x and x², again with a shift by μ where μ² > 3σ²).
+      (one pass of sums of x and x², again with a shift by μ where μ² > 3σ², x − K then left
+      in the block of y), and that shift K or None.
 
     C order: x2 (N, C·P), planes (n·C, P) and a constant a column (n·C, 1); the sums are row
     sums of the planes (matrix-vector products, ``np.vecdot``). Channels last (memory
