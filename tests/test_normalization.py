@@ -911,10 +911,30 @@ def test_fast_path_float32_stays_as_accurate_as_the_plain_path(name, shape, sett
 
 
 @pytest.mark.parametrize("name, shape, setting", [
+    ("layer_norm", (8, 512), (512,)), ("layer_norm", (4, 16, 16, 32), (16, 16, 32)),
+    ("layer_norm", (64, 40), (40,)), ("group_norm", (4, 32, 16, 16), 8),
+    ("group_norm", (2, 8, 64, 64), 2), ("group_norm", (4, 8, 10, 10), 2)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+def test_fast_path_far_from_zero_is_as_accurate_as_near_it(name, shape, setting, layout):
+    """float32 x = 1e4 + N(0, 1): forward, the sums taken again from t = x − K leave t in y,
+    which is then formed as t − (μ − K); backward takes its sums with x − K and corrects
+    them by μ − K in float64. Nothing is lost to the rounding of μ to float32 (half an ulp of
+    1e4, 5e-4 in x̂): y, dx, dw and db within 4 float32 ulps of the largest value of each in
+    float64 (the plain path: up to 6e-4)."""
+    x = laid_out((1e4 + np.random.default_rng(7).standard_normal(shape)).astype(np.float32),
+                 layout)
+    errors = _float32_errors(name, x, setting, fast=True)
+    assert max(errors) <= 4 * np.finfo(np.float32).eps, errors
+
+
+@pytest.mark.parametrize("name, shape, setting", [
     ("layer_norm", (64, 32, 16, 16), (32, 16, 16)), ("group_norm", (24, 16, 32, 32), 4)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setting, layout,
-                                                              monkeypatch):
+                                                              offset, monkeypatch):
+    """Around 0 and around 1e4 (sums taken again from x − K, y formed from it, backward
+    with x − K and corrections by μ − K)."""
     import minigrad
     from minigrad import parallel
 
@@ -922,7 +942,7 @@ def test_fast_path_gives_the_same_bits_on_one_and_two_threads(name, shape, setti
     # threads split them.
     monkeypatch.setattr(parallel, "MIN_WORK", 1 << 12)
     rng = np.random.default_rng(4)
-    x = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
+    x = laid_out((offset + rng.standard_normal(shape)).astype(np.float32), layout)
     dy = laid_out(rng.standard_normal(shape).astype(np.float32), layout)
     param = setting if name == "layer_norm" else (shape[1],)
     w, b = (rng.standard_normal(param).astype(np.float32) for _ in range(2))

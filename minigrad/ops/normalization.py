@@ -921,7 +921,8 @@ class LayerNorm(Function):
     and x², a second over the block, still in cache, when a row's mean is far from 0) and y,
     and saves no x̂; backward reads dy and x once and gets every sum it needs from matrix-vector
     products: Σ w·dy = dy·w, Σ w·dy·x = (dy∘x)·w per row, dw = 1/std·(dy∘x) − (μ/std)·dy
-    and db = 1·dy per block (with x − μ formed first when some row has |μ| > σ), then
+    and db = 1·dy per block (with x − K, K = μ rounded to x's dtype, formed first when some
+    row has |μ| > σ, and the sums corrected by μ − K in float64), then
 
         dx = (w/std)·dy + k·(x − μ) + c,   k = −mean(dx̂·x̂)/std²,  c = −mean(dx̂)/std
 
@@ -987,16 +988,15 @@ class LayerNorm(Function):
         y, y2 = view.new()
         L = x2.shape[0]
         if L <= view.step:                     # one block (small batches): no slicing
-            self.mu, self.var = _layer_norm_rows(x2, y2, w2, b2, np.empty_like(x2),
-                                                 view.piece, eps)
+            self.mu, self.var = _layer_norm_rows(x2, y2, w2, b2, view.piece, eps)
             return y
         mu, var = self.mu, self.var = np.empty(L), np.empty(L)
 
-        def block(lo, hi, t):
-            mu[lo:hi], var[lo:hi] = _layer_norm_rows(x2[lo:hi], y2[lo:hi], w2, b2, t,
+        def block(lo, hi, _):
+            mu[lo:hi], var[lo:hi] = _layer_norm_rows(x2[lo:hi], y2[lo:hi], w2, b2,
                                                      view.piece, eps)
 
-        _row_blocks(x2, view.step, block)
+        _over_blocks(x2, view.step, block, scratch=False)
         return y
 
     def _backward_rows(self, dy):
@@ -1007,13 +1007,20 @@ class LayerNorm(Function):
         dtype = x2.dtype
         dy2 = view.matrix(dy)
         L, m = x2.shape
-        mu, istd = self.mu, (self.var + self.eps) ** -0.5
-        # Where some row has |μ| > σ, x − μ is formed before it meets dy (Σ dy·x − μ·Σ dy
-        # would cancel); the choice is made once for all rows.
-        centred = _centred(mu, self.var)
-        mu_t, istd_t = mu.astype(dtype), istd.astype(dtype)
-        shift_t = None if centred else (mu * istd).astype(dtype)
-        k_scale, c_scale = -istd ** 3 / m, -istd / m
+        mu, var = self.mu, self.var
+        istd = (var + self.eps) ** -0.5
+        # Where some row has |μ| > σ, x − K (K = μ rounded to x's dtype) is formed before it
+        # meets dy (Σ dy·x − μ·Σ dy would cancel); the choice is made once for all rows. Every
+        # sum is then taken with x − K and corrected by μ − K in float64 (K = 0 otherwise):
+        # μ − K is small where x − K is formed, so the correction loses little, where
+        # x − K alone would be off by up to half an ulp of μ.
+        centred = _centred(mu, var)
+        istd_t = istd.astype(dtype)
+        mu_t = mu.astype(dtype) if centred else None
+        off = mu - mu_t if centred else mu               # μ − K
+        shift_t = (off * istd).astype(dtype)
+        c_scale = istd * (-1 / m)                        # c = c_scale·Σ w·dy
+        k_scale = c_scale * istd * istd                  # k = k_scale·Σ w·dy·(x − μ)
         dx = dx2 = None
         if need_x:
             dx, dx2 = view.new()
@@ -1032,37 +1039,36 @@ class LayerNorm(Function):
 
         def rows(lo, hi, t):
             xb, dyb = x2[lo:hi], dy2[lo:hi]
-            mu_col = mu_t[lo:hi, None]
-            if centred:                                  # t = dy·(x − μ)
-                np.subtract(xb, mu_col, out=t)
+            if centred:                                  # t = dy·(x − K)
+                np.subtract(xb, mu_t[lo:hi, None], out=t)
                 t *= dyb
             else:                                        # t = dy·x
                 np.multiply(xb, dyb, out=t)
-            if need_w:                                   # Σ dy·x̂ down the rows
-                g = np.dot(istd_t[lo:hi], t)
-                if not centred:
-                    g -= np.dot(shift_t[lo:hi], dyb)
+            # Σ dy·x̂ and Σ dy down the rows (products with a vector each: with the two
+            # vectors as one (2, n) matrix the BLAS took 2.4× as long at (128, 512))
+            if need_w:
+                g = np.matmul(istd_t[lo:hi], t)
+                g -= np.matmul(shift_t[lo:hi], dyb)      # − Σ ((μ − K)/std)·dy
                 partial_dw[lo // step] = g
             if need_b:
-                partial_db[lo // step] = np.dot(ones[:hi - lo], dyb)
+                partial_db[lo // step] = np.matmul(ones[:hi - lo], dyb)
             if not need_x:
                 return
             s_dy = np.matmul(dyb, w2).astype(np.float64)         # Σ w·dy
-            s_dyx = np.matmul(t, w2).astype(np.float64)          # Σ w·dy·x (or ·(x − μ))
-            if not centred:
-                s_dyx -= mu[lo:hi] * s_dy
+            s_dyx = np.matmul(t, w2).astype(np.float64)          # Σ w·dy·(x − K)
+            s_dyx -= off[lo:hi] * s_dy                           # Σ w·dy·(x − μ)
             k = s_dyx * k_scale[lo:hi]                   # −mean(dx̂·x̂)/std²
             c = s_dy * c_scale[lo:hi]                    # −mean(dx̂)/std
-            dxb = dx2[lo:hi]
-            np.multiply(dyb, w2, out=dxb)
-            dxb *= istd_t[lo:hi, None]
+            c -= k * off[lo:hi]                          # t = k·(x − K) + c − k·(μ − K)
             if centred:
-                np.subtract(xb, mu_col, out=t)
+                np.subtract(xb, mu_t[lo:hi, None], out=t)
                 t *= k.astype(dtype)[:, None]
             else:
                 np.multiply(xb, k.astype(dtype)[:, None], out=t)
-                c -= k * mu[lo:hi]
             t += c.astype(dtype)[:, None]
+            dxb = dx2[lo:hi]                             # dx = (w/std)·dy + t
+            np.multiply(dyb, w2, out=dxb)
+            dxb *= istd_t[lo:hi, None]
             dxb += t
 
         if L <= step:                          # one block (small batches): no slicing
@@ -1115,6 +1121,8 @@ class GroupNorm(Function):
     plane added up in float64 (shifted and repeated as in :func:`_row_moments`), and
 
         y = a·x + (b − a·μ),   a = w/std            (per plane, (x − μ)·a + b when |μ| > σ)
+
+    (where the sums were taken again from t = x − K, y = t·a + (b − a·(μ − K)) from t in place)
 
     Backward takes Σ dy and Σ dy·x per plane (matrix-vector products), from which every
     other sum follows per plane n, c: Σ dy·x̂ = (Σ dy·x − μ·Σ dy)/std, so dw and db, and
@@ -1208,13 +1216,16 @@ class GroupNorm(Function):
 
         def planes(lo, hi, t):
             n = hi - lo
-            xb = x2[lo:hi]
-            mu, var = view.moments(xb, t)
+            xb, yb = x2[lo:hi], y2[lo:hi]
+            mu, var, shift = view.moments(xb, t, yb)
             self.mu[lo:hi], self.var[lo:hi] = mu, var
             a = self.w64 * ((var + eps) ** -0.5).repeat(per, axis=1)      # w/std (n, C)
             mu_c = mu.repeat(per, axis=1)
-            xv, yv = view.planes(xb), view.planes(y2[lo:hi])
-            if _centred(mu, var):                        # (x − μ)·a + b
+            xv, yv = view.planes(xb), view.planes(yb)
+            if shift is not None:                        # y holds x − K: (x − K)·a + b − a·(μ − K)
+                yv *= view.constant(a)
+                yv += view.constant(b64 - a * (mu - shift).repeat(per, axis=1))
+            elif _centred(mu, var):                      # (x − μ)·a + b
                 np.subtract(xv, view.constant(mu_c), out=yv)
                 yv *= view.constant(a)
                 yv += view.constant(np.broadcast_to(b64, (n, C)))
@@ -1257,13 +1268,20 @@ class GroupNorm(Function):
             istd = (var + eps) ** -0.5
             centred = _centred(mu, var)
             mu_c = mu.repeat(per, axis=1)                # (n, C)
+            # As LayerNorm's backward: x − K (K = μ in x's dtype) where some group has
+            # |μ| > σ, else x (K = 0), the sums corrected by μ − K in float64.
+            K = off = mu_c
+            if centred:
+                K = mu_c.astype(dtype)
+                off = mu_c - K                           # μ − K (n, C)
+                K = view.constant(K)
             s_dy = view.sums(dyb)
-            if centred:                                  # Σ dy·(x − μ)
-                np.subtract(xv, view.constant(mu_c), out=tv)
+            if centred:                                  # Σ dy·(x − K)
+                np.subtract(xv, K, out=tv)
                 s_dyx = view.dots(t, dyb, t)
-            else:                                        # Σ dy·x − μ·Σ dy
+            else:                                        # Σ dy·x
                 s_dyx = view.dots(xb, dyb, t)
-                s_dyx -= mu_c * s_dy
+            s_dyx -= off * s_dy                          # Σ dy·(x − μ)
             istd_c = istd.repeat(per, axis=1)
             g = istd_c * s_dyx                           # Σ dy·x̂ per plane
             sum_dw[lo // step], sum_db[lo // step] = g.sum(axis=0), s_dy.sum(axis=0)
@@ -1274,13 +1292,12 @@ class GroupNorm(Function):
             k = (-istd ** 2 * mean_dxhat_xhat).repeat(per, axis=1)
             c = (-istd * mean_dxhat).repeat(per, axis=1)
             dxv = view.planes(dx2[lo:hi])
-            if centred:                                  # a·dy + k·(x − μ) + c
-                np.subtract(xv, view.constant(mu_c), out=tv)
+            if centred:                                  # a·dy + k·(x − K) + c − k·(μ − K)
+                np.subtract(xv, K, out=tv)
                 tv *= view.constant(k)
-                tv += view.constant(c)
             else:                                        # a·dy + k·x + (c − k·μ)
                 np.multiply(xv, view.constant(k), out=tv)
-                tv += view.constant(c - k * mu_c)
+            tv += view.constant(c - k * off)
             np.multiply(dyv, view.constant(w64 * istd_c), out=dxv)
             dxv += tv
 
@@ -1314,7 +1331,8 @@ class _GroupPlanes:
     - ``sums`` and ``dots``: Σ per plane (n, C) in float64 of a block of rows (or of the
       products of two), in pieces added up in float64;
     - ``moments``: μ and σ² per group (n, G) in float64, as :func:`_row_moments` takes them
-      (one pass of sums of x and x², again with a shift by μ where μ² > 3σ²).
+      (one pass of sums of x and x², again with a shift by μ where μ² > 3σ², x − K then left
+      in the block of y), and that shift K or None.
 
     C order: x2 (N, C·P), planes (n·C, P) and a constant a column (n·C, 1); the sums are row
     sums of the planes (matrix-vector products, ``np.vecdot``). Channels last (memory
@@ -1388,22 +1406,26 @@ class _GroupPlanes:
         np.multiply(a, b, out=t)
         return self.sums(t)
 
-    def moments(self, xb, t):
+    def moments(self, xb, t, yb):
+        """(μ, σ², K) per group, K (n, G) the shift (μ of the first sums rounded to x's dtype,
+        in float64) when the sums were taken again from x − K, which yb then holds (the
+        block's y, not yet written; t the scratch of the sums), else None."""
         m = self.C // self.G * self.P
-        mu, var = self._moments_once(xb, None, t, m)
+        mu, var = self._moments_once(xb, None, t, m, yb)
+        shift = None
         if (mu * mu > 3 * var).any():                        # (NaN: no retry)
             shift = mu.astype(self.dtype).astype(np.float64)
-            d, var = self._moments_once(xb, shift, t, m)
+            d, var = self._moments_once(xb, shift, t, m, yb)
             mu = shift + d
-        return mu, np.maximum(var, 0.0, out=var)
+        return mu, np.maximum(var, 0.0, out=var), shift
 
-    def _moments_once(self, xb, shift, t, m):
+    def _moments_once(self, xb, shift, t, m, yb):
         n, G, C = len(xb), self.G, self.C
         src = xb
         if shift is not None:
             np.subtract(self.planes(xb), self.constant(shift.repeat(C // G, axis=1)),
-                        out=self.planes(t))
-            src = t
+                        out=self.planes(yb))
+            src = yb
         s = self.sums(src).reshape(n, G, -1).sum(axis=2) / m
         q = self.dots(src, src, t).reshape(n, G, -1).sum(axis=2) / m
         q -= s * s
@@ -1477,43 +1499,62 @@ def _row_dots(a, b, scratch):
 def _moments_once(xb, shift, piece, t):
     """μ − shift (if given) and the biased σ² (rows,) in float64 of the rows of xb
     (rows, m), from float32/float64 sums of t = x − shift and t² per piece, added up in
-    float64."""
+    float64 (``shift`` a column of xb's dtype; t, the block's y not yet written, holds
+    x − shift afterwards)."""
     m = xb.shape[1]
-    src = xb if shift is None else np.subtract(xb, shift.astype(xb.dtype)[:, None], out=t)
-    s = _sums_by_piece(src, piece)
-    q = _dots_by_piece(src, src, piece, t)
-    s /= m
-    q /= m
+    src = xb if shift is None else np.subtract(xb, shift[:, None], out=t)
+    if shift is not None and piece < 128:     # Σ t² of short rows goes through a scratch
+        t = np.empty_like(xb)                 # (_row_dots): t = x − K is kept for y
+    if piece == m:                      # a row in one piece: its sum and Σ t² divided in float64
+        s = np.divide(_plane_sums(src), m, dtype=np.float64)
+        q = np.divide(_row_dots(src, src, t), m, dtype=np.float64)
+    else:
+        s = _sums_by_piece(src, piece)
+        q = _dots_by_piece(src, src, piece, t)
+        s /= m
+        q /= m
     q -= s * s
     return s, q
 
 
 def _row_moments(xb, piece, t):
-    """μ and the biased σ² (rows,) in float64 of each row of the block xb (rows, m), summed in
-    pieces of ``piece`` values through the scratch t (shaped like xb).
+    """(μ, σ², K): μ and the biased σ² (rows,) in float64 of each row of the block xb
+    (rows, m), summed in pieces of ``piece`` values through the scratch t (shaped like xb; the
+    block's y serves), and the shift K (rows,) in xb's dtype when t holds x − K, else None.
 
     One pass of sums of x and x²: σ² = mean x² − μ², whose rounding is magnified by
-    mean x² / σ² = 1 + μ²/σ². Where that factor exceeds 4 for some row, the block (still in
-    cache) is summed again with its rows shifted by their μ, t = x − μ: the two-pass formula,
-    μ = K + mean t, σ² = mean t² − (mean t)², with a factor of 1.
+    mean x² / σ² = 1 + μ²/σ². Where that factor exceeds 4 for some row (|μ| > 1.73σ; a
+    uniform [0, 1) row sits on the edge, μ² = 3σ²), the block (still in cache) is summed
+    again with its rows shifted by their μ rounded to x's dtype, t = x − K: the two-pass
+    formula, μ = K + mean t, σ² = mean t² − (mean t)², with a factor of 1.
     """
     mu, var = _moments_once(xb, None, piece, t)
-    if (mu * mu > 3 * var).any():                        # (NaN: no retry)
-        shift = mu.astype(xb.dtype).astype(np.float64)
+    shift = None
+    if np.greater(mu * mu, 3 * var).any():               # (NaN: no retry)
+        shift = mu.astype(xb.dtype)
         d, var = _moments_once(xb, shift, piece, t)
         mu = shift + d
-    return mu, np.maximum(var, 0.0, out=var)
+    return mu, np.maximum(var, 0.0, out=var), shift
 
 
-def _layer_norm_rows(xb, yb, w2, b2, t, piece, eps):
-    """y = (x − μ)·(1/std)·w + b on a block of rows of x2 into yb; returns μ and σ² of its
-    rows (float64)."""
-    mu, var = _row_moments(xb, piece, t)
+def _layer_norm_rows(xb, yb, w2, b2, piece, eps):
+    """y = (x − μ)·(1/std)·w + b on a block of rows of x2 into yb (its scratch for the sums
+    before that); returns μ and σ² of its rows (float64).
+
+    Where the sums were taken again from t = x − K (K = μ of the first sums, rounded to x's
+    dtype; see :func:`_row_moments`), yb holds t and x − μ is formed as t − (μ − K): the
+    difference μ − K is small and rounds to float32 with little loss, where μ rounded to
+    float32 loses up to half an ulp of μ itself (at μ = 1e4, σ = 1: 5e-4/σ in y)."""
+    mu, var, shift = _row_moments(xb, piece, yb)
     dtype = xb.dtype
+    istd_col = ((var + eps) ** -0.5).astype(dtype)[:, None]
     old = _short_buffers(xb.shape[1], xb.size)
     try:
-        np.subtract(xb, mu.astype(dtype)[:, None], out=yb)
-        yb *= ((var + eps) ** -0.5).astype(dtype)[:, None]
+        if shift is None:
+            np.subtract(xb, mu.astype(dtype)[:, None], out=yb)
+        else:
+            yb -= (mu - shift).astype(dtype)[:, None]
+        yb *= istd_col
         yb *= w2
         yb += b2
     finally:
