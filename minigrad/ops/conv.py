@@ -821,20 +821,16 @@ class _Planes:
         C, H, W, PT, PL = self.C, self.H, self.W, self.PT, self.PL
         buf[m * C * self.plane:m * C * self.plane + self.margin] = 0
         if self.strided:
+            # One memset, then a copy a phase: zeroing each phase's borders as slices cost
+            # more than the copies (slices of one or two values a row).
+            buf[:m * C * self.plane] = 0
             phases = buf[:m * C * self.plane].reshape(m, C, self.SH * self.SW, self.Hq, self.Wq)
             for r in range(self.SH):
                 for q in range(self.SW):
-                    ph = phases[:, :, r * self.SW + q]
                     cut = self.phase_slices(r, q)
-                    if cut is None:
-                        ph[...] = 0
-                        continue
-                    rows, cols, a, b = cut
-                    ph[:, :, :a.start] = 0
-                    ph[:, :, a.stop:] = 0
-                    ph[:, :, a, :b.start] = 0
-                    ph[:, :, a, b.stop:] = 0
-                    ph[:, :, a, b] = src[:, :, rows, cols]
+                    if cut is not None:
+                        rows, cols, a, b = cut
+                        phases[:, :, r * self.SW + q, a, b] = src[:, :, rows, cols]
             return
         padded = buf[:m * C * self.plane].reshape(m, C, self.Hp, self.Wp)
         padded[:, :, :PT] = 0
@@ -864,8 +860,11 @@ class _Planes:
                 np.copyto(runs[:, t], windows)
         return c.reshape(C, self.T, m * L)
 
-    def convolve(self, x, w_taps, b, dtype, blocks_of):
-        """y (N, C, OH, OW) = Σ_taps windows · w_taps[c, tap] + b[c], C-contiguous."""
+    def convolve(self, x, w_taps, b, dtype, blocks_of, kept=None):
+        """y (N, C, OH, OW) = Σ_taps windows · w_taps[c, tap] + b[c], C-contiguous. With
+        ``kept`` (N·C·plane + margin values), the blocks are padded into it instead of a
+        buffer of the block's own, and it holds the whole batch's planes after the call
+        (:meth:`weight_grad` unfolds them again instead of padding x again)."""
         N = len(x)
         C, L, T, OH, OW, Wq = self.C, self.L, self.T, self.OH, self.OW, self.Wq
         item = np.dtype(dtype).itemsize
@@ -876,12 +875,15 @@ class _Planes:
         b4 = None if b is None else np.asarray(b, dtype=dtype).reshape(C, 1, 1)
 
         def images(lo, hi):
-            buf = np.empty(largest * C * self.plane + self.margin, dtype=dtype)
+            buf = None if kept is not None else np.empty(largest * C * self.plane
+                                                         + self.margin, dtype=dtype)
             col = np.empty(C * T * largest * L, dtype=dtype)
             out = np.empty(C * largest * L, dtype=dtype)
             for k in range(lo, hi):
                 s, e = bounds[k], bounds[k + 1]
                 m = e - s
+                if kept is not None:
+                    buf = kept[s * C * self.plane:]
                 self.fill(buf, x[s:e], m)
                 o = out[:C * m * L].reshape(C, 1, m * L)
                 np.matmul(w_rows, self.unfold(buf, col, m), out=o)  # (C, 1, T) · (C, T, m·L)
@@ -895,7 +897,7 @@ class _Planes:
             _one_thread(images, len(bounds) - 1)
         return y
 
-    def weight_grad(self, x, dy, dtype, blocks_of, windows_only=False):
+    def weight_grad(self, x, dy, dtype, blocks_of, windows_only=False, kept=None):
         """dL/dw (C, FH·FW) = Σ_blocks col[c] · dy[c], one product per channel and block,
         dy's positions past OW set to 0, the blocks' sums added in order.
 
@@ -903,23 +905,30 @@ class _Planes:
         reads through some tap still adds 0·∞ = NaN to that tap's sum, where the general path
         never reads it. ``windows_only`` sets col's dropped positions to 0 as well, which
         keeps such a tap's sum finite; it costs about a tenth of the time (short strided
-        runs), so the caller asks for it only when a sum came out non-finite."""
-        N = len(x)
+        runs), so the caller asks for it only when a sum came out non-finite. ``kept``: the
+        planes :meth:`convolve` left there, unfolded instead of padding x again (x is then
+        not read; its values past a block's planes, which only dropped positions read, are
+        the next block's)."""
+        N = len(dy)
         C, L, T, OH, OW, Wq = self.C, self.L, self.T, self.OH, self.OW, self.Wq
         bounds = blocks_of(N, C * T * L * np.dtype(dtype).itemsize)
         largest = max((e - s for s, e in zip(bounds, bounds[1:])), default=0)
         partial = np.zeros((len(bounds) - 1, C, T), dtype=dtype)
 
         def images(lo, hi):
-            buf = np.empty(largest * C * self.plane + self.margin, dtype=dtype)
+            buf = None if kept is not None else np.empty(largest * C * self.plane
+                                                         + self.margin, dtype=dtype)
             col = np.empty(C * T * largest * L, dtype=dtype)
             d = np.empty(C * largest * L, dtype=dtype)
             for k in range(lo, hi):
                 s, e = bounds[k], bounds[k + 1]
                 m = e - s
-                self.fill(buf, x[s:e], m)
+                if kept is not None:
+                    buf = kept[s * C * self.plane:]
+                else:
+                    self.fill(buf, x[s:e], m)
                 dk = d[:C * m * L].reshape(C, m, OH, Wq)
-                dk[..., OW:] = 0
+                dk[...] = 0               # one memset: the dropped columns are 1-2 values a row
                 dk[..., :OW] = dy[s:e].transpose(1, 0, 2, 3)
                 cols = self.unfold(buf, col, m)
                 if windows_only:
@@ -1347,9 +1356,12 @@ class Conv2d(Function):
     def _release(self):
         """After the last backward pass the fast path's columns go back to be used again."""
         col = None if self.__dict__.get("general", True) else self.__dict__.get("col")
+        planes = self.__dict__.get("planes")              # the depthwise path's
         super()._release()
         if col is not None:
             _recycled.give(col)
+        if planes is not None:
+            _recycled.give(planes)
 
     # ------------------------------------------------------------------ channels-last fast path
 
@@ -1706,9 +1718,11 @@ class Conv2d(Function):
         FH, FW = w.shape[2:]
         planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation, self.stride)
         w_taps = np.asarray(w, dtype=dtype).reshape(C, FH * FW)
-        y = planes.convolve(x, w_taps, b, dtype, self._special_bounds)
-        if needs[1]:
-            self.x = x
+        kept = None
+        if needs[1]:       # the padded planes, kept for dL/dw (pooled: tens of MB a step)
+            kept = _recycled.empty((N * C * planes.plane + planes.margin,), dtype)
+            self.planes = kept
+        y = planes.convolve(x, w_taps, b, dtype, self._special_bounds, kept)
         return y
 
     def _backward_depthwise(self, dy):
@@ -1728,9 +1742,10 @@ class Conv2d(Function):
             db = dy.sum(axis=(0, 2, 3), dtype=dtype)
         if needs[1]:
             planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation, self.stride)
-            dw = planes.weight_grad(self.x, dy, dtype, self._special_bounds)
+            dw = planes.weight_grad(None, dy, dtype, self._special_bounds, kept=self.planes)
             if not np.isfinite(dw).all():       # an ∞ or NaN in x or dy: windows only
-                dw = planes.weight_grad(self.x, dy, dtype, self._special_bounds, True)
+                dw = planes.weight_grad(None, dy, dtype, self._special_bounds, True,
+                                        self.planes)
             dw = dw.reshape(self.w_shape)
         if needs[0] and self.stride != (1, 1):
             planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation, self.stride)
