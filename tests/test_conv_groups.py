@@ -458,3 +458,34 @@ def test_depthwise_weight_gradient_reads_only_the_windows(bad, stride):
     finite = np.isfinite(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)   # sums in another order
     assert np.isfinite(grads[0][1, 0, :, 0]).all() and np.isfinite(grads[0][2, 0, :, 2]).all()
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["dy", "w"])
+def test_depthwise_strided_input_gradient_with_non_finite_values(bad, where):
+    """An ∞ or NaN in dy (or w) reaches dL/dx only where the general path's sums read it: the
+    strided path's one product for all phases would multiply it by the other phases' zero
+    weights, so it takes one product a phase then."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 7, 8))
+    w = rng.standard_normal((4, 1, 3, 3))
+    dy = rng.standard_normal((2, 4, 4, 4))
+    if where == "dy":
+        dy[0, 1, 2, 3] = bad
+        dy[1, 2, 0, 0] = bad
+    else:
+        w[2, 0, 1, 2] = bad
+    grads = []
+    for op in (conv_module.Conv2d(2, 1, 1, 4), GeneralConv2d(2, 1, 1, 4)):
+        tx = Tensor(x, requires_grad=True)
+        with np.errstate(invalid="ignore"):
+            y = op(tx, Tensor(w))
+            y.backward(dy)
+        grads.append(tx.grad)
+    got, want = grads
+    assert np.isfinite(want).any() and not np.isfinite(want).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)
