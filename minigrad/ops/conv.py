@@ -899,12 +899,18 @@ class _Planes:
             _one_thread(images, len(bounds) - 1)
         return y
 
-    def weight_grad(self, kept, dy, dtype, blocks_of, windows_only=False):
+    def weight_grad(self, x, kept, dy, dtype, blocks_of, windows_only=False):
         """dL/dw (C, FH·FW) = Σ_blocks col[c] · dy[c], one product per channel and block, col
-        unfolded from the planes :meth:`convolve` left in ``kept`` (padding x again cost
-        more than keeping them: stride 2, 64 channels, x (100, 64, 14, 14), forward and
-        backward 19.9 → 17.4 ms, about 2 ms a pass of the phases' strided copies), dy's positions
-        past OW set to 0, the blocks' sums added in order.
+        unfolded from x padded again or, given ``kept``, from the planes :meth:`convolve`
+        left there, dy's positions past OW set to 0, the blocks' sums added in order.
+
+        The phase planes of a stride are kept: splitting x into them again cost more
+        (stride 2, 64 channels, x (100, 64, 14, 14), forward and backward 19.9 → 17.4 ms,
+        about 2 ms a pass of the phases' strided copies). The planes of stride 1 are not:
+        padding x is a copy of runs of W values, and kept, the forward pass writes the
+        batch's planes to memory instead of one block's to the cache; at x (100, 32, 14, 14)
+        forward 3.3 → 3.8 ms, forward and backward 10.3 → 9.9 ms alone, and in MobileNet's
+        training step no gain beyond the noise, for the batch's planes in memory (7 MB).
 
         The dropped positions read x across a row's end, so an ∞ or NaN of x that no output
         reads through some tap still adds 0·∞ = NaN to that tap's sum, where the general path
@@ -919,12 +925,17 @@ class _Planes:
         partial = np.zeros((len(bounds) - 1, C, T), dtype=dtype)
 
         def images(lo, hi):
+            buf = None if kept is not None else np.empty(largest * C * self.plane
+                                                         + self.margin, dtype=dtype)
             col = np.empty(C * T * largest * L, dtype=dtype)
             d = np.empty(C * largest * L, dtype=dtype)
             for k in range(lo, hi):
                 s, e = bounds[k], bounds[k + 1]
                 m = e - s
-                buf = kept[s * C * self.plane:]
+                if kept is None:
+                    self.fill(buf, x[s:e], m)
+                else:
+                    buf = kept[s * C * self.plane:]
                 dk = d[:C * m * L].reshape(C, m, OH, Wq)
                 dk[...] = 0               # one memset: the dropped columns are 1-2 values a row
                 dk[..., :OW] = dy[s:e].transpose(1, 0, 2, 3)
@@ -1729,26 +1740,30 @@ class Conv2d(Function):
         block of m images, each padded plane's FH·FW shifted runs copied into col
         (C, FH·FW, m·OH·Wq) (one ``memcpy`` a run) and one product per channel, w[c]
         (1, FH·FW) · col[c]. im2col's K = C·FH·FW columns would make (C − 1)/C of the
-        products ones with zeros. The output is C-contiguous NCHW. When w needs a gradient
-        the padded planes of the whole batch are kept (in a pooled array) for dL/dw."""
+        products ones with zeros. The output is C-contiguous NCHW. At a stride, when w needs
+        a gradient, the phase planes of the whole batch are kept (in a pooled array) for
+        dL/dw."""
         N, C, H, W = x.shape
         FH, FW = w.shape[2:]
         planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation, self.stride)
         w_taps = np.asarray(w, dtype=dtype).reshape(C, FH * FW)
         kept = None
-        if needs[1]:       # the padded planes, kept for dL/dw (pooled: tens of MB a step)
+        if needs[1] and planes.strided:   # the phase planes, kept for dL/dw (pooled)
             kept = _recycled.empty((N * C * planes.plane + planes.margin,), dtype)
             self.planes = kept
+        elif needs[1]:
+            self.x = x
         y = planes.convolve(x, w_taps, b, dtype, self._special_bounds, kept)
         return y
 
     def _backward_depthwise(self, dy):
         """dL/db[c] = Σ dy[n, c]; dL/dw[c, 0, i, j] = Σ_{n,oh,ow} xp[n, c, oh·SH + i·DH,
         ow·SW + j·DW] · dy[n, c, oh, ow], one product per channel and block, col[c] · dy[c]
-        from the planes the forward pass kept, the blocks' sums added in order. dL/dx, in x's
-        layout: at stride 1 the depthwise convolution of dy, padded by (FH − 1)·DH − PT rows
-        above, (FH − 1)·DH − PB below (likewise the columns), with the filters turned by 180°
-        (the path is taken only where those are ≥ 0); at a stride, phase by phase
+        (from the phase planes the forward pass kept at a stride), the blocks' sums added
+        in order. dL/dx, in x's layout: at stride 1 the depthwise convolution of dy, padded
+        by (FH − 1)·DH − PT rows above, (FH − 1)·DH − PB below (likewise the columns), with
+        the filters turned by 180° (the path is taken only where those are ≥ 0); at a
+        stride, phase by phase
         (:meth:`_Planes.input_grad`), each phase plane of dxp a stride-1 convolution of dy
         with the taps that read that phase."""
         needs = self.needs_input_grad
@@ -1762,9 +1777,10 @@ class Conv2d(Function):
             db = dy.sum(axis=(0, 2, 3), dtype=dtype)
         if needs[1]:
             planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation, self.stride)
-            dw = planes.weight_grad(self.planes, dy, dtype, self._special_bounds)
+            x, kept = self.__dict__.get("x"), self.__dict__.get("planes")
+            dw = planes.weight_grad(x, kept, dy, dtype, self._special_bounds)
             if not np.isfinite(dw).all():       # an ∞ or NaN in x or dy: windows only
-                dw = planes.weight_grad(self.planes, dy, dtype, self._special_bounds, True)
+                dw = planes.weight_grad(x, kept, dy, dtype, self._special_bounds, True)
             dw = dw.reshape(self.w_shape)
         if needs[0] and self.stride != (1, 1):
             planes = _Planes((C, H, W), self.pads, (FH, FW), self.dilation, self.stride)
