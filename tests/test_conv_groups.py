@@ -33,7 +33,7 @@ def channels_last(a):
 @st.composite
 def depthwise_settings(draw):
     """x (N, C, H, W), w (C, 1, FH, FW), groups C; any stride, padding, dilation (the
-    depthwise path takes stride 1 with the padding within the dilated kernel's span)."""
+    depthwise path takes any stride with the padding within the dilated kernel's span)."""
     s = {"N": draw(st.integers(1, 3)), "C": draw(st.integers(2, 5))}  # C = 1: groups 1
     mode = draw(st.sampled_from(["int", "int", "same"]))
     for axis in "HW":
@@ -83,7 +83,7 @@ def draw_case(data, kind, dtype=np.float64):
         kwargs = {"stride": (s["SH"], s["SW"]), "padding": s["padding"],
                   "dilation": (s["DH"], s["DW"]), "groups": s["C"]}
         within = all(s["P" + a] <= s["D" + a] * (s["F" + a] - 1) for a in "HW")
-        path = "depthwise" if (s["SH"], s["SW"]) == (1, 1) and within else "grouped"
+        path = "depthwise" if within else "grouped"
     elif kind == "grouped":
         s = data.draw(grouped_settings(), label="settings")
         G = s["G"]
@@ -92,7 +92,7 @@ def draw_case(data, kind, dtype=np.float64):
         kwargs = {"stride": (s["SH"], s["SW"]), "padding": s["padding"],
                   "dilation": (s["DH"], s["DW"]), "groups": G}
         within = all(s["P" + a] <= s["D" + a] * (s["F" + a] - 1) for a in "HW")
-        depthwise = (s["Cg"], s["FNg"], s["SH"], s["SW"]) == (1, 1, 1, 1) and within
+        depthwise = (s["Cg"], s["FNg"]) == (1, 1) and within
         path = "depthwise" if depthwise else "grouped"
     else:
         s = data.draw(pointwise_settings(), label="settings")
@@ -206,7 +206,7 @@ def test_special_paths_match_torch(kind, data):
         np.testing.assert_allclose(a, t.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + ["depthwise, strided"])
 @pytest.mark.parametrize("x_layout", ["contiguous", "channels last"])
 @pytest.mark.parametrize("needs", [(True, True, True), (True, False, False),
                                    (False, True, False), (False, False, True)])
@@ -217,9 +217,11 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
     x = rng.standard_normal((9, C, 13, 11)).astype(np.float32)
     if x_layout == "channels last":
         x = channels_last(x)
-    if kind == "depthwise":
+    if kind.startswith("depthwise"):
         w, kwargs = rng.standard_normal((C, 1, 3, 3)).astype(np.float32), {
             "padding": 1, "groups": C}
+        if kind.endswith("strided"):
+            kwargs["stride"] = (2, 3)
     elif kind == "grouped":
         w, kwargs = rng.standard_normal((18, 8, 3, 3)).astype(np.float32), {
             "padding": 1, "groups": 3, "stride": (2, 1)}
@@ -238,7 +240,7 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
             with minigrad.no_grad():
                 y_inference = F.conv2d(x, w, b, **kwargs).data
         results[threads] = [y.data, y_inference] + [g for g in grads if g is not None]
-    assert path == kind
+    assert path == kind.split(",")[0]
     for a, c in zip(results[1], results[2]):
         assert a.tobytes() == c.tobytes()
     np.testing.assert_array_equal(results[1][0], results[1][1])
@@ -250,7 +252,8 @@ def test_special_paths_give_the_same_bits_on_one_and_two_threads(kind, x_layout,
     ({"padding": 1}, (4, 6, 1, 1), None),
     ({"groups": 6, "padding": 1}, (6, 1, 3, 3), "depthwise"),
     ({"groups": 6, "dilation": 2, "padding": (2, 1)}, (6, 1, 3, 3), "depthwise"),
-    ({"groups": 6, "stride": 2, "padding": 1}, (6, 1, 3, 3), "grouped"),   # strided
+    ({"groups": 6, "stride": 2, "padding": 1}, (6, 1, 3, 3), "depthwise"),
+    ({"groups": 6, "stride": (3, 2), "dilation": 2}, (6, 1, 3, 2), "depthwise"),
     ({"groups": 6, "padding": 3}, (6, 1, 3, 3), "grouped"),   # padding beyond the span
     ({"groups": 6, "padding": "same"}, (6, 1, 2, 2), "depthwise"),
     ({"groups": 6}, (12, 1, 3, 3), "grouped"),           # two filters a channel
@@ -400,7 +403,7 @@ def test_conv_transpose2d_gives_the_same_bits_on_one_and_two_threads(needs, monk
 @pytest.mark.parametrize("N, H, Cg, grouped", [
     (1, 16, 8, False),          # 16·16·8·9 = 18 K values a group: the general path
     (1, 16, 32, True),          # 74 K
-    (64, 16, 1, True),          # depthwise at stride 2, batch 64: 147 K
+    (64, 16, 1, True),          # two filters a channel at stride 2, batch 64: 147 K
     (1, 16, 1, False),          # the same at batch 1: 2.3 K
 ])
 def test_grouped_size_rule(N, H, Cg, grouped, monkeypatch):
@@ -409,7 +412,7 @@ def test_grouped_size_rule(N, H, Cg, grouped, monkeypatch):
     G = 64 // Cg if Cg > 1 else 64
     stride = 1 if Cg > 1 else 2
     x = np.zeros((N, G * Cg, H * stride, H * stride), np.float32)
-    w = np.zeros((G * (Cg if Cg > 1 else 1), Cg, 3, 3), np.float32)
+    w = np.zeros((G * (Cg if Cg > 1 else 2), Cg, 3, 3), np.float32)
     y = F.conv2d(Tensor(x, requires_grad=True), w, padding=1, stride=stride, groups=G)
     assert y.creator.special == ("grouped" if grouped else None)
 
@@ -430,7 +433,8 @@ def test_conv_transpose2d_backward_batch_rule(N, on_conv2d, monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
-def test_depthwise_weight_gradient_reads_only_the_windows(bad):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_weight_gradient_reads_only_the_windows(bad, stride):
     """A non-finite x value that no output reads through some tap leaves that tap's dL/dw
     finite, as on the general path (the depthwise path's dropped positions read x across a
     row's end; they once added 0·∞ = NaN to every tap's sum)."""
@@ -439,9 +443,9 @@ def test_depthwise_weight_gradient_reads_only_the_windows(bad):
     x[0, 1, 2, 5] = bad                 # the last column: tap j = 0 never reads it
     x[1, 2, 0, 0] = bad                 # the first column: tap j = 2 never reads it
     w = rng.standard_normal((4, 1, 3, 3))
-    dy = rng.standard_normal((2, 4, 6, 6))
+    dy = rng.standard_normal((2, 4, 6 // stride, 6 // stride))
     grads = []
-    for op in (conv_module.Conv2d(1, 1, 1, 4), GeneralConv2d(1, 1, 1, 4)):
+    for op in (conv_module.Conv2d(stride, 1, 1, 4), GeneralConv2d(stride, 1, 1, 4)):
         tx, tw = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
         with np.errstate(invalid="ignore"):
             y = op(tx, tw)
@@ -454,3 +458,34 @@ def test_depthwise_weight_gradient_reads_only_the_windows(bad):
     finite = np.isfinite(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)   # sums in another order
     assert np.isfinite(grads[0][1, 0, :, 0]).all() and np.isfinite(grads[0][2, 0, :, 2]).all()
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["dy", "w"])
+def test_depthwise_strided_input_gradient_with_non_finite_values(bad, where):
+    """An ∞ or NaN in dy (or w) reaches dL/dx only where the general path's sums read it: the
+    strided path's one product for all phases would multiply it by the other phases' zero
+    weights, so it takes one product a phase then."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 7, 8))
+    w = rng.standard_normal((4, 1, 3, 3))
+    dy = rng.standard_normal((2, 4, 4, 4))
+    if where == "dy":
+        dy[0, 1, 2, 3] = bad
+        dy[1, 2, 0, 0] = bad
+    else:
+        w[2, 0, 1, 2] = bad
+    grads = []
+    for op in (conv_module.Conv2d(2, 1, 1, 4), GeneralConv2d(2, 1, 1, 4)):
+        tx = Tensor(x, requires_grad=True)
+        with np.errstate(invalid="ignore"):
+            y = op(tx, Tensor(w))
+            y.backward(dy)
+        grads.append(tx.grad)
+    got, want = grads
+    assert np.isfinite(want).any() and not np.isfinite(want).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)
