@@ -949,7 +949,6 @@ class _Planes:
             _one_thread(images, len(bounds) - 1)
         return partial.sum(axis=0)
 
-
     def input_grad(self, dy, w_taps, dtype, blocks_of):
         """dL/dx (N, C, H, W), C-contiguous, at a stride, phase by phase: the padded
         position (a·SH + r, b·SW + q) is row a, column b of phase (r, q), and tap (i, j) of
@@ -1032,6 +1031,7 @@ class _Planes:
         if N:
             _one_thread(images, len(bounds) - 1)
         return dx
+
 
 class Conv2d(Function):
     """2-D convolution (cross-correlation, as in PyTorch and the textbook) of a batch of images.
