@@ -660,10 +660,18 @@ class MaxPool2d(Function):
         self.x_shape, self.out = x.shape, out
         xp = _pad(x, self.padding, _lowest(x.dtype))
         views = _offset_slices(self.kernel_size, self.stride, out)
-        y = xp[next(views)].copy(order="K")         # laid out like x
-        for index in views:
-            np.maximum(y, xp[index], out=y)
-        self.xp, self.y = xp, y
+        if not getattr(self, "needs_input_grad", (True,))[0]:
+            y = xp[next(views)].copy(order="K")         # laid out like x
+            for index in views:
+                np.maximum(y, xp[index], out=y)
+            return y
+        # The same maxima, each window's first winner kept as its offset t = i·KW + j.
+        self.cl = cl = channels_last(x)
+        y = _empty((x.shape[0], x.shape[1], *out), x.dtype, cl)
+        KK = self.kernel_size[0] * self.kernel_size[1]
+        self.tap = _empty(y.shape, np.uint8 if KK <= 256 else np.intp, cl)
+        _reduce_argmax([xp[index] for index in views], out=y, index=self.tap)
+        self._route_special_windows(y)
         return y
 
     def _route_padding_ties_tiled(self, yv, fill):
@@ -706,34 +714,70 @@ class MaxPool2d(Function):
             if not whole:
                 _untile(dxt, dxv, self.padding)
             return dx
-        xp, y = self.xp, self.y
-        dxp = np.zeros_like(xp, dtype=dy.dtype)          # laid out like x
-        overlap = self.stride[0] < KH or self.stride[1] < KW
-        rest = np.empty_like(y, dtype=dy.dtype)   # dL/dy of the windows without a winner yet
-        rest[...] = dy
-        # Windows whose maximum ties the padding (all −∞) go to their first input cell.
-        stuck = (y == _lowest(xp.dtype)) if self.padding != (0, 0) else None
-        if stuck is not None and stuck.any():
-            rest[stuck] = 0
+        return self._scatter_to_winners(dy)
+
+    def _route_special_windows(self, y):
+        """The other-stride path's winners where the running comparison cannot pick them.
+
+        A window whose maximum is NaN keeps the last cell (no comparison with NaN holds); one
+        whose maximum ties the padding's fill (all −∞, with padding) takes its first input
+        cell, never a padded one. Where a NaN window's last cell lies in the padding its
+        gradient is dropped: ``self.lost`` marks those windows (None when there are none)."""
+        self.lost = None
+        (KH, KW), (SH, SW), (PH, PW) = self.kernel_size, self.stride, self.padding
+        if y.dtype.kind == "f":
+            nan = np.isnan(y)
+            if nan.any():
+                self.tap[nan] = KH * KW - 1
+                if PH or PW:
+                    H, W = self.x_shape[2:]
+                    OH, OW = self.out
+                    row_out = np.arange(OH) * SH + KH - 1 - PH >= H      # last cell padded
+                    col_out = np.arange(OW) * SW + KW - 1 - PW >= W
+                    lost = nan & (row_out[:, None] | col_out[None, :])
+                    if lost.any():
+                        self.lost = lost
+        if PH or PW:
+            stuck = y == _lowest(y.dtype)
+            if stuck.any():
+                H, W = self.x_shape[2:]
+                OH, OW = self.out
+                first_row, _ = _first_inputs(OH, KH, SH, 1, PH, H)
+                first_col, _ = _first_inputs(OW, KW, SW, 1, PW, W)
+                first = first_row[:, None] * KW + first_col[None, :]
+                np.copyto(self.tap, np.broadcast_to(first, y.shape).astype(self.tap.dtype),
+                          where=stuck)
+
+    def _scatter_to_winners(self, dy):
+        """dL/dx of the other-stride path: each dL/dy added at its window's winner, the
+        windows taken in order (n, c, oh, ow) for every cell, in either layout.
+
+        The winner of window (n, c, oh, ow) at offset t = i·KW + j is the cell (n, c, oh·SH
+        + i − PH, ow·SW + j − PW) of x, at flat position n·sN + c·sC + h·sH + w·sW in dx's
+        memory (strides in elements): the window's start plus t·sW + ⌊t / KW⌋·(sH − KW·sW).
+        One np.add.at over those positions, where overlapping windows share a winner."""
+        N, C = self.x_shape[:2]
+        KW, (SH, SW), (PH, PW), (OH, OW) = self.kernel_size[1], self.stride, self.padding, self.out
+        cl, tap = self.cl, self.tap
+        dx = _zeros(self.x_shape, dy.dtype, cl)
+        sN, sC, sH, sW = (s // dx.itemsize for s in dx.strides)
+        at = tap.astype(np.intp)                                # laid out like tap
+        if KW > 1:
+            at *= np.intp(sW)
+            at += (tap // tap.dtype.type(KW)).astype(np.intp) * np.intp(sH - KW * sW)
         else:
-            stuck = None
-        offsets = list(_offset_slices(self.kernel_size, self.stride, self.out))
-        for index in offsets[:-1]:
-            share = rest * (xp[index] == y)
-            if overlap:
-                dxp[index] += share
-            else:
-                dxp[index] = share
-            rest -= share               # exact: r − r = 0 for the winner, r − 0 = r elsewhere
-        dxp[offsets[-1]] += rest        # the windows still left are won by their last cell
-        if stuck is not None:
-            N, C, H, W = self.x_shape
-            (SH, SW), (PH, PW), (OH, OW) = self.stride, self.padding, self.out
-            first_row, _ = _first_inputs(OH, KH, SH, 1, PH, H)
-            first_col, _ = _first_inputs(OW, KW, SW, 1, PW, W)
-            n, c, oh, ow = np.nonzero(stuck)
-            np.add.at(dxp, (n, c, oh * SH + first_row[oh], ow * SW + first_col[ow]), dy[stuck])
-        return _unpad(dxp, self.padding)
+            at *= np.intp(sH)
+        at += (np.arange(N, dtype=np.intp)[:, None, None, None] * sN
+               + np.arange(C, dtype=np.intp)[:, None, None] * sC)
+        at += ((np.arange(OH, dtype=np.intp) * SH - PH)[:, None] * sH
+               + (np.arange(OW, dtype=np.intp) * SW - PW) * sW)
+        if self.lost is not None:
+            dy = np.where(self.lost, 0, dy)     # adds +0.0 at a valid cell instead
+            at[np.broadcast_to(self.lost, at.shape)] = 0
+        if cl:                                  # memory order (N, OH, OW, C), as tap lies
+            at, dy = at.transpose(0, 2, 3, 1), dy.transpose(0, 2, 3, 1)
+        np.add.at(_as_planes(dx, cl).reshape(-1), at.reshape(-1), dy.reshape(-1))
+        return dx
 
     def backward_graph(self, dy):
         from minigrad.ops.grad_ops import max_pool2d_backward_graph
