@@ -527,6 +527,49 @@ def _dilated_offsets(kernel, stride, dilation, out):
             yield (Ellipsis, rows, slice(j * DW, j * DW + SW * (OW - 1) + 1, SW))
 
 
+def _offsets_argmax(parts, out, index):
+    """``_reduce_argmax`` over strided views (the window offsets' views of xp): the maximum
+    folded in order into ``out`` (the same calls, so the same bits as the fold of the
+    inference path) and the first j reaching it into ``index``.
+
+    Each view is copied once into one contiguous buffer, which the comparison and the
+    maximum then read (NumPy's loops run about four times as fast on contiguous operands as
+    on the stride-2 views of a 3×3 stride-2 pooling). A later view takes over where it is
+    strictly greater, so the winner is the last j with v_j > max(v_0, …, v_{j−1}): index =
+    max_j j·gt_j, one product and one maximum on small integers per view."""
+    np.copyto(out, parts[0])
+    index[...] = 0
+    v = np.empty_like(out)
+    gt = np.empty_like(out, dtype=np.bool_)
+    j_gt = np.empty_like(index)
+    inner = 1 if channels_last(out) else 3          # the axis along which memory runs
+    for j, part in enumerate(parts[1:], start=1):
+        if part.strides[inner] != part.itemsize:      # stride 1 (runs of cells): read as is
+            np.copyto(v, part)
+            part = v
+        np.greater(part, out, out=gt)
+        np.maximum(out, part, out=out)
+        np.multiply(gt, index.dtype.type(j), out=j_gt)
+        np.maximum(index, j_gt, out=index)
+    return out, index
+
+
+@functools.lru_cache(maxsize=4)
+def _window_origins(NC, out, stride, padding, steps, cl):  # noqa: N803
+    """(N, C, OH, OW) intp, laid out as y (channels-last when ``cl``), read-only: the flat
+    position in the memory of dx (strides ``steps`` in elements) of each window's offset
+    (0, 0), n·sN + c·sC + (oh·SH − PH)·sH + (ow·SW − PW)·sW (off x where it is padding).
+    Kept per shape: a network pools the same shapes at every step."""
+    (N, C), (OH, OW), (SH, SW), (PH, PW), (sN, sC, sH, sW) = NC, out, stride, padding, steps
+    origin = _empty((N, C, OH, OW), np.intp, cl)
+    np.add((np.arange(N, dtype=np.intp) * sN)[:, None, None, None]
+           + (np.arange(C, dtype=np.intp) * sC)[:, None, None],
+           (np.arange(OH, dtype=np.intp) * SH - PH)[:, None] * sH
+           + (np.arange(OW, dtype=np.intp) * SW - PW) * sW, out=origin)
+    origin.flags.writeable = False
+    return origin
+
+
 class MaxPool2d(Function):
     """2-D max pooling: the largest element of each KH×KW window.
 
@@ -670,7 +713,7 @@ class MaxPool2d(Function):
         y = _empty((x.shape[0], x.shape[1], *out), x.dtype, cl)
         KK = self.kernel_size[0] * self.kernel_size[1]
         self.tap = _empty(y.shape, np.uint8 if KK <= 256 else np.intp, cl)
-        _reduce_argmax([xp[index] for index in views], out=y, index=self.tap)
+        _offsets_argmax([xp[index] for index in views], out=y, index=self.tap)
         self._route_special_windows(y)
         return y
 
@@ -756,21 +799,23 @@ class MaxPool2d(Function):
         + i − PH, ow·SW + j − PW) of x, at flat position n·sN + c·sC + h·sH + w·sW in dx's
         memory (strides in elements): the window's start plus t·sW + ⌊t / KW⌋·(sH − KW·sW).
         One np.add.at over those positions, where overlapping windows share a winner."""
-        N, C = self.x_shape[:2]
-        KW, (SH, SW), (PH, PW), (OH, OW) = self.kernel_size[1], self.stride, self.padding, self.out
-        cl, tap = self.cl, self.tap
+        (KH, KW), cl, tap = self.kernel_size, self.cl, self.tap
         dx = _zeros(self.x_shape, dy.dtype, cl)
         sN, sC, sH, sW = (s // dx.itemsize for s in dx.strides)
-        at = tap.astype(np.intp)                                # laid out like tap
-        if KW > 1:
-            at *= np.intp(sW)
-            at += (tap // tap.dtype.type(KW)).astype(np.intp) * np.intp(sH - KW * sW)
+        # The offset in a type that holds it (uint16 as a rule: less memory to go through),
+        # formed modulo its range, which is exact as the offset itself fits.
+        small = np.uint16 if (KH - 1) * sH + (KW - 1) * sW <= np.iinfo(np.uint16).max \
+            else np.intp
+        if KW == 1:
+            offset = np.multiply(tap, sH, dtype=small)            # laid out like tap
         else:
-            at *= np.intp(sH)
-        at += (np.arange(N, dtype=np.intp)[:, None, None, None] * sN
-               + np.arange(C, dtype=np.intp)[:, None, None] * sC)
-        at += ((np.arange(OH, dtype=np.intp) * SH - PH)[:, None] * sH
-               + (np.arange(OW, dtype=np.intp) * SW - PW) * sW)
+            offset = np.multiply(tap, sW, dtype=small)
+            step = sH - KW * sW                                   # may be negative
+            offset += np.multiply(np.floor_divide(tap, tap.dtype.type(KW)),
+                                  step % 2 ** 16 if small is np.uint16 else step, dtype=small)
+        at = np.add(_window_origins(self.x_shape[:2], self.out, self.stride, self.padding,
+                                    (sN, sC, sH, sW), cl),
+                    offset, dtype=np.intp)
         if self.lost is not None:
             dy = np.where(self.lost, 0, dy)     # adds +0.0 at a valid cell instead
             at[np.broadcast_to(self.lost, at.shape)] = 0
