@@ -713,7 +713,14 @@ class MaxPool2d(Function):
         y = _empty((x.shape[0], x.shape[1], *out), x.dtype, cl)
         KK = self.kernel_size[0] * self.kernel_size[1]
         self.tap = _empty(y.shape, np.uint8 if KK <= 256 else np.intp, cl)
-        _offsets_argmax([xp[index] for index in views], out=y, index=self.tap)
+        views, tap = list(views), self.tap
+
+        def images(lo, hi):                 # images lo..hi−1, on one thread
+            if lo < hi:
+                _offsets_argmax([xp[lo:hi][index] for index in views], out=y[lo:hi],
+                                index=tap[lo:hi])
+
+        parallel_for(x.shape[0], images, work=KK * y.size)
         self._route_special_windows(y)
         return y
 
@@ -800,7 +807,7 @@ class MaxPool2d(Function):
         memory (strides in elements): the window's start plus t·sW + ⌊t / KW⌋·(sH − KW·sW).
         One np.add.at over those positions, where overlapping windows share a winner."""
         (KH, KW), cl, tap = self.kernel_size, self.cl, self.tap
-        dx = _zeros(self.x_shape, dy.dtype, cl)
+        dx = _empty(self.x_shape, dy.dtype, cl)
         sN, sC, sH, sW = (s // dx.itemsize for s in dx.strides)
         # The offset in a type that holds it (uint16 as a rule: less memory to go through),
         # formed modulo its range, which is exact as the offset itself fits.
@@ -813,15 +820,25 @@ class MaxPool2d(Function):
             step = sH - KW * sW                                   # may be negative
             offset += np.multiply(np.floor_divide(tap, tap.dtype.type(KW)),
                                   step % 2 ** 16 if small is np.uint16 else step, dtype=small)
-        at = np.add(_window_origins(self.x_shape[:2], self.out, self.stride, self.padding,
-                                    (sN, sC, sH, sW), cl),
-                    offset, dtype=np.intp)
+        origin = _window_origins(self.x_shape[:2], self.out, self.stride, self.padding,
+                                 (sN, sC, sH, sW), cl)
         if self.lost is not None:
-            dy = np.where(self.lost, 0, dy)     # adds +0.0 at a valid cell instead
-            at[np.broadcast_to(self.lost, at.shape)] = 0
-        if cl:                                  # memory order (N, OH, OW, C), as tap lies
-            at, dy = at.transpose(0, 2, 3, 1), dy.transpose(0, 2, 3, 1)
-        np.add.at(_as_planes(dx, cl).reshape(-1), at.reshape(-1), dy.reshape(-1))
+            # +0.0 added at the image's first cell instead: no change to any sum.
+            dy = np.where(self.lost, 0, dy)
+            offset[np.broadcast_to(self.lost, offset.shape)] = 0
+            image = np.arange(len(origin), dtype=np.intp)[:, None, None, None] * sN
+            origin = np.where(self.lost, image, origin)
+        flat = _as_planes(dx, cl).reshape(-1)
+
+        def images(lo, hi):                 # windows of images lo..hi−1 write only theirs
+            flat[lo * sN:hi * sN] = 0
+            at = np.add(origin[lo:hi], offset[lo:hi], dtype=np.intp)
+            d = dy[lo:hi]
+            if cl:                          # memory order (n, OH, OW, C), as tap lies
+                at, d = at.transpose(0, 2, 3, 1), d.transpose(0, 2, 3, 1)
+            np.add.at(flat, at.reshape(-1), d.reshape(-1))
+
+        parallel_for(self.x_shape[0], images, work=dx.size + 3 * dy.size)
         return dx
 
     def backward_graph(self, dy):
