@@ -84,7 +84,7 @@ def test_other_stride_path_gives_the_same_bits_on_channels_last_and_two_threads(
     hnp.arrays(np.float64, (1, 2, 3, 4), elements=st.sampled_from(TIE_VALUES + [np.inf, np.nan])),
     min_size=k, max_size=k)), step=st.integers(1, 2))
 def test_offsets_argmax_equals_reduce_argmax(parts, step):
-    # Strided views (step 2) take the contiguous copy; stride-1 views are read as they are.
+    # Views with a step of 1 and of 2 along W, as the offsets' views of stride 1 and 2.
     views = [np.repeat(p, step, axis=3)[..., ::step] for p in parts]
     want_y, want_index = _reduce_argmax(views)
     y, index = np.empty_like(want_y), np.empty(want_y.shape, np.uint8)
