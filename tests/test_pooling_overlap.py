@@ -11,7 +11,7 @@ from split_threads import threads
 
 import minigrad.functional as F
 from minigrad import Tensor
-from minigrad.ops.pooling import _offsets_argmax, _reduce_argmax
+from minigrad.ops.pooling import _offset_slices, _offsets_argmax, _reduce_argmax
 from minigrad.testing import pool_settings
 
 # Few values, so that windows tie (−0.0 beside 0.0 too) and some hold nothing but −∞.
@@ -80,16 +80,20 @@ def test_other_stride_path_gives_the_same_bits_on_channels_last_and_two_threads(
     assert dx_cl.transpose(0, 2, 3, 1).flags.c_contiguous and dx.flags.c_contiguous
 
 
-@given(parts=st.integers(1, 12).flatmap(lambda k: st.lists(
-    hnp.arrays(np.float64, (1, 2, 3, 4), elements=st.sampled_from(TIE_VALUES + [np.inf, np.nan])),
-    min_size=k, max_size=k)), step=st.integers(1, 2))
-def test_offsets_argmax_equals_reduce_argmax(parts, step):
-    # Views with a step of 1 and of 2 along W, as the offsets' views of stride 1 and 2.
-    views = [np.repeat(p, step, axis=3)[..., ::step] for p in parts]
+@given(data=st.data(), channels_last=st.booleans())
+def test_offsets_argmax_equals_reduce_argmax_over_the_padded_views(data, channels_last):
+    s = data.draw(pool_settings(), label="settings")
+    x = data.draw(hnp.arrays(np.float64, (s["N"], s["C"], s["H"], s["W"]),
+                             elements=st.sampled_from(TIE_VALUES + [np.inf, np.nan])), label="x")
+    kernel, stride, padding = (s["KH"], s["KW"]), (s["SH"], s["SW"]), (s["PH"], s["PW"])
+    xp = np.pad(x, ((0, 0), (0, 0), (s["PH"],) * 2, (s["PW"],) * 2), constant_values=-np.inf)
+    views = [xp[index] for index in _offset_slices(kernel, stride, (s["OH"], s["OW"]))]
     want_y, want_index = _reduce_argmax(views)
+    if channels_last:
+        x = to_channels_last(x)
     y, index = np.empty_like(want_y), np.empty(want_y.shape, np.uint8)
-    _offsets_argmax(views, out=y, index=index)
-    np.testing.assert_array_equal(y.view(np.uint64), want_y.view(np.uint64))
+    _offsets_argmax(x, kernel, stride, padding, -np.inf, out=y, index=index)
+    np.testing.assert_array_equal(bits(y), bits(want_y))
     np.testing.assert_array_equal(index, want_index)
 
 
