@@ -583,6 +583,10 @@ def _offset_view(x, di, dj, stride, fill, dst):
                                     ow0 * SW + dj:(ow1 - 1) * SW + dj + 1:SW]
 
 
+# Outputs per block of images in the other-stride path's comparisons (see MaxPool2d.forward).
+_ARGMAX_BLOCK = 1 << 18
+
+
 @functools.lru_cache(maxsize=4)
 def _window_origins(NC, out, stride, padding, steps, cl):  # noqa: N803
     """(N, C, OH, OW) intp, laid out as y (channels-last when ``cl``), read-only: the flat
@@ -747,11 +751,16 @@ class MaxPool2d(Function):
         KK = self.kernel_size[0] * self.kernel_size[1]
         self.tap = _empty(y.shape, np.uint8 if KK <= 256 else np.intp, cl)
         tap, fill = self.tap, _lowest(x.dtype)
+        # Blocks of about 2¹⁸ outputs: each offset's buffer and the running maximum stay in
+        # the cache between offsets (3×3 stride 1 at (64, 32, 32, 32): 25.1 → 16.7 ms), while
+        # fewer outputs would pay the per-call costs of the KH·KW offsets too often.
+        block = max(1, _ARGMAX_BLOCK // max(1, y[:1].size))
 
         def images(lo, hi):                 # images lo..hi−1, on one thread
-            if lo < hi:
-                _offsets_argmax(x[lo:hi], self.kernel_size, self.stride, self.padding, fill,
-                                out=y[lo:hi], index=tap[lo:hi])
+            for a in range(lo, hi, block):
+                b = min(hi, a + block)
+                _offsets_argmax(x[a:b], self.kernel_size, self.stride, self.padding, fill,
+                                out=y[a:b], index=tap[a:b])
 
         parallel_for(x.shape[0], images, work=KK * y.size)
         self._route_special_windows(y)
