@@ -2,6 +2,8 @@
 pooling): the winners kept by forward and scattered by backward, held to the general path bit
 for bit, in either layout and on any number of threads; ties, −∞ and NaN routed as documented."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -11,6 +13,7 @@ from split_threads import threads
 
 import minigrad.functional as F
 from minigrad import Tensor
+from minigrad.ops import pooling
 from minigrad.ops.pooling import _offset_slices, _offsets_argmax, _reduce_argmax
 from minigrad.testing import pool_settings
 
@@ -39,6 +42,17 @@ def other_stride_cases(draw, values=TIE_VALUES, dtype=np.float64):
     return s, x, dy
 
 
+@contextlib.contextmanager
+def add_at(fast: bool):
+    """The scatter by np.add.at (NumPy 1.25 on) or by np.bincount (the path for older ones)."""
+    old = pooling._FAST_ADD_AT
+    pooling._FAST_ADD_AT = fast
+    try:
+        yield
+    finally:
+        pooling._FAST_ADD_AT = old
+
+
 def pool(x, s, dy, **options):
     """y, dL/dx and whether the general path ran, for max_pool2d with the settings s."""
     t = Tensor(x, requires_grad=True)
@@ -49,29 +63,34 @@ def pool(x, s, dy, **options):
     return y.data, t.grad, general
 
 
+@pytest.mark.parametrize("fast_add_at", [True, False])
 @given(case=other_stride_cases(), channels_last=st.booleans())
-def test_other_stride_path_equals_the_general_path_bit_for_bit(case, channels_last):
+def test_other_stride_path_equals_the_general_path_bit_for_bit(fast_add_at, case,
+                                                               channels_last):
     # The general path (return_indices) adds dL/dy at its winners by np.bincount in float64,
-    # window by window in order (n, c, oh, ow); the other-stride path by np.add.at in the same
-    # order: in float64 the same sums, so the same bits.
+    # window by window in order (n, c, oh, ow); the other-stride path by np.add.at (or, before
+    # NumPy 1.25, np.bincount) in the same order: in float64 the same sums, so the same bits.
     s, x, dy = case
     xl = to_channels_last(x) if channels_last else x
-    y, dx, general = pool(xl, s, dy)
+    with add_at(fast_add_at):
+        y, dx, general = pool(xl, s, dy)
     y_plain, dx_plain, plain_general = pool(x, s, dy, return_indices=True)
     assert not general and plain_general
     np.testing.assert_array_equal(y, y_plain)
     np.testing.assert_array_equal(dx.view(np.uint64), dx_plain.view(np.uint64))
 
 
+@pytest.mark.parametrize("fast_add_at", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(case=other_stride_cases(values=[-1.0, 0.0, 0.5, 2.0]))
-def test_other_stride_path_gives_the_same_bits_on_channels_last_and_two_threads(dtype, case):
+def test_other_stride_path_gives_the_same_bits_on_channels_last_and_two_threads(
+        fast_add_at, dtype, case):
     s, x, dy = case
     x, dy = x.astype(dtype), dy.astype(dtype)
-    with threads(1):
+    with add_at(fast_add_at), threads(1):
         y, dx, _ = pool(x, s, dy)
     for n in (1, 2):
-        with threads(n):
+        with add_at(fast_add_at), threads(n):
             y_cl, dx_cl, _ = pool(to_channels_last(x), s, to_channels_last(dy))
             y2, dx2, _ = pool(x, s, dy)
         for got in ((y_cl, dx_cl), (y2, dx2)):

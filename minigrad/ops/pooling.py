@@ -70,6 +70,10 @@ from minigrad.function import Function
 from minigrad.ops.conv import crop4, output_size, pad, pad4, pair
 from minigrad.parallel import blas_ready, channels_last, parallel_for
 
+# np.add.at adds one element at a time before NumPy 1.25 (130 ms for 2^19 float32 values at
+# random places in 2^21, against 8.6 ms in NumPy 2.4); np.bincount there takes 34 ms.
+_FAST_ADD_AT = np.lib.NumpyVersion(np.__version__) >= "1.25.0"
+
 
 def _settings(op: str, kernel_size, stride, padding):
     """(kernel, stride, padding) as (h, w) pairs of ints, checked (``_settings_plain``), and
@@ -878,7 +882,12 @@ class MaxPool2d(Function):
             d = dy[lo:hi]
             if cl:                          # memory order (n, OH, OW, C), as tap lies
                 at, d = at.transpose(0, 2, 3, 1), d.transpose(0, 2, 3, 1)
-            np.add.at(flat, at.reshape(-1), d.reshape(-1))
+            if _FAST_ADD_AT:
+                np.add.at(flat, at.reshape(-1), d.reshape(-1))
+            else:                           # the same sums, in float64, rounded once
+                at -= lo * sN
+                flat[lo * sN:hi * sN] = np.bincount(at.reshape(-1), d.reshape(-1),
+                                                    minlength=(hi - lo) * sN)
 
         parallel_for(self.x_shape[0], images, work=dx.size + 3 * dy.size)
         return dx
